@@ -1,0 +1,198 @@
+//! A loaded XGBoost model: the forest, its objective and its feature schema.
+
+use crate::forest::Forest;
+use crate::objective::Objective;
+
+/// XGBoost's feature types (`feature_types` in the model file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureType {
+    /// `q`: a quantitative (numeric) feature.
+    Quantitative,
+    /// `c`: a categorical feature given as an integer code.
+    Categorical,
+    /// `int`: an integer feature.
+    Integer,
+    /// `i`: an indicator (0/1) feature.
+    Indicator,
+    /// `float`: a floating-point feature.
+    Float,
+}
+
+impl FeatureType {
+    /// Parses XGBoost's code for a feature type.
+    pub fn from_code(code: &str) -> Option<FeatureType> {
+        Some(match code {
+            "q" => FeatureType::Quantitative,
+            "c" => FeatureType::Categorical,
+            "int" => FeatureType::Integer,
+            "i" => FeatureType::Indicator,
+            "float" => FeatureType::Float,
+            _ => return None,
+        })
+    }
+}
+
+/// Which output of the model to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The raw margin, one per output group.
+    Margin,
+    /// The transformed prediction (probability, value, or class index).
+    Prediction,
+}
+
+/// An XGBoost gbtree model, ready to score rows exactly as XGBoost does.
+#[derive(Debug, Clone)]
+pub struct Model {
+    forest: Forest,
+    objective: Objective,
+    base_margins: Vec<f32>,
+    feature_names: Vec<String>,
+    feature_types: Vec<FeatureType>,
+    version: (u32, u32, u32),
+}
+
+impl Model {
+    pub(crate) fn new(
+        forest: Forest,
+        objective: Objective,
+        base_margins: Vec<f32>,
+        feature_names: Vec<String>,
+        feature_types: Vec<FeatureType>,
+        version: (u32, u32, u32),
+    ) -> Model {
+        Model {
+            forest,
+            objective,
+            base_margins,
+            feature_names,
+            feature_types,
+            version,
+        }
+    }
+
+    /// The flattened forest.
+    pub fn forest(&self) -> &Forest {
+        &self.forest
+    }
+
+    /// The learning objective.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
+    /// The margin every row starts from, one per output group.
+    pub fn base_margins(&self) -> &[f32] {
+        &self.base_margins
+    }
+
+    /// Feature names in column order (`f0..fN-1` when the file has none).
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Feature types in column order.
+    pub fn feature_types(&self) -> &[FeatureType] {
+        &self.feature_types
+    }
+
+    /// Number of features a row must have.
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// The xgboost version that saved the model.
+    pub fn version(&self) -> (u32, u32, u32) {
+        self.version
+    }
+
+    /// Values per row for the given output.
+    pub fn output_width(&self, output: Output) -> usize {
+        match output {
+            Output::Margin => self.objective.num_groups(),
+            Output::Prediction => self.objective.num_outputs(),
+        }
+    }
+
+    /// Column names for the given output: `prediction`/`margin`, or `_k` per class.
+    pub fn output_columns(&self, output: Output) -> Vec<String> {
+        let stem = match output {
+            Output::Margin => "margin",
+            Output::Prediction => "prediction",
+        };
+        match self.output_width(output) {
+            1 => vec![stem.to_string()],
+            k => (0..k).map(|i| format!("{stem}_{i}")).collect(),
+        }
+    }
+
+    /// Margins of one row (`row.len() == num_features()`, NaN missing) into `out`
+    /// (`out.len() == num_groups`). Allocation-free.
+    pub fn margins(&self, row: &[f32], out: &mut [f32]) {
+        out.copy_from_slice(&self.base_margins);
+        self.forest.accumulate(row, out);
+    }
+
+    /// Scores one row into `out` (`out.len() == output_width(output)`).
+    ///
+    /// `scratch` holds the margins and needs `num_groups` values; it is only used for
+    /// predictions of multi-class models. Allocation-free.
+    pub fn score_row(&self, row: &[f32], output: Output, scratch: &mut [f32], out: &mut [f32]) {
+        let groups = self.objective.num_groups();
+        if output == Output::Margin {
+            return self.margins(row, out);
+        }
+        if groups == 1 {
+            let mut m = [0.0f32];
+            self.margins(row, &mut m);
+            return self.objective.transform(&m, out);
+        }
+        let scratch = &mut scratch[..groups];
+        self.margins(row, scratch);
+        self.objective.transform(scratch, out);
+    }
+
+    /// The transformed prediction of one row of a single-output model (the class index
+    /// for `multi:softmax`); see [`Model::score_row`] for `multi:softprob`.
+    pub fn predict_one(&self, row: &[f32]) -> f32 {
+        assert_eq!(
+            self.objective.num_outputs(),
+            1,
+            "predict_one needs a single-output model"
+        );
+        let mut out = [0.0f32];
+        let mut scratch = vec![0.0f32; self.objective.num_groups()];
+        self.score_row(row, Output::Prediction, &mut scratch, &mut out);
+        out[0]
+    }
+
+    /// Scores a row-major batch (`rows.len() == n * num_features()`) into `out`
+    /// (`out.len() == n * output_width(output)`). Allocation-free.
+    pub fn score_batch(&self, rows: &[f32], output: Output, out: &mut [f32]) {
+        let width = self.num_features();
+        let out_width = self.output_width(output);
+        let n = rows
+            .len()
+            .checked_div(width)
+            .unwrap_or(out.len() / out_width.max(1));
+        assert_eq!(rows.len(), n * width, "rows are not a whole number of rows");
+        assert_eq!(out.len(), n * out_width, "output buffer size");
+        let mut scratch = [0.0f32; 64];
+        let mut big_scratch;
+        let scratch: &mut [f32] = if self.objective.num_groups() <= scratch.len() {
+            &mut scratch
+        } else {
+            big_scratch = vec![0.0f32; self.objective.num_groups()];
+            &mut big_scratch
+        };
+        for i in 0..n {
+            let row = &rows[i * width..(i + 1) * width];
+            self.score_row(
+                row,
+                output,
+                scratch,
+                &mut out[i * out_width..(i + 1) * out_width],
+            );
+        }
+    }
+}

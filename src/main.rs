@@ -1,0 +1,73 @@
+//! `cutover`: the command-line interface. Everything it does lives in the library crates;
+//! this file parses flags, maps failures to exit codes and prints one line per error.
+
+mod predict;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Prove that a model-platform migration plan catches every failure and rolls back in time.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
+    Predict(predict::Args),
+}
+
+/// How a command failed, and so which exit code it gets.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input: an unreadable or invalid file, an unknown flag (exit 2).
+    BadInput(String),
+    /// The command ran but something it checks did not hold (exit 1).
+    Unmet(String),
+}
+
+impl Failure {
+    fn exit(self) -> ExitCode {
+        match self {
+            Failure::BadInput(line) => {
+                eprintln!("cutover: {line}");
+                ExitCode::from(2)
+            }
+            Failure::Unmet(line) => {
+                eprintln!("cutover: {line}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, not clap's usage block: which flag or value is wrong.
+            let rendered = e.render().to_string();
+            let message = rendered
+                .split("\n\n")
+                .next()
+                .unwrap_or("invalid command line");
+            let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+            return Failure::BadInput(line.trim_start_matches("error: ").to_string()).exit();
+        }
+    };
+    let result = match cli.command {
+        Command::Predict(args) => predict::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.exit(),
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the `cutover` binary and the crates: one test binary, a module per area.
+
+mod fixtures;
+mod loader_fuzz;
+mod predict_cli;
+mod runtimes;
+mod xgboost_parity;
