@@ -55,10 +55,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, not clap's usage block: which flag or value is wrong.
             let rendered = e.render().to_string();
-            let message = rendered
-                .split("\n\n")
-                .next()
-                .unwrap_or("invalid command line");
+            let message = rendered.split("\n\n").next().unwrap_or("invalid command line");
             let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
             return Failure::BadInput(line.trim_start_matches("error: ").to_string()).exit();
         }

@@ -31,9 +31,8 @@ pub struct Args {
 }
 
 fn parse_runtime(s: &str) -> Result<Runtime, String> {
-    Runtime::from_name(s).ok_or_else(|| {
-        format!("unknown runtime `{s}` (expected xgboost, gbdt or gbdt-unmapped-missing)")
-    })
+    Runtime::from_name(s)
+        .ok_or_else(|| format!("unknown runtime `{s}` (expected xgboost, gbdt or gbdt-unmapped-missing)"))
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
@@ -49,11 +48,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             reader.ignored_columns().join(", ")
         );
     }
-    let output = if args.margin {
-        Output::Margin
-    } else {
-        Output::Prediction
-    };
+    let output = if args.margin { Output::Margin } else { Output::Prediction };
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => {
             let f = std::fs::File::create(path)
@@ -62,10 +57,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let out_name = args
-        .output
-        .as_ref()
-        .map_or("standard output".to_string(), |p| p.display().to_string());
+    let out_name = args.output.as_ref().map_or("standard output".to_string(), |p| p.display().to_string());
     let write_err = |e: std::io::Error| Failure::BadInput(format!("{out_name}: cannot write: {e}"));
     let mut w = BufWriter::with_capacity(1 << 16, sink);
     writeln!(w, "{}", model.output_columns(output).join(",")).map_err(write_err)?;
@@ -75,9 +67,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let mut scores = Vec::with_capacity(BATCH_ROWS * width);
     let mut line = Vec::with_capacity(64);
     loop {
-        let n = reader
-            .read_batch(&mut rows, BATCH_ROWS)
-            .map_err(|e| bad(&e))?;
+        let n = reader.read_batch(&mut rows, BATCH_ROWS).map_err(|e| bad(&e))?;
         if n == 0 {
             break;
         }

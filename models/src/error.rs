@@ -71,22 +71,11 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub(crate) fn field(
-        origin: &str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        ModelError::Field {
-            origin: origin.to_string(),
-            field: field.into(),
-            message: message.into(),
-        }
+    pub(crate) fn field(origin: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ModelError::Field { origin: origin.to_string(), field: field.into(), message: message.into() }
     }
 
     pub(crate) fn unsupported(origin: &str, what: impl Into<String>) -> Self {
-        ModelError::Unsupported {
-            origin: origin.to_string(),
-            what: what.into(),
-        }
+        ModelError::Unsupported { origin: origin.to_string(), what: what.into() }
     }
 }

@@ -1,64 +1,67 @@
 //! The flattened forest and its exact evaluator.
 //!
 //! Every tree is renumbered breadth first so that the two children of a node sit side by
-//! side: the right child is always `left + 1`, and a step down the tree is one compare
-//! and one add. Leaves point at themselves and never move, so a tree can be walked a fixed
-//! number of steps (its depth) without a branch on "is this a leaf", and several trees can
-//! be walked at once for instruction-level parallelism. Leaf values are summed afterwards
-//! in tree order, which is what keeps the f32 sum identical to XGBoost's.
+//! side, and a step down a numeric split is one compare and one add: the next node is
+//! `first + (y >= threshold)`. Missing values need no test of their own: an ordered
+//! compare with NaN is false, so NaN always takes the first slot, and a split whose
+//! missing values go right stores its children swapped and compares the negated value
+//! against a negated threshold (`x < t` is `-x > -t`, that is `-x >= next_up(-t)`).
+//! Leaves have a NaN threshold and point at themselves, so a tree can be walked a fixed
+//! number of steps (its depth) without a branch, several trees or rows at once. Leaf
+//! values are summed afterwards in tree order, which keeps the f32 sum XGBoost's.
 
-/// The right child is taken when the feature is missing.
-const DEFAULT_RIGHT: u32 = 1 << 31;
-/// The split is categorical: `threshold` holds the offset of its category bitset.
-const CATEGORICAL: u32 = 1 << 30;
-/// The node is a leaf; its value is in `leaf_values`.
-const LEAF: u32 = 1 << 29;
-const FEATURE_MASK: u32 = LEAF - 1;
+use std::collections::VecDeque;
+
+/// What a node is, for the general walk (forests with categorical splits). The hot
+/// numeric path never reads it: leaves there are nodes that point at themselves.
+const NUMERIC: u8 = 0;
+const LEAF: u8 = 1;
+const CATEGORICAL_DEFAULT_LEFT: u8 = 2;
+const CATEGORICAL_DEFAULT_RIGHT: u8 = 3;
 
 /// Largest feature index a forest may use.
-pub(crate) const MAX_FEATURE: usize = FEATURE_MASK as usize;
+pub(crate) const MAX_FEATURE: usize = u32::MAX as usize;
 
-/// Trees walked side by side in the branch-free kernel.
+/// Trees walked side by side when scoring one row.
 const LANES: usize = 8;
+/// Rows walked side by side through one tree when scoring a batch.
+const ROW_LANES: usize = 16;
 
 /// 2^24: category codes at or above it are invalid in XGBoost and go left.
 const MAX_CATEGORY: f32 = 16_777_216.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[repr(C)]
+#[repr(C, align(16))]
 struct Node {
-    /// Split threshold; NaN on leaves; bitset offset (as bits) on categorical splits.
+    /// Effective split threshold (see the module docs); NaN on leaves; the bitset offset
+    /// (as bits) on categorical splits.
     threshold: f32,
-    /// Feature index and the flags above.
+    /// 1.0, or -1.0 where the split compares the negated value (missing goes right).
+    sign: f32,
+    /// Feature index (0 on leaves).
     feature: u32,
-    /// Index of the left child (the right one is `left + 1`); a leaf's own index.
-    left: u32,
+    /// Index of the first child slot (the other is `first + 1`); a leaf's own index.
+    first: u32,
 }
+
+const LEAF_NODE: Node = Node { threshold: f32::NAN, sign: 1.0, feature: 0, first: 0 };
 
 /// One decision node or leaf as the loader hands it over, in XGBoost's own numbering.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RawNode {
     Leaf(f32),
-    Numeric {
-        feature: u32,
-        threshold: f32,
-        default_left: bool,
-        left: u32,
-        right: u32,
-    },
-    Categorical {
-        feature: u32,
-        categories: Vec<u32>,
-        default_left: bool,
-        left: u32,
-        right: u32,
-    },
+    Numeric { feature: u32, threshold: f32, default_left: bool, left: u32, right: u32 },
+    Categorical { feature: u32, categories: Vec<u32>, default_left: bool, left: u32, right: u32 },
 }
 
 /// A gradient-boosted forest, flattened for fast and exact scoring.
 #[derive(Debug, Clone)]
 pub struct Forest {
     nodes: Vec<Node>,
+    /// Node kinds, for the general walk.
+    kinds: Vec<u8>,
+    /// XGBoost's own thresholds, for converters (the hot path reads `nodes`).
+    thresholds: Vec<f32>,
     leaf_values: Vec<f32>,
     /// Category bitsets: at each offset, the word count and then the words.
     category_words: Vec<u32>,
@@ -72,13 +75,11 @@ pub struct Forest {
 
 impl Forest {
     /// Builds the forest from trees in XGBoost numbering (root 0, validated acyclic by the loader).
-    pub(crate) fn new(
-        trees: &[(Vec<RawNode>, u32)],
-        num_groups: usize,
-        num_features: usize,
-    ) -> Forest {
+    pub(crate) fn new(trees: &[(Vec<RawNode>, u32)], num_groups: usize, num_features: usize) -> Forest {
         let mut f = Forest {
             nodes: Vec::new(),
+            kinds: Vec::new(),
+            thresholds: Vec::new(),
             leaf_values: Vec::new(),
             category_words: Vec::new(),
             roots: Vec::with_capacity(trees.len()),
@@ -99,7 +100,7 @@ impl Forest {
         self.roots.push(root);
         self.groups.push(group);
         // Breadth first: (raw id, flat slot, depth).
-        let mut queue = std::collections::VecDeque::from([(0u32, root, 0u32)]);
+        let mut queue = VecDeque::from([(0u32, root, 0u32)]);
         self.alloc(1);
         let mut depth = 0;
         while let Some((id, slot, d)) = queue.pop_front() {
@@ -107,49 +108,24 @@ impl Forest {
             let node = match &raw[id as usize] {
                 RawNode::Leaf(value) => {
                     self.leaf_values[slot as usize] = *value;
-                    Node {
-                        threshold: f32::NAN,
-                        feature: LEAF,
-                        left: slot,
-                    }
+                    Node { first: slot, ..LEAF_NODE }
                 }
-                RawNode::Numeric {
-                    feature,
-                    threshold,
-                    default_left,
-                    left,
-                    right,
-                } => {
-                    let kids = self.children(&mut queue, *left, *right, d);
-                    // XGBoost goes right when `!(x < t)`; with a NaN threshold that is
-                    // always, which `x >= -inf` reproduces for every non-missing x.
-                    let t = if threshold.is_nan() {
-                        f32::NEG_INFINITY
-                    } else {
-                        *threshold
-                    };
-                    Node {
-                        threshold: t,
-                        feature: feature | flag(!default_left, DEFAULT_RIGHT),
-                        left: kids,
-                    }
+                RawNode::Numeric { feature, threshold, default_left, left, right } => {
+                    assert!((*feature as usize) < self.num_features, "feature index checked by the loader");
+                    self.thresholds[slot as usize] = *threshold;
+                    let (first, second) = if *default_left { (*left, *right) } else { (*right, *left) };
+                    let kids = self.children(&mut queue, first, second, d);
+                    self.kinds[slot as usize] = NUMERIC;
+                    numeric_node(*feature, *threshold, *default_left, kids)
                 }
-                RawNode::Categorical {
-                    feature,
-                    categories,
-                    default_left,
-                    left,
-                    right,
-                } => {
+                RawNode::Categorical { feature, categories, default_left, left, right } => {
+                    assert!((*feature as usize) < self.num_features, "feature index checked by the loader");
                     let kids = self.children(&mut queue, *left, *right, d);
                     self.has_categorical = true;
                     let offset = self.push_bitset(categories);
-                    let bits = f32::from_bits(offset);
-                    Node {
-                        threshold: bits,
-                        feature: feature | CATEGORICAL | flag(!default_left, DEFAULT_RIGHT),
-                        left: kids,
-                    }
+                    self.kinds[slot as usize] =
+                        if *default_left { CATEGORICAL_DEFAULT_LEFT } else { CATEGORICAL_DEFAULT_RIGHT };
+                    Node { threshold: f32::from_bits(offset), sign: 1.0, feature: *feature, first: kids }
                 }
             };
             self.nodes[slot as usize] = node;
@@ -159,28 +135,18 @@ impl Forest {
 
     fn alloc(&mut self, n: usize) -> u32 {
         let at = self.nodes.len() as u32;
-        self.nodes.resize(
-            self.nodes.len() + n,
-            Node {
-                threshold: f32::NAN,
-                feature: LEAF,
-                left: 0,
-            },
-        );
+        self.nodes.resize(self.nodes.len() + n, LEAF_NODE);
+        self.kinds.resize(self.nodes.len(), LEAF);
         self.leaf_values.resize(self.nodes.len(), 0.0);
+        self.thresholds.resize(self.nodes.len(), f32::NAN);
         at
     }
 
-    fn children(
-        &mut self,
-        queue: &mut std::collections::VecDeque<(u32, u32, u32)>,
-        left: u32,
-        right: u32,
-        d: u32,
-    ) -> u32 {
+    /// Allocates two adjacent slots and queues the raw nodes that go in them.
+    fn children(&mut self, queue: &mut VecDeque<(u32, u32, u32)>, first: u32, second: u32, d: u32) -> u32 {
         let at = self.alloc(2);
-        queue.push_back((left, at, d + 1));
-        queue.push_back((right, at + 1, d + 1));
+        queue.push_back((first, at, d + 1));
+        queue.push_back((second, at + 1, d + 1));
         at
     }
 
@@ -236,50 +202,113 @@ impl Forest {
             return;
         }
         let mut t = 0;
+        while t + LANES <= self.roots.len() {
+            self.walk_trees::<LANES>(t, row, margins);
+            t += LANES;
+        }
         while t < self.roots.len() {
-            let lanes = LANES.min(self.roots.len() - t);
-            let mut cursor = [0u32; LANES];
-            cursor[..lanes].copy_from_slice(&self.roots[t..t + lanes]);
-            let steps = self.depths[t..t + lanes].iter().copied().max().unwrap_or(0);
-            for _ in 0..steps {
-                for c in cursor[..lanes].iter_mut() {
-                    *c = self.step_numeric(*c, row);
+            self.walk_trees::<1>(t, row, margins);
+            t += 1;
+        }
+    }
+
+    /// Walks one row through trees `t..t + L` side by side, then adds their leaves in order.
+    #[inline(always)]
+    fn walk_trees<const L: usize>(&self, t: usize, row: &[f32], margins: &mut [f32]) {
+        let mut cursor: [u32; L] = std::array::from_fn(|k| self.roots[t + k]);
+        let steps = self.depths[t..t + L].iter().copied().max().unwrap_or(0);
+        for _ in 0..steps {
+            for c in cursor.iter_mut() {
+                *c = self.step_numeric(*c, row);
+            }
+        }
+        for (k, &leaf) in cursor.iter().enumerate() {
+            margins[self.groups[t + k] as usize] += self.leaf_values[leaf as usize];
+        }
+    }
+
+    /// Adds every tree's leaf to the margins of many rows: `rows` is row-major with
+    /// `num_features` values per row, `margins` row-major with `num_groups` per row
+    /// (usually prefilled with the base margins). Allocation-free.
+    ///
+    /// Rows go through in blocks that walk the same tree side by side, so each tree's
+    /// nodes are read from L1 once per block; every row still sums its leaves in tree order.
+    pub fn accumulate_rows(&self, rows: &[f32], margins: &mut [f32]) {
+        let (width, groups) = (self.num_features, self.num_groups);
+        let n = margins.len() / groups;
+        assert_eq!(margins.len(), n * groups, "margins are not a whole number of rows");
+        assert_eq!(rows.len(), n * width, "rows and margins disagree on the row count");
+        if self.has_categorical || width == 0 {
+            for (i, m) in margins.chunks_exact_mut(groups).enumerate() {
+                self.accumulate(&rows[i * width..(i + 1) * width], m);
+            }
+            return;
+        }
+        let mut block = 0;
+        while block + ROW_LANES <= n {
+            self.walk_block::<ROW_LANES>(&rows[block * width..], &mut margins[block * groups..]);
+            block += ROW_LANES;
+        }
+        while block < n {
+            self.walk_block::<1>(&rows[block * width..], &mut margins[block * groups..]);
+            block += 1;
+        }
+    }
+
+    /// Walks `L` rows through every tree, side by side; `L` is a constant so that the
+    /// cursors live in registers and the lane loop unrolls.
+    #[inline(always)]
+    fn walk_block<const L: usize>(&self, rows: &[f32], margins: &mut [f32]) {
+        let (width, groups) = (self.num_features, self.num_groups);
+        let lanes: [&[f32]; L] = std::array::from_fn(|r| &rows[r * width..(r + 1) * width]);
+        for t in 0..self.roots.len() {
+            let mut cursor = [self.roots[t]; L];
+            for _ in 0..self.depths[t] {
+                for r in 0..L {
+                    cursor[r] = self.step_numeric(cursor[r], lanes[r]);
                 }
             }
-            for (lane, &leaf) in cursor[..lanes].iter().enumerate() {
-                margins[self.groups[t + lane] as usize] += self.leaf_values[leaf as usize];
+            let g = self.groups[t] as usize;
+            for r in 0..L {
+                margins[r * groups + g] += self.leaf_values[cursor[r] as usize];
             }
-            t += lanes;
         }
     }
 
     /// One branch-free step in a forest without categorical splits; leaves stay put.
     #[inline(always)]
     fn step_numeric(&self, at: u32, row: &[f32]) -> u32 {
-        let n = self.nodes[at as usize];
-        let x = row[(n.feature & FEATURE_MASK) as usize];
-        // NaN compares false, so a leaf's NaN threshold never moves it, and a missing
-        // value goes right only when its default is right.
-        let right = (x >= n.threshold) | (x.is_nan() & (n.feature & DEFAULT_RIGHT != 0));
-        n.left + right as u32
+        debug_assert!(row.len() == self.num_features && (at as usize) < self.nodes.len());
+        // SAFETY: `at` is a node index: roots and `first`, `first + 1` are slots allocated
+        // by `alloc`, and a leaf's `first` is itself. The feature index was checked against
+        // `num_features` in `push_tree` (leaves use 0, and this path needs num_features > 0),
+        // and every caller checks `row.len() == num_features`.
+        let n = unsafe { self.nodes.get_unchecked(at as usize) };
+        let x = unsafe { *row.get_unchecked(n.feature as usize) };
+        // Negate x where the split is negated; NaN stays NaN and compares false.
+        n.first + (x * n.sign >= n.threshold) as u32
     }
 
     /// Walks one tree with categorical splits; returns the leaf's index.
     fn walk(&self, mut at: u32, row: &[f32]) -> u32 {
         loop {
             let n = self.nodes[at as usize];
-            if n.feature & LEAF != 0 {
-                return at;
-            }
-            let x = row[(n.feature & FEATURE_MASK) as usize];
-            let right = if x.is_nan() {
-                n.feature & DEFAULT_RIGHT != 0
-            } else if n.feature & CATEGORICAL != 0 {
-                self.in_category_set(n.threshold.to_bits(), x)
-            } else {
-                x >= n.threshold
+            let right = match self.kinds[at as usize] {
+                LEAF => return at,
+                NUMERIC => {
+                    at = self.step_numeric(at, row);
+                    continue;
+                }
+                kind => {
+                    let x = row[n.feature as usize];
+                    if x.is_nan() {
+                        kind == CATEGORICAL_DEFAULT_RIGHT
+                    } else {
+                        self.in_category_set(n.threshold.to_bits(), x)
+                    }
+                }
             };
-            at = n.left + right as u32;
+            at = n.first + right as u32;
         }
     }
 
@@ -297,10 +326,7 @@ impl Forest {
 
     /// The leaves and splits of tree `t`, for converters to other runtimes.
     pub(crate) fn tree_nodes(&self, t: usize) -> TreeView<'_> {
-        TreeView {
-            forest: self,
-            root: self.roots[t],
-        }
+        TreeView { forest: self, root: self.roots[t] }
     }
 
     /// The output group of tree `t`.
@@ -309,11 +335,17 @@ impl Forest {
     }
 }
 
-fn flag(on: bool, bit: u32) -> u32 {
-    if on {
-        bit
+/// A numeric split in the compare-and-add form of the module docs. XGBoost goes left iff
+/// `x < t`; with a NaN threshold that is never, and with `t = -inf` never either.
+fn numeric_node(feature: u32, t: f32, default_left: bool, first: u32) -> Node {
+    if default_left {
+        // Slots (left, right): right iff x >= t. A NaN t must send every x right: -inf.
+        let threshold = if t.is_nan() { f32::NEG_INFINITY } else { t };
+        Node { threshold, sign: 1.0, feature, first }
     } else {
-        0
+        // Slots (right, left): left iff -x >= next_up(-t). "Never left" is a NaN threshold.
+        let threshold = if t.is_nan() || t == f32::NEG_INFINITY { f32::NAN } else { (-t).next_up() };
+        Node { threshold, sign: -1.0, feature, first }
     }
 }
 
@@ -326,12 +358,7 @@ pub(crate) struct TreeView<'a> {
 /// A node of a [`TreeView`], in flat indices.
 pub(crate) enum ViewNode {
     Leaf(f32),
-    Numeric {
-        feature: u32,
-        threshold: f32,
-        default_left: bool,
-        left: u32,
-    },
+    Numeric { feature: u32, threshold: f32, default_left: bool, left: u32, right: u32 },
     Categorical,
 }
 
@@ -341,18 +368,22 @@ impl TreeView<'_> {
     }
 
     pub fn node(&self, at: u32) -> ViewNode {
-        let n = self.forest.nodes[at as usize];
-        if n.feature & LEAF != 0 {
-            ViewNode::Leaf(self.forest.leaf_values[at as usize])
-        } else if n.feature & CATEGORICAL != 0 {
-            ViewNode::Categorical
-        } else {
-            ViewNode::Numeric {
-                feature: n.feature & FEATURE_MASK,
-                threshold: n.threshold,
-                default_left: n.feature & DEFAULT_RIGHT == 0,
-                left: n.left,
+        let f = self.forest;
+        let n = f.nodes[at as usize];
+        match f.kinds[at as usize] {
+            LEAF => ViewNode::Leaf(f.leaf_values[at as usize]),
+            NUMERIC => {
+                let default_left = n.sign > 0.0;
+                let (left, right) = if default_left { (n.first, n.first + 1) } else { (n.first + 1, n.first) };
+                ViewNode::Numeric {
+                    feature: n.feature,
+                    threshold: f.thresholds[at as usize],
+                    default_left,
+                    left,
+                    right,
+                }
             }
+            _ => ViewNode::Categorical,
         }
     }
 }
@@ -360,16 +391,11 @@ impl TreeView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn stump(feature: u32, threshold: f32, default_left: bool, l: f32, r: f32) -> Vec<RawNode> {
         vec![
-            RawNode::Numeric {
-                feature,
-                threshold,
-                default_left,
-                left: 1,
-                right: 2,
-            },
+            RawNode::Numeric { feature, threshold, default_left, left: 1, right: 2 },
             RawNode::Leaf(l),
             RawNode::Leaf(r),
         ]
@@ -396,13 +422,7 @@ mod tests {
     #[test]
     fn categorical_codes_truncate_and_invalid_codes_go_left() {
         let tree = vec![
-            RawNode::Categorical {
-                feature: 0,
-                categories: vec![1, 40],
-                default_left: false,
-                left: 1,
-                right: 2,
-            },
+            RawNode::Categorical { feature: 0, categories: vec![1, 40], default_left: false, left: 1, right: 2 },
             RawNode::Leaf(-1.0),
             RawNode::Leaf(1.0),
         ];
@@ -426,28 +446,10 @@ mod tests {
     fn branch_free_and_branching_walks_agree() {
         // A lopsided tree: leaves at depths 1 and 3.
         let tree = vec![
-            RawNode::Numeric {
-                feature: 0,
-                threshold: 0.0,
-                default_left: true,
-                left: 1,
-                right: 2,
-            },
+            RawNode::Numeric { feature: 0, threshold: 0.0, default_left: true, left: 1, right: 2 },
             RawNode::Leaf(10.0),
-            RawNode::Numeric {
-                feature: 1,
-                threshold: 5.0,
-                default_left: false,
-                left: 3,
-                right: 4,
-            },
-            RawNode::Numeric {
-                feature: 0,
-                threshold: 3.0,
-                default_left: true,
-                left: 5,
-                right: 6,
-            },
+            RawNode::Numeric { feature: 1, threshold: 5.0, default_left: false, left: 3, right: 4 },
+            RawNode::Numeric { feature: 0, threshold: 3.0, default_left: true, left: 5, right: 6 },
             RawNode::Leaf(40.0),
             RawNode::Leaf(50.0),
             RawNode::Leaf(60.0),
@@ -455,18 +457,107 @@ mod tests {
         let trees: Vec<_> = (0..11).map(|_| (tree.clone(), 0)).collect();
         let f = Forest::new(&trees, 1, 2);
         assert_eq!(f.max_depth(), 3);
-        for row in [
-            [-1.0, 0.0],
-            [1.0, 1.0],
-            [4.0, 1.0],
-            [1.0, 7.0],
-            [f32::NAN, f32::NAN],
-        ] {
+        for row in [[-1.0, 0.0], [1.0, 1.0], [4.0, 1.0], [1.0, 7.0], [f32::NAN, f32::NAN]] {
             let mut want = 0.0f32;
             for t in 0..f.num_trees() {
                 want += f.leaf_values[f.walk(f.roots[t], &row) as usize];
             }
             assert_eq!(score(&f, &row), want, "row {row:?}");
+        }
+    }
+
+    /// XGBoost's rule, written the plain way: left iff `x < t`, NaN to the default child.
+    fn reference(tree: &[RawNode], row: &[f32]) -> f32 {
+        let mut at = 0usize;
+        loop {
+            at = match &tree[at] {
+                RawNode::Leaf(v) => return *v,
+                RawNode::Numeric { feature, threshold, default_left, left, right } => {
+                    let x = row[*feature as usize];
+                    let go_left = if x.is_nan() { *default_left } else { x < *threshold };
+                    (if go_left { *left } else { *right }) as usize
+                }
+                RawNode::Categorical { feature, categories, default_left, left, right } => {
+                    let x = row[*feature as usize];
+                    let go_left = if x.is_nan() {
+                        *default_left
+                    } else {
+                        !(0.0..MAX_CATEGORY).contains(&x) || !categories.contains(&(x as u32))
+                    };
+                    (if go_left { *left } else { *right }) as usize
+                }
+            };
+        }
+    }
+
+    /// Values that sit on and around the edges a split can have.
+    fn edge_value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(f32::NAN),
+            Just(f32::INFINITY),
+            Just(f32::NEG_INFINITY),
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(f32::MAX),
+            Just(f32::MIN),
+            Just(1.0f32),
+            Just(1.0f32.next_up()),
+            Just(1.0f32.next_down()),
+            Just(-1.0f32),
+            (-4.0f32..4.0),
+        ]
+    }
+
+    /// A random full tree of the given depth over `width` features, in XGBoost numbering.
+    fn arb_tree(depth: u32, width: u32) -> impl Strategy<Value = Vec<RawNode>> {
+        let inner = (1u32 << depth) - 1;
+        let splits = proptest::collection::vec((0..width, edge_value(), any::<bool>(), any::<bool>()), inner as usize);
+        let leaves = proptest::collection::vec(-1.0f32..1.0, (inner + 1) as usize);
+        (splits, leaves).prop_map(move |(splits, leaves)| {
+            let mut nodes = Vec::new();
+            for (i, (feature, t, default_left, categorical)) in splits.into_iter().enumerate() {
+                let (left, right) = (2 * i as u32 + 1, 2 * i as u32 + 2);
+                nodes.push(if categorical {
+                    let categories = vec![0, 1, (t.abs() as u32) % 40];
+                    RawNode::Categorical { feature, categories, default_left, left, right }
+                } else {
+                    RawNode::Numeric { feature, threshold: t, default_left, left, right }
+                });
+            }
+            nodes.extend(leaves.into_iter().map(RawNode::Leaf));
+            nodes
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_flat_forest_follows_xgboosts_rule_on_every_edge(
+            trees in proptest::collection::vec((1u32..5).prop_flat_map(|d| arb_tree(d, 3)), 1..12),
+            rows in proptest::collection::vec(proptest::collection::vec(edge_value(), 3), 1..40),
+            numeric_only in any::<bool>(),
+        ) {
+            let trees: Vec<Vec<RawNode>> = if numeric_only {
+                trees.into_iter().map(|t| t.into_iter().map(|n| match n {
+                    RawNode::Categorical { feature, default_left, left, right, .. } =>
+                        RawNode::Numeric { feature, threshold: 0.5, default_left, left, right },
+                    n => n,
+                }).collect()).collect()
+            } else {
+                trees
+            };
+            let f = Forest::new(&trees.iter().map(|t| (t.clone(), 0)).collect::<Vec<_>>(), 1, 3);
+            let mut batch = vec![0.25f32; rows.len()];
+            f.accumulate_rows(&rows.concat(), &mut batch);
+            for (row, batched) in rows.iter().zip(&batch) {
+                let mut want = 0.25f32;
+                for t in &trees {
+                    want += reference(t, row);
+                }
+                let mut got = [0.25f32];
+                f.accumulate(row, &mut got);
+                prop_assert_eq!(got[0].to_bits(), want.to_bits(), "row {:?}", row);
+                prop_assert_eq!(batched.to_bits(), want.to_bits(), "batched row {:?}", row);
+            }
         }
     }
 }

@@ -61,14 +61,7 @@ impl Model {
         feature_types: Vec<FeatureType>,
         version: (u32, u32, u32),
     ) -> Model {
-        Model {
-            forest,
-            objective,
-            base_margins,
-            feature_names,
-            feature_types,
-            version,
-        }
+        Model { forest, objective, base_margins, feature_names, feature_types, version }
     }
 
     /// The flattened forest.
@@ -154,45 +147,52 @@ impl Model {
 
     /// The transformed prediction of one row of a single-output model (the class index
     /// for `multi:softmax`); see [`Model::score_row`] for `multi:softprob`.
+    /// Allocation-free up to 64 classes.
     pub fn predict_one(&self, row: &[f32]) -> f32 {
-        assert_eq!(
-            self.objective.num_outputs(),
-            1,
-            "predict_one needs a single-output model"
-        );
+        assert_eq!(self.objective.num_outputs(), 1, "predict_one needs a single-output model");
         let mut out = [0.0f32];
-        let mut scratch = vec![0.0f32; self.objective.num_groups()];
-        self.score_row(row, Output::Prediction, &mut scratch, &mut out);
+        let groups = self.objective.num_groups();
+        if groups <= 64 {
+            let mut scratch = [0.0f32; 64];
+            self.score_row(row, Output::Prediction, &mut scratch[..groups], &mut out);
+        } else {
+            self.score_row(row, Output::Prediction, &mut vec![0.0; groups], &mut out);
+        }
         out[0]
     }
 
     /// Scores a row-major batch (`rows.len() == n * num_features()`) into `out`
-    /// (`out.len() == n * output_width(output)`). Allocation-free.
+    /// (`out.len() == n * output_width(output)`). Allocation-free up to 64 classes.
     pub fn score_batch(&self, rows: &[f32], output: Output, out: &mut [f32]) {
-        let width = self.num_features();
+        let groups = self.objective.num_groups();
         let out_width = self.output_width(output);
-        let n = rows
-            .len()
-            .checked_div(width)
-            .unwrap_or(out.len() / out_width.max(1));
-        assert_eq!(rows.len(), n * width, "rows are not a whole number of rows");
+        let n = out.len() / out_width;
         assert_eq!(out.len(), n * out_width, "output buffer size");
-        let mut scratch = [0.0f32; 64];
-        let mut big_scratch;
-        let scratch: &mut [f32] = if self.objective.num_groups() <= scratch.len() {
-            &mut scratch
+        assert_eq!(rows.len(), n * self.num_features(), "rows and output disagree on the row count");
+        if output == Output::Margin || groups == 1 {
+            // Margins in place, then (single output) the transform in place.
+            for m in out.chunks_exact_mut(groups) {
+                m.copy_from_slice(&self.base_margins);
+            }
+            self.forest.accumulate_rows(rows, out);
+            if output == Output::Prediction {
+                for v in out.iter_mut() {
+                    let margin = [*v];
+                    self.objective.transform(&margin, std::slice::from_mut(v));
+                }
+            }
+            return;
+        }
+        let width = self.num_features();
+        let (mut small, mut large) = ([0.0f32; 64], Vec::new());
+        let scratch = if groups <= small.len() {
+            &mut small[..groups]
         } else {
-            big_scratch = vec![0.0f32; self.objective.num_groups()];
-            &mut big_scratch
+            large.resize(groups, 0.0);
+            &mut large[..]
         };
-        for i in 0..n {
-            let row = &rows[i * width..(i + 1) * width];
-            self.score_row(
-                row,
-                output,
-                scratch,
-                &mut out[i * out_width..(i + 1) * out_width],
-            );
+        for (i, o) in out.chunks_exact_mut(out_width).enumerate() {
+            self.score_row(&rows[i * width..(i + 1) * width], output, scratch, o);
         }
     }
 }

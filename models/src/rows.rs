@@ -90,10 +90,7 @@ impl RowReader<std::fs::File> {
     /// Opens a CSV file and matches its header to `features`.
     pub fn open(path: &Path, features: &[String]) -> Result<Self, RowsError> {
         let file = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|e| RowsError::Io {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let f = std::fs::File::open(path).map_err(|e| RowsError::Io { file: file.clone(), message: e.to_string() })?;
         RowReader::new(f, &file, features)
     }
 }
@@ -101,15 +98,10 @@ impl RowReader<std::fs::File> {
 impl<R: Read> RowReader<R> {
     /// Reads the header from `input` and matches it to `features`; `file` names the input in errors.
     pub fn new(input: R, file: &str, features: &[String]) -> Result<Self, RowsError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(input);
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(1 << 16).from_reader(input);
         let mut header = csv::ByteRecord::new();
-        let got = reader
-            .read_byte_record(&mut header)
-            .map_err(|e| csv_error(file, e))?;
+        let got = reader.read_byte_record(&mut header).map_err(|e| csv_error(file, e))?;
         if !got {
             return Err(RowsError::Malformed {
                 file: file.to_string(),
@@ -128,32 +120,20 @@ impl<R: Read> RowReader<R> {
                 .trim()
                 .to_string();
             if names.contains(&name) {
-                return Err(RowsError::DuplicateColumn {
-                    file: file.to_string(),
-                    name,
-                    column: i + 1,
-                });
+                return Err(RowsError::DuplicateColumn { file: file.to_string(), name, column: i + 1 });
             }
             names.push(name);
         }
         let mut columns = Vec::with_capacity(features.len());
         for f in features {
-            let col =
-                names
-                    .iter()
-                    .position(|n| n == f)
-                    .ok_or_else(|| RowsError::MissingColumn {
-                        file: file.to_string(),
-                        name: f.clone(),
-                        needed: features.join(", "),
-                    })?;
+            let col = names.iter().position(|n| n == f).ok_or_else(|| RowsError::MissingColumn {
+                file: file.to_string(),
+                name: f.clone(),
+                needed: features.join(", "),
+            })?;
             columns.push(col);
         }
-        let ignored = names
-            .iter()
-            .filter(|n| !features.contains(n))
-            .cloned()
-            .collect();
+        let ignored = names.iter().filter(|n| !features.contains(n)).cloned().collect();
         Ok(RowReader {
             reader,
             file: file.to_string(),
@@ -177,11 +157,7 @@ impl<R: Read> RowReader<R> {
         out.clear();
         let mut n = 0;
         while n < max_rows {
-            if !self
-                .reader
-                .read_byte_record(&mut self.record)
-                .map_err(|e| csv_error(&self.file, e))?
-            {
+            if !self.reader.read_byte_record(&mut self.record).map_err(|e| csv_error(&self.file, e))? {
                 break;
             }
             let line = self.record.position().map_or(0, |p| p.line());
@@ -225,15 +201,8 @@ pub fn parse_cell(cell: &[u8]) -> Option<f64> {
 fn csv_error(file: &str, e: csv::Error) -> RowsError {
     let line = e.position().map_or(0, |p| p.line());
     match e.into_kind() {
-        csv::ErrorKind::Io(io) => RowsError::Io {
-            file: file.to_string(),
-            message: io.to_string(),
-        },
-        kind => RowsError::Malformed {
-            file: file.to_string(),
-            line,
-            message: format!("{kind:?}"),
-        },
+        csv::ErrorKind::Io(io) => RowsError::Io { file: file.to_string(), message: io.to_string() },
+        kind => RowsError::Malformed { file: file.to_string(), line, message: format!("{kind:?}") },
     }
 }
 
@@ -266,23 +235,15 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_column() {
-        let e = read("a,b\n1,2\n3,x\n", &["a", "b"])
-            .unwrap_err()
-            .to_string();
+        let e = read("a,b\n1,2\n3,x\n", &["a", "b"]).unwrap_err().to_string();
         assert_eq!(e, "in.csv: line 3, column 2 (`b`): not a number: \"x\"");
         let e = read("a,b\n1,2,3\n", &["a", "b"]).unwrap_err().to_string();
         assert_eq!(e, "in.csv: line 2: 3 cells, the header has 2");
         let e = read("a\n1\n", &["a", "b"]).unwrap_err().to_string();
-        assert!(
-            e.starts_with("in.csv: line 1: missing feature column `b`"),
-            "{e}"
-        );
+        assert!(e.starts_with("in.csv: line 1: missing feature column `b`"), "{e}");
         let e = read("a,a\n1,2\n", &["a"]).unwrap_err().to_string();
         assert_eq!(e, "in.csv: line 1, column 2: duplicate column `a`");
-        assert!(read("", &["a"])
-            .unwrap_err()
-            .to_string()
-            .contains("empty file"));
+        assert!(read("", &["a"]).unwrap_err().to_string().contains("empty file"));
     }
 
     #[test]

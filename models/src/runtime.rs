@@ -65,11 +65,7 @@ impl Scorer for Model {
 }
 
 /// Builds a scorer for `model` on the chosen runtime.
-pub fn scorer(
-    model: &Model,
-    runtime: Runtime,
-    origin: &str,
-) -> Result<Box<dyn Scorer>, ModelError> {
+pub fn scorer(model: &Model, runtime: Runtime, origin: &str) -> Result<Box<dyn Scorer>, ModelError> {
     match runtime {
         Runtime::Xgboost => Ok(Box::new(model.clone())),
         Runtime::Gbdt => Ok(Box::new(GbdtScorer::convert(model, true, origin)?)),
@@ -90,23 +86,15 @@ pub struct GbdtScorer {
 
 impl GbdtScorer {
     /// Converts `model` through xgboost's JSON dump format, as `gbdt` reads it.
-    pub fn convert(
-        model: &Model,
-        map_missing: bool,
-        origin: &str,
-    ) -> Result<GbdtScorer, ModelError> {
+    pub fn convert(model: &Model, map_missing: bool, origin: &str) -> Result<GbdtScorer, ModelError> {
         let forest = model.forest();
         if forest.has_categorical() {
-            return Err(ModelError::unsupported(
-                origin,
-                "categorical splits on the gbdt runtime (it has none)",
-            ));
+            return Err(ModelError::unsupported(origin, "categorical splits on the gbdt runtime (it has none)"));
         }
         let objective = model.objective();
         let groups = objective.num_groups();
-        let trees_of = |g: Option<u32>| {
-            (0..forest.num_trees()).filter(move |&t| g.is_none_or(|g| forest.group_of(t) == g))
-        };
+        let trees_of =
+            |g: Option<u32>| (0..forest.num_trees()).filter(move |&t| g.is_none_or(|g| forest.group_of(t) == g));
         for g in 0..groups as u32 {
             if trees_of(Some(g)).next().is_none() {
                 return Err(ModelError::unsupported(
@@ -121,43 +109,19 @@ impl GbdtScorer {
         };
         // The multi-class path of gbdt adds one bias to every class; the per-group models
         // carry the exact per-class base margins for margins.
-        let full = load(
-            &dump(model, trees_of(None), model.base_margins()[0]),
-            gbdt_name,
-            origin,
-        )?;
+        let full = load(&dump(model, trees_of(None), model.base_margins()[0]), gbdt_name, origin)?;
         let per_group = (0..groups as u32)
-            .map(|g| {
-                load(
-                    &dump(model, trees_of(Some(g)), model.base_margins()[g as usize]),
-                    "reg:linear",
-                    origin,
-                )
-            })
+            .map(|g| load(&dump(model, trees_of(Some(g)), model.base_margins()[g as usize]), "reg:linear", origin))
             .collect::<Result<_, _>>()?;
-        Ok(GbdtScorer {
-            objective,
-            num_features: model.num_features(),
-            map_missing,
-            full,
-            per_group,
-        })
+        Ok(GbdtScorer { objective, num_features: model.num_features(), map_missing, full, per_group })
     }
 
     fn data(&self, rows: &[f32]) -> Vec<Data> {
         let width = self.num_features.max(1);
         rows.chunks(width)
             .map(|r| {
-                let features = r
-                    .iter()
-                    .map(|&x| {
-                        if self.map_missing && x.is_nan() {
-                            VALUE_TYPE_UNKNOWN
-                        } else {
-                            x
-                        }
-                    })
-                    .collect();
+                let features =
+                    r.iter().map(|&x| if self.map_missing && x.is_nan() { VALUE_TYPE_UNKNOWN } else { x }).collect();
                 Data::new_test_data(features, None)
             })
             .collect()
@@ -206,9 +170,8 @@ impl Scorer for GbdtScorer {
 }
 
 fn load(dump: &str, objective: &str, origin: &str) -> Result<GBDT, ModelError> {
-    GBDT::from_xgboost_reader(std::io::Cursor::new(dump), objective).map_err(|e| {
-        ModelError::unsupported(origin, format!("conversion for the gbdt runtime: {e}"))
-    })
+    GBDT::from_xgboost_reader(std::io::Cursor::new(dump), objective)
+        .map_err(|e| ModelError::unsupported(origin, format!("conversion for the gbdt runtime: {e}")))
 }
 
 /// XGBoost's JSON tree dump (`get_dump(dump_format="json")`) with the base margin on the
@@ -234,19 +197,17 @@ fn dump_node(view: &crate::forest::TreeView<'_>, root: u32, at: u32, out: &mut S
         ViewNode::Leaf(v) => {
             let _ = write!(out, "{{\"nodeid\":{id},\"leaf\":{}}}", json_number(v));
         }
-        ViewNode::Numeric {
-            feature,
-            threshold,
-            default_left,
-            left,
-        } => {
-            let (yes, no) = (left - root, left + 1 - root);
+        ViewNode::Numeric { feature, threshold, default_left, left, right } => {
+            let (yes, no) = (left - root, right - root);
             let missing = if default_left { yes } else { no };
             let threshold = json_number(threshold);
-            let _ = write!(out, "{{\"nodeid\":{id},\"split\":{feature},\"split_condition\":{threshold},\"yes\":{yes},\"no\":{no},\"missing\":{missing},\"children\":[");
+            let _ = write!(
+                out,
+                "{{\"nodeid\":{id},\"split\":{feature},\"split_condition\":{threshold},\"yes\":{yes},\"no\":{no},\"missing\":{missing},\"children\":["
+            );
             dump_node(view, root, left, out);
             out.push(',');
-            dump_node(view, root, left + 1, out);
+            dump_node(view, root, right, out);
             out.push_str("]}");
         }
         ViewNode::Categorical => unreachable!("categorical forests are refused before dumping"),

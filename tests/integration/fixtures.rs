@@ -19,13 +19,7 @@ pub fn dir(version: &str) -> PathBuf {
 pub fn cases(version: &str) -> Vec<Case> {
     let text = std::fs::read_to_string(dir(version).join("manifest.json")).expect("manifest");
     let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
-    assert!(
-        manifest["xgboost_version"]
-            .as_str()
-            .unwrap()
-            .starts_with(&version[..3]),
-        "manifest of {version}"
-    );
+    assert!(manifest["xgboost_version"].as_str().unwrap().starts_with(&version[..3]), "manifest of {version}");
     manifest["cases"]
         .as_array()
         .unwrap()
@@ -104,9 +98,5 @@ pub fn all_cases() -> Vec<Case> {
 /// First index where two f32 slices differ in bits, with both values.
 pub fn first_bit_difference(got: &[f32], want: &[f32]) -> Option<(usize, f32, f32)> {
     assert_eq!(got.len(), want.len(), "lengths differ");
-    got.iter()
-        .zip(want)
-        .enumerate()
-        .find(|(_, (a, b))| a.to_bits() != b.to_bits())
-        .map(|(i, (a, b))| (i, *a, *b))
+    got.iter().zip(want).enumerate().find(|(_, (a, b))| a.to_bits() != b.to_bits()).map(|(i, (a, b))| (i, *a, *b))
 }

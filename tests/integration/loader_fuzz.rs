@@ -11,14 +11,9 @@ fn seeds() -> &'static Vec<Vec<u8>> {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
         let cases = all_cases();
-        let small: Vec<_> = cases
-            .iter()
-            .filter(|c| c.version != "2.1.4" && c.name.starts_with("categorical_onehot"))
-            .collect();
-        small
-            .iter()
-            .flat_map(|c| ["json", "ubj"].map(|e| std::fs::read(c.model_path(e)).unwrap()))
-            .collect()
+        let small: Vec<_> =
+            cases.iter().filter(|c| c.version != "2.1.4" && c.name.starts_with("categorical_onehot")).collect();
+        small.iter().flat_map(|c| ["json", "ubj"].map(|e| std::fs::read(c.model_path(e)).unwrap())).collect()
     })
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests of the `cutover` binary and the crates: one test binary, a module per area.
 
+mod allocation;
 mod fixtures;
 mod loader_fuzz;
 mod predict_cli;

@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 use crate::fixtures::{all_cases, dir};
 
 pub fn cutover(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(args)
-        .output()
-        .expect("run cutover")
+    Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).output().expect("run cutover")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -48,41 +45,23 @@ fn prints_predictions_that_read_back_as_xgboosts_f32s() {
             let mut args = vec!["predict", "--model", s(&model), "--input", s(&rows)];
             args.extend(flag);
             let out = cutover(&args);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let text = String::from_utf8(out.stdout).unwrap();
             let mut lines = text.lines();
             let header: Vec<_> = lines.next().unwrap().split(',').collect();
             let k = want.len() / case.rows;
-            let stem = if flag.is_some() {
-                "margin"
-            } else {
-                "prediction"
-            };
+            let stem = if flag.is_some() { "margin" } else { "prediction" };
             if k == 1 {
                 assert_eq!(header, [stem], "{}", case.name);
             } else {
                 let names: Vec<_> = (0..k).map(|i| format!("{stem}_{i}")).collect();
                 assert_eq!(header, names, "{}", case.name);
             }
-            let got: Vec<f32> = lines
-                .flat_map(|l| {
-                    l.split(',')
-                        .map(|v| v.parse::<f32>().unwrap())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let got: Vec<f32> =
+                lines.flat_map(|l| l.split(',').map(|v| v.parse::<f32>().unwrap()).collect::<Vec<_>>()).collect();
             assert_eq!(got.len(), want.len());
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    a.to_bits(),
-                    b.to_bits(),
-                    "{} {stem} value {i}: {a} vs {b}",
-                    case.name
-                );
+                assert_eq!(a.to_bits(), b.to_bits(), "{} {stem} value {i}: {a} vs {b}", case.name);
             }
         }
     }
@@ -95,40 +74,17 @@ fn writes_to_output_and_ignores_non_feature_columns_with_one_notice() {
     let with_id: String = rows
         .lines()
         .enumerate()
-        .map(|(i, l)| {
-            if i == 0 {
-                format!("id,{l},label\n")
-            } else {
-                format!("{i},{l},1\n")
-            }
-        })
+        .map(|(i, l)| if i == 0 { format!("id,{l},label\n") } else { format!("{i},{l},1\n") })
         .collect();
     let input = write("with_id.csv", with_id.as_bytes());
     let output = tmp("out.csv");
     let model = case.model_path("json");
-    let out = cutover(&[
-        "predict",
-        "--model",
-        s(&model),
-        "--input",
-        s(&input),
-        "--output",
-        s(&output),
-    ]);
+    let out = cutover(&["predict", "--model", s(&model), "--input", s(&input), "--output", s(&output)]);
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("notice") && stderr.contains("id, label"),
-        "{stderr}"
-    );
-    let plain = cutover(&[
-        "predict",
-        "--model",
-        s(&model),
-        "--input",
-        s(&case.rows_path()),
-    ]);
+    assert!(stderr.contains("notice") && stderr.contains("id, label"), "{stderr}");
+    let plain = cutover(&["predict", "--model", s(&model), "--input", s(&case.rows_path())]);
     assert_eq!(std::fs::read(&output).unwrap(), plain.stdout);
 }
 
@@ -139,42 +95,23 @@ fn bad_models_exit_2_naming_the_file_and_the_problem() {
     let json = std::fs::read(case.model_path("json")).unwrap();
     let ubj = std::fs::read(case.model_path("ubj")).unwrap();
 
-    let e = bad_input(&[
-        "predict",
-        "--model",
-        "/nonexistent/model.json",
-        "--input",
-        s(&rows),
-    ]);
-    assert!(
-        e.contains("/nonexistent/model.json: cannot read the model"),
-        "{e}"
-    );
+    let e = bad_input(&["predict", "--model", "/nonexistent/model.json", "--input", s(&rows)]);
+    assert!(e.contains("/nonexistent/model.json: cannot read the model"), "{e}");
 
     let p = write("truncated.json", &json[..json.len() / 2]);
     let e = bad_input(&["predict", "--model", s(&p), "--input", s(&rows)]);
-    assert!(
-        e.contains("truncated.json: malformed JSON at line 1, column") && e.contains("truncated"),
-        "{e}"
-    );
+    assert!(e.contains("truncated.json: malformed JSON at line 1, column") && e.contains("truncated"), "{e}");
 
     let p = write("truncated.ubj", &ubj[..ubj.len() / 3]);
     let e = bad_input(&["predict", "--model", s(&p), "--input", s(&rows)]);
     assert!(e.contains("truncated.ubj: malformed UBJSON at byte"), "{e}");
 
     let mut broken = json.clone();
-    let at = broken
-        .windows(14)
-        .position(|w| w == b"\"left_children")
-        .unwrap()
-        + 20;
+    let at = broken.windows(14).position(|w| w == b"\"left_children").unwrap() + 20;
     broken[at] = b'}';
     let p = write("broken.json", &broken);
     let e = bad_input(&["predict", "--model", s(&p), "--input", s(&rows)]);
-    assert!(
-        e.contains("broken.json: malformed JSON at line 1, column"),
-        "{e}"
-    );
+    assert!(e.contains("broken.json: malformed JSON at line 1, column"), "{e}");
 
     let gblinear = dir("3.2.0").join("unsupported_gblinear.json");
     let e = bad_input(&["predict", "--model", s(&gblinear), "--input", s(&rows)]);
@@ -184,53 +121,29 @@ fn bad_models_exit_2_naming_the_file_and_the_problem() {
     let e = bad_input(&["predict", "--model", s(&poisson), "--input", s(&rows)]);
     assert!(e.contains("unsupported objective \"count:poisson\""), "{e}");
 
-    let no_trees =
-        String::from_utf8(json.clone())
-            .unwrap()
-            .replacen("\"tree_info\"", "\"tree_inf0\"", 1);
+    let no_trees = String::from_utf8(json.clone()).unwrap().replacen("\"tree_info\"", "\"tree_inf0\"", 1);
     let p = write("no_tree_info.json", no_trees.as_bytes());
     let e = bad_input(&["predict", "--model", s(&p), "--input", s(&rows)]);
-    assert!(
-        e.contains("field `learner.gradient_booster.model.tree_info`: missing"),
-        "{e}"
-    );
+    assert!(e.contains("field `learner.gradient_booster.model.tree_info`: missing"), "{e}");
 }
 
 #[test]
 fn bad_rows_exit_2_naming_the_line_and_column() {
-    let case = all_cases()
-        .into_iter()
-        .find(|c| c.name == "binary_logistic")
-        .unwrap();
+    let case = all_cases().into_iter().find(|c| c.name == "binary_logistic").unwrap();
     let model = case.model_path("json");
     let m = s(&model);
 
     let p = write("missing_col.csv", b"x0,x1,x2,x3,x4,x5,x6\n1,2,3,4,5,6,7\n");
     let e = bad_input(&["predict", "--model", m, "--input", s(&p)]);
-    assert!(
-        e.contains("missing_col.csv: line 1: missing feature column `x7`"),
-        "{e}"
-    );
+    assert!(e.contains("missing_col.csv: line 1: missing feature column `x7`"), "{e}");
 
-    let p = write(
-        "nan_cell.csv",
-        b"x0,x1,x2,x3,x4,x5,x6,x7\n1,2,3,4,5,6,7,8\n1,2,abc,4,5,6,7,8\n",
-    );
+    let p = write("nan_cell.csv", b"x0,x1,x2,x3,x4,x5,x6,x7\n1,2,3,4,5,6,7,8\n1,2,abc,4,5,6,7,8\n");
     let e = bad_input(&["predict", "--model", m, "--input", s(&p)]);
-    assert!(
-        e.contains("nan_cell.csv: line 3, column 3 (`x2`): not a number: \"abc\""),
-        "{e}"
-    );
+    assert!(e.contains("nan_cell.csv: line 3, column 3 (`x2`): not a number: \"abc\""), "{e}");
 
-    let p = write(
-        "short_row.csv",
-        b"x0,x1,x2,x3,x4,x5,x6,x7\n1,2,3,4,5,6,7,8\n1,2,3\n",
-    );
+    let p = write("short_row.csv", b"x0,x1,x2,x3,x4,x5,x6,x7\n1,2,3,4,5,6,7,8\n1,2,3\n");
     let e = bad_input(&["predict", "--model", m, "--input", s(&p)]);
-    assert!(
-        e.contains("short_row.csv: line 3: 3 cells, the header has 8"),
-        "{e}"
-    );
+    assert!(e.contains("short_row.csv: line 3: 3 cells, the header has 8"), "{e}");
 
     let e = bad_input(&["predict", "--model", m, "--input", "/nonexistent/rows.csv"]);
     assert!(e.contains("/nonexistent/rows.csv: cannot read"), "{e}");
@@ -238,26 +151,11 @@ fn bad_rows_exit_2_naming_the_line_and_column() {
 
 #[test]
 fn bad_flags_exit_2_with_one_line() {
-    let e = bad_input(&[
-        "predict",
-        "--model",
-        "m.json",
-        "--input",
-        "r.csv",
-        "--frobnicate",
-    ]);
+    let e = bad_input(&["predict", "--model", "m.json", "--input", "r.csv", "--frobnicate"]);
     assert!(e.contains("--frobnicate"), "{e}");
     let e = bad_input(&["predict", "--input", "r.csv"]);
     assert!(e.contains("--model"), "{e}");
-    let e = bad_input(&[
-        "predict",
-        "--model",
-        "m",
-        "--input",
-        "r",
-        "--runtime",
-        "onnx",
-    ]);
+    let e = bad_input(&["predict", "--model", "m", "--input", "r", "--runtime", "onnx"]);
     assert!(e.contains("unknown runtime `onnx`"), "{e}");
     let e = bad_input(&["frobnicate"]);
     assert!(e.contains("frobnicate"), "{e}");

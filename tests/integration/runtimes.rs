@@ -21,10 +21,7 @@ fn score(case: &Case, runtime: Runtime, output: Output) -> (Vec<f32>, usize) {
 
 fn rows_with_missing(case: &Case) -> Vec<bool> {
     let model = case.load("json");
-    case.rows(&model)
-        .chunks(model.num_features())
-        .map(|r| r.iter().any(|x| x.is_nan()))
-        .collect()
+    case.rows(&model).chunks(model.num_features()).map(|r| r.iter().any(|x| x.is_nan())).collect()
 }
 
 #[test]
@@ -33,23 +30,14 @@ fn gbdt_with_missing_mapped_agrees_with_xgboost_margins_bit_for_bit() {
         let (want, _) = score(&case, Runtime::Xgboost, Output::Margin);
         let (got, _) = score(&case, Runtime::Gbdt, Output::Margin);
         for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(
-                a.to_bits(),
-                b.to_bits(),
-                "{} {} margin {i}: gbdt {a} xgboost {b}",
-                case.version,
-                case.name
-            );
+            assert_eq!(a.to_bits(), b.to_bits(), "{} {} margin {i}: gbdt {a} xgboost {b}", case.version, case.name);
         }
     }
 }
 
 #[test]
 fn gbdt_binary_probabilities_agree_where_the_sigmoid_does() {
-    for case in numeric_cases()
-        .into_iter()
-        .filter(|c| c.objective == "binary:logistic")
-    {
+    for case in numeric_cases().into_iter().filter(|c| c.objective == "binary:logistic") {
         let (want, _) = score(&case, Runtime::Xgboost, Output::Prediction);
         let (got, _) = score(&case, Runtime::Gbdt, Output::Prediction);
         assert_eq!(
@@ -69,15 +57,9 @@ fn gbdt_without_the_missing_mapping_drifts_only_on_rows_with_missing_values() {
         let (got, _) = score(&case, Runtime::GbdtUnmappedMissing, Output::Margin);
         let missing = rows_with_missing(&case);
         for (r, has_missing) in missing.iter().enumerate() {
-            let same = got[r * w..(r + 1) * w]
-                .iter()
-                .zip(&want[r * w..(r + 1) * w])
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(
-                same || *has_missing,
-                "{} row {r} drifted without a missing value",
-                case.name
-            );
+            let same =
+                got[r * w..(r + 1) * w].iter().zip(&want[r * w..(r + 1) * w]).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same || *has_missing, "{} row {r} drifted without a missing value", case.name);
             drifted += usize::from(!same);
         }
     }
@@ -89,12 +71,6 @@ fn gbdt_without_the_missing_mapping_drifts_only_on_rows_with_missing_values() {
 fn gbdt_refuses_categorical_models() {
     let case = all_cases().into_iter().find(|c| c.categorical).unwrap();
     let model = case.load("json");
-    let err = scorer(&model, Runtime::Gbdt, "cat.json")
-        .err()
-        .expect("categorical refused")
-        .to_string();
-    assert_eq!(
-        err,
-        "cat.json: unsupported categorical splits on the gbdt runtime (it has none)"
-    );
+    let err = scorer(&model, Runtime::Gbdt, "cat.json").err().expect("categorical refused").to_string();
+    assert_eq!(err, "cat.json: unsupported categorical splits on the gbdt runtime (it has none)");
 }

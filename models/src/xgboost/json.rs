@@ -10,12 +10,7 @@ use crate::error::{ModelError, Position};
 const MAX_DEPTH: usize = 128;
 
 pub(crate) fn parse(bytes: &[u8], origin: &str) -> Result<Value, ModelError> {
-    let mut p = Parser {
-        bytes,
-        pos: 0,
-        origin,
-        depth: 0,
-    };
+    let mut p = Parser { bytes, pos: 0, origin, depth: 0 };
     p.skip_ws();
     let value = p.value()?;
     p.skip_ws();
@@ -40,17 +35,11 @@ impl Parser<'_> {
     fn error_at(&self, offset: usize, message: impl Into<String>) -> ModelError {
         let before = &self.bytes[..offset.min(self.bytes.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         ModelError::Syntax {
             origin: self.origin.to_string(),
             format: "JSON",
-            position: Position::LineColumn {
-                line,
-                column: offset - line_start + 1,
-            },
+            position: Position::LineColumn { line, column: offset - line_start + 1 },
             message: message.into(),
         }
     }
@@ -71,15 +60,8 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok(())
             }
-            Some(b) => Err(self.error(format!(
-                "expected `{}`, found `{}`",
-                byte as char,
-                b.escape_ascii()
-            ))),
-            None => Err(self.error(format!(
-                "expected `{}`, found the end of the file (truncated?)",
-                byte as char
-            ))),
+            Some(b) => Err(self.error(format!("expected `{}`, found `{}`", byte as char, b.escape_ascii()))),
+            None => Err(self.error(format!("expected `{}`, found the end of the file (truncated?)", byte as char))),
         }
     }
 
@@ -102,10 +84,7 @@ impl Parser<'_> {
         }
     }
 
-    fn nested(
-        &mut self,
-        f: fn(&mut Self) -> Result<Value, ModelError>,
-    ) -> Result<Value, ModelError> {
+    fn nested(&mut self, f: fn(&mut Self) -> Result<Value, ModelError>) -> Result<Value, ModelError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels")));
@@ -150,11 +129,7 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(Value::Object(fields));
                 }
-                None => {
-                    return Err(
-                        self.error("unexpected end of the file inside an object (truncated?)")
-                    )
-                }
+                None => return Err(self.error("unexpected end of the file inside an object (truncated?)")),
                 Some(_) => return Err(self.error("expected `,` or `}` in an object")),
             }
         }
@@ -178,11 +153,7 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(Value::array(items));
                 }
-                None => {
-                    return Err(
-                        self.error("unexpected end of the file inside an array (truncated?)")
-                    )
-                }
+                None => return Err(self.error("unexpected end of the file inside an array (truncated?)")),
                 Some(_) => return Err(self.error("expected `,` or `]` in an array")),
             }
         }
@@ -200,9 +171,7 @@ impl Parser<'_> {
             match b {
                 b'"' => break,
                 b'\\' => self.escape(&mut out)?,
-                0x00..=0x1f => {
-                    return Err(self.error_at(self.pos - 1, "control character in a string"))
-                }
+                0x00..=0x1f => return Err(self.error_at(self.pos - 1, "control character in a string")),
                 _ => out.push(b),
             }
         }
@@ -232,10 +201,7 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, ModelError> {
-        let digits = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.error("truncated \\u escape"))?;
+        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.error("truncated \\u escape"))?;
         let text = std::str::from_utf8(digits).map_err(|_| self.error("invalid \\u escape"))?;
         let code = u32::from_str_radix(text, 16).map_err(|_| self.error("invalid \\u escape"))?;
         self.pos += 4;
@@ -296,9 +262,7 @@ mod tests {
     #[test]
     fn reads_xgboost_non_finite_tokens() {
         let v = parse(b"{\"a\": [1.5, NaN, Infinity, -Infinity, -2E0]}", "m.json").unwrap();
-        let Some(Value::Numbers(n)) = v.get("a") else {
-            panic!("not compact: {v:?}")
-        };
+        let Some(Value::Numbers(n)) = v.get("a") else { panic!("not compact: {v:?}") };
         assert_eq!(n[0].f32, 1.5);
         assert!(n[1].f32.is_nan());
         assert_eq!(n[2].f32, f32::INFINITY);
@@ -311,10 +275,7 @@ mod tests {
         // 0.1 + half an f32 ulp region: parse straight to f32, never through f64.
         let v = parse(b"[1.00000005960464477539062500000001]", "m.json").unwrap();
         let Value::Numbers(n) = v else { panic!() };
-        assert_eq!(
-            n[0].f32,
-            "1.00000005960464477539062500000001".parse::<f32>().unwrap()
-        );
+        assert_eq!(n[0].f32, "1.00000005960464477539062500000001".parse::<f32>().unwrap());
     }
 
     #[test]
@@ -323,11 +284,7 @@ mod tests {
             err("{\n  \"a\": [1, 2,\n  ]}"),
             "m.json: malformed JSON at line 3, column 3: unexpected character `]`"
         );
-        assert!(
-            err("{\"a\": [1, 2").contains("truncated"),
-            "{}",
-            err("{\"a\": [1, 2")
-        );
+        assert!(err("{\"a\": [1, 2").contains("truncated"), "{}", err("{\"a\": [1, 2"));
         assert!(err("{\"a\": nan}").contains("expected `null`"));
         assert!(err("{\"a\": 1} x").contains("after the end"));
         assert!(err(&"[".repeat(1000)).contains("nesting"));

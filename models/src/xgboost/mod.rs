@@ -12,10 +12,7 @@ use crate::model::Model;
 
 /// Loads an XGBoost model file, JSON or UBJSON (told apart by content, not by name).
 pub fn load_file(path: &Path) -> Result<Model, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
     load_bytes(&bytes, &path.display().to_string())
 }
 

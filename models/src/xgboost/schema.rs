@@ -19,32 +19,13 @@ impl<'a> At<'a> {
         ModelError::field(self.origin, self.path, message)
     }
 
-    fn with<R>(
-        &self,
-        key: &str,
-        f: impl FnOnce(At<'_>) -> Result<R, ModelError>,
-    ) -> Result<R, ModelError> {
-        let path = if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        };
-        let value = self
-            .value
-            .get(key)
-            .ok_or_else(|| ModelError::field(self.origin, &path, "missing"))?;
-        f(At {
-            value,
-            origin: self.origin,
-            path: &path,
-        })
+    fn with<R>(&self, key: &str, f: impl FnOnce(At<'_>) -> Result<R, ModelError>) -> Result<R, ModelError> {
+        let path = if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) };
+        let value = self.value.get(key).ok_or_else(|| ModelError::field(self.origin, &path, "missing"))?;
+        f(At { value, origin: self.origin, path: &path })
     }
 
-    fn with_opt<R>(
-        &self,
-        key: &str,
-        f: impl FnOnce(At<'_>) -> Result<R, ModelError>,
-    ) -> Result<Option<R>, ModelError> {
+    fn with_opt<R>(&self, key: &str, f: impl FnOnce(At<'_>) -> Result<R, ModelError>) -> Result<Option<R>, ModelError> {
         match self.value.get(key) {
             None => Ok(None),
             Some(_) => self.with(key, f).map(Some),
@@ -61,9 +42,7 @@ impl<'a> At<'a> {
     /// XGBoost writes most parameters as strings holding numbers ("20", "5E-1").
     fn usize_param(&self) -> Result<usize, ModelError> {
         let s = self.str()?;
-        s.trim()
-            .parse::<usize>()
-            .map_err(|_| self.err(format!("expected a non-negative integer, found \"{s}\"")))
+        s.trim().parse::<usize>().map_err(|_| self.err(format!("expected a non-negative integer, found \"{s}\"")))
     }
 
     fn numbers(&self) -> Result<&'a [Num], ModelError> {
@@ -82,10 +61,7 @@ impl<'a> At<'a> {
         self.numbers()?
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                n.as_i64()
-                    .ok_or_else(|| self.err(format!("element {i} is not an integer ({})", n.f64)))
-            })
+            .map(|(i, n)| n.as_i64().ok_or_else(|| self.err(format!("element {i} is not an integer ({})", n.f64))))
             .collect()
     }
 
@@ -120,17 +96,9 @@ impl<'a> At<'a> {
 }
 
 pub(super) fn model_from_document(doc: &Value, origin: &str) -> Result<Model, ModelError> {
-    let root = At {
-        value: doc,
-        origin,
-        path: "",
-    };
+    let root = At { value: doc, origin, path: "" };
     if !matches!(doc, Value::Object(_)) {
-        return Err(ModelError::field(
-            origin,
-            "(document)",
-            format!("expected an object, found {}", doc.kind()),
-        ));
+        return Err(ModelError::field(origin, "(document)", format!("expected an object, found {}", doc.kind())));
     }
     let version = root.with_opt("version", read_version)?.unwrap_or((1, 0, 0));
     root.with("learner", |learner| read_learner(learner, version))
@@ -139,18 +107,14 @@ pub(super) fn model_from_document(doc: &Value, origin: &str) -> Result<Model, Mo
 fn read_version(at: At<'_>) -> Result<(u32, u32, u32), ModelError> {
     let v = at.i64s()?;
     let part = |i: usize| {
-        v.get(i)
-            .and_then(|&x| u32::try_from(x).ok())
-            .ok_or_else(|| at.err("expected [major, minor, patch]"))
+        v.get(i).and_then(|&x| u32::try_from(x).ok()).ok_or_else(|| at.err("expected [major, minor, patch]"))
     };
     Ok((part(0)?, part(1)?, part(2)?))
 }
 
 fn read_learner(learner: At<'_>, version: (u32, u32, u32)) -> Result<Model, ModelError> {
     let origin = learner.origin;
-    let booster = learner.with("gradient_booster", |gb| {
-        gb.with("name", |n| n.str().map(str::to_string))
-    })?;
+    let booster = learner.with("gradient_booster", |gb| gb.with("name", |n| n.str().map(str::to_string)))?;
     if booster != "gbtree" {
         let why = match booster.as_str() {
             "gblinear" => "linear models have no trees",
@@ -162,27 +126,18 @@ fn read_learner(learner: At<'_>, version: (u32, u32, u32)) -> Result<Model, Mode
             format!("booster \"{booster}\" ({why}; only gbtree is supported)"),
         ));
     }
-    let param =
-        |key: &str| learner.with("learner_model_param", |p| p.with(key, |v| v.usize_param()));
+    let param = |key: &str| learner.with("learner_model_param", |p| p.with(key, |v| v.usize_param()));
     let num_class = param("num_class")?;
     let num_features = param("num_feature")?;
-    let num_target = learner
-        .with("learner_model_param", |p| {
-            p.with_opt("num_target", |v| v.usize_param())
-        })?
-        .unwrap_or(1);
+    let num_target =
+        learner.with("learner_model_param", |p| p.with_opt("num_target", |v| v.usize_param()))?.unwrap_or(1);
     if num_target > 1 {
-        return Err(ModelError::unsupported(
-            origin,
-            format!("multi-target model (num_target = {num_target})"),
-        ));
+        return Err(ModelError::unsupported(origin, format!("multi-target model (num_target = {num_target})")));
     }
     if num_features > MAX_FEATURE {
         return Err(learner.err(format!("num_feature {num_features} exceeds {MAX_FEATURE}")));
     }
-    let objective_name = learner.with("objective", |o| {
-        o.with("name", |n| n.str().map(str::to_string))
-    })?;
+    let objective_name = learner.with("objective", |o| o.with("name", |n| n.str().map(str::to_string)))?;
     let objective = Objective::from_name(&objective_name, num_class).ok_or_else(|| {
         ModelError::unsupported(
             origin,
@@ -197,55 +152,37 @@ fn read_learner(learner: At<'_>, version: (u32, u32, u32)) -> Result<Model, Mode
         ));
     }
     let num_groups = objective.num_groups();
-    let base_scores = learner.with("learner_model_param", |p| {
-        p.with("base_score", |b| parse_base_score(b, num_groups))
-    })?;
-    let base_margins = base_scores
-        .iter()
-        .map(|&s| objective.base_margin(s))
-        .collect();
+    let base_scores =
+        learner.with("learner_model_param", |p| p.with("base_score", |b| parse_base_score(b, num_groups)))?;
+    let base_margins = base_scores.iter().map(|&s| objective.base_margin(s)).collect();
 
     let feature_names = match learner.with_opt("feature_names", |f| f.strings())? {
         Some(names) if !names.is_empty() => names,
         _ => (0..num_features).map(|i| format!("f{i}")).collect(),
     };
     if feature_names.len() != num_features {
-        return Err(learner.err(format!(
-            "feature_names has {} names for num_feature {num_features}",
-            feature_names.len()
-        )));
+        return Err(
+            learner.err(format!("feature_names has {} names for num_feature {num_features}", feature_names.len()))
+        );
     }
     let feature_types = match learner.with_opt("feature_types", |f| f.strings())? {
         Some(types) if !types.is_empty() => {
             if types.len() != num_features {
-                return Err(learner.err(format!(
-                    "feature_types has {} types for num_feature {num_features}",
-                    types.len()
-                )));
+                return Err(
+                    learner.err(format!("feature_types has {} types for num_feature {num_features}", types.len()))
+                );
             }
             types
                 .iter()
-                .map(|t| {
-                    FeatureType::from_code(t)
-                        .ok_or_else(|| learner.err(format!("unknown feature type \"{t}\"")))
-                })
+                .map(|t| FeatureType::from_code(t).ok_or_else(|| learner.err(format!("unknown feature type \"{t}\""))))
                 .collect::<Result<_, _>>()?
         }
         _ => vec![FeatureType::Quantitative; num_features],
     };
 
-    let trees = learner.with("gradient_booster", |gb| {
-        gb.with("model", |m| read_trees(m, num_groups, num_features))
-    })?;
+    let trees = learner.with("gradient_booster", |gb| gb.with("model", |m| read_trees(m, num_groups, num_features)))?;
     let forest = Forest::new(&trees, num_groups, num_features);
-    Ok(Model::new(
-        forest,
-        objective,
-        base_margins,
-        feature_names,
-        feature_types,
-        version,
-    ))
+    Ok(Model::new(forest, objective, base_margins, feature_names, feature_types, version))
 }
 
 /// `"5E-1"` (up to 3.0) or `"[4.414E-1]"`, one value per output group (3.1 on).
@@ -258,13 +195,7 @@ fn parse_base_score(at: At<'_>, num_groups: usize) -> Result<Vec<f32>, ModelErro
     };
     let values = parts
         .iter()
-        .map(|p| {
-            p.parse::<f32>().map_err(|_| {
-                at.err(format!(
-                    "expected a number or a list of numbers, found \"{s}\""
-                ))
-            })
-        })
+        .map(|p| p.parse::<f32>().map_err(|_| at.err(format!("expected a number or a list of numbers, found \"{s}\""))))
         .collect::<Result<Vec<_>, _>>()?;
     match values.len() {
         1 => Ok(vec![values[0]; num_groups]),
@@ -273,11 +204,7 @@ fn parse_base_score(at: At<'_>, num_groups: usize) -> Result<Vec<f32>, ModelErro
     }
 }
 
-fn read_trees(
-    model: At<'_>,
-    num_groups: usize,
-    num_features: usize,
-) -> Result<Vec<(Vec<RawNode>, u32)>, ModelError> {
+fn read_trees(model: At<'_>, num_groups: usize, num_features: usize) -> Result<Vec<(Vec<RawNode>, u32)>, ModelError> {
     let trees = match model.value.get("trees") {
         Some(Value::Array(a)) => a,
         Some(v) => {
@@ -287,35 +214,19 @@ fn read_trees(
                 format!("expected an array of trees, found {}", v.kind()),
             ))
         }
-        None => {
-            return Err(ModelError::field(
-                model.origin,
-                format!("{}.trees", model.path),
-                "missing",
-            ))
-        }
+        None => return Err(ModelError::field(model.origin, format!("{}.trees", model.path), "missing")),
     };
     let tree_info = model.with("tree_info", |t| t.i64s())?;
     if tree_info.len() != trees.len() {
-        return Err(model.err(format!(
-            "tree_info has {} entries for {} trees",
-            tree_info.len(),
-            trees.len()
-        )));
+        return Err(model.err(format!("tree_info has {} entries for {} trees", tree_info.len(), trees.len())));
     }
     let mut out = Vec::with_capacity(trees.len());
     for (i, tree) in trees.iter().enumerate() {
         let path = format!("{}.trees[{i}]", model.path);
-        let at = At {
-            value: tree,
-            origin: model.origin,
-            path: &path,
-        };
+        let at = At { value: tree, origin: model.origin, path: &path };
         let group = tree_info[i];
         if group < 0 || group as usize >= num_groups {
-            return Err(model.err(format!(
-                "tree_info[{i}] = {group} is not an output group (0..{num_groups})"
-            )));
+            return Err(model.err(format!("tree_info[{i}] = {group} is not an output group (0..{num_groups})")));
         }
         out.push((read_tree(at, num_features)?, group as u32));
     }
@@ -323,14 +234,16 @@ fn read_trees(
 }
 
 fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError> {
-    let leaf_vector = at
-        .with_opt("tree_param", |p| {
-            p.with_opt("size_leaf_vector", |v| v.usize_param())
-        })?
-        .flatten()
-        .unwrap_or(1);
+    let leaf_vector =
+        at.with_opt("tree_param", |p| p.with_opt("size_leaf_vector", |v| v.usize_param()))?.flatten().unwrap_or(1);
     if leaf_vector > 1 {
-        return Err(ModelError::unsupported(at.origin, format!("vector-leaf trees ({}: size_leaf_vector = {leaf_vector}, from multi_strategy=multi_output_tree)", at.path)));
+        return Err(ModelError::unsupported(
+            at.origin,
+            format!(
+                "vector-leaf trees ({}: size_leaf_vector = {leaf_vector}, from multi_strategy=multi_output_tree)",
+                at.path
+            ),
+        ));
     }
     let left = at.with("left_children", |v| v.i64s())?;
     let right = at.with("right_children", |v| v.i64s())?;
@@ -338,9 +251,7 @@ fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError
     let condition = at.with("split_conditions", |v| v.f32s())?;
     let default_left = at.with("default_left", |v| v.bools())?;
     let n = left.len();
-    let split_type = at
-        .with_opt("split_type", |v| v.i64s())?
-        .unwrap_or_else(|| vec![0; n]);
+    let split_type = at.with_opt("split_type", |v| v.i64s())?.unwrap_or_else(|| vec![0; n]);
     for (name, len) in [
         ("right_children", right.len()),
         ("split_indices", feature.len()),
@@ -366,9 +277,8 @@ fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError
     let categories = read_categories(at, n)?;
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
-        let node_err = |field: &str, msg: String| {
-            ModelError::field(at.origin, format!("{}.{field}[{i}]", at.path), msg)
-        };
+        let node_err =
+            |field: &str, msg: String| ModelError::field(at.origin, format!("{}.{field}[{i}]", at.path), msg);
         if left[i] == -1 {
             nodes.push(RawNode::Leaf(condition[i]));
             continue;
@@ -376,49 +286,27 @@ fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError
         let (l, r) = (left[i], right[i]);
         for (name, c) in [("left_children", l), ("right_children", r)] {
             if c <= 0 || c as usize >= n {
-                return Err(node_err(
-                    name,
-                    format!("child {c} is not a node of this tree (1..{n})"),
-                ));
+                return Err(node_err(name, format!("child {c} is not a node of this tree (1..{n})")));
             }
         }
         let f = feature[i];
         if f < 0 || f as usize >= num_features {
-            return Err(node_err(
-                "split_indices",
-                format!("feature {f} is outside 0..{num_features}"),
-            ));
+            return Err(node_err("split_indices", format!("feature {f} is outside 0..{num_features}")));
         }
         let (feature, left, right, default_left) = (f as u32, l as u32, r as u32, default_left[i]);
         nodes.push(match split_type[i] {
-            0 => RawNode::Numeric {
-                feature,
-                threshold: condition[i],
-                default_left,
-                left,
-                right,
-            },
+            0 => RawNode::Numeric { feature, threshold: condition[i], default_left, left, right },
             1 => {
                 let cats = categories[i].clone().ok_or_else(|| {
-                    node_err(
-                        "split_type",
-                        "categorical split without an entry in categories_nodes".into(),
-                    )
+                    node_err("split_type", "categorical split without an entry in categories_nodes".into())
                 })?;
-                RawNode::Categorical {
-                    feature,
-                    categories: cats,
-                    default_left,
-                    left,
-                    right,
-                }
+                RawNode::Categorical { feature, categories: cats, default_left, left, right }
             }
             t => return Err(node_err("split_type", format!("unknown split type {t}"))),
         });
     }
-    check_is_tree(&nodes).map_err(|(i, msg)| {
-        ModelError::field(at.origin, format!("{}.left_children[{i}]", at.path), msg)
-    })?;
+    check_is_tree(&nodes)
+        .map_err(|(i, msg)| ModelError::field(at.origin, format!("{}.left_children[{i}]", at.path), msg))?;
     Ok(nodes)
 }
 
@@ -432,9 +320,7 @@ fn read_categories(at: At<'_>, n: usize) -> Result<Vec<Option<Vec<u32>>>, ModelE
     let sizes = at.with("categories_sizes", |v| v.i64s())?;
     let cats = at.with("categories", |v| v.i64s())?;
     if segments.len() != nodes.len() || sizes.len() != nodes.len() {
-        return Err(
-            at.err("categories_nodes, categories_segments and categories_sizes differ in length")
-        );
+        return Err(at.err("categories_nodes, categories_segments and categories_sizes differ in length"));
     }
     for (k, &node) in nodes.iter().enumerate() {
         let field = |name: &str| format!("{}.{name}[{k}]", at.path);
@@ -446,30 +332,19 @@ fn read_categories(at: At<'_>, n: usize) -> Result<Vec<Option<Vec<u32>>>, ModelE
             ));
         }
         let (start, size) = (segments[k], sizes[k]);
-        let end = start
-            .checked_add(size)
-            .filter(|&e| start >= 0 && size >= 0 && e as usize <= cats.len());
+        let end = start.checked_add(size).filter(|&e| start >= 0 && size >= 0 && e as usize <= cats.len());
         let Some(end) = end else {
             return Err(ModelError::field(
                 at.origin,
                 field("categories_segments"),
-                format!(
-                    "segment {start}+{size} is outside the {} categories",
-                    cats.len()
-                ),
+                format!("segment {start}+{size} is outside the {} categories", cats.len()),
             ));
         };
         let set = cats[start as usize..end as usize]
             .iter()
             .map(|&c| u32::try_from(c).ok().filter(|&c| c < 1 << 24))
             .collect::<Option<Vec<u32>>>()
-            .ok_or_else(|| {
-                ModelError::field(
-                    at.origin,
-                    field("categories"),
-                    "category codes must be in 0..2^24",
-                )
-            })?;
+            .ok_or_else(|| ModelError::field(at.origin, field("categories"), "category codes must be in 0..2^24"))?;
         out[node as usize] = Some(set);
     }
     Ok(out)
@@ -483,16 +358,11 @@ fn check_is_tree(nodes: &[RawNode]) -> Result<(), (usize, String)> {
     while let Some(i) = stack.pop() {
         let (l, r) = match &nodes[i as usize] {
             RawNode::Leaf(_) => continue,
-            RawNode::Numeric { left, right, .. } | RawNode::Categorical { left, right, .. } => {
-                (*left, *right)
-            }
+            RawNode::Numeric { left, right, .. } | RawNode::Categorical { left, right, .. } => (*left, *right),
         };
         for c in [l, r] {
             if std::mem::replace(&mut seen[c as usize], true) {
-                return Err((
-                    i as usize,
-                    format!("node {c} is reached twice (the nodes do not form a tree)"),
-                ));
+                return Err((i as usize, format!("node {c} is reached twice (the nodes do not form a tree)")));
             }
             stack.push(c);
         }

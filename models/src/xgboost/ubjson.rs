@@ -8,12 +8,7 @@ use crate::error::{ModelError, Position};
 const MAX_DEPTH: usize = 128;
 
 pub(crate) fn parse(bytes: &[u8], origin: &str) -> Result<Value, ModelError> {
-    let mut p = Parser {
-        bytes,
-        pos: 0,
-        origin,
-        depth: 0,
-    };
+    let mut p = Parser { bytes, pos: 0, origin, depth: 0 };
     let value = p.value()?;
     if p.pos != bytes.len() {
         return Err(p.error("unexpected data after the end of the document"));
@@ -45,9 +40,7 @@ impl Parser<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
-            return Err(self.error(format!(
-                "needs {n} more bytes but the file ends (truncated?)"
-            )));
+            return Err(self.error(format!("needs {n} more bytes but the file ends (truncated?)")));
         };
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
@@ -93,21 +86,14 @@ impl Parser<'_> {
             b'l' => i32::from_be_bytes(self.array_of()?).into(),
             b'L' => i64::from_be_bytes(self.array_of()?),
             _ => {
-                return Err(self.error_at(
-                    at,
-                    format!(
-                        "expected an integer length, found marker `{}`",
-                        marker.escape_ascii()
-                    ),
-                ))
+                return Err(
+                    self.error_at(at, format!("expected an integer length, found marker `{}`", marker.escape_ascii()))
+                )
             }
         };
         match usize::try_from(n) {
             Ok(n) if n <= self.bytes.len() => Ok(n),
-            _ => Err(self.error_at(
-                at,
-                format!("length {n} is negative or longer than the file"),
-            )),
+            _ => Err(self.error_at(at, format!("length {n} is negative or longer than the file"))),
         }
     }
 
@@ -115,8 +101,7 @@ impl Parser<'_> {
         let len = self.length()?;
         let at = self.pos;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| self.error_at(at, "string is not valid UTF-8"))
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.error_at(at, "string is not valid UTF-8"))
     }
 
     fn value(&mut self) -> Result<Value, ModelError> {
@@ -137,31 +122,22 @@ impl Parser<'_> {
             b'C' => Ok(Value::Str(char::from(self.array_of::<1>()?[0]).to_string())),
             b'H' => {
                 let text = self.string_body()?;
-                let f64 = text.parse::<f64>().map_err(|_| {
-                    self.error_at(at, format!("invalid high-precision number `{text}`"))
-                })?;
+                let f64 = text
+                    .parse::<f64>()
+                    .map_err(|_| self.error_at(at, format!("invalid high-precision number `{text}`")))?;
                 let f32 = text.parse::<f32>().unwrap_or(f64 as f32);
                 Ok(Value::Number(Num { f64, f32 }))
             }
             b'[' | b'{' => {
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
-                    return Err(
-                        self.error_at(at, format!("nesting deeper than {MAX_DEPTH} levels"))
-                    );
+                    return Err(self.error_at(at, format!("nesting deeper than {MAX_DEPTH} levels")));
                 }
-                let v = if marker == b'[' {
-                    self.array()
-                } else {
-                    self.object()
-                };
+                let v = if marker == b'[' { self.array() } else { self.object() };
                 self.depth -= 1;
                 v
             }
-            _ => Err(self.error_at(
-                at,
-                format!("unknown type marker `{}`", marker.escape_ascii()),
-            )),
+            _ => Err(self.error_at(at, format!("unknown type marker `{}`", marker.escape_ascii()))),
         }
     }
 
@@ -217,12 +193,10 @@ impl Parser<'_> {
             _ => 0,
         };
         if width > 0 {
-            if n.checked_mul(width)
-                .is_none_or(|total| total > self.bytes.len() - self.pos)
-            {
-                return Err(self.error(format!(
-                    "typed array of {n} elements runs past the end of the file (truncated?)"
-                )));
+            if n.checked_mul(width).is_none_or(|total| total > self.bytes.len() - self.pos) {
+                return Err(
+                    self.error(format!("typed array of {n} elements runs past the end of the file (truncated?)"))
+                );
             }
             let mut nums = Vec::with_capacity(n);
             for _ in 0..n {
@@ -263,9 +237,7 @@ impl Parser<'_> {
                     break;
                 }
                 if self.pos >= self.bytes.len() {
-                    return Err(
-                        self.error("unexpected end of the file inside an object (truncated?)")
-                    );
+                    return Err(self.error("unexpected end of the file inside an object (truncated?)"));
                 }
                 field(self)?;
             },
@@ -285,9 +257,7 @@ mod tests {
         b.extend_from_slice(&f32::NAN.to_be_bytes());
         b.extend_from_slice(&[b'i', 1, b'b', b'S', b'i', 2, b'h', b'i', b'}']);
         let v = parse(&b, "m.ubj").unwrap();
-        let Some(Value::Numbers(n)) = v.get("a") else {
-            panic!("{v:?}")
-        };
+        let Some(Value::Numbers(n)) = v.get("a") else { panic!("{v:?}") };
         assert_eq!(n[0].f32, 1.5);
         assert!(n[1].f32.is_nan());
         assert_eq!(v.get("b"), Some(&Value::Str("hi".into())));
@@ -297,10 +267,7 @@ mod tests {
     fn truncation_names_the_byte() {
         let b = [b'{', b'i', 1, b'a', b'[', b'$', b'l', b'#', b'i', 3, 0, 0];
         let e = parse(&b, "m.ubj").unwrap_err().to_string();
-        assert!(
-            e.starts_with("m.ubj: malformed UBJSON at byte 10: typed array of 3 elements"),
-            "{e}"
-        );
+        assert!(e.starts_with("m.ubj: malformed UBJSON at byte 10: typed array of 3 elements"), "{e}");
         let e = parse(b"{i\x01a", "m.ubj").unwrap_err().to_string();
         assert!(e.contains("byte 4") && e.contains("truncated"), "{e}");
     }

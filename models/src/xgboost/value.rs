@@ -10,24 +10,15 @@ pub(crate) struct Num {
 
 impl Num {
     pub fn from_f32(x: f32) -> Self {
-        Num {
-            f64: f64::from(x),
-            f32: x,
-        }
+        Num { f64: f64::from(x), f32: x }
     }
 
     pub fn from_f64(x: f64) -> Self {
-        Num {
-            f64: x,
-            f32: x as f32,
-        }
+        Num { f64: x, f32: x as f32 }
     }
 
     pub fn from_i64(x: i64) -> Self {
-        Num {
-            f64: x as f64,
-            f32: x as f32,
-        }
+        Num { f64: x as f64, f32: x as f32 }
     }
 
     /// The integer value, if the number is one that fits an i64 exactly.
