@@ -194,7 +194,7 @@ pub fn parse_cell(cell: &[u8]) -> Option<f64> {
     let cell = cell.trim_ascii();
     match cell {
         b"" | b"NA" | b"NaN" | b"nan" => Some(f64::NAN),
-        _ => std::str::from_utf8(cell).ok()?.parse::<f64>().ok(),
+        _ => fast_float2::parse::<f64, _>(cell).ok(),
     }
 }
 

@@ -160,3 +160,42 @@ fn bad_flags_exit_2_with_one_line() {
     let e = bad_input(&["frobnicate"]);
     assert!(e.contains("frobnicate"), "{e}");
 }
+
+#[test]
+fn many_batches_come_out_complete_and_in_order() {
+    let case = all_cases().into_iter().find(|c| c.name == "bench_100x6").unwrap();
+    let model = case.load("ubj");
+    let text = std::fs::read_to_string(case.rows_path()).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let body: Vec<&str> = lines.collect();
+    // More rows than several batches, in an order that differs from the fixture's.
+    let big: Vec<&str> = (0..13_001).map(|i| body[(i * 7) % body.len()]).collect();
+    let input = write("many.csv", format!("{header}\n{}\n", big.join("\n")).as_bytes());
+    let out = cutover(&["predict", "--model", s(&case.model_path("ubj")), "--input", s(&input)]);
+    assert!(out.status.success());
+    let got: Vec<f32> = String::from_utf8(out.stdout).unwrap().lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    let rows = case.rows(&model);
+    let w = model.num_features();
+    assert_eq!(got.len(), big.len());
+    for (i, g) in got.iter().enumerate() {
+        let r = (i * 7) % body.len();
+        assert_eq!(g.to_bits(), model.predict_one(&rows[r * w..(r + 1) * w]).to_bits(), "row {i}");
+    }
+}
+
+#[test]
+fn a_bad_row_leaves_no_output_file_behind() {
+    let case = all_cases().into_iter().find(|c| c.name == "bench_100x6").unwrap();
+    let text = std::fs::read_to_string(case.rows_path()).unwrap();
+    let header = text.lines().next().unwrap();
+    let good = text.lines().nth(1).unwrap();
+    let mut body = vec![good; 9000];
+    body.push("1,2,3");
+    let input = write("late_bad_row.csv", format!("{header}\n{}\n", body.join("\n")).as_bytes());
+    let output = tmp("never_written.csv");
+    let e = bad_input(&["predict", "--model", s(&case.model_path("ubj")), "--input", s(&input), "--output", s(&output)]);
+    assert!(e.contains("late_bad_row.csv: line 9002: 3 cells, the header has 20"), "{e}");
+    assert!(!output.exists(), "a partial output was left at {}", output.display());
+    assert!(!PathBuf::from(format!("{}.partial", output.display())).exists());
+}
