@@ -1,8 +1,8 @@
 //! `cutover predict --model FILE --input CSV [--output CSV] [--margin] [--runtime R]`.
 
 use std::io::{BufWriter, Write};
-use std::sync::mpsc;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use cutover_models::rows::RowReader;
 use cutover_models::{runtime, Output, Runtime, Scorer};

@@ -194,8 +194,37 @@ fn a_bad_row_leaves_no_output_file_behind() {
     body.push("1,2,3");
     let input = write("late_bad_row.csv", format!("{header}\n{}\n", body.join("\n")).as_bytes());
     let output = tmp("never_written.csv");
-    let e = bad_input(&["predict", "--model", s(&case.model_path("ubj")), "--input", s(&input), "--output", s(&output)]);
+    let e =
+        bad_input(&["predict", "--model", s(&case.model_path("ubj")), "--input", s(&input), "--output", s(&output)]);
     assert!(e.contains("late_bad_row.csv: line 9002: 3 cells, the header has 20"), "{e}");
     assert!(!output.exists(), "a partial output was left at {}", output.display());
     assert!(!PathBuf::from(format!("{}.partial", output.display())).exists());
+}
+
+#[test]
+fn the_gbdt_runtimes_are_one_flag_away() {
+    let case = all_cases().into_iter().find(|c| c.name == "binary_logistic" && c.version == "3.2.0").unwrap();
+    let (model, rows) = (case.model_path("json"), case.rows_path());
+    let run = |runtime: &str| {
+        let out = cutover(&["predict", "--model", s(&model), "--input", s(&rows), "--runtime", runtime]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let exact = run("xgboost");
+    assert_eq!(run("gbdt"), exact, "the faithful conversion drifted");
+    let unmapped = String::from_utf8(run("gbdt-unmapped-missing")).unwrap();
+    let differing = unmapped.lines().zip(String::from_utf8(exact).unwrap().lines()).filter(|(a, b)| a != b).count();
+    assert!(differing > 20, "only {differing} rows drift when NaN is not mapped");
+
+    let cat = all_cases().into_iter().find(|c| c.categorical).unwrap();
+    let e = bad_input(&[
+        "predict",
+        "--model",
+        s(&cat.model_path("json")),
+        "--input",
+        s(&cat.rows_path()),
+        "--runtime",
+        "gbdt",
+    ]);
+    assert!(e.contains("unsupported categorical splits on the gbdt runtime"), "{e}");
 }
