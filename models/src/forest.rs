@@ -19,8 +19,14 @@ const LEAF: u8 = 1;
 const CATEGORICAL_DEFAULT_LEFT: u8 = 2;
 const CATEGORICAL_DEFAULT_RIGHT: u8 = 3;
 
-/// Largest feature index a forest may use.
-pub(crate) const MAX_FEATURE: usize = u32::MAX as usize;
+/// Most features a model may have (XGBoost's own limit is 2^32; a file asking for more
+/// than this is refused rather than allowed to allocate names for billions).
+pub(crate) const MAX_FEATURE: usize = 1 << 24;
+
+/// Category sets whose largest code is below this are bitsets (at most 256 bytes).
+const MAX_BITSET_CODE: usize = 2048;
+/// Header flag of a category set stored as sorted codes.
+const SORTED_CODES: u32 = 1 << 31;
 
 /// Trees walked side by side when scoring one row.
 const LANES: usize = 8;
@@ -122,7 +128,7 @@ impl Forest {
                     assert!((*feature as usize) < self.num_features, "feature index checked by the loader");
                     let kids = self.children(&mut queue, *left, *right, d);
                     self.has_categorical = true;
-                    let offset = self.push_bitset(categories);
+                    let offset = self.push_categories(categories);
                     self.kinds[slot as usize] =
                         if *default_left { CATEGORICAL_DEFAULT_LEFT } else { CATEGORICAL_DEFAULT_RIGHT };
                     Node { threshold: f32::from_bits(offset), sign: 1.0, feature: *feature, first: kids }
@@ -150,14 +156,26 @@ impl Forest {
         at
     }
 
-    fn push_bitset(&mut self, categories: &[u32]) -> u32 {
+    /// Stores a category set: a bitset when its largest code is small, otherwise (so that
+    /// a hostile file cannot ask for megabytes per node) the sorted codes. The header word
+    /// holds the length, with `SORTED_CODES` set for the second form.
+    fn push_categories(&mut self, categories: &[u32]) -> u32 {
         let offset = self.category_words.len() as u32;
-        let words = categories.iter().max().map_or(0, |&m| m as usize / 32 + 1);
-        self.category_words.push(words as u32);
-        let start = self.category_words.len();
-        self.category_words.resize(start + words, 0);
-        for &c in categories {
-            self.category_words[start + c as usize / 32] |= 1 << (c % 32);
+        let max = categories.iter().copied().max().unwrap_or(0) as usize;
+        if max < MAX_BITSET_CODE {
+            let words = if categories.is_empty() { 0 } else { max / 32 + 1 };
+            self.category_words.push(words as u32);
+            let start = self.category_words.len();
+            self.category_words.resize(start + words, 0);
+            for &c in categories {
+                self.category_words[start + c as usize / 32] |= 1 << (c % 32);
+            }
+        } else {
+            let mut sorted = categories.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            self.category_words.push(sorted.len() as u32 | SORTED_CODES);
+            self.category_words.extend_from_slice(&sorted);
         }
         offset
     }
@@ -319,9 +337,14 @@ impl Forest {
             return false;
         }
         let code = x as u32;
-        let words = self.category_words[offset as usize] as usize;
+        let header = self.category_words[offset as usize];
+        let body = offset as usize + 1;
+        if header & SORTED_CODES != 0 {
+            let len = (header & !SORTED_CODES) as usize;
+            return self.category_words[body..body + len].binary_search(&code).is_ok();
+        }
         let word = code as usize / 32;
-        word < words && self.category_words[offset as usize + 1 + word] & (1 << (code % 32)) != 0
+        word < header as usize && self.category_words[body + word] & (1 << (code % 32)) != 0
     }
 
     /// The leaves and splits of tree `t`, for converters to other runtimes.
@@ -426,7 +449,19 @@ mod tests {
             RawNode::Leaf(-1.0),
             RawNode::Leaf(1.0),
         ];
-        let f = Forest::new(&[(tree, 0)], 1, 1);
+        let f = Forest::new(&[(tree.clone(), 0)], 1, 1);
+        let mut large = tree;
+        large[0] = RawNode::Categorical {
+            feature: 0,
+            categories: vec![40, 1, 5_000_000],
+            default_left: false,
+            left: 1,
+            right: 2,
+        };
+        let f_large = Forest::new(&[(large, 0)], 1, 1);
+        assert_eq!(f_large.category_words.len(), 4, "large codes are stored sorted, not as a bitset");
+        assert_eq!(score(&f_large, &[5_000_000.0]), 1.0);
+        assert_eq!(score(&f_large, &[4_999_999.0]), -1.0);
         for (x, want) in [
             (1.0, 1.0),
             (1.9, 1.0),
@@ -439,6 +474,7 @@ mod tests {
             (f32::NAN, 1.0),
         ] {
             assert_eq!(score(&f, &[x]), want, "x = {x}");
+            assert_eq!(score(&f_large, &[x]), want, "x = {x} (sorted codes)");
         }
     }
 

@@ -44,26 +44,15 @@ pub enum Output {
 /// An XGBoost gbtree model, ready to score rows exactly as XGBoost does.
 #[derive(Debug, Clone)]
 pub struct Model {
-    forest: Forest,
-    objective: Objective,
-    base_margins: Vec<f32>,
-    feature_names: Vec<String>,
-    feature_types: Vec<FeatureType>,
-    version: (u32, u32, u32),
+    pub(crate) forest: Forest,
+    pub(crate) objective: Objective,
+    pub(crate) base_margins: Vec<f32>,
+    pub(crate) feature_names: Vec<String>,
+    pub(crate) feature_types: Vec<FeatureType>,
+    pub(crate) version: (u32, u32, u32),
 }
 
 impl Model {
-    pub(crate) fn new(
-        forest: Forest,
-        objective: Objective,
-        base_margins: Vec<f32>,
-        feature_names: Vec<String>,
-        feature_types: Vec<FeatureType>,
-        version: (u32, u32, u32),
-    ) -> Model {
-        Model { forest, objective, base_margins, feature_names, feature_types, version }
-    }
-
     /// The flattened forest.
     pub fn forest(&self) -> &Forest {
         &self.forest

@@ -135,7 +135,11 @@ fn read_learner(learner: At<'_>, version: (u32, u32, u32)) -> Result<Model, Mode
         return Err(ModelError::unsupported(origin, format!("multi-target model (num_target = {num_target})")));
     }
     if num_features > MAX_FEATURE {
-        return Err(learner.err(format!("num_feature {num_features} exceeds {MAX_FEATURE}")));
+        return Err(ModelError::field(
+            origin,
+            "learner.learner_model_param.num_feature",
+            format!("{num_features} features is more than the {MAX_FEATURE} supported"),
+        ));
     }
     let objective_name = learner.with("objective", |o| o.with("name", |n| n.str().map(str::to_string)))?;
     let objective = Objective::from_name(&objective_name, num_class).ok_or_else(|| {
@@ -182,7 +186,7 @@ fn read_learner(learner: At<'_>, version: (u32, u32, u32)) -> Result<Model, Mode
 
     let trees = learner.with("gradient_booster", |gb| gb.with("model", |m| read_trees(m, num_groups, num_features)))?;
     let forest = Forest::new(&trees, num_groups, num_features);
-    Ok(Model::new(forest, objective, base_margins, feature_names, feature_types, version))
+    Ok(Model { forest, objective, base_margins, feature_names, feature_types, version })
 }
 
 /// `"5E-1"` (up to 3.0) or `"[4.414E-1]"`, one value per output group (3.1 on).
@@ -368,4 +372,78 @@ fn check_is_tree(nodes: &[RawNode]) -> Result<(), (usize, String)> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::xgboost::load_bytes;
+
+    /// A two-tree stump model as xgboost 2.x writes it, with `{...}` placeholders.
+    const MODEL: &str = r#"{"learner":{"attributes":{},"feature_names":[],"feature_types":[],
+"gradient_booster":{"model":{"gbtree_model_param":{"num_parallel_tree":"1","num_trees":"2"},
+"tree_info":[0,0],"trees":[
+{"base_weights":[0,0,0],"default_left":[1,0,0],"id":0,"left_children":[1,-1,-1],"right_children":[2,-1,-1],
+ "split_conditions":[{T0},-0.5,0.5],"split_indices":[{F0},0,0],"split_type":[0,0,0],
+ "tree_param":{"num_feature":"2","num_nodes":"3","size_leaf_vector":"{LV}"}},
+{"base_weights":[0,0,0],"default_left":[0,0,0],"id":1,"left_children":[{L1},-1,-1],"right_children":[2,-1,-1],
+ "split_conditions":[1.0,-0.25,Infinity],"split_indices":[1,0,0],"split_type":[0,0,0],
+ "tree_param":{"num_feature":"2","num_nodes":"3","size_leaf_vector":"1"}}]},"name":"{BOOSTER}"},
+"learner_model_param":{"base_score":"{BASE}","boost_from_average":"1","num_class":"0","num_feature":"{NF}","num_target":"1"},
+"objective":{"name":"{OBJ}"}},"version":[2,1,4]}"#;
+
+    fn model(edits: &[(&str, &str)]) -> String {
+        let mut s = MODEL.to_string();
+        let defaults = [
+            ("{T0}", "0.0"),
+            ("{F0}", "0"),
+            ("{LV}", "1"),
+            ("{L1}", "1"),
+            ("{BOOSTER}", "gbtree"),
+            ("{BASE}", "5E-1"),
+            ("{NF}", "2"),
+            ("{OBJ}", "reg:squarederror"),
+        ];
+        for (key, default) in defaults {
+            let value = edits.iter().find(|(k, _)| *k == key).map_or(default, |(_, v)| v);
+            s = s.replace(key, value);
+        }
+        s
+    }
+
+    fn err(edits: &[(&str, &str)]) -> String {
+        load_bytes(model(edits).as_bytes(), "m.json").expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn a_valid_stump_scores_and_reads_infinity() {
+        let m = load_bytes(model(&[]).as_bytes(), "m.json").unwrap();
+        assert_eq!(m.feature_names(), ["f0", "f1"]);
+        // base 0.5 + tree 0 (x0 < 0 -> -0.5) + tree 1 (x1 >= 1 -> Infinity leaf)
+        assert_eq!(m.predict_one(&[-1.0, 0.0]), 0.5 - 0.5 - 0.25);
+        assert_eq!(m.predict_one(&[1.0, 2.0]), f32::INFINITY);
+        let vector_base = load_bytes(model(&[("{BASE}", "[2.5E-1]")]).as_bytes(), "m.json").unwrap();
+        assert_eq!(vector_base.base_margins(), [0.25]);
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        assert_eq!(
+            err(&[("{F0}", "7")]),
+            "m.json: field `learner.gradient_booster.model.trees[0].split_indices[0]`: feature 7 is outside 0..2"
+        );
+        assert_eq!(err(&[("{L1}", "9")]), "m.json: field `learner.gradient_booster.model.trees[1].left_children[0]`: child 9 is not a node of this tree (1..3)");
+        assert!(err(&[("{L1}", "2")]).contains("reached twice"));
+        assert!(err(&[("{LV}", "3")]).contains("unsupported vector-leaf trees"));
+        assert!(err(&[("{BOOSTER}", "dart")]).contains("unsupported booster \"dart\""));
+        assert!(err(&[("{OBJ}", "rank:ndcg")]).contains("unsupported objective \"rank:ndcg\""));
+        assert!(err(&[("{NF}", "4000000000")])
+            .contains("field `learner.learner_model_param.num_feature`: 4000000000 features"));
+        assert!(err(&[("{NF}", "two")]).contains("expected a non-negative integer, found \"two\""));
+        assert!(err(&[("{BASE}", "[0.1,0.2]")]).contains("2 values for 1 output groups"));
+        assert!(err(&[("{T0}", "\"x\"")]).contains("split_conditions`: expected an array of numbers, found an array"));
+        assert_eq!(
+            err(&[("{OBJ}", "multi:softprob")]),
+            "m.json: field `learner.learner_model_param.num_class`: multi:softprob needs num_class >= 2, found 0"
+        );
+    }
 }
