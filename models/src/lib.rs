@@ -9,9 +9,13 @@
 mod error;
 mod forest;
 mod model;
+pub mod features;
+pub mod fraud;
 pub mod objective;
 pub mod rows;
+pub mod paths;
 pub mod runtime;
+pub mod store;
 pub mod xgboost;
 
 pub use error::{ModelError, Position};

@@ -1,0 +1,115 @@
+//! The dual feature path: for one request, the legacy path (in-process preprocessing and
+//! the service's own customer table) and the new path (on-demand transforms and the online
+//! store) each produce the model's input row, and the two are diffed feature by feature.
+
+use crate::features::{diff_rows, FeatureDiff, FeatureKind, FeatureValues, Pipeline, SpecError};
+use crate::fraud::Request;
+use crate::store::{Event, EventLog, Materializer, OnlineStore, Schedule};
+
+/// Both paths and the event log they share.
+pub struct DualPath {
+    legacy: Pipeline,
+    legacy_table: Materializer,
+    new: Pipeline,
+    store: Box<dyn OnlineStore>,
+    log: EventLog,
+    kinds: Vec<FeatureKind>,
+    legacy_values: FeatureValues,
+    new_values: FeatureValues,
+    diffs: Vec<FeatureDiff>,
+}
+
+/// One request's rows on both paths and their diff.
+#[derive(Debug, Clone, Copy)]
+pub struct PathRows<'a> {
+    /// The legacy path's model row.
+    pub legacy: &'a [f32],
+    /// The new path's model row.
+    pub new: &'a [f32],
+    /// Per feature, how they differ.
+    pub diffs: &'a [FeatureDiff],
+}
+
+impl DualPath {
+    /// Both paths on the same materialization schedule, the new one with the embedded store.
+    pub fn new(legacy: Pipeline, new: Pipeline, schedule: Schedule) -> Result<DualPath, SpecError> {
+        DualPath::with_store(legacy, new, schedule, Box::new(Materializer::new(schedule)))
+    }
+
+    /// Both paths, the new one reading aggregates from `store`.
+    pub fn with_store(
+        legacy: Pipeline,
+        new: Pipeline,
+        schedule: Schedule,
+        store: Box<dyn OnlineStore>,
+    ) -> Result<DualPath, SpecError> {
+        if legacy.output_names() != new.output_names() {
+            let at = legacy.output_names().iter().zip(new.output_names()).position(|(a, b)| a != b);
+            let message = match at {
+                Some(k) => format!(
+                    "feature {k} is `{}` on the legacy path and `{}` on the new one",
+                    legacy.output_names()[k],
+                    new.output_names()[k]
+                ),
+                None => "the two specs have different numbers of model features".into(),
+            };
+            return Err(SpecError { file: new.name().to_string(), line: 0, column: 0, field: "feature".into(), message });
+        }
+        let kinds = legacy.output_kinds();
+        let (legacy_values, new_values) = (legacy.values(), new.values());
+        let diffs = vec![FeatureDiff::Equal; kinds.len()];
+        Ok(DualPath {
+            legacy,
+            legacy_table: Materializer::new(schedule),
+            new,
+            store,
+            log: EventLog::new(),
+            kinds,
+            legacy_values,
+            new_values,
+            diffs,
+        })
+    }
+
+    /// The legacy pipeline.
+    pub fn legacy(&self) -> &Pipeline {
+        &self.legacy
+    }
+
+    /// The new pipeline.
+    pub fn new_pipeline(&self) -> &Pipeline {
+        &self.new
+    }
+
+    /// The kind of each model feature.
+    pub fn kinds(&self) -> &[FeatureKind] {
+        &self.kinds
+    }
+
+    /// The online store, for faults and freshness.
+    pub fn store_mut(&mut self) -> &mut dyn OnlineStore {
+        self.store.as_mut()
+    }
+
+    /// The new path's freshness lag at `now_ms`.
+    pub fn store_lag_ms(&self, now_ms: i64) -> Option<i64> {
+        self.store.freshness_lag_ms(now_ms)
+    }
+
+    /// Computes both rows for `request` and their diff (allocation-free once warm).
+    pub fn compute(&mut self, request: &Request) -> PathRows<'_> {
+        let now = request.event_time_ms;
+        self.legacy_table.advance_to(now, &self.log);
+        self.store.advance_to(now, &self.log);
+        let id = request.customer_id;
+        self.legacy.compute(request, self.legacy_table.get(id), &mut self.legacy_values);
+        self.new.compute(request, self.store.get(id), &mut self.new_values);
+        diff_rows(&self.kinds, &self.legacy_values.row, &self.new_values.row, &mut self.diffs);
+        PathRows { legacy: &self.legacy_values.row, new: &self.new_values.row, diffs: &self.diffs }
+    }
+
+    /// Records that `request` was served: it joins the offline event log.
+    pub fn served(&mut self, request: &Request) {
+        self.log.append(Event::of(request));
+    }
+}

@@ -1,0 +1,184 @@
+//! The two feature paths of the bundled fraud domain: exact agreement with no fault, and
+//! every failure mode of the migration as a small change of the new spec or the store.
+
+use std::path::{Path, PathBuf};
+
+use cutover_models::features::{FeatureDiff, ParityStats, Pipeline, Segments};
+use cutover_models::fraud::{Generator, GeneratorConfig};
+use cutover_models::paths::DualPath;
+use cutover_models::store::Schedule;
+
+pub fn domain(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud").join(file)
+}
+
+fn legacy() -> Pipeline {
+    Pipeline::from_file(&domain("legacy.toml"), None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn new_text() -> String {
+    std::fs::read_to_string(domain("new.toml")).unwrap()
+}
+
+/// The new spec with one edit: `from` must occur exactly once.
+fn edited(from: &str, to: &str) -> Pipeline {
+    let text = new_text();
+    assert_eq!(text.matches(from).count(), 1, "edit target `{from}` must occur once");
+    Pipeline::from_text(&text.replacen(from, to, 1), "new.toml", None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `n` requests through both paths; returns mismatch counts per feature and the paths.
+fn run(new: Pipeline, n: u64, stall_store_until_ms: Option<i64>) -> (Vec<(String, usize)>, Vec<Vec<FeatureDiff>>) {
+    let mut paths = DualPath::new(legacy(), new, Schedule::default()).unwrap();
+    if let Some(t) = stall_store_until_ms {
+        // Only the store's job stalls; the legacy table keeps its schedule.
+        paths.store_mut().stall_until(t);
+    }
+    let names = paths.legacy().output_names().to_vec();
+    let mut counts = vec![0usize; names.len()];
+    let mut all = Vec::new();
+    let g = slow_traffic(11);
+    for i in 0..n {
+        let r = g.request(i);
+        let rows = paths.compute(&r);
+        for (c, d) in counts.iter_mut().zip(rows.diffs) {
+            *c += usize::from(d.is_mismatch());
+        }
+        all.push(rows.diffs.to_vec());
+        paths.served(&r);
+    }
+    (names.into_iter().zip(counts).collect(), all)
+}
+
+/// One request a second, so that a few thousand requests span several materializations
+/// (every 15 minutes) and the aggregates are exercised.
+fn slow_traffic(seed: u64) -> Generator {
+    Generator::with_config(seed, GeneratorConfig { rate_rps: 1.0, ..GeneratorConfig::default() })
+}
+
+fn mismatching(counts: &[(String, usize)]) -> Vec<&str> {
+    counts.iter().filter(|(_, c)| *c > 0).map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn with_no_fault_the_two_paths_agree_exactly_on_every_request() {
+    let new = Pipeline::from_file(&domain("new.toml"), None).unwrap();
+    let mut paths = DualPath::new(legacy(), new, Schedule::default()).unwrap();
+    let g = slow_traffic(11);
+    let count = paths.legacy().output_names().iter().position(|n| n == "customer_txn_count").unwrap();
+    let (mut with_aggregates, mut mismatches) = (0, 0);
+    for i in 0..30_000 {
+        let r = g.request(i);
+        let rows = paths.compute(&r);
+        mismatches += rows.diffs.iter().filter(|d| d.is_mismatch()).count();
+        with_aggregates += usize::from(rows.legacy[count] > 0.0);
+        paths.served(&r);
+    }
+    assert_eq!(mismatches, 0);
+    // The test means something only if the aggregates were materialized and read.
+    assert!(with_aggregates > 15_000, "only {with_aggregates} requests saw a customer aggregate");
+}
+
+#[test]
+fn amount_in_cents_shows_on_the_amount_features() {
+    let new = edited("steps = [{ op = \"currency\" }, ", "steps = [{ op = \"currency\" }, { op = \"scale\", factor = 100.0 }, ");
+    let (counts, _) = run(new, 3000, None);
+    assert_eq!(mismatching(&counts), ["amount_eur", "amount_band", "amount_to_customer_avg"]);
+}
+
+#[test]
+fn hour_in_utc_instead_of_local_time_shows_on_the_hour() {
+    let new = edited("op = \"hour_of_day\", zone = \"local\"", "op = \"hour_of_day\", zone = \"UTC\"");
+    let (counts, _) = run(new, 3000, None);
+    assert_eq!(mismatching(&counts), ["hour_local"]);
+}
+
+#[test]
+fn miles_instead_of_km_shows_on_the_distance() {
+    let new = edited(
+        "steps = [{ op = \"clip\", min = 0.0, max = 20000.0 }]",
+        "steps = [{ op = \"scale\", factor = 0.621371 }, { op = \"clip\", min = 0.0, max = 20000.0 }]",
+    );
+    let (counts, diffs) = run(new, 3000, None);
+    assert_eq!(mismatching(&counts), ["distance_from_home_km"]);
+    let d = counts.iter().position(|(n, _)| n == "distance_from_home_km").unwrap();
+    assert!(diffs.iter().all(|r| matches!(r[d], FeatureDiff::Equal | FeatureDiff::Numeric { .. })));
+}
+
+#[test]
+fn missing_filled_with_zero_instead_of_nan_shows_as_missing_on_one_side() {
+    let text = new_text();
+    let from = "name = \"distance_from_home_km\"\nsource = \"distance_from_home_km\"\nsteps = [{ op = \"clip\", min = 0.0, max = 20000.0 }]\nmissing = \"nan\"";
+    assert!(text.contains(from));
+    let new = Pipeline::from_text(&text.replace(from, &from.replace("missing = \"nan\"", "missing = { constant = 0.0 }")), "new.toml", None).unwrap();
+    let (counts, diffs) = run(new, 3000, None);
+    assert_eq!(mismatching(&counts), ["distance_from_home_km"]);
+    let d = counts.iter().position(|(n, _)| n == "distance_from_home_km").unwrap();
+    assert!(diffs.iter().all(|r| matches!(r[d], FeatureDiff::Equal | FeatureDiff::MissingLegacy)));
+}
+
+#[test]
+fn a_reordered_vocabulary_shows_as_category_mismatches() {
+    let new = edited("vocabulary = [\"5411\", \"5812\",", "vocabulary = [\"5812\", \"5411\",");
+    let (counts, diffs) = run(new, 3000, None);
+    assert_eq!(mismatching(&counts), ["merchant_category"]);
+    let d = counts.iter().position(|(n, _)| n == "merchant_category").unwrap();
+    assert!(diffs.iter().any(|r| r[d] == FeatureDiff::Category { legacy: 0, new: 1 }));
+}
+
+#[test]
+fn unknown_categories_mapped_to_zero_show_only_on_unseen_values() {
+    let text = new_text();
+    let from = "\"MT\", \"IS\"]\nunknown = \"nan\"";
+    let new = Pipeline::from_text(&text.replace(from, "\"MT\", \"IS\"]\nunknown = { code = 0 }"), "new.toml", None).unwrap();
+    let (counts, diffs) = run(new, 60_000, None);
+    assert_eq!(mismatching(&counts), ["country"]);
+    let c = counts.iter().position(|(n, _)| n == "country").unwrap();
+    assert!(diffs.iter().all(|r| matches!(r[c], FeatureDiff::Equal | FeatureDiff::MissingLegacy)));
+    assert!(counts[c].1 < 600, "only the rare unseen countries differ: {}", counts[c].1);
+}
+
+#[test]
+fn case_sensitive_categories_lose_the_apps_mixed_case() {
+    let new = edited("case_sensitive = false", "case_sensitive = true");
+    let (counts, diffs) = run(new, 3000, None);
+    assert_eq!(mismatching(&counts), ["device_os"]);
+    let d = counts.iter().position(|(n, _)| n == "device_os").unwrap();
+    assert!(diffs.iter().all(|r| matches!(r[d], FeatureDiff::Equal | FeatureDiff::MissingNew)));
+}
+
+#[test]
+fn stale_aggregates_show_on_the_aggregate_features_only() {
+    let new = Pipeline::from_file(&domain("new.toml"), None).unwrap();
+    // Traffic starts at 2026-03-01T00:00Z; the store's job stalls for the first 2 hours.
+    let (counts, _) = run(new, 5000, Some(1_772_323_200_000 + 2 * 3_600_000));
+    assert_eq!(mismatching(&counts), ["customer_txn_count", "customer_avg_amount_eur", "amount_to_customer_avg"]);
+}
+
+#[test]
+fn parity_is_reported_per_segment() {
+    let legacy_pipeline = legacy();
+    let names = legacy_pipeline.output_names().to_vec();
+    let kinds = legacy_pipeline.output_kinds();
+    let edges = vec![Vec::new(); names.len()]; // one bin: distances need not be exercised here
+    for (new, expect_mismatch) in [(Pipeline::from_file(&domain("new.toml"), None).unwrap(), false), (edited("op = \"hour_of_day\", zone = \"local\"", "op = \"hour_of_day\", zone = \"UTC\""), true)] {
+        let mut stats = ParityStats::new(names.clone(), kinds.clone(), edges.clone(), Segments::default());
+        let mut paths = DualPath::new(legacy(), new, Schedule::default()).unwrap();
+        let g = slow_traffic(5);
+        for i in 0..20_000 {
+            let r = g.request(i);
+            let rows = paths.compute(&r);
+            stats.observe(&r, rows.legacy, rows.new, rows.diffs);
+            paths.served(&r);
+        }
+        let report = stats.report();
+        let hour = report.iter().find(|f| f.feature == "hour_local").unwrap();
+        let rate = |seg: &str| hour.segments.iter().find(|s| s.segment == seg).map(|s| s.mismatch_rate);
+        if expect_mismatch {
+            assert_eq!(rate("country=DE"), Some(1.0), "Berlin is never UTC");
+            assert_eq!(rate("country=IS"), Some(0.0), "Reykjavik is UTC all year");
+        } else {
+            assert!(report.iter().all(|f| f.segments.iter().all(|s| s.mismatch_rate == 0.0)));
+        }
+    }
+}
