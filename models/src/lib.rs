@@ -7,13 +7,13 @@
 #![deny(missing_docs)]
 
 mod error;
-mod forest;
-mod model;
 pub mod features;
+mod forest;
 pub mod fraud;
+mod model;
 pub mod objective;
-pub mod rows;
 pub mod paths;
+pub mod rows;
 pub mod runtime;
 pub mod store;
 pub mod xgboost;

@@ -53,7 +53,13 @@ impl DualPath {
                 ),
                 None => "the two specs have different numbers of model features".into(),
             };
-            return Err(SpecError { file: new.name().to_string(), line: 0, column: 0, field: "feature".into(), message });
+            return Err(SpecError {
+                file: new.name().to_string(),
+                line: 0,
+                column: 0,
+                field: "feature".into(),
+                message,
+            });
         }
         let kinds = legacy.output_kinds();
         let (legacy_values, new_values) = (legacy.values(), new.values());

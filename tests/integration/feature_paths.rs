@@ -81,7 +81,10 @@ fn with_no_fault_the_two_paths_agree_exactly_on_every_request() {
 
 #[test]
 fn amount_in_cents_shows_on_the_amount_features() {
-    let new = edited("steps = [{ op = \"currency\" }, ", "steps = [{ op = \"currency\" }, { op = \"scale\", factor = 100.0 }, ");
+    let new = edited(
+        "steps = [{ op = \"currency\" }, ",
+        "steps = [{ op = \"currency\" }, { op = \"scale\", factor = 100.0 }, ",
+    );
     let (counts, _) = run(new, 3000, None);
     assert_eq!(mismatching(&counts), ["amount_eur", "amount_band", "amount_to_customer_avg"]);
 }
@@ -110,7 +113,12 @@ fn missing_filled_with_zero_instead_of_nan_shows_as_missing_on_one_side() {
     let text = new_text();
     let from = "name = \"distance_from_home_km\"\nsource = \"distance_from_home_km\"\nsteps = [{ op = \"clip\", min = 0.0, max = 20000.0 }]\nmissing = \"nan\"";
     assert!(text.contains(from));
-    let new = Pipeline::from_text(&text.replace(from, &from.replace("missing = \"nan\"", "missing = { constant = 0.0 }")), "new.toml", None).unwrap();
+    let new = Pipeline::from_text(
+        &text.replace(from, &from.replace("missing = \"nan\"", "missing = { constant = 0.0 }")),
+        "new.toml",
+        None,
+    )
+    .unwrap();
     let (counts, diffs) = run(new, 3000, None);
     assert_eq!(mismatching(&counts), ["distance_from_home_km"]);
     let d = counts.iter().position(|(n, _)| n == "distance_from_home_km").unwrap();
@@ -130,7 +138,8 @@ fn a_reordered_vocabulary_shows_as_category_mismatches() {
 fn unknown_categories_mapped_to_zero_show_only_on_unseen_values() {
     let text = new_text();
     let from = "\"MT\", \"IS\"]\nunknown = \"nan\"";
-    let new = Pipeline::from_text(&text.replace(from, "\"MT\", \"IS\"]\nunknown = { code = 0 }"), "new.toml", None).unwrap();
+    let new =
+        Pipeline::from_text(&text.replace(from, "\"MT\", \"IS\"]\nunknown = { code = 0 }"), "new.toml", None).unwrap();
     let (counts, diffs) = run(new, 60_000, None);
     assert_eq!(mismatching(&counts), ["country"]);
     let c = counts.iter().position(|(n, _)| n == "country").unwrap();
@@ -161,7 +170,10 @@ fn parity_is_reported_per_segment() {
     let names = legacy_pipeline.output_names().to_vec();
     let kinds = legacy_pipeline.output_kinds();
     let edges = vec![Vec::new(); names.len()]; // one bin: distances need not be exercised here
-    for (new, expect_mismatch) in [(Pipeline::from_file(&domain("new.toml"), None).unwrap(), false), (edited("op = \"hour_of_day\", zone = \"local\"", "op = \"hour_of_day\", zone = \"UTC\""), true)] {
+    for (new, expect_mismatch) in [
+        (Pipeline::from_file(&domain("new.toml"), None).unwrap(), false),
+        (edited("op = \"hour_of_day\", zone = \"local\"", "op = \"hour_of_day\", zone = \"UTC\""), true),
+    ] {
         let mut stats = ParityStats::new(names.clone(), kinds.clone(), edges.clone(), Segments::default());
         let mut paths = DualPath::new(legacy(), new, Schedule::default()).unwrap();
         let g = slow_traffic(5);
@@ -181,4 +193,86 @@ fn parity_is_reported_per_segment() {
             assert!(report.iter().all(|f| f.segments.iter().all(|s| s.mismatch_rate == 0.0)));
         }
     }
+}
+
+fn spec_error(text: &str, model: Option<&[String]>) -> String {
+    Pipeline::from_text(text, "new.toml", model).expect_err("must be refused").to_string()
+}
+
+#[test]
+fn bad_specs_are_refused_with_file_line_and_field() {
+    let text = new_text();
+    let line_of = |needle: &str| text[..text.find(needle).unwrap()].matches('\n').count() + 1;
+
+    let e = spec_error(&text.replacen("source = \"distance_from_home_km\"", "source = \"distance_km\"", 1), None);
+    let line = line_of("source = \"distance_from_home_km\"");
+    assert!(
+        e.starts_with(&format!("new.toml:{line}:10: field `feature[10].source`: unknown field `distance_km`")),
+        "{e}"
+    );
+
+    let e = spec_error(&text.replacen("name = \"card_present\"", "name = \"channel\"", 1), None);
+    assert!(
+        e.contains(&format!(
+            "new.toml:{}:8: field `feature[9].name`: duplicate feature `channel`",
+            line_of("name = \"card_present\"")
+        )),
+        "{e}"
+    );
+
+    let e = spec_error(&text.replacen("\"pos\", \"web\", \"app\"", "\"pos\", \"web\", \"POS\"", 1), None);
+    assert!(e.contains("field `feature[6].vocabulary`: duplicate value \"POS\""), "{e}");
+
+    let e = spec_error(&text.replacen("case_sensitive = false", "case_sensitive = false\ncolour = \"blue\"", 1), None);
+    assert!(
+        e.starts_with(&format!("new.toml:{}:1: unknown field `colour`", line_of("case_sensitive = false") + 1)),
+        "{e}"
+    );
+
+    let e = spec_error(
+        &text.replacen("op = \"log1p\"", "op = \"log2\"", 1).replacen(
+            "op = \"clip\", min = 0.0, max = 25000.0",
+            "op = \"cube\"",
+            1,
+        ),
+        None,
+    );
+    assert!(e.contains("unknown variant `cube`"), "{e}");
+
+    let e = spec_error(&text.replacen("zone = \"local\"", "zone = \"Mars/Olympus\"", 1), None);
+    assert!(e.contains("field `feature[2].steps`: unknown time zone `Mars/Olympus`"), "{e}");
+
+    let e = spec_error(&text.replacen("min = 0.0, max = 10000.0", "min = 10.0, max = 1.0", 1), None);
+    assert!(e.contains("field `feature[8].steps`: clip min 10 is above max 1"), "{e}");
+
+    let e = spec_error(
+        &text.replacen(
+            "name = \"amount_eur\"\nsource = \"amount\"",
+            "name = \"amount_eur\"\nsource = \"amount\"\nratio = [\"a\", \"b\"]",
+            1,
+        ),
+        None,
+    );
+    assert!(e.contains("give either `source` or `ratio`"), "{e}");
+}
+
+#[test]
+fn specs_must_match_the_models_feature_names_and_order() {
+    let text = new_text();
+    let names: Vec<String> = legacy().output_names().to_vec();
+    assert!(Pipeline::from_text(&text, "new.toml", Some(&names)).is_ok());
+
+    let mut swapped = names.clone();
+    swapped.swap(2, 3);
+    let e = spec_error(&text, Some(&swapped));
+    assert!(e.contains("field `feature[2].name`: feature order differs from the model at position 2: the spec has `hour_local`, the model `day_of_week_local`"), "{e}");
+
+    let mut extra = names.clone();
+    extra.push("ip_risk_score".into());
+    let e = spec_error(&text, Some(&extra));
+    assert!(e.contains("the model's feature `ip_risk_score` has no definition in the spec"), "{e}");
+
+    let fewer: Vec<String> = names.iter().filter(|n| *n != "card_present").cloned().collect();
+    let e = spec_error(&text, Some(&fewer));
+    assert!(e.contains("`card_present` is not a feature of the model"), "{e}");
 }

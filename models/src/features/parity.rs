@@ -57,7 +57,9 @@ impl Segments {
         let device = base
             + match r.device_os {
                 None => self.devices.len(),
-                Some(os) => self.devices.iter().position(|d| d.eq_ignore_ascii_case(os)).unwrap_or(self.devices.len() + 1),
+                Some(os) => {
+                    self.devices.iter().position(|d| d.eq_ignore_ascii_case(os)).unwrap_or(self.devices.len() + 1)
+                }
             };
         let tenure = base + self.devices.len() + 2 + TENURES.iter().position(|&t| t == r.tenure()).unwrap_or(0);
         [0, country, channel, device, tenure]

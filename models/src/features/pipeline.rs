@@ -177,8 +177,12 @@ impl Pipeline {
         let output_names: Vec<String> = outputs.iter().map(|&i| features[i].name.clone()).collect();
         if let Some(model) = model_features {
             check_against_model(&output_names, model).map_err(|(k, message)| {
-                let span = k.and_then(|k| spec.features.get(outputs.get(k).copied()?)).map_or(0..0, |d| d.get_ref().name.span());
-                let field = k.map_or("feature".to_string(), |k| format!("feature[{}].name", outputs.get(k).copied().unwrap_or(k)));
+                let span = k
+                    .and_then(|k| spec.features.get(outputs.get(k).copied()?))
+                    .map_or(0..0, |d| d.get_ref().name.span());
+                let field = k.map_or("feature".to_string(), |k| {
+                    format!("feature[{}].name", outputs.get(k).copied().unwrap_or(k))
+                });
                 err(span, field, message)
             })?;
         }
@@ -408,7 +412,11 @@ fn compile_encoding(d: &FeatureDef, input: &Input) -> Result<Option<Encoding>, F
         Unknown::Nan => None,
         Unknown::Code(c) => Some(c),
     };
-    Ok(Some(Encoding { vocabulary: values.iter().map(|v| v.get_ref().clone()).collect(), unknown, case_sensitive: d.case_sensitive }))
+    Ok(Some(Encoding {
+        vocabulary: values.iter().map(|v| v.get_ref().clone()).collect(),
+        unknown,
+        case_sensitive: d.case_sensitive,
+    }))
 }
 
 /// Compares output names with the model's: `Err((position, message))`.
@@ -417,7 +425,12 @@ fn check_against_model(outputs: &[String], model: &[String]) -> Result<(), (Opti
         match model.get(k) {
             Some(m) if m == name => {}
             Some(m) if model.contains(name) => {
-                return Err((Some(k), format!("feature order differs from the model at position {k}: the spec has `{name}`, the model `{m}`")))
+                return Err((
+                    Some(k),
+                    format!(
+                        "feature order differs from the model at position {k}: the spec has `{name}`, the model `{m}`"
+                    ),
+                ))
             }
             _ if !model.contains(name) => return Err((Some(k), format!("`{name}` is not a feature of the model"))),
             _ => return Err((Some(k), format!("the model has {} features, the spec more", model.len()))),

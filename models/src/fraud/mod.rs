@@ -194,21 +194,21 @@ pub fn country(code: &str) -> Option<&'static Country> {
 /// Merchant categories with their share of legitimate and of fraudulent traffic. The last
 /// two are unseen; `7273` is rare.
 pub const MERCHANT_CATEGORIES: [(&str, f64, f64); 18] = [
-    ("5411", 0.25, 0.03), // grocery
-    ("5812", 0.15, 0.02), // restaurants
-    ("5541", 0.10, 0.03), // fuel
-    ("5691", 0.06, 0.06), // clothing
-    ("5311", 0.08, 0.05), // department stores
-    ("5999", 0.08, 0.08), // miscellaneous retail
-    ("4111", 0.07, 0.02), // transport
-    ("4814", 0.04, 0.05), // telecom
-    ("5964", 0.03, 0.08), // direct marketing
-    ("5732", 0.05, 0.20), // electronics
-    ("7011", 0.04, 0.04), // hotels
-    ("4511", 0.03, 0.07), // airlines
-    ("5944", 0.02, 0.10), // jewellery
+    ("5411", 0.25, 0.03),  // grocery
+    ("5812", 0.15, 0.02),  // restaurants
+    ("5541", 0.10, 0.03),  // fuel
+    ("5691", 0.06, 0.06),  // clothing
+    ("5311", 0.08, 0.05),  // department stores
+    ("5999", 0.08, 0.08),  // miscellaneous retail
+    ("4111", 0.07, 0.02),  // transport
+    ("4814", 0.04, 0.05),  // telecom
+    ("5964", 0.03, 0.08),  // direct marketing
+    ("5732", 0.05, 0.20),  // electronics
+    ("7011", 0.04, 0.04),  // hotels
+    ("4511", 0.03, 0.07),  // airlines
+    ("5944", 0.02, 0.10),  // jewellery
     ("7995", 0.015, 0.08), // gambling
-    ("6051", 0.01, 0.12), // quasi-cash, crypto
+    ("6051", 0.01, 0.12),  // quasi-cash, crypto
     ("7273", 0.003, 0.02), // dating (rare)
     ("5967", 0.002, 0.01), // inbound telemarketing (unseen)
     ("6540", 0.002, 0.01), // stored-value load (unseen)
