@@ -1,6 +1,7 @@
 //! `cutover`: the command-line interface. Everything it does lives in the library crates;
 //! this file parses flags, maps failures to exit codes and prints one line per error.
 
+mod dataset;
 mod predict;
 
 use std::process::ExitCode;
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
     Predict(predict::Args),
+    /// Write training data for the reference model from the bundled fraud domain.
+    Dataset(dataset::Args),
 }
 
 /// How a command failed, and so which exit code it gets.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Predict(args) => predict::run(&args),
+        Command::Dataset(args) => dataset::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

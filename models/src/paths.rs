@@ -119,3 +119,44 @@ impl DualPath {
         self.log.append(Event::of(request));
     }
 }
+
+/// Training rows for the reference model: the legacy path's features for generated
+/// traffic, with the generator's hidden fraud label. The legacy customer table is
+/// materialized on `schedule` as the service's batch job does.
+pub struct TrainingRows<'a> {
+    pipeline: &'a Pipeline,
+    generator: &'a crate::fraud::Generator,
+    table: Materializer,
+    log: EventLog,
+    values: FeatureValues,
+    next: u64,
+    end: u64,
+}
+
+impl<'a> TrainingRows<'a> {
+    /// Rows for requests `0..n` of `generator`.
+    pub fn new(pipeline: &'a Pipeline, generator: &'a crate::fraud::Generator, n: u64, schedule: Schedule) -> Self {
+        TrainingRows {
+            pipeline,
+            generator,
+            table: Materializer::new(schedule),
+            log: EventLog::new(),
+            values: pipeline.values(),
+            next: 0,
+            end: n,
+        }
+    }
+
+    /// The next request's model row and label, or `None` at the end.
+    pub fn next_row(&mut self) -> Option<(&[f32], bool)> {
+        if self.next >= self.end {
+            return None;
+        }
+        let (request, fraud) = self.generator.labeled(self.next);
+        self.next += 1;
+        self.table.advance_to(request.event_time_ms, &self.log);
+        self.pipeline.compute(&request, self.table.get(request.customer_id), &mut self.values);
+        self.log.append(Event::of(&request));
+        Some((&self.values.row, fraud))
+    }
+}

@@ -5,5 +5,6 @@ mod feature_paths;
 mod fixtures;
 mod loader_fuzz;
 mod predict_cli;
+mod reference_model;
 mod runtimes;
 mod xgboost_parity;
