@@ -3,6 +3,7 @@
 
 mod dataset;
 mod predict;
+mod registry;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ enum Command {
     Predict(predict::Args),
     /// Write training data for the reference model from the bundled fraud domain.
     Dataset(dataset::Args),
+    /// The model registry: artifacts and feature specs pinned by sha256, with lineage.
+    Registry(registry::Args),
 }
 
 /// How a command failed, and so which exit code it gets.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Predict(args) => predict::run(&args),
         Command::Dataset(args) => dataset::run(&args),
+        Command::Registry(args) => registry::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ pub mod fraud;
 mod model;
 pub mod objective;
 pub mod paths;
+pub mod registry;
 pub mod rows;
 pub mod runtime;
 pub mod store;

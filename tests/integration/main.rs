@@ -6,5 +6,6 @@ mod fixtures;
 mod loader_fuzz;
 mod predict_cli;
 mod reference_model;
+mod registry_cli;
 mod runtimes;
 mod xgboost_parity;

@@ -342,13 +342,13 @@ fn compile_ops(d: &FeatureDef, input: &Input, spec: &SpecFile) -> Result<Vec<Op>
             }
             Step::Log1p => Op::Log1p,
             Step::Clip { min, max } => {
-                if !(min <= max) {
+                if min.is_nan() || max.is_nan() || min > max {
                     return Err(bad(format!("clip min {min} is above max {max}")));
                 }
                 Op::Clip(*min, *max)
             }
             Step::Bucketize { boundaries } => {
-                if boundaries.is_empty() || boundaries.windows(2).any(|w| !(w[0] < w[1])) {
+                if boundaries.is_empty() || boundaries.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less)) {
                     return Err(bad("bucketize boundaries must be non-empty and strictly increasing".into()));
                 }
                 Op::Bucketize(boundaries.clone())

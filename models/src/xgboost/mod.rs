@@ -25,6 +25,14 @@ pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Model, ModelError> {
     schema::model_from_document(&doc, origin)
 }
 
+/// `json` or `ubjson`: the encoding of a model file's bytes.
+pub fn format_name(bytes: &[u8]) -> &'static str {
+    match encoding(bytes) {
+        Encoding::Json => "json",
+        Encoding::Ubjson => "ubjson",
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum Encoding {
     Json,

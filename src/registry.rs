@@ -1,0 +1,194 @@
+//! `cutover registry list | show | add | verify`.
+
+use std::path::{Component, Path, PathBuf};
+
+use cutover_models::features::{sha256_hex, Pipeline};
+use cutover_models::registry::{Entry, Registry, Stage};
+
+use crate::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The registry folder.
+    #[arg(long, global = true, default_value = "domain/fraud/registry")]
+    registry: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// List every entry.
+    List,
+    /// Print one entry's manifest.
+    Show {
+        /// `name/version`, for example fraud-xgb/1.
+        id: String,
+    },
+    /// Register a model artifact with the feature spec it expects, as the next version.
+    Add {
+        /// Model name.
+        #[arg(long)]
+        name: String,
+        /// The XGBoost model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// The feature spec it expects.
+        #[arg(long)]
+        spec: PathBuf,
+        /// A training record (training.json) whose `data.sha256` is the training data's hash.
+        #[arg(long)]
+        training_record: Option<PathBuf>,
+        /// The entry it derives from, `name/version`.
+        #[arg(long)]
+        parent: Option<String>,
+        /// `staging`, `production` or `archived`.
+        #[arg(long, default_value = "staging", value_parser = parse_stage)]
+        stage: Stage,
+    },
+    /// Check that the artifact and spec hash to what the entry pins.
+    Verify {
+        /// `name/version`.
+        id: String,
+        /// Check this model file instead of the entry's own.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Check this spec instead of the entry's own.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
+}
+
+fn parse_stage(s: &str) -> Result<Stage, String> {
+    Stage::from_name(s).ok_or_else(|| format!("unknown stage `{s}` (expected staging, production or archived)"))
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
+    let registry = Registry::open(&args.registry);
+    match &args.command {
+        Command::List => {
+            let entries = registry.list().map_err(|e| bad(&e))?;
+            println!(
+                "{:<16} {:<11} {:<14} {:<16} {:<16} parent",
+                "entry", "stage", "objective", "sha256", "spec sha256"
+            );
+            for e in entries {
+                println!(
+                    "{:<16} {:<11} {:<14} {:<16} {:<16} {}",
+                    e.id(),
+                    format!("{:?}", e.stage).to_lowercase(),
+                    e.objective,
+                    &e.sha256[..12],
+                    &e.feature_spec_sha256[..12],
+                    e.parent.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        Command::Show { id } => {
+            let entry = registry.get(id).map_err(|e| bad(&e))?;
+            println!("{}", serde_json::to_string_pretty(&entry).expect("entries serialize"));
+            Ok(())
+        }
+        Command::Add { name, model, spec, training_record, parent, stage } => {
+            let entry = describe(&registry, name, model, spec, training_record.as_deref(), parent.clone(), *stage)?;
+            let entry = registry.add(entry).map_err(|e| bad(&e))?;
+            println!("registered {} ({}, sha256 {})", entry.id(), entry.artifact, entry.sha256);
+            Ok(())
+        }
+        Command::Verify { id, model, spec } => {
+            let entry = registry.get(id).map_err(|e| bad(&e))?;
+            let model = model.clone().unwrap_or_else(|| registry.resolve(&entry.artifact));
+            let spec = spec.clone().unwrap_or_else(|| registry.resolve(&entry.feature_spec));
+            match registry.verify(&entry, &model, &spec).map_err(|e| bad(&e))? {
+                Ok(()) => {
+                    println!("{}: model artifact and feature spec match the registry", entry.id());
+                    Ok(())
+                }
+                Err(mismatch) => Err(Failure::Unmet(mismatch.to_string())),
+            }
+        }
+    }
+}
+
+/// Builds the manifest of a model and spec, validating both.
+fn describe(
+    registry: &Registry,
+    name: &str,
+    model_path: &Path,
+    spec_path: &Path,
+    training_record: Option<&Path>,
+    parent: Option<String>,
+    stage: Stage,
+) -> Result<Entry, Failure> {
+    let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return Err(Failure::BadInput(format!("--name: `{name}` must be a plain name (no `/`, `\\` or `.`)")));
+    }
+    let bytes = std::fs::read(model_path)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", model_path.display())))?;
+    let model = cutover_models::xgboost::load_bytes(&bytes, &model_path.display().to_string()).map_err(|e| bad(&e))?;
+    let spec_bytes = std::fs::read(spec_path)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", spec_path.display())))?;
+    Pipeline::from_file(spec_path, Some(model.feature_names())).map_err(|e| bad(&e))?;
+    let training_data_sha256 = match training_record {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", path.display())))?;
+            let record: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Failure::BadInput(format!("{}:{}:{}: {e}", path.display(), e.line(), e.column())))?;
+            let hash = record["data"]["sha256"].as_str().filter(|h| h.len() == 64);
+            Some(
+                hash.ok_or_else(|| {
+                    Failure::BadInput(format!("{}: field `data.sha256`: missing or not a sha256", path.display()))
+                })?
+                .to_string(),
+            )
+        }
+    };
+    let (major, minor, patch) = model.version();
+    Ok(Entry {
+        name: name.to_string(),
+        version: 0,
+        artifact: relative_to(registry.root(), model_path)?,
+        sha256: sha256_hex(&bytes),
+        format: cutover_models::xgboost::format_name(&bytes).to_string(),
+        objective: model.objective().name().to_string(),
+        feature_names: model.feature_names().to_vec(),
+        feature_spec: relative_to(registry.root(), spec_path)?,
+        feature_spec_sha256: sha256_hex(&spec_bytes),
+        training_data_sha256,
+        xgboost_version: format!("{major}.{minor}.{patch}"),
+        parent,
+        stage,
+    })
+}
+
+/// `path` relative to `base`, with `/` separators (both made absolute first).
+fn relative_to(base: &Path, path: &Path) -> Result<String, Failure> {
+    let abs = |p: &Path| -> Result<PathBuf, Failure> {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| Failure::BadInput(e.to_string()))?.join(p)
+        };
+        Ok(p.components().fold(PathBuf::new(), |mut acc, c| {
+            match c {
+                Component::ParentDir => {
+                    acc.pop();
+                }
+                Component::CurDir => {}
+                c => acc.push(c),
+            }
+            acc
+        }))
+    };
+    let (base, path) = (abs(base)?, abs(path)?);
+    let common = base.components().zip(path.components()).take_while(|(a, b)| a == b).count();
+    let ups = base.components().count() - common;
+    let mut parts: Vec<String> = vec!["..".to_string(); ups];
+    parts.extend(path.components().skip(common).map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    Ok(parts.join("/"))
+}

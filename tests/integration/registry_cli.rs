@@ -1,0 +1,108 @@
+//! `cutover registry`: entries pin artifact and spec by sha256; a wrong one is named.
+
+use std::path::PathBuf;
+
+use crate::feature_paths::domain;
+use crate::predict_cli::cutover;
+
+fn s(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cutover-registry-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn the_bundled_registry_verifies_and_records_the_migration_lineage() {
+    let reg = s(&domain("registry"));
+    for id in ["fraud-xgb/1", "fraud-xgb/2"] {
+        let out = cutover(&["registry", "--registry", &reg, "verify", id]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = cutover(&["registry", "--registry", &reg, "show", "fraud-xgb/2"]);
+    let entry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(entry["parent"], "fraud-xgb/1");
+    assert_eq!(entry["stage"], "staging");
+    assert_eq!(entry["feature_spec"], "../new.toml");
+    let list = String::from_utf8(cutover(&["registry", "--registry", &reg, "list"]).stdout).unwrap();
+    assert!(list.contains("fraud-xgb/1      production") && list.contains("fraud-xgb/2      staging"), "{list}");
+}
+
+#[test]
+fn a_wrong_artifact_or_spec_is_named_with_both_hashes() {
+    let reg = s(&domain("registry"));
+    let other_model = crate::fixtures::dir("3.2.0").join("binary_logistic.ubj");
+    let out = cutover(&["registry", "--registry", &reg, "verify", "fraud-xgb/1", "--model", &s(&other_model)]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("fraud-xgb/1: model artifact sha256 differs: the registry pins 62febf6b"), "{e}");
+    let out = cutover(&["registry", "--registry", &reg, "verify", "fraud-xgb/1", "--spec", &s(&domain("new.toml"))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("feature spec sha256 differs"));
+}
+
+#[test]
+fn add_validates_the_model_against_its_spec_and_numbers_versions() {
+    let dir = scratch("add");
+    let reg = s(&dir);
+    let (model, legacy) = (s(&domain("model.ubj")), s(&domain("legacy.toml")));
+    let out = cutover(&["registry", "--registry", &reg, "add", "--name", "m", "--model", &model, "--spec", &legacy]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cutover(&[
+        "registry",
+        "--registry",
+        &reg,
+        "add",
+        "--name",
+        "m",
+        "--model",
+        &model,
+        "--spec",
+        &legacy,
+        "--parent",
+        "m/1",
+    ]);
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("registered m/2"));
+
+    // A spec that does not feed this model is refused before anything is written.
+    let wrong_spec = crate::fixtures::dir("3.2.0").join("binary_logistic.ubj");
+    let out =
+        cutover(&["registry", "--registry", &reg, "add", "--name", "m", "--model", &s(&wrong_spec), "--spec", &legacy]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("is not a feature of the model"));
+    let out = cutover(&[
+        "registry",
+        "--registry",
+        &reg,
+        "add",
+        "--name",
+        "m",
+        "--model",
+        &model,
+        "--spec",
+        &legacy,
+        "--parent",
+        "m/9",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("no entry `m/9` (known: m/1, m/2)"));
+    assert!(!dir.join("m/3.json").exists());
+}
+
+#[test]
+fn bad_manifests_and_ids_exit_2_with_the_place() {
+    let dir = scratch("bad");
+    std::fs::create_dir_all(dir.join("m")).unwrap();
+    std::fs::write(dir.join("m/1.json"), "{\n  \"name\": \"m\",\n  \"version\": \"one\"\n}\n").unwrap();
+    let out = cutover(&["registry", "--registry", &s(&dir), "show", "m/1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("m/1.json:3:") && e.contains("invalid type"), "{e}");
+    let out = cutover(&["registry", "--registry", &s(&dir), "show", "m"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("`m` is not a registry id"));
+}
