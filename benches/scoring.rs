@@ -68,5 +68,28 @@ fn batch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, single_row, batch);
+/// The bundled fraud model (150 trees of depth 6, categorical splits): what each
+/// simulated stack scores per request.
+fn fraud_model(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud/model_check.csv");
+    let model =
+        cutover_models::xgboost::load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud/model.ubj"))
+            .expect("fraud model");
+    let mut reader = cutover_models::rows::RowReader::open(&path, model.feature_names()).expect("rows");
+    let mut rows = Vec::new();
+    let n = reader.read_batch(&mut rows, usize::MAX).expect("rows");
+    let width = model.num_features();
+    let mut g = c.benchmark_group("fraud_model");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("predict_one", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            black_box(model.predict_one(black_box(&rows[i * width..(i + 1) * width])))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_row, batch, fraud_model);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! `cutover`: the command-line interface. Everything it does lives in the library crates;
 //! this file parses flags, maps failures to exit codes and prints one line per error.
 
+mod audit;
 mod dataset;
 mod predict;
 mod registry;
@@ -25,6 +26,8 @@ enum Command {
     Dataset(dataset::Args),
     /// The model registry: artifacts and feature specs pinned by sha256, with lineage.
     Registry(registry::Args),
+    /// The baseline audit: both feature paths, the model, its lineage, and legacy latency.
+    Audit(audit::Args),
 }
 
 /// How a command failed, and so which exit code it gets.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Dataset(args) => dataset::run(&args),
         Command::Registry(args) => registry::run(&args),
+        Command::Audit(args) => audit::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

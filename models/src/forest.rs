@@ -200,6 +200,17 @@ impl Forest {
         self.has_categorical
     }
 
+    /// Feature indices that appear in at least one split, ascending.
+    pub fn features_used(&self) -> Vec<usize> {
+        let mut used = vec![false; self.num_features];
+        for (n, &kind) in self.nodes.iter().zip(&self.kinds) {
+            if kind != LEAF {
+                used[n.feature as usize] = true;
+            }
+        }
+        (0..self.num_features).filter(|&f| used[f]).collect()
+    }
+
     /// Depth of the deepest tree.
     pub fn max_depth(&self) -> u32 {
         self.depths.iter().copied().max().unwrap_or(0)
@@ -212,32 +223,34 @@ impl Forest {
     pub fn accumulate(&self, row: &[f32], margins: &mut [f32]) {
         assert_eq!(row.len(), self.num_features, "row width");
         assert_eq!(margins.len(), self.num_groups, "margin width");
-        if self.has_categorical || self.num_features == 0 {
-            for t in 0..self.roots.len() {
-                let leaf = self.walk(self.roots[t], row);
-                margins[self.groups[t] as usize] += self.leaf_values[leaf as usize];
-            }
-            return;
+        // A forest without features has only single-leaf trees: zero steps, no row reads.
+        if self.has_categorical {
+            self.accumulate_with::<true>(row, margins);
+        } else {
+            self.accumulate_with::<false>(row, margins);
         }
+    }
+
+    fn accumulate_with<const CAT: bool>(&self, row: &[f32], margins: &mut [f32]) {
         let mut t = 0;
         while t + LANES <= self.roots.len() {
-            self.walk_trees::<LANES>(t, row, margins);
+            self.walk_trees::<LANES, CAT>(t, row, margins);
             t += LANES;
         }
         while t < self.roots.len() {
-            self.walk_trees::<1>(t, row, margins);
+            self.walk_trees::<1, CAT>(t, row, margins);
             t += 1;
         }
     }
 
     /// Walks one row through trees `t..t + L` side by side, then adds their leaves in order.
     #[inline(always)]
-    fn walk_trees<const L: usize>(&self, t: usize, row: &[f32], margins: &mut [f32]) {
+    fn walk_trees<const L: usize, const CAT: bool>(&self, t: usize, row: &[f32], margins: &mut [f32]) {
         let mut cursor: [u32; L] = std::array::from_fn(|k| self.roots[t + k]);
         let steps = self.depths[t..t + L].iter().copied().max().unwrap_or(0);
         for _ in 0..steps {
             for c in cursor.iter_mut() {
-                *c = self.step_numeric(*c, row);
+                *c = self.step::<CAT>(*c, row);
             }
         }
         for (k, &leaf) in cursor.iter().enumerate() {
@@ -256,19 +269,22 @@ impl Forest {
         let n = margins.len() / groups;
         assert_eq!(margins.len(), n * groups, "margins are not a whole number of rows");
         assert_eq!(rows.len(), n * width, "rows and margins disagree on the row count");
-        if self.has_categorical || width == 0 {
-            for (i, m) in margins.chunks_exact_mut(groups).enumerate() {
-                self.accumulate(&rows[i * width..(i + 1) * width], m);
-            }
-            return;
+        if self.has_categorical {
+            self.accumulate_rows_with::<true>(rows, margins, n);
+        } else {
+            self.accumulate_rows_with::<false>(rows, margins, n);
         }
+    }
+
+    fn accumulate_rows_with<const CAT: bool>(&self, rows: &[f32], margins: &mut [f32], n: usize) {
+        let (width, groups) = (self.num_features, self.num_groups);
         let mut block = 0;
         while block + ROW_LANES <= n {
-            self.walk_block::<ROW_LANES>(&rows[block * width..], &mut margins[block * groups..]);
+            self.walk_block::<ROW_LANES, CAT>(&rows[block * width..], &mut margins[block * groups..]);
             block += ROW_LANES;
         }
         while block < n {
-            self.walk_block::<1>(&rows[block * width..], &mut margins[block * groups..]);
+            self.walk_block::<1, CAT>(&rows[block * width..], &mut margins[block * groups..]);
             block += 1;
         }
     }
@@ -276,14 +292,14 @@ impl Forest {
     /// Walks `L` rows through every tree, side by side; `L` is a constant so that the
     /// cursors live in registers and the lane loop unrolls.
     #[inline(always)]
-    fn walk_block<const L: usize>(&self, rows: &[f32], margins: &mut [f32]) {
+    fn walk_block<const L: usize, const CAT: bool>(&self, rows: &[f32], margins: &mut [f32]) {
         let (width, groups) = (self.num_features, self.num_groups);
         let lanes: [&[f32]; L] = std::array::from_fn(|r| &rows[r * width..(r + 1) * width]);
         for t in 0..self.roots.len() {
             let mut cursor = [self.roots[t]; L];
             for _ in 0..self.depths[t] {
                 for r in 0..L {
-                    cursor[r] = self.step_numeric(cursor[r], lanes[r]);
+                    cursor[r] = self.step::<CAT>(cursor[r], lanes[r]);
                 }
             }
             let g = self.groups[t] as usize;
@@ -307,27 +323,22 @@ impl Forest {
         n.first + (x * n.sign >= n.threshold) as u32
     }
 
-    /// Walks one tree with categorical splits; returns the leaf's index.
-    fn walk(&self, mut at: u32, row: &[f32]) -> u32 {
-        loop {
-            let n = self.nodes[at as usize];
-            let right = match self.kinds[at as usize] {
-                LEAF => return at,
-                NUMERIC => {
-                    at = self.step_numeric(at, row);
-                    continue;
-                }
-                kind => {
-                    let x = row[n.feature as usize];
-                    if x.is_nan() {
-                        kind == CATEGORICAL_DEFAULT_RIGHT
-                    } else {
-                        self.in_category_set(n.threshold.to_bits(), x)
-                    }
-                }
-            };
-            at = n.first + right as u32;
+    /// One step in any forest: categorical splits (rare, so the branch predicts well) take
+    /// their own rule; numeric splits and leaves the branch-free step.
+    #[inline(always)]
+    fn step<const CAT: bool>(&self, at: u32, row: &[f32]) -> u32 {
+        if !CAT {
+            return self.step_numeric(at, row);
         }
+        let kind = self.kinds[at as usize];
+        if kind < CATEGORICAL_DEFAULT_LEFT {
+            return self.step_numeric(at, row);
+        }
+        let n = self.nodes[at as usize];
+        let x = row[n.feature as usize];
+        let right =
+            if x.is_nan() { kind == CATEGORICAL_DEFAULT_RIGHT } else { self.in_category_set(n.threshold.to_bits(), x) };
+        n.first + right as u32
     }
 
     /// XGBoost's categorical decision: the truncated code goes right iff it is in the
@@ -479,7 +490,7 @@ mod tests {
     }
 
     #[test]
-    fn branch_free_and_branching_walks_agree() {
+    fn lopsided_trees_walk_their_full_depth() {
         // A lopsided tree: leaves at depths 1 and 3.
         let tree = vec![
             RawNode::Numeric { feature: 0, threshold: 0.0, default_left: true, left: 1, right: 2 },
@@ -495,8 +506,8 @@ mod tests {
         assert_eq!(f.max_depth(), 3);
         for row in [[-1.0, 0.0], [1.0, 1.0], [4.0, 1.0], [1.0, 7.0], [f32::NAN, f32::NAN]] {
             let mut want = 0.0f32;
-            for t in 0..f.num_trees() {
-                want += f.leaf_values[f.walk(f.roots[t], &row) as usize];
+            for _ in 0..f.num_trees() {
+                want += reference(&tree, &row);
             }
             assert_eq!(score(&f, &row), want, "row {row:?}");
         }

@@ -6,6 +6,7 @@
 //! the kind of conversion a new serving platform makes and a source of silent drift.
 #![deny(missing_docs)]
 
+pub mod audit;
 mod error;
 pub mod features;
 mod forest;

@@ -1,6 +1,7 @@
 //! Integration tests of the `cutover` binary and the crates: one test binary, a module per area.
 
 mod allocation;
+mod audit_cli;
 mod feature_paths;
 mod fixtures;
 mod loader_fuzz;

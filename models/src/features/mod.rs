@@ -5,6 +5,7 @@ mod diff;
 pub mod parity;
 mod pipeline;
 mod spec;
+pub mod spec_diff;
 
 pub use diff::{diff_rows, FeatureDiff};
 pub use parity::{FeatureParity, ParityStats, SegmentParity, Segments};

@@ -348,7 +348,9 @@ fn compile_ops(d: &FeatureDef, input: &Input, spec: &SpecFile) -> Result<Vec<Op>
                 Op::Clip(*min, *max)
             }
             Step::Bucketize { boundaries } => {
-                if boundaries.is_empty() || boundaries.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less)) {
+                if boundaries.is_empty()
+                    || boundaries.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+                {
                     return Err(bad("bucketize boundaries must be non-empty and strictly increasing".into()));
                 }
                 Op::Bucketize(boundaries.clone())
