@@ -17,6 +17,7 @@ pub mod paths;
 pub mod registry;
 pub mod rows;
 pub mod runtime;
+pub mod stack;
 pub mod store;
 pub mod xgboost;
 

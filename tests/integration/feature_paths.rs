@@ -276,3 +276,58 @@ fn specs_must_match_the_models_feature_names_and_order() {
     let e = spec_error(&text, Some(&fewer));
     assert!(e.contains("`card_present` is not a feature of the model"), "{e}");
 }
+
+#[test]
+fn distribution_distances_are_zero_without_a_fault_and_large_with_one() {
+    use cutover_models::features::parity::decile_edges;
+    let legacy_pipeline = legacy();
+    let names = legacy_pipeline.output_names().to_vec();
+    let kinds = legacy_pipeline.output_kinds();
+    // Bin edges from a reference sample of the legacy path.
+    let g = slow_traffic(21);
+    let mut values = legacy_pipeline.values();
+    let mut sample: Vec<Vec<f32>> = vec![Vec::new(); names.len()];
+    for i in 0..2000 {
+        legacy_pipeline.compute(&g.request(i), None, &mut values);
+        for (s, v) in sample.iter_mut().zip(&values.row) {
+            s.push(*v);
+        }
+    }
+    let edges: Vec<Vec<f64>> = sample.iter().map(|s| decile_edges(s)).collect();
+    let cents = edited(
+        "steps = [{ op = \"currency\" }, ",
+        "steps = [{ op = \"currency\" }, { op = \"scale\", factor = 100.0 }, ",
+    );
+    let reordered = edited("vocabulary = [\"5411\", \"5812\",", "vocabulary = [\"5812\", \"5411\",");
+    for (label, new) in
+        [("clean", Pipeline::from_file(&domain("new.toml"), None).unwrap()), ("cents", cents), ("reordered", reordered)]
+    {
+        let mut stats = ParityStats::new(names.clone(), kinds.clone(), edges.clone(), Segments::default());
+        let mut paths = DualPath::new(legacy(), new, Schedule::default()).unwrap();
+        for i in 0..5000 {
+            let r = g.request(10_000 + i);
+            let rows = paths.compute(&r);
+            stats.observe(&r, rows.legacy, rows.new, rows.diffs);
+            paths.served(&r);
+        }
+        let report = stats.report();
+        let all = |f: &str| report.iter().find(|p| p.feature == f).unwrap().segments[0].clone();
+        let amount = all("amount_eur");
+        let mcc = all("merchant_category");
+        match label {
+            "clean" => {
+                assert_eq!((amount.psi, amount.js_distance, mcc.linf), (Some(0.0), Some(0.0), Some(0.0)));
+            }
+            "cents" => {
+                assert!(amount.psi.unwrap() > 1.0 && amount.js_distance.unwrap() > 0.5, "{amount:?}");
+                assert!(amount.mean_abs_diff > 1000.0, "{amount:?}");
+                assert_eq!(mcc.linf, Some(0.0));
+            }
+            _ => {
+                // Grocery and restaurants swap codes: their shares trade places.
+                assert!(mcc.linf.unwrap() > 0.05, "{mcc:?}");
+                assert_eq!(amount.psi, Some(0.0));
+            }
+        }
+    }
+}

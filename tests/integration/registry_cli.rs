@@ -106,3 +106,29 @@ fn bad_manifests_and_ids_exit_2_with_the_place() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("`m` is not a registry id"));
 }
+
+#[test]
+fn a_stack_refuses_to_start_on_a_wrong_artifact_and_says_which_hash() {
+    use cutover_models::registry::Registry;
+    use cutover_models::stack::ScoringStack;
+    let registry = Registry::open(&domain("registry"));
+    let legacy = ScoringStack::start_entry(&registry, "fraud-xgb/1").unwrap_or_else(|e| panic!("{e}"));
+    let new = ScoringStack::start_entry(&registry, "fraud-xgb/2").unwrap_or_else(|e| panic!("{e}"));
+    // Same artifact, equivalent specs: the same score for a request.
+    let r = cutover_models::fraud::Generator::new(4).request(17);
+    let (mut lv, mut nv) = (legacy.pipeline().values(), new.pipeline().values());
+    assert_eq!(legacy.score(&r, None, &mut lv).to_bits(), new.score(&r, None, &mut nv).to_bits());
+
+    let wrong = crate::fixtures::dir("3.2.0").join("binary_logistic.ubj");
+    let e = ScoringStack::start(&registry, "fraud-xgb/2", &wrong, &domain("new.toml"))
+        .expect_err("wrong artifact")
+        .to_string();
+    assert!(
+        e.starts_with("refusing to start: fraud-xgb/2: model artifact sha256 differs: the registry pins 62febf6b"),
+        "{e}"
+    );
+    let e = ScoringStack::start(&registry, "fraud-xgb/1", &domain("model.ubj"), &domain("new.toml"))
+        .expect_err("wrong spec")
+        .to_string();
+    assert!(e.contains("fraud-xgb/1: feature spec sha256 differs"), "{e}");
+}

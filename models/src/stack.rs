@@ -1,0 +1,73 @@
+//! A scoring stack as a registry entry claims it: the model artifact and the feature spec,
+//! checked against the hashes the entry pins before anything is served.
+
+use std::path::Path;
+
+use crate::features::{Aggregates, FeatureValues, Pipeline, SpecError};
+use crate::fraud::Request;
+use crate::registry::{Entry, LineageMismatch, Registry, RegistryError};
+use crate::{Model, ModelError};
+
+/// Why a stack refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The registry or the entry could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The artifact or the spec is not what the entry pins.
+    #[error("refusing to start: {0}")]
+    Lineage(#[from] LineageMismatch),
+    /// The artifact does not load.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The spec does not compile against the model.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+/// A model and the feature pipeline that feeds it, verified against their registry entry.
+#[derive(Debug, Clone)]
+pub struct ScoringStack {
+    entry: Entry,
+    model: Model,
+    pipeline: Pipeline,
+}
+
+impl ScoringStack {
+    /// Starts the stack that claims entry `id`, from these files: refuses, naming the
+    /// hash that differs, when they are not the bytes the entry pins.
+    pub fn start(registry: &Registry, id: &str, model: &Path, spec: &Path) -> Result<ScoringStack, StartError> {
+        let entry = registry.get(id)?;
+        registry.verify(&entry, model, spec)??;
+        let model = crate::xgboost::load_file(model)?;
+        let pipeline = Pipeline::from_file(spec, Some(model.feature_names()))?;
+        Ok(ScoringStack { entry, model, pipeline })
+    }
+
+    /// Starts the stack from the files the entry names itself.
+    pub fn start_entry(registry: &Registry, id: &str) -> Result<ScoringStack, StartError> {
+        let entry = registry.get(id)?;
+        ScoringStack::start(registry, id, &registry.resolve(&entry.artifact), &registry.resolve(&entry.feature_spec))
+    }
+
+    /// The registry entry it serves.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The feature pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Features and score of one request (`values` from `pipeline().values()`).
+    pub fn score(&self, request: &Request, aggregates: Option<&Aggregates>, values: &mut FeatureValues) -> f32 {
+        self.pipeline.compute(request, aggregates, values);
+        self.model.predict_one(&values.row)
+    }
+}
