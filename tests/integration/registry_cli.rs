@@ -50,44 +50,22 @@ fn add_validates_the_model_against_its_spec_and_numbers_versions() {
     let dir = scratch("add");
     let reg = s(&dir);
     let (model, legacy) = (s(&domain("model.ubj")), s(&domain("legacy.toml")));
-    let out = cutover(&["registry", "--registry", &reg, "add", "--name", "m", "--model", &model, "--spec", &legacy]);
+    let add = |model: &str, extra: &[&str]| {
+        let mut args = vec!["registry", "--registry", &reg, "add", "--name", "m", "--model", model, "--spec", &legacy];
+        args.extend_from_slice(extra);
+        cutover(&args)
+    };
+    let out = add(&model, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cutover(&[
-        "registry",
-        "--registry",
-        &reg,
-        "add",
-        "--name",
-        "m",
-        "--model",
-        &model,
-        "--spec",
-        &legacy,
-        "--parent",
-        "m/1",
-    ]);
+    let out = add(&model, &["--parent", "m/1"]);
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("registered m/2"));
 
     // A spec that does not feed this model is refused before anything is written.
-    let wrong_spec = crate::fixtures::dir("3.2.0").join("binary_logistic.ubj");
-    let out =
-        cutover(&["registry", "--registry", &reg, "add", "--name", "m", "--model", &s(&wrong_spec), "--spec", &legacy]);
+    let wrong_model = s(&crate::fixtures::dir("3.2.0").join("binary_logistic.ubj"));
+    let out = add(&wrong_model, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("is not a feature of the model"));
-    let out = cutover(&[
-        "registry",
-        "--registry",
-        &reg,
-        "add",
-        "--name",
-        "m",
-        "--model",
-        &model,
-        "--spec",
-        &legacy,
-        "--parent",
-        "m/9",
-    ]);
+    let out = add(&model, &["--parent", "m/9"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("no entry `m/9` (known: m/1, m/2)"));
     assert!(!dir.join("m/3.json").exists());
