@@ -4,7 +4,8 @@ usage: train_reference.py DATA.csv OUT_DIR DATASET_COMMAND
 
 Reads the legacy-path features and hidden labels written by `cutover dataset`, trains a
 binary:logistic gbtree on the first 80 % (in time order), reports AUC on the last 20 %,
-and writes OUT_DIR/model.ubj, OUT_DIR/training.json (parameters, versions, the data's
+and writes OUT_DIR/model.ubj, OUT_DIR/model_v0.ubj (an older artifact: 60 rounds on the
+first 40 %), OUT_DIR/training.json (parameters, versions, the data's
 sha256, the command that made the data, and the holdout metrics) and OUT_DIR/model_check.csv
 (300 holdout rows with xgboost's own predictions).
 """
@@ -17,7 +18,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-CATEGORICAL = ["merchant_category", "country", "channel", "device_os"]
+# The legacy service fed category codes to xgboost as plain numbers (no enable_categorical),
+# as many services trained before xgboost 1.6 do; that also lets the gbdt runtime score it.
 PARAMS = {
     "objective": "binary:logistic",
     "eval_metric": "auc",
@@ -27,7 +29,6 @@ PARAMS = {
     "subsample": 0.9,
     "colsample_bytree": 0.9,
     "min_child_weight": 2,
-    "max_cat_to_onehot": 4,
     "seed": 2026,
     "nthread": 2,
 }
@@ -49,14 +50,18 @@ def main():
     frame = pd.read_csv(data_path, dtype=np.float64)
     y = frame.pop("label").to_numpy()
     names = list(frame.columns)
-    types = ["c" if n in CATEGORICAL else "q" for n in names]
+    types = ["q"] * len(names)
     x = frame.to_numpy(dtype=np.float64)
     cut = int(len(x) * 0.8)
-    train = xgb.DMatrix(x[:cut], label=y[:cut], feature_names=names, feature_types=types, enable_categorical=True)
-    hold = xgb.DMatrix(x[cut:], label=y[cut:], feature_names=names, feature_types=types, enable_categorical=True)
+    train = xgb.DMatrix(x[:cut], label=y[:cut], feature_names=names, feature_types=types, enable_categorical=False)
+    hold = xgb.DMatrix(x[cut:], label=y[cut:], feature_names=names, feature_types=types, enable_categorical=False)
     booster = xgb.train(PARAMS, train, num_boost_round=ROUNDS)
     p = booster.predict(hold)
     booster.save_model(f"{out_dir}/model.ubj")
+    # An older artifact (fewer rounds, older data, another seed): the wrong model a
+    # deployment can ship, for the model-artifact fault.
+    old = xgb.DMatrix(x[:cut // 2], label=y[:cut // 2], feature_names=names, feature_types=types)
+    xgb.train(dict(PARAMS, seed=7), old, num_boost_round=60).save_model(f"{out_dir}/model_v0.ubj")
     report = {
         "xgboost_version": xgb.__version__,
         "numpy_version": np.__version__,

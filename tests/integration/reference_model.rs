@@ -18,7 +18,14 @@ fn both_specs_feed_the_model_its_features_in_order() {
     for spec in ["legacy.toml", "new.toml"] {
         Pipeline::from_file(&domain(spec), Some(model.feature_names())).unwrap_or_else(|e| panic!("{e}"));
     }
-    assert!(model.forest().has_categorical(), "trained with categorical splits");
+    assert!(!model.forest().has_categorical(), "codes are plain numbers, as the legacy service fed them");
+    // So the second runtime can score it, and with NaN mapped agrees bit for bit.
+    let gbdt = cutover_models::runtime::scorer(&model, cutover_models::Runtime::Gbdt, "model.ubj").unwrap();
+    let rows = vec![f32::NAN; model.num_features()];
+    let (mut a, mut b) = ([0.0f32], [0.0f32]);
+    gbdt.score_batch(&rows, cutover_models::Output::Prediction, &mut a);
+    model.score_batch(&rows, cutover_models::Output::Prediction, &mut b);
+    assert_eq!(a[0].to_bits(), b[0].to_bits());
 }
 
 #[test]

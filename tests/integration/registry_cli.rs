@@ -16,6 +16,11 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// The artifact hash the bundled registry pins (the sha256 of domain/fraud/model.ubj).
+fn pinned_model() -> String {
+    cutover_models::features::sha256_hex(&std::fs::read(domain("model.ubj")).unwrap())
+}
+
 #[test]
 fn the_bundled_registry_verifies_and_records_the_migration_lineage() {
     let reg = s(&domain("registry"));
@@ -35,11 +40,14 @@ fn the_bundled_registry_verifies_and_records_the_migration_lineage() {
 #[test]
 fn a_wrong_artifact_or_spec_is_named_with_both_hashes() {
     let reg = s(&domain("registry"));
-    let other_model = crate::fixtures::dir("3.2.0").join("binary_logistic.ubj");
+    let other_model = domain("model_v0.ubj");
     let out = cutover(&["registry", "--registry", &reg, "verify", "fraud-xgb/1", "--model", &s(&other_model)]);
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8(out.stderr).unwrap();
-    assert!(e.contains("fraud-xgb/1: model artifact sha256 differs: the registry pins 62febf6b"), "{e}");
+    assert!(
+        e.contains(&format!("fraud-xgb/1: model artifact sha256 differs: the registry pins {}", pinned_model())),
+        "{e}"
+    );
     let out = cutover(&["registry", "--registry", &reg, "verify", "fraud-xgb/1", "--spec", &s(&domain("new.toml"))]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().contains("feature spec sha256 differs"));
@@ -97,14 +105,13 @@ fn a_stack_refuses_to_start_on_a_wrong_artifact_and_says_which_hash() {
     let (mut lv, mut nv) = (legacy.pipeline().values(), new.pipeline().values());
     assert_eq!(legacy.score(&r, None, &mut lv).to_bits(), new.score(&r, None, &mut nv).to_bits());
 
-    let wrong = crate::fixtures::dir("3.2.0").join("binary_logistic.ubj");
+    let wrong = domain("model_v0.ubj");
     let e = ScoringStack::start(&registry, "fraud-xgb/2", &wrong, &domain("new.toml"))
         .expect_err("wrong artifact")
         .to_string();
-    assert!(
-        e.starts_with("refusing to start: fraud-xgb/2: model artifact sha256 differs: the registry pins 62febf6b"),
-        "{e}"
-    );
+    let want =
+        format!("refusing to start: fraud-xgb/2: model artifact sha256 differs: the registry pins {}", pinned_model());
+    assert!(e.starts_with(&want), "{e}");
     let e = ScoringStack::start(&registry, "fraud-xgb/1", &domain("model.ubj"), &domain("new.toml"))
         .expect_err("wrong spec")
         .to_string();
