@@ -5,6 +5,7 @@ mod audit;
 mod dataset;
 mod predict;
 mod registry;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,10 @@ struct Cli {
 enum Command {
     /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
     Predict(predict::Args),
+    /// Run one scenario in the deterministic simulator.
+    Run(simulate::RunArgs),
+    /// Run every scenario under the given paths (a CI step: JUnit and an exit code).
+    Suite(simulate::SuiteArgs),
     /// Write training data for the reference model from the bundled fraud domain.
     Dataset(dataset::Args),
     /// The model registry: artifacts and feature specs pinned by sha256, with lineage.
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Predict(args) => predict::run(&args),
+        Command::Run(args) => simulate::run(&args),
+        Command::Suite(args) => simulate::suite(&args),
         Command::Dataset(args) => dataset::run(&args),
         Command::Registry(args) => registry::run(&args),
         Command::Audit(args) => audit::run(&args),

@@ -104,12 +104,17 @@ impl DualPath {
 
     /// Computes both rows for `request` and their diff (allocation-free once warm).
     pub fn compute(&mut self, request: &Request) -> PathRows<'_> {
-        let now = request.event_time_ms;
+        self.compute_with(request, request)
+    }
+
+    /// Computes the legacy row for `legacy` and the new row for `new`: the same request,
+    /// unless the call to the new stack lost part of its context (a shadow mismatch).
+    pub fn compute_with(&mut self, legacy: &Request, new: &Request) -> PathRows<'_> {
+        let now = legacy.event_time_ms;
         self.legacy_table.advance_to(now, &self.log);
         self.store.advance_to(now, &self.log);
-        let id = request.customer_id;
-        self.legacy.compute(request, self.legacy_table.get(id), &mut self.legacy_values);
-        self.new.compute(request, self.store.get(id), &mut self.new_values);
+        self.legacy.compute(legacy, self.legacy_table.get(legacy.customer_id), &mut self.legacy_values);
+        self.new.compute(new, self.store.get(new.customer_id), &mut self.new_values);
         diff_rows(&self.kinds, &self.legacy_values.row, &self.new_values.row, &mut self.diffs);
         PathRows { legacy: &self.legacy_values.row, new: &self.new_values.row, diffs: &self.diffs }
     }

@@ -1,0 +1,209 @@
+//! Faults: plain data resolved for one run, and the interception points of the request
+//! path where they act (raw request, features, store, model, latency, outcome).
+
+use std::path::PathBuf;
+
+use cutover_models::fraud::Request;
+
+use crate::scenario::{FaultSpec, LoadedScenario, ScenarioError};
+use crate::streams::unit;
+
+/// Microseconds in a second.
+pub const SECOND: u64 = 1_000_000;
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Feature value times `scale` plus `offset` on the new path (units, scaling).
+    FeatureSkew {
+        /// Model feature index.
+        feature: usize,
+        /// Multiplier.
+        scale: f64,
+        /// Added after.
+        offset: f64,
+    },
+    /// Missing values of a feature filled with a constant on the new path.
+    MissingValuePolicy {
+        /// Model feature index.
+        feature: usize,
+        /// The fill.
+        fill: f64,
+    },
+    /// Category codes shifted on the new path (a reordered vocabulary).
+    CategoricalEncoding {
+        /// Model feature index.
+        feature: usize,
+        /// Shift.
+        shift: f64,
+    },
+    /// The online store's materialization stalls.
+    StaleFeatures {
+        /// For how long.
+        stall_us: u64,
+    },
+    /// Extra new-stack latency.
+    Latency {
+        /// Added to every call.
+        add_ms: f64,
+        /// Added to a share of calls.
+        tail_ms: f64,
+        /// That share.
+        tail_fraction: f64,
+    },
+    /// New-stack calls fail.
+    Errors {
+        /// Share of calls.
+        rate: f64,
+    },
+    /// New-stack calls time out.
+    Timeouts {
+        /// Share of calls.
+        rate: f64,
+    },
+    /// Shadow calls lack the production context (device, account).
+    ShadowContext,
+    /// The new stack serves another artifact.
+    ModelArtifact {
+        /// Its file.
+        artifact: PathBuf,
+    },
+    /// The new stack scores through the gbdt crate without the missing-value mapping.
+    RuntimeDrift,
+    /// An attempt to decommission legacy.
+    DecommissionLegacy,
+}
+
+impl Kind {
+    /// The kind's name in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::FeatureSkew { .. } => "feature_skew",
+            Kind::MissingValuePolicy { .. } => "missing_value_policy",
+            Kind::CategoricalEncoding { .. } => "categorical_encoding",
+            Kind::StaleFeatures { .. } => "stale_features",
+            Kind::Latency { .. } => "latency",
+            Kind::Errors { .. } => "errors",
+            Kind::Timeouts { .. } => "timeouts",
+            Kind::ShadowContext => "shadow_context",
+            Kind::ModelArtifact { .. } => "model_artifact",
+            Kind::RuntimeDrift => "runtime_drift",
+            Kind::DecommissionLegacy => "decommission_legacy",
+        }
+    }
+}
+
+/// A fault resolved for one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Its position in the scenario.
+    pub index: usize,
+    /// What it does.
+    pub kind: Kind,
+    /// Start, virtual microseconds.
+    pub start_us: u64,
+    /// End (exclusive), `u64::MAX` if never.
+    pub end_us: u64,
+    /// Segment it is limited to, as `dimension=value`.
+    pub segment: Option<String>,
+    /// Share of matching requests affected.
+    pub fraction: f64,
+}
+
+impl Fault {
+    /// Whether it is active at `t_us`.
+    pub fn active(&self, t_us: u64) -> bool {
+        self.start_us <= t_us && t_us < self.end_us
+    }
+
+    /// Whether it affects request number `index` (segment and fraction) — stateless, so
+    /// it never shifts any random stream.
+    pub fn hits(&self, seed: u64, index: u64, request: &Request) -> bool {
+        if let Some(seg) = &self.segment {
+            if !in_segment(seg, request) {
+                return false;
+            }
+        }
+        self.fraction >= 1.0 || unit(seed, index, 0xFA17 + self.index as u64) < self.fraction
+    }
+}
+
+/// Whether a request is in a `dimension=value` segment.
+pub fn in_segment(segment: &str, r: &Request) -> bool {
+    let Some((dim, value)) = segment.split_once('=') else { return false };
+    match dim {
+        "country" => r.country == value,
+        "channel" => r.channel == value,
+        "device" => {
+            r.device_os.is_some_and(|os| os.eq_ignore_ascii_case(value)) || (value == "none" && r.device_os.is_none())
+        }
+        "tenure" => r.tenure() == value,
+        _ => false,
+    }
+}
+
+/// Resolves the scenario's faults (ranges drawn from `params`), naming model features by index.
+pub fn resolve(
+    loaded: &LoadedScenario,
+    features: &[String],
+    params: &mut rand_chacha::ChaCha8Rng,
+) -> Result<Vec<Fault>, ScenarioError> {
+    let file = loaded.path.display().to_string();
+    let mut out = Vec::new();
+    for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
+        let f: &FaultSpec = spanned.get_ref();
+        let bad = |field: &str, message: String| ScenarioError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            field: format!("faults[{k}].{field}"),
+            message,
+        };
+        let feature = || -> Result<usize, ScenarioError> {
+            let name = f.feature.as_deref().unwrap_or_default();
+            features.iter().position(|n| n == name).ok_or_else(|| {
+                bad("feature", format!("`{name}` is not a model feature (features: {})", features.join(", ")))
+            })
+        };
+        let start_s = f.start_s.resolve(params);
+        let end_s = f.end_s.map(|e| e.resolve(params));
+        let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
+        let fraction = p(f.fraction, 1.0);
+        let kind = match f.kind.as_str() {
+            "feature_skew" => {
+                Kind::FeatureSkew { feature: feature()?, scale: p(f.scale, 1.0), offset: p(f.offset, 0.0) }
+            }
+            "missing_value_policy" => Kind::MissingValuePolicy { feature: feature()?, fill: p(f.fill, 0.0) },
+            "categorical_encoding" => Kind::CategoricalEncoding { feature: feature()?, shift: p(f.shift, 1.0) },
+            "stale_features" => Kind::StaleFeatures { stall_us: (p(f.stall_s, 0.0) * SECOND as f64) as u64 },
+            "latency" => Kind::Latency {
+                add_ms: p(f.add_ms, 0.0),
+                tail_ms: p(f.tail_ms, 0.0),
+                tail_fraction: p(f.tail_fraction, 0.01),
+            },
+            "errors" => Kind::Errors { rate: p(f.rate, 0.0) },
+            "timeouts" => Kind::Timeouts { rate: p(f.rate, 0.0) },
+            "shadow_context" => Kind::ShadowContext,
+            "model_artifact" => {
+                let path = loaded.resolve(f.artifact.as_deref().unwrap_or_default());
+                if !path.exists() {
+                    return Err(bad("artifact", format!("{}: no such file", path.display())));
+                }
+                Kind::ModelArtifact { artifact: path }
+            }
+            "runtime_drift" => Kind::RuntimeDrift,
+            "decommission_legacy" => Kind::DecommissionLegacy,
+            other => return Err(bad("kind", format!("unknown fault kind \"{other}\""))),
+        };
+        let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);
+        out.push(Fault {
+            index: k,
+            kind,
+            start_us: (start_s * SECOND as f64) as u64,
+            end_us,
+            segment: f.segment.clone(),
+            fraction,
+        });
+    }
+    Ok(out)
+}

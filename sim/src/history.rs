@@ -1,0 +1,118 @@
+//! One totally ordered history of the run: stage changes, evaluations and decisions, fault
+//! starts and ends, decommission attempts, invariant violations, and every request's
+//! outcome folded into a running sha256. Same seed, same bytes, same hash.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::controller::{Decision, Phase};
+use crate::monitor::WindowSummary;
+
+/// An event of the history (requests are folded into the hash, not kept).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The rollout entered a phase.
+    Stage {
+        /// Virtual time, s.
+        t_s: f64,
+        /// The phase.
+        phase: Phase,
+        /// The new stack's share of users.
+        weight_pct: f64,
+    },
+    /// The controller evaluated a window.
+    Evaluation {
+        /// Virtual time, s.
+        t_s: f64,
+        /// The window's statistics.
+        window: Box<WindowSummary>,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A fault began.
+    FaultStart {
+        /// Virtual time, s.
+        t_s: f64,
+        /// Its index in the scenario.
+        index: usize,
+        /// Its kind.
+        kind: String,
+    },
+    /// A fault ended.
+    FaultEnd {
+        /// Virtual time, s.
+        t_s: f64,
+        /// Its index.
+        index: usize,
+    },
+    /// Someone tried to decommission legacy.
+    Decommission {
+        /// Virtual time, s.
+        t_s: f64,
+        /// Whether it was allowed.
+        allowed: bool,
+        /// The controller's answer.
+        detail: String,
+    },
+    /// An invariant did not hold.
+    Violation {
+        /// Virtual time, s.
+        t_s: f64,
+        /// Which.
+        invariant: String,
+        /// Evidence in words.
+        detail: String,
+    },
+}
+
+/// The history and its running hash.
+pub struct History {
+    events: Vec<Event>,
+    hasher: Sha256,
+    requests: u64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::new()
+    }
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> History {
+        History { events: Vec::new(), hasher: Sha256::new(), requests: 0 }
+    }
+
+    /// Appends an event.
+    pub fn push(&mut self, event: Event) {
+        let bytes = serde_json::to_vec(&event).expect("events serialize");
+        self.hasher.update((bytes.len() as u64).to_le_bytes());
+        self.hasher.update(&bytes);
+        self.events.push(event);
+    }
+
+    /// Folds one request's outcome into the hash: its fixed-width little-endian record.
+    pub fn request(&mut self, record: &[u64; 6]) {
+        self.requests += 1;
+        for w in record {
+            self.hasher.update(w.to_le_bytes());
+        }
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Requests folded in.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The hash of everything so far, lower-case hex.
+    pub fn sha256(&self) -> String {
+        self.hasher.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -1,0 +1,179 @@
+//! Judges: the rules that turn a window's guardrail statistics into a verdict, behind one
+//! interface so the controller does not care which production anchor it reproduces.
+//!
+//! * **Flagger** (docs: "Canary analysis", flagger.app): every `interval` the canary's
+//!   metrics are checked against their thresholds; "if the metrics check fails or if
+//!   there is no data, the failed checks counter is incremented"; "when the number of
+//!   failed checks reaches the canary analysis threshold", the canary is rolled back. A
+//!   later passing check does not reset the counter.
+//! * **Argo Rollouts** (docs: "Analysis", argo-rollouts.readthedocs.io): a measurement
+//!   every `interval`; the analysis fails when failed measurements exceed `failureLimit`
+//!   (default 0), errors when consecutive measurement errors exceed
+//!   `consecutiveErrorLimit` (default 4, so the fifth aborts), and an inconclusive
+//!   measurement pauses the rollout.
+
+use serde::Serialize;
+
+use crate::monitor::Window;
+
+/// What caused a rollback (summary.json's `trigger`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trigger {
+    /// The guardrail.
+    pub guardrail: String,
+    /// The feature, for feature guardrails.
+    pub feature: Option<String>,
+    /// The segment, for segment guardrails.
+    pub segment: Option<String>,
+    /// The statistic (NaN when there was no data).
+    pub observed: f64,
+    /// Its limit.
+    pub limit: f64,
+}
+
+impl Trigger {
+    /// The trigger in words.
+    pub fn describe(&self) -> String {
+        let what = match &self.feature {
+            Some(f) => format!("{} of `{f}`", self.guardrail),
+            None => self.guardrail.clone(),
+        };
+        if self.observed.is_nan() {
+            format!("no data for {what}")
+        } else {
+            format!("{what} {:.4} above its limit {}", self.observed, self.limit)
+        }
+    }
+}
+
+/// A judge's answer for one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Every guardrail held.
+    Pass,
+    /// No decision: say why and hold.
+    Inconclusive(String),
+    /// A check failed, not yet decisively.
+    Breach(Trigger),
+    /// Roll back now.
+    RollBack(Trigger),
+}
+
+/// The interface every judge implements.
+pub trait Judge: Send {
+    /// Its policy name.
+    fn name(&self) -> &'static str;
+    /// Judges one window against the guardrails (name, limit).
+    fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict;
+}
+
+/// Failures and missing data of one check of every guardrail.
+pub(crate) struct Check {
+    pub failures: Vec<Trigger>,
+    pub no_data: Vec<Trigger>,
+}
+
+pub(crate) fn check(window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Check {
+    let mut c = Check { failures: Vec::new(), no_data: Vec::new() };
+    for &(name, limit) in guardrails {
+        let feature = (name == "feature_mismatch_rate")
+            .then(|| window.worst_feature().map(|(i, _)| features[i].clone()))
+            .flatten();
+        let trigger = |observed: f64| Trigger {
+            guardrail: name.to_string(),
+            feature: feature.clone(),
+            segment: None,
+            observed,
+            limit,
+        };
+        match window.metric(name) {
+            None => c.no_data.push(trigger(f64::NAN)),
+            Some(v) if v > limit => c.failures.push(trigger(v)),
+            Some(_) => {}
+        }
+    }
+    c
+}
+
+/// Flagger's rule: a cumulative failed-check counter.
+#[derive(Debug, Clone)]
+pub struct Flagger {
+    threshold: u32,
+    failed_checks: u32,
+}
+
+impl Flagger {
+    /// Rolls back when `threshold` checks have failed.
+    pub fn new(threshold: u32) -> Flagger {
+        Flagger { threshold, failed_checks: 0 }
+    }
+
+    /// Failed checks so far.
+    pub fn failed_checks(&self) -> u32 {
+        self.failed_checks
+    }
+}
+
+impl Judge for Flagger {
+    fn name(&self) -> &'static str {
+        "flagger"
+    }
+
+    fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
+        let c = check(window, guardrails, features);
+        let Some(trigger) = c.failures.into_iter().next().or_else(|| c.no_data.into_iter().next()) else {
+            return Verdict::Pass;
+        };
+        self.failed_checks += 1;
+        if self.failed_checks >= self.threshold {
+            Verdict::RollBack(trigger)
+        } else {
+            Verdict::Breach(trigger)
+        }
+    }
+}
+
+/// Argo Rollouts' rule: a failure limit and a consecutive-error limit.
+#[derive(Debug, Clone)]
+pub struct Argo {
+    failure_limit: u32,
+    consecutive_error_limit: u32,
+    failures: u32,
+    consecutive_errors: u32,
+}
+
+impl Argo {
+    /// Fails after more than `failure_limit` failed measurements; aborts after more than
+    /// `consecutive_error_limit` consecutive errors.
+    pub fn new(failure_limit: u32, consecutive_error_limit: u32) -> Argo {
+        Argo { failure_limit, consecutive_error_limit, failures: 0, consecutive_errors: 0 }
+    }
+}
+
+impl Judge for Argo {
+    fn name(&self) -> &'static str {
+        "argo"
+    }
+
+    fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
+        let c = check(window, guardrails, features);
+        if let Some(trigger) = c.failures.into_iter().next() {
+            self.consecutive_errors = 0;
+            self.failures += 1;
+            return if self.failures > self.failure_limit {
+                Verdict::RollBack(trigger)
+            } else {
+                Verdict::Breach(trigger)
+            };
+        }
+        if let Some(trigger) = c.no_data.into_iter().next() {
+            self.consecutive_errors += 1;
+            if self.consecutive_errors > self.consecutive_error_limit {
+                return Verdict::RollBack(trigger);
+            }
+            return Verdict::Inconclusive(format!("measurement error: {}", trigger.describe()));
+        }
+        self.consecutive_errors = 0;
+        Verdict::Pass
+    }
+}

@@ -1,0 +1,206 @@
+//! The monitor pairs the two answers of every request and keeps windowed statistics:
+//! decision flips, score differences, feature mismatches per feature, latency per stack
+//! (HDR histograms), errors and timeouts of the new stack, shadow-context mismatches, and
+//! the online store's freshness. A window is what a judge reads at one evaluation.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// One request's paired outcome, as the monitor records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Pair<'a> {
+    /// |new score - legacy score| (NaN when the new stack failed).
+    pub abs_score_diff: f64,
+    /// Decisions differ (only when both answered).
+    pub flipped: bool,
+    /// Per feature, whether the values differ.
+    pub mismatches: &'a [bool],
+    /// Legacy service time, ms.
+    pub legacy_ms: f64,
+    /// New service time, ms (capped at its timeout).
+    pub new_ms: f64,
+    /// The new stack failed.
+    pub new_error: bool,
+    /// The new stack timed out.
+    pub new_timeout: bool,
+    /// The new stack was called as a shadow (the user got legacy).
+    pub shadow: bool,
+    /// That shadow call lacked the production context.
+    pub shadow_context_mismatch: bool,
+}
+
+/// Statistics of one window.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Paired requests.
+    pub requests: u64,
+    /// Requests both stacks answered.
+    pub answered: u64,
+    /// Decision flips among them.
+    pub flips: u64,
+    /// Sum of |score difference| among them.
+    pub sum_abs_diff: f64,
+    /// Per feature, requests whose values differ.
+    pub feature_mismatches: Vec<u64>,
+    /// New-stack failures.
+    pub new_errors: u64,
+    /// New-stack timeouts.
+    pub new_timeouts: u64,
+    /// Shadow calls.
+    pub shadow_calls: u64,
+    /// Shadow calls without the production context.
+    pub shadow_context_mismatches: u64,
+    /// Requests served to users by the new stack.
+    pub served_new: u64,
+    /// Requests served to users by legacy.
+    pub served_legacy: u64,
+    /// Legacy latency, microseconds.
+    pub legacy_latency: Histogram<u64>,
+    /// New latency, microseconds.
+    pub new_latency: Histogram<u64>,
+    /// Store freshness lag at the window's end, seconds.
+    pub staleness_s: Option<f64>,
+}
+
+impl Window {
+    /// An empty window for `features` features.
+    pub fn new(features: usize) -> Window {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        Window {
+            requests: 0,
+            answered: 0,
+            flips: 0,
+            sum_abs_diff: 0.0,
+            feature_mismatches: vec![0; features],
+            new_errors: 0,
+            new_timeouts: 0,
+            shadow_calls: 0,
+            shadow_context_mismatches: 0,
+            served_new: 0,
+            served_legacy: 0,
+            legacy_latency: h(),
+            new_latency: h(),
+            staleness_s: None,
+        }
+    }
+
+    /// Adds one request.
+    pub fn record(&mut self, p: &Pair<'_>, served_new: bool) {
+        self.requests += 1;
+        if !(p.new_error || p.new_timeout) {
+            self.answered += 1;
+            self.flips += u64::from(p.flipped);
+            self.sum_abs_diff += p.abs_score_diff;
+        }
+        for (c, &m) in self.feature_mismatches.iter_mut().zip(p.mismatches) {
+            *c += u64::from(m);
+        }
+        self.new_errors += u64::from(p.new_error);
+        self.new_timeouts += u64::from(p.new_timeout);
+        self.shadow_calls += u64::from(p.shadow);
+        self.shadow_context_mismatches += u64::from(p.shadow_context_mismatch);
+        if served_new {
+            self.served_new += 1;
+        } else {
+            self.served_legacy += 1;
+        }
+        self.legacy_latency.saturating_record((p.legacy_ms * 1000.0).max(1.0) as u64);
+        self.new_latency.saturating_record((p.new_ms * 1000.0).max(1.0) as u64);
+    }
+
+    /// Empties the window, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.requests = 0;
+        self.answered = 0;
+        self.flips = 0;
+        self.sum_abs_diff = 0.0;
+        self.feature_mismatches.fill(0);
+        self.new_errors = 0;
+        self.new_timeouts = 0;
+        self.shadow_calls = 0;
+        self.shadow_context_mismatches = 0;
+        self.served_new = 0;
+        self.served_legacy = 0;
+        self.legacy_latency.reset();
+        self.new_latency.reset();
+        self.staleness_s = None;
+    }
+
+    /// A latency quantile in ms, `None` without samples.
+    pub fn latency_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
+        (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    /// The worst feature by mismatches: (index, count).
+    pub fn worst_feature(&self) -> Option<(usize, u64)> {
+        self.feature_mismatches.iter().copied().enumerate().max_by_key(|&(i, c)| (c, std::cmp::Reverse(i)))
+    }
+
+    /// A guardrail statistic by name: `None` when the window has no data for it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let rate = |k: u64, n: u64| (n > 0).then(|| k as f64 / n as f64);
+        match name {
+            "decision_flip_rate" => rate(self.flips, self.answered),
+            "mean_abs_score_diff" => (self.answered > 0).then(|| self.sum_abs_diff / self.answered as f64),
+            "feature_mismatch_rate" => self.worst_feature().and_then(|(_, c)| rate(c, self.requests)),
+            "error_rate" => rate(self.new_errors, self.requests),
+            "timeout_rate" => rate(self.new_timeouts, self.requests),
+            "p99_latency_ms" => Window::latency_ms(&self.new_latency, 0.99),
+            "p99_latency_ratio" => {
+                let (n, l) =
+                    (Window::latency_ms(&self.new_latency, 0.99)?, Window::latency_ms(&self.legacy_latency, 0.99)?);
+                Some(n / l)
+            }
+            "shadow_context_mismatch_rate" => rate(self.shadow_context_mismatches, self.shadow_calls).or(Some(0.0)),
+            "feature_staleness_s" => self.staleness_s,
+            _ => None,
+        }
+    }
+}
+
+/// A summary of a window for the timeline and the history.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WindowSummary {
+    /// Requests.
+    pub requests: u64,
+    /// Served by legacy.
+    pub served_legacy: u64,
+    /// Served by new.
+    pub served_new: u64,
+    /// Decision flip rate.
+    pub flip_rate: Option<f64>,
+    /// Mean |score difference|.
+    pub mean_abs_score_diff: Option<f64>,
+    /// Worst feature mismatch rate.
+    pub feature_mismatch_rate: Option<f64>,
+    /// New error rate.
+    pub error_rate: Option<f64>,
+    /// New timeout rate.
+    pub timeout_rate: Option<f64>,
+    /// Legacy p50, p95, p99 (ms).
+    pub legacy_ms: [Option<f64>; 3],
+    /// New p50, p95, p99 (ms).
+    pub new_ms: [Option<f64>; 3],
+    /// Store freshness lag (s).
+    pub staleness_s: Option<f64>,
+}
+
+impl Window {
+    /// The window's summary.
+    pub fn summary(&self) -> WindowSummary {
+        let q = |h: &Histogram<u64>| [0.5, 0.95, 0.99].map(|x| Window::latency_ms(h, x));
+        WindowSummary {
+            requests: self.requests,
+            served_legacy: self.served_legacy,
+            served_new: self.served_new,
+            flip_rate: self.metric("decision_flip_rate"),
+            mean_abs_score_diff: self.metric("mean_abs_score_diff"),
+            feature_mismatch_rate: self.metric("feature_mismatch_rate"),
+            error_rate: self.metric("error_rate"),
+            timeout_rate: self.metric("timeout_rate"),
+            legacy_ms: q(&self.legacy_latency),
+            new_ms: q(&self.new_latency),
+            staleness_s: self.staleness_s,
+        }
+    }
+}

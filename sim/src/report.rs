@@ -1,0 +1,296 @@
+//! Reports: summary.json (the contract in ARCHITECTURE.md), timeline.csv, and the
+//! expectation checkers, pure functions of what the run recorded.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::controller::Phase;
+use crate::judge::Trigger;
+use crate::monitor::WindowSummary;
+use crate::scenario::{Expect, Outcome};
+
+/// One expectation and whether it held, with the evidence in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expectation {
+    /// Its name.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Evidence, as a sentence.
+    pub detail: String,
+}
+
+/// A stage of the rollout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageSpan {
+    /// The new stack's share.
+    pub weight_pct: f64,
+    /// When it started.
+    pub entered_s: f64,
+    /// When it ended (null if still on).
+    pub left_s: Option<f64>,
+}
+
+/// summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// The judge.
+    pub policy: String,
+    /// How the rollout ended.
+    pub outcome: Outcome,
+    /// Whether every expectation held.
+    pub passed: bool,
+    /// The expectations.
+    pub expectations: Vec<Expectation>,
+    /// Earliest fault start, s.
+    pub fault_start_s: Option<f64>,
+    /// When a guardrail breach was first seen, s.
+    pub detected_at_s: Option<f64>,
+    /// When the rollback completed, s.
+    pub rollback_completed_s: Option<f64>,
+    /// What caused the rollback.
+    pub trigger: Option<Trigger>,
+    /// User-facing decisions that differed from legacy's.
+    pub bad_decisions_served: u64,
+    /// Requests.
+    pub requests_total: u64,
+    /// User-visible failures.
+    pub requests_failed: u64,
+    /// The stages.
+    pub stages: Vec<StageSpan>,
+    /// The history's hash.
+    pub history_sha256: String,
+    /// The command that reproduces this run.
+    pub reproduce: String,
+}
+
+/// What the world hands the checkers.
+pub struct Facts<'a> {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Judge.
+    pub policy: &'static str,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// The `[expect]` block.
+    pub expect: &'a Expect,
+    /// Earliest fault start.
+    pub fault_start_us: Option<u64>,
+    /// First breach.
+    pub detected_us: Option<u64>,
+    /// Rollback.
+    pub rollback_us: Option<u64>,
+    /// Its trigger.
+    pub trigger: Option<Trigger>,
+    /// Bad decisions served.
+    pub bad_decisions: u64,
+    /// Requests.
+    pub requests_total: u64,
+    /// User-visible failures.
+    pub requests_failed: u64,
+    /// (weight, entered, left) in microseconds.
+    pub stages: Vec<(f64, u64, Option<u64>)>,
+    /// Invariant violations, in words.
+    pub violations: Vec<String>,
+    /// History hash.
+    pub history_sha256: String,
+    /// Reproduction command.
+    pub reproduce: String,
+}
+
+fn s(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+fn name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Promoted => "promoted",
+        Outcome::RolledBack => "rolled_back",
+        Outcome::InProgress => "in_progress",
+    }
+}
+
+/// Checks the expectations and builds summary.json.
+pub fn summarize(f: Facts<'_>) -> Summary {
+    let e = f.expect;
+    let mut x = Vec::new();
+    let since = |t: Option<u64>| match (t, f.fault_start_us) {
+        (Some(t), Some(start)) => Some(s(t.saturating_sub(start))),
+        _ => None,
+    };
+    let outcome_detail = match (f.outcome, f.rollback_us, &f.trigger) {
+        (Outcome::RolledBack, Some(t), Some(tr)) => format!("rolled back at t={:.1} s: {}", s(t), tr.describe()),
+        (o, _, _) => format!("the rollout ended {}", name(o)),
+    };
+    x.push(Expectation {
+        name: "outcome".into(),
+        passed: f.outcome == e.outcome,
+        detail: format!("{outcome_detail}; expected {}", name(e.outcome)),
+    });
+    if let Some(limit) = e.detect_within_s {
+        let d = since(f.detected_us);
+        x.push(Expectation {
+            name: "detect_within_s".into(),
+            passed: d.is_some_and(|d| d <= limit),
+            detail: match (d, f.fault_start_us) {
+                (Some(d), Some(start)) => format!(
+                    "detected at t={:.1} s, {d:.1} s after the fault began at t={:.1} s; SLO is {limit} s",
+                    s(f.detected_us.unwrap_or(0)),
+                    s(start)
+                ),
+                (_, None) => "no fault in the scenario to detect".into(),
+                (None, Some(start)) => {
+                    format!("never detected after the fault began at t={:.1} s; SLO is {limit} s", s(start))
+                }
+            },
+        });
+    }
+    if let Some(limit) = e.rollback_within_s {
+        let d = since(f.rollback_us);
+        x.push(Expectation {
+            name: "rollback_within_s".into(),
+            passed: d.is_some_and(|d| d <= limit),
+            detail: match (d, f.fault_start_us) {
+                (Some(d), Some(start)) => format!(
+                    "rolled back at t={:.1} s, {d:.1} s after the fault began at t={:.1} s; SLO is {limit} s",
+                    s(f.rollback_us.unwrap_or(0)),
+                    s(start)
+                ),
+                (_, None) => "no fault in the scenario".into(),
+                (None, Some(start)) => {
+                    format!("no rollback after the fault began at t={:.1} s; SLO is {limit} s", s(start))
+                }
+            },
+        });
+    }
+    if let Some(limit) = e.max_bad_decisions {
+        x.push(Expectation {
+            name: "max_bad_decisions".into(),
+            passed: f.bad_decisions <= limit,
+            detail: format!("{} user-facing decisions differed from legacy's; the budget is {limit}", f.bad_decisions),
+        });
+    }
+    x.push(Expectation {
+        name: "max_user_failures".into(),
+        passed: f.requests_failed <= e.max_user_failures,
+        detail: format!(
+            "{} of {} requests failed for the user; at most {} allowed",
+            f.requests_failed, f.requests_total, e.max_user_failures
+        ),
+    });
+    x.push(Expectation {
+        name: "invariants".into(),
+        passed: f.violations.is_empty(),
+        detail: if f.violations.is_empty() {
+            "every invariant held on every event".into()
+        } else {
+            f.violations.join("; ")
+        },
+    });
+    let passed = x.iter().all(|e| e.passed);
+    Summary {
+        scenario: f.scenario,
+        seed: f.seed,
+        policy: f.policy.into(),
+        outcome: f.outcome,
+        passed,
+        expectations: x,
+        fault_start_s: f.fault_start_us.map(s),
+        detected_at_s: f.detected_us.map(s),
+        rollback_completed_s: f.rollback_us.map(s),
+        trigger: f.trigger,
+        bad_decisions_served: f.bad_decisions,
+        requests_total: f.requests_total,
+        requests_failed: f.requests_failed,
+        stages: f
+            .stages
+            .iter()
+            .map(|&(w, a, b)| StageSpan { weight_pct: w, entered_s: s(a), left_s: b.map(s) })
+            .collect(),
+        history_sha256: f.history_sha256,
+        reproduce: f.reproduce,
+    }
+}
+
+/// One minute of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineRow {
+    /// End of the window, s.
+    pub t_s: f64,
+    /// The new stack's share of users.
+    pub weight_pct: f64,
+    /// The phase.
+    pub phase: String,
+    /// The window's statistics.
+    pub window: WindowSummary,
+}
+
+impl TimelineRow {
+    /// A row.
+    pub fn new(t_s: f64, weight_pct: f64, phase: Phase, window: &WindowSummary) -> TimelineRow {
+        let phase = match phase {
+            Phase::Shadow => "shadow".to_string(),
+            Phase::Canary(i) => format!("canary{i}"),
+            Phase::Promoted => "promoted".into(),
+            Phase::RolledBack => "rolled_back".into(),
+            Phase::Retired => "retired".into(),
+        };
+        TimelineRow { t_s, weight_pct, phase, window: window.clone() }
+    }
+}
+
+const TIMELINE_HEADER: &str = "t_s,weight_pct,phase,requests,served_legacy,served_new,decision_flip_rate,mean_abs_score_diff,feature_mismatch_rate,error_rate,timeout_rate,legacy_p50_ms,legacy_p95_ms,legacy_p99_ms,new_p50_ms,new_p95_ms,new_p99_ms,feature_staleness_s";
+
+/// timeline.csv.
+pub fn timeline_csv(rows: &[TimelineRow]) -> String {
+    let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+    let mut out = String::from(TIMELINE_HEADER);
+    out.push('\n');
+    for r in rows {
+        let w = &r.window;
+        let cells = [
+            format!("{:.1}", r.t_s),
+            format!("{}", r.weight_pct),
+            r.phase.clone(),
+            w.requests.to_string(),
+            w.served_legacy.to_string(),
+            w.served_new.to_string(),
+            o(w.flip_rate),
+            o(w.mean_abs_score_diff),
+            o(w.feature_mismatch_rate),
+            o(w.error_rate),
+            o(w.timeout_rate),
+            o(w.legacy_ms[0]),
+            o(w.legacy_ms[1]),
+            o(w.legacy_ms[2]),
+            o(w.new_ms[0]),
+            o(w.new_ms[1]),
+            o(w.new_ms[2]),
+            o(w.staleness_s),
+        ];
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes summary.json, timeline.csv, history.jsonl and parity.json into `dir`.
+pub fn write_run(dir: &Path, run: &crate::world::RunResult) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&run.summary).expect("serializes") + "\n")?;
+    std::fs::write(dir.join("timeline.csv"), timeline_csv(&run.timeline))?;
+    let mut history = String::new();
+    for e in &run.events {
+        history.push_str(&serde_json::to_string(e).expect("serializes"));
+        history.push('\n');
+    }
+    std::fs::write(dir.join("history.jsonl"), history)?;
+    std::fs::write(dir.join("parity.json"), serde_json::to_string_pretty(&run.parity).expect("serializes") + "\n")
+}

@@ -1,0 +1,718 @@
+//! Scenario files (TOML): the traffic, the rollout plan with its rollback triggers, the
+//! judge, the stacks, the faults and what must happen. See ARCHITECTURE.md for the
+//! contract; everything a user writes is validated here, and every refusal names the
+//! file, the line and column where known, and the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::param::Param;
+
+/// A scenario that cannot run: one line naming the place and the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: String,
+    /// 1-based line (0 unknown).
+    pub line: usize,
+    /// 1-based column (0 unknown).
+    pub column: usize,
+    /// Dotted field path (empty unknown).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ScenarioError {
+    fn render(&self) -> String {
+        let at = if self.line > 0 { format!("{}:{}:{}", self.file, self.line, self.column) } else { self.file.clone() };
+        if self.field.is_empty() {
+            format!("{at}: {}", self.message)
+        } else {
+            format!("{at}: field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+/// A scenario as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Its name (summary.json's `scenario`).
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed (`--seed` overrides).
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Arrivals.
+    pub traffic: Traffic,
+    /// The plan.
+    pub rollout: Rollout,
+    /// The judge.
+    #[serde(default)]
+    pub controller: ControllerConfig,
+    /// Rollback triggers: at least one is required.
+    #[serde(default)]
+    pub guardrails: Guardrails,
+    /// What promotion to 100 % additionally requires.
+    #[serde(default)]
+    pub success: Success,
+    /// The two serving stacks.
+    #[serde(default)]
+    pub stacks: Stacks,
+    /// The model, specs and registry entries.
+    #[serde(default)]
+    pub domain: Domain,
+    /// Faults, in the order installed.
+    #[serde(default)]
+    pub faults: Vec<Spanned<FaultSpec>>,
+    /// What must happen.
+    pub expect: Expect,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Poisson arrivals.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Mean arrival rate.
+    pub rate_rps: f64,
+    /// How long the scenario runs.
+    pub duration_s: f64,
+    /// Optional rate multipliers for each hour of the day (24 values, UTC).
+    #[serde(default)]
+    pub daily_curve: Option<Vec<f64>>,
+}
+
+/// Why the migration happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Reliability.
+    Reliability,
+    /// Cost.
+    Cost,
+    /// Latency.
+    Latency,
+    /// Feature reuse.
+    FeatureReuse,
+    /// Compliance.
+    Compliance,
+    /// Developer velocity.
+    Velocity,
+}
+
+/// The rollout plan, declared before any traffic moves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// Shadow period.
+    pub shadow_s: f64,
+    /// Canary stages, increasing, ending at 100.
+    #[serde(default = "default_stages")]
+    pub stages_pct: Vec<f64>,
+    /// Minimum time at each stage.
+    pub bake_s: f64,
+    /// After 100 %, how long legacy stays warm before decommission is allowed.
+    pub keep_legacy_warm_s: f64,
+    /// Paired requests a stage needs before it may advance.
+    #[serde(default = "default_min_requests")]
+    pub min_requests_per_stage: u64,
+    /// Why the migration is happening.
+    #[serde(default)]
+    pub reasons: Vec<Reason>,
+}
+
+fn default_stages() -> Vec<f64> {
+    vec![1.0, 5.0, 25.0, 50.0, 100.0]
+}
+
+fn default_min_requests() -> u64 {
+    500
+}
+
+/// Which rule judges the guardrails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Flagger's cumulative failed-check counter.
+    #[default]
+    Flagger,
+    /// Argo Rollouts' failure limit.
+    Argo,
+}
+
+impl Policy {
+    /// The policy's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Flagger => "flagger",
+            Policy::Argo => "argo",
+        }
+    }
+}
+
+/// The judge and its parameters.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// The judge.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Probability of rolling back a clean migration over the whole rollout (the statistical judge's budget).
+    #[serde(default = "default_budget")]
+    pub false_rollback_budget: f64,
+    /// Seconds between checks (Flagger's `interval`, Argo's measurement `interval`).
+    #[serde(default = "default_interval")]
+    pub interval_s: f64,
+    /// Flagger: failed checks before rolling back.
+    #[serde(default = "default_threshold")]
+    pub threshold: u32,
+    /// Argo: failed measurements allowed before the analysis fails.
+    #[serde(default)]
+    pub failure_limit: u32,
+    /// Argo: consecutive measurement errors allowed before the analysis aborts.
+    #[serde(default = "default_consecutive_errors")]
+    pub consecutive_error_limit: u32,
+    /// Paired requests an evaluation needs before the judge is asked.
+    #[serde(default = "default_min_evidence")]
+    pub min_requests: u64,
+}
+
+fn default_budget() -> f64 {
+    0.01
+}
+fn default_interval() -> f64 {
+    60.0
+}
+fn default_threshold() -> u32 {
+    5
+}
+fn default_consecutive_errors() -> u32 {
+    4
+}
+fn default_min_evidence() -> u64 {
+    30
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            policy: Policy::default(),
+            false_rollback_budget: default_budget(),
+            interval_s: default_interval(),
+            threshold: default_threshold(),
+            failure_limit: 0,
+            consecutive_error_limit: default_consecutive_errors(),
+            min_requests: default_min_evidence(),
+        }
+    }
+}
+
+/// Rollback triggers: each an upper limit on a statistic of the new stack against legacy.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Share of requests whose decision differs between the stacks.
+    pub max_decision_flip_rate: Option<f64>,
+    /// Mean |new score - legacy score|.
+    pub max_mean_abs_score_diff: Option<f64>,
+    /// Share of requests whose value of any one feature differs (worst feature).
+    pub max_feature_mismatch_rate: Option<f64>,
+    /// Share of new-stack calls that fail.
+    pub max_error_rate: Option<f64>,
+    /// Share of new-stack calls that time out.
+    pub max_timeout_rate: Option<f64>,
+    /// New stack p99 latency.
+    pub max_p99_latency_ms: Option<f64>,
+    /// New stack p99 over legacy p99.
+    pub max_p99_latency_ratio: Option<f64>,
+    /// Share of shadow calls that lacked the production context.
+    pub max_shadow_context_mismatch_rate: Option<f64>,
+    /// Online-store freshness lag.
+    pub max_feature_staleness_s: Option<f64>,
+}
+
+impl Guardrails {
+    /// The triggers that are set, as (name, limit), in a fixed order.
+    pub fn set(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("decision_flip_rate", self.max_decision_flip_rate),
+            ("mean_abs_score_diff", self.max_mean_abs_score_diff),
+            ("feature_mismatch_rate", self.max_feature_mismatch_rate),
+            ("error_rate", self.max_error_rate),
+            ("timeout_rate", self.max_timeout_rate),
+            ("p99_latency_ms", self.max_p99_latency_ms),
+            ("p99_latency_ratio", self.max_p99_latency_ratio),
+            ("shadow_context_mismatch_rate", self.max_shadow_context_mismatch_rate),
+            ("feature_staleness_s", self.max_feature_staleness_s),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect()
+    }
+}
+
+/// Success criteria beyond parity, required for promotion to 100 %.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Success {
+    /// New p99 over legacy p99 at most this (0.8: the new platform is faster).
+    pub max_p99_latency_ratio: Option<f64>,
+    /// New error rate at most this.
+    pub max_error_rate: Option<f64>,
+}
+
+/// A stack's service-time model.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackModel {
+    /// Median latency.
+    pub latency_ms_p50: f64,
+    /// 99th percentile latency (a log-normal body through both).
+    pub latency_ms_p99: f64,
+    /// Share of calls that fail.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// The caller gives up after this.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: f64,
+    /// Slower segments: latency multiplied by `factor` for requests in `segment`.
+    #[serde(default)]
+    pub slow_segments: Vec<SlowSegment>,
+}
+
+/// A segment whose latency is multiplied.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowSegment {
+    /// `dimension=value`.
+    pub segment: String,
+    /// Latency multiplier.
+    pub factor: f64,
+}
+
+fn default_timeout() -> f64 {
+    150.0
+}
+
+/// Both stacks.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stacks {
+    /// The legacy service.
+    #[serde(default = "legacy_stack")]
+    pub legacy: StackModel,
+    /// The new platform.
+    #[serde(default = "new_stack")]
+    pub new: StackModel,
+    /// The user's end-to-end budget: a request is a user-visible failure past it.
+    #[serde(default = "default_budget_ms")]
+    pub user_budget_ms: f64,
+}
+
+fn legacy_stack() -> StackModel {
+    StackModel { latency_ms_p50: 12.0, latency_ms_p99: 40.0, error_rate: 0.0, timeout_ms: 150.0, slow_segments: vec![] }
+}
+fn new_stack() -> StackModel {
+    StackModel {
+        latency_ms_p50: 8.0,
+        latency_ms_p99: 28.0,
+        error_rate: 0.0002,
+        timeout_ms: 150.0,
+        slow_segments: vec![],
+    }
+}
+fn default_budget_ms() -> f64 {
+    400.0
+}
+
+impl Default for Stacks {
+    fn default() -> Self {
+        Stacks { legacy: legacy_stack(), new: new_stack(), user_budget_ms: default_budget_ms() }
+    }
+}
+
+/// The model, the two specs and the registry entries the stacks claim. Relative paths are
+/// resolved against the scenario file's folder; the defaults against the working directory.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// The registry folder.
+    #[serde(default = "d_registry")]
+    pub registry: String,
+    /// The entry the legacy stack claims.
+    #[serde(default = "d_legacy_entry")]
+    pub legacy_entry: String,
+    /// The entry the new stack claims.
+    #[serde(default = "d_new_entry")]
+    pub new_entry: String,
+    /// Decision threshold: a score at or above it is a positive decision (block).
+    #[serde(default = "d_threshold")]
+    pub decision_threshold: f64,
+    /// Customers in the generated population.
+    #[serde(default = "d_customers")]
+    pub customers: u64,
+}
+
+fn d_registry() -> String {
+    "domain/fraud/registry".into()
+}
+fn d_legacy_entry() -> String {
+    "fraud-xgb/1".into()
+}
+fn d_new_entry() -> String {
+    "fraud-xgb/2".into()
+}
+fn d_threshold() -> f64 {
+    0.5
+}
+fn d_customers() -> u64 {
+    cutover_models::fraud::CUSTOMERS_DEFAULT
+}
+
+impl Default for Domain {
+    fn default() -> Self {
+        Domain {
+            registry: d_registry(),
+            legacy_entry: d_legacy_entry(),
+            new_entry: d_new_entry(),
+            decision_threshold: d_threshold(),
+            customers: d_customers(),
+        }
+    }
+}
+
+/// One fault as written: common fields plus the parameters of its kind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// The fault kind.
+    pub kind: String,
+    /// When it starts.
+    pub start_s: Param,
+    /// When it ends (never, if absent).
+    #[serde(default)]
+    pub end_s: Option<Param>,
+    /// `dimension=value`; all traffic if absent.
+    #[serde(default)]
+    pub segment: Option<String>,
+    /// Share of matching requests affected.
+    #[serde(default)]
+    pub fraction: Option<Param>,
+    /// feature_skew, missing_value_policy, categorical_encoding: the model feature.
+    #[serde(default)]
+    pub feature: Option<String>,
+    /// feature_skew: multiplier.
+    #[serde(default)]
+    pub scale: Option<Param>,
+    /// feature_skew: added after scaling.
+    #[serde(default)]
+    pub offset: Option<Param>,
+    /// missing_value_policy: what a missing value becomes.
+    #[serde(default)]
+    pub fill: Option<Param>,
+    /// categorical_encoding: codes shift by this (a reordered vocabulary).
+    #[serde(default)]
+    pub shift: Option<Param>,
+    /// stale_features: how long the store's materialization stalls.
+    #[serde(default)]
+    pub stall_s: Option<Param>,
+    /// latency: added to every call.
+    #[serde(default)]
+    pub add_ms: Option<Param>,
+    /// latency: a heavy tail added to `tail_fraction` of calls.
+    #[serde(default)]
+    pub tail_ms: Option<Param>,
+    /// latency: share of calls in the tail.
+    #[serde(default)]
+    pub tail_fraction: Option<Param>,
+    /// errors, timeouts: share of calls.
+    #[serde(default)]
+    pub rate: Option<Param>,
+    /// model_artifact: the artifact the new stack serves instead.
+    #[serde(default)]
+    pub artifact: Option<String>,
+}
+
+/// What must happen.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `promoted` or `rolled_back`.
+    pub outcome: Outcome,
+    /// Detection deadline from the earliest fault's start.
+    #[serde(default)]
+    pub detect_within_s: Option<f64>,
+    /// Rollback deadline from the earliest fault's start.
+    #[serde(default)]
+    pub rollback_within_s: Option<f64>,
+    /// User-facing decisions that may differ from legacy's.
+    #[serde(default)]
+    pub max_bad_decisions: Option<u64>,
+    /// User-visible failures allowed (default none).
+    #[serde(default)]
+    pub max_user_failures: u64,
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Reached 100 % and stayed.
+    Promoted,
+    /// Went back to legacy.
+    RolledBack,
+    /// Neither, when the scenario ended.
+    InProgress,
+}
+
+/// A scenario ready to run: validated, with its file and source.
+#[derive(Debug, Clone)]
+pub struct LoadedScenario {
+    /// The parsed scenario.
+    pub scenario: Scenario,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its folder, for relative paths.
+    pub base: PathBuf,
+}
+
+/// The fault kinds, each with the parameters it takes and the ones it needs.
+pub const FAULT_KINDS: [(&str, &[&str], &[&str]); 11] = [
+    ("feature_skew", &["feature", "scale", "offset"], &["feature"]),
+    ("missing_value_policy", &["feature", "fill"], &["feature"]),
+    ("categorical_encoding", &["feature", "shift"], &["feature"]),
+    ("stale_features", &["stall_s"], &["stall_s"]),
+    ("latency", &["add_ms", "tail_ms", "tail_fraction"], &[]),
+    ("errors", &["rate"], &["rate"]),
+    ("timeouts", &["rate"], &["rate"]),
+    ("shadow_context", &[], &[]),
+    ("model_artifact", &["artifact"], &["artifact"]),
+    ("runtime_drift", &[], &[]),
+    ("decommission_legacy", &[], &[]),
+];
+
+impl LoadedScenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn read(path: &Path) -> Result<LoadedScenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| err(&file, 0, 0, "", format!("cannot read: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        LoadedScenario::parse(&text, &file, path.to_path_buf(), base)
+    }
+
+    /// Parses and validates scenario text.
+    pub fn parse(text: &str, file: &str, path: PathBuf, base: PathBuf) -> Result<LoadedScenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
+            err(file, line, column, "", e.message().trim().replace('\n', " "))
+        })?;
+        validate(&scenario, text, file)?;
+        Ok(LoadedScenario { scenario, path, base })
+    }
+
+    /// A path from the scenario: relative to the scenario's folder when it exists there,
+    /// else to the working directory (where the bundled defaults live).
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let candidate = self.base.join(p);
+        if Path::new(p).is_absolute() || candidate.exists() {
+            candidate
+        } else {
+            PathBuf::from(p)
+        }
+    }
+}
+
+fn err(file: &str, line: usize, column: usize, field: &str, message: String) -> ScenarioError {
+    ScenarioError { file: file.into(), line, column, field: field.into(), message }
+}
+
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    (line, offset - start + 1)
+}
+
+/// Finds `key =` in a section of the text, for the position of a semantic error.
+fn key_position(text: &str, section: &str, key: &str) -> (usize, usize) {
+    let start = text.find(&format!("[{section}]")).unwrap_or(0);
+    let rest = &text[start..];
+    let at = rest.find(&format!("\n{key}")).map(|i| start + i + 1).or_else(|| text.find(key)).unwrap_or(0);
+    line_column(text, at)
+}
+
+fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
+    let at = |section: &str, key: &str, message: String| {
+        let (line, column) = key_position(text, section, key);
+        err(file, line, column, &format!("{section}.{key}"), message)
+    };
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !positive(s.traffic.rate_rps) {
+        return Err(at("traffic", "rate_rps", format!("must be a positive number, got {}", s.traffic.rate_rps)));
+    }
+    if !positive(s.traffic.duration_s) || s.traffic.duration_s > 30.0 * 86400.0 {
+        return Err(at(
+            "traffic",
+            "duration_s",
+            format!("must be positive and at most 30 days, got {}", s.traffic.duration_s),
+        ));
+    }
+    if let Some(curve) = &s.traffic.daily_curve {
+        if curve.len() != 24 || curve.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || curve.iter().all(|v| *v == 0.0) {
+            return Err(at("traffic", "daily_curve", "needs 24 non-negative multipliers, not all zero".into()));
+        }
+    }
+    let r = &s.rollout;
+    for (key, v) in [("shadow_s", r.shadow_s), ("bake_s", r.bake_s), ("keep_legacy_warm_s", r.keep_legacy_warm_s)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(at("rollout", key, format!("must be a non-negative number, got {v}")));
+        }
+    }
+    let stages = &r.stages_pct;
+    if stages.is_empty()
+        || stages.iter().any(|p| !(p.is_finite() && *p > 0.0 && *p <= 100.0))
+        || stages.windows(2).any(|w| w[0] >= w[1])
+        || stages.last() != Some(&100.0)
+    {
+        return Err(at(
+            "rollout",
+            "stages_pct",
+            format!("must increase within (0, 100] and end at 100, got {stages:?}"),
+        ));
+    }
+    let c = &s.controller;
+    if !(c.false_rollback_budget > 0.0 && c.false_rollback_budget < 1.0) {
+        return Err(at(
+            "controller",
+            "false_rollback_budget",
+            format!("must be in (0, 1), got {}", c.false_rollback_budget),
+        ));
+    }
+    if !positive(c.interval_s) {
+        return Err(at("controller", "interval_s", format!("must be positive, got {}", c.interval_s)));
+    }
+    if c.threshold == 0 {
+        return Err(at("controller", "threshold", "must be at least 1".into()));
+    }
+    let set = s.guardrails.set();
+    if set.is_empty() {
+        let (line, column) = text.find("[guardrails]").map_or((0, 0), |i| line_column(text, i));
+        return Err(err(
+            file,
+            line,
+            column,
+            "guardrails",
+            "no rollback trigger: a plan must declare at least one guardrail before any traffic moves".into(),
+        ));
+    }
+    for (name, limit) in set {
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(at(
+                "guardrails",
+                &format!("max_{name}"),
+                format!("must be a non-negative number, got {limit}"),
+            ));
+        }
+    }
+    for (name, m) in [("legacy", &s.stacks.legacy), ("new", &s.stacks.new)] {
+        if !(positive(m.latency_ms_p50) && m.latency_ms_p99 >= m.latency_ms_p50 && positive(m.timeout_ms)) {
+            return Err(at(
+                &format!("stacks.{name}"),
+                "latency_ms_p50",
+                "needs 0 < latency_ms_p50 <= latency_ms_p99 and a positive timeout_ms".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&m.error_rate) {
+            return Err(at(
+                &format!("stacks.{name}"),
+                "error_rate",
+                format!("must be in [0, 1], got {}", m.error_rate),
+            ));
+        }
+        for seg in &m.slow_segments {
+            check_segment(&seg.segment).map_err(|e| at(&format!("stacks.{name}"), "slow_segments", e))?;
+        }
+    }
+    if !(0.0..=1.0).contains(&s.domain.decision_threshold) {
+        return Err(at("domain", "decision_threshold", "must be in [0, 1]".into()));
+    }
+    for (k, f) in s.faults.iter().enumerate() {
+        validate_fault(k, f, text, file)?;
+    }
+    Ok(())
+}
+
+/// Checks a `dimension=value` segment name.
+pub fn check_segment(seg: &str) -> Result<(), String> {
+    match seg.split_once('=') {
+        Some(("country" | "channel" | "device" | "tenure", v)) if !v.is_empty() => Ok(()),
+        _ => Err(format!("segment \"{seg}\" must be country=.., channel=.., device=.. or tenure=..")),
+    }
+}
+
+fn validate_fault(k: usize, f: &Spanned<FaultSpec>, text: &str, file: &str) -> Result<(), ScenarioError> {
+    let (line, column) = line_column(text, f.span().start);
+    let e = |field: &str, message: String| err(file, line, column, &format!("faults[{k}].{field}"), message);
+    let spec = f.get_ref();
+    let Some((_, allowed, required)) = FAULT_KINDS.iter().find(|(n, _, _)| *n == spec.kind) else {
+        let kinds: Vec<_> = FAULT_KINDS.iter().map(|(n, _, _)| *n).collect();
+        return Err(e("kind", format!("unknown fault kind \"{}\" (kinds: {})", spec.kind, kinds.join(", "))));
+    };
+    let given = [
+        ("feature", spec.feature.is_some()),
+        ("scale", spec.scale.is_some()),
+        ("offset", spec.offset.is_some()),
+        ("fill", spec.fill.is_some()),
+        ("shift", spec.shift.is_some()),
+        ("stall_s", spec.stall_s.is_some()),
+        ("add_ms", spec.add_ms.is_some()),
+        ("tail_ms", spec.tail_ms.is_some()),
+        ("tail_fraction", spec.tail_fraction.is_some()),
+        ("rate", spec.rate.is_some()),
+        ("artifact", spec.artifact.is_some()),
+    ];
+    for (name, is_set) in given {
+        if is_set && !allowed.contains(&name) {
+            return Err(e(name, format!("does not apply to kind \"{}\"", spec.kind)));
+        }
+    }
+    for name in *required {
+        if !given.iter().any(|(n, s)| n == name && *s) {
+            return Err(e(name, format!("kind \"{}\" needs `{name}`", spec.kind)));
+        }
+    }
+    if spec.start_s.min() < 0.0 {
+        return Err(e("start_s", "must not be negative".into()));
+    }
+    if let Some(end) = spec.end_s {
+        if end.min() < spec.start_s.max() {
+            return Err(e("end_s", "must not come before start_s".into()));
+        }
+    }
+    if let Some(frac) = spec.fraction {
+        if frac.min() < 0.0 || frac.max() > 1.0 {
+            return Err(e("fraction", "must be within [0, 1]".into()));
+        }
+    }
+    for (name, p) in [("rate", spec.rate), ("tail_fraction", spec.tail_fraction)] {
+        if let Some(p) = p {
+            if p.min() < 0.0 || p.max() > 1.0 {
+                return Err(e(name, "must be within [0, 1]".into()));
+            }
+        }
+    }
+    if let Some(seg) = &spec.segment {
+        check_segment(seg).map_err(|m| e("segment", m))?;
+    }
+    Ok(())
+}

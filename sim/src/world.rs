@@ -1,0 +1,657 @@
+//! The world: a virtual clock in microseconds and an event queue ordered by (time,
+//! sequence). Arrivals are Poisson (thinned by an optional daily curve); every request
+//! goes through both stacks (dual path) and the router decides whose answer the user gets;
+//! the controller evaluates a window every `interval_s`; the timeline closes a window
+//! every minute. Everything lands in one history.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::Path;
+use std::sync::Arc;
+
+use cutover_models::features::parity::decile_edges;
+use cutover_models::features::{FeatureDiff, ParityStats, Segments};
+use cutover_models::fraud::{Generator, GeneratorConfig, Request};
+use cutover_models::paths::DualPath;
+use cutover_models::registry::Registry;
+use cutover_models::runtime::{scorer, Runtime, Scorer};
+use cutover_models::stack::ScoringStack;
+use cutover_models::store::Schedule;
+use cutover_models::{Model, Output};
+use rand_chacha::ChaCha8Rng;
+
+use crate::controller::{Controller, Decision, Phase, Plan};
+use crate::faults::{self, in_segment, Fault, Kind, SECOND};
+use crate::history::{Event, History};
+use crate::judge::{Argo, Flagger, Judge, Trigger};
+use crate::monitor::{Pair, Window};
+use crate::report::{self, Summary, TimelineRow};
+use crate::scenario::{LoadedScenario, Outcome, Policy, ScenarioError, StackModel};
+use crate::streams::{exponential, mix, normal, stream, Stream};
+use rand::RngExt;
+
+/// Why a scenario could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// A stack refused to start, or an artifact did not load.
+    #[error("{file}: {message}")]
+    Setup {
+        /// The scenario file.
+        file: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Everything a run produces.
+pub struct RunResult {
+    /// summary.json.
+    pub summary: Summary,
+    /// timeline.csv rows.
+    pub timeline: Vec<TimelineRow>,
+    /// The history's events.
+    pub events: Vec<Event>,
+    /// Feature parity per feature and segment.
+    pub parity: Vec<cutover_models::features::FeatureParity>,
+}
+
+/// Timeline windows are one minute long.
+const TIMELINE_US: u64 = 60 * SECOND;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    FaultStart(usize),
+    FaultEnd(usize),
+    Arrival,
+    Evaluate,
+    Timeline,
+}
+
+/// Which scorer the new stack uses for a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewModel {
+    Same,
+    Alternate(usize),
+    Drift,
+}
+
+struct Stack {
+    mu: f64,
+    sigma: f64,
+    error_rate: f64,
+    timeout_ms: f64,
+    slow: Vec<(String, f64)>,
+}
+
+impl Stack {
+    fn new(m: &StackModel) -> Stack {
+        Stack {
+            mu: m.latency_ms_p50.ln(),
+            sigma: (m.latency_ms_p99 / m.latency_ms_p50).ln() / 2.326_347_874,
+            error_rate: m.error_rate,
+            timeout_ms: m.timeout_ms,
+            slow: m.slow_segments.iter().map(|s| (s.segment.clone(), s.factor)).collect(),
+        }
+    }
+
+    fn latency_ms(&self, rng: &mut ChaCha8Rng, r: &Request) -> f64 {
+        let mut ms = (self.mu + self.sigma * normal(rng)).exp();
+        for (seg, factor) in &self.slow {
+            if in_segment(seg, r) {
+                ms *= factor;
+            }
+        }
+        ms
+    }
+}
+
+/// Runs a scenario with an optional seed override.
+pub fn run(
+    loaded: &LoadedScenario,
+    seed_override: Option<u64>,
+    policy_override: Option<Policy>,
+) -> Result<RunResult, RunError> {
+    let mut world = World::build(loaded, seed_override, policy_override)?;
+    world.run();
+    Ok(world.finish())
+}
+
+struct World<'a> {
+    loaded: &'a LoadedScenario,
+    seed: u64,
+    duration_us: u64,
+    rate_rps: f64,
+    curve: Option<Vec<f64>>,
+    generator: Generator,
+    paths: DualPath,
+    legacy_model: Arc<Model>,
+    new_model: Arc<Model>,
+    alternates: Vec<Arc<Model>>,
+    drift: Option<Box<dyn Scorer>>,
+    features: Vec<String>,
+    threshold: f32,
+    legacy: Stack,
+    new: Stack,
+    user_budget_ms: f64,
+    faults: Vec<Fault>,
+    controller: Controller,
+    history: History,
+    eval_window: Window,
+    timeline_window: Window,
+    parity: ParityStats,
+    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    seq: u64,
+    arrivals: ChaCha8Rng,
+    latency_rng: ChaCha8Rng,
+    error_rng: ChaCha8Rng,
+    interval_us: u64,
+    next_index: u64,
+    legacy_row: Vec<f32>,
+    new_row: Vec<f32>,
+    mismatches: Vec<bool>,
+    diffs: Vec<FeatureDiff>,
+    // Outcomes.
+    requests_total: u64,
+    requests_failed: u64,
+    bad_decisions: u64,
+    detected_us: Option<u64>,
+    rollback_us: Option<u64>,
+    trigger: Option<Trigger>,
+    stages: Vec<(f64, u64, Option<u64>)>,
+    timeline: Vec<TimelineRow>,
+    violations: Vec<String>,
+}
+
+impl<'a> World<'a> {
+    fn build(
+        loaded: &'a LoadedScenario,
+        seed_override: Option<u64>,
+        policy_override: Option<Policy>,
+    ) -> Result<World<'a>, RunError> {
+        let s = &loaded.scenario;
+        let file = loaded.path.display().to_string();
+        let setup = |message: String| RunError::Setup { file: file.clone(), message };
+        let seed = seed_override.unwrap_or(s.seed);
+        let registry = Registry::open(&loaded.resolve(&s.domain.registry));
+        let legacy = ScoringStack::start_entry(&registry, &s.domain.legacy_entry)
+            .map_err(|e| setup(format!("legacy stack: {e}")))?;
+        let new =
+            ScoringStack::start_entry(&registry, &s.domain.new_entry).map_err(|e| setup(format!("new stack: {e}")))?;
+        let features = legacy.pipeline().output_names().to_vec();
+        let paths = DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), Schedule::default())
+            .map_err(|e| setup(e.to_string()))?;
+        let mut params = stream(seed, Stream::Params);
+        let faults = faults::resolve(loaded, &features, &mut params)?;
+        let mut alternates = Vec::new();
+        for f in &faults {
+            if let Kind::ModelArtifact { artifact } = &f.kind {
+                let m = cutover_models::xgboost::load_file(artifact).map_err(|e| setup(e.to_string()))?;
+                if m.feature_names() != features.as_slice() {
+                    return Err(setup(format!("{}: its features differ from the stack's", artifact.display())));
+                }
+                alternates.push(Arc::new(m));
+            }
+        }
+        let new_model = Arc::new(new.model().clone());
+        let drift = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
+            Some(scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?)
+        } else {
+            None
+        };
+        let c = &s.controller;
+        let policy = policy_override.unwrap_or(c.policy);
+        let judge: Box<dyn Judge> = match policy {
+            Policy::Flagger => Box::new(Flagger::new(c.threshold)),
+            Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
+        };
+        let r = &s.rollout;
+        let us = |sec: f64| (sec * SECOND as f64) as u64;
+        let plan = Plan {
+            shadow_us: us(r.shadow_s),
+            stages_pct: r.stages_pct.clone(),
+            bake_us: us(r.bake_s),
+            keep_warm_us: us(r.keep_legacy_warm_s),
+            min_stage_requests: r.min_requests_per_stage,
+            min_window_requests: c.min_requests,
+            guardrails: s.guardrails.clone(),
+            success: s.success.clone(),
+        };
+        let controller = Controller::new(plan, judge).map_err(|e| setup(e.to_string()))?;
+        let generator = Generator::with_config(
+            seed,
+            GeneratorConfig {
+                customers: s.domain.customers,
+                rate_rps: s.traffic.rate_rps,
+                ..GeneratorConfig::default()
+            },
+        );
+        // Parity bins from the legacy path on a reference sample.
+        let mut values = legacy.pipeline().values();
+        let mut sample: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
+        let reference = Generator::new(seed ^ 0x5EED);
+        for i in 0..1000 {
+            legacy.pipeline().compute(&reference.request(i), None, &mut values);
+            for (col, v) in sample.iter_mut().zip(&values.row) {
+                col.push(*v);
+            }
+        }
+        let edges = sample.iter().map(|c| decile_edges(c)).collect();
+        let parity = ParityStats::new(features.clone(), legacy.pipeline().output_kinds(), edges, Segments::default());
+        let n = features.len();
+        let mut world = World {
+            loaded,
+            seed,
+            duration_us: us(s.traffic.duration_s),
+            rate_rps: s.traffic.rate_rps,
+            curve: s.traffic.daily_curve.clone(),
+            generator,
+            paths,
+            legacy_model: Arc::new(legacy.model().clone()),
+            new_model,
+            alternates,
+            drift,
+            threshold: s.domain.decision_threshold as f32,
+            legacy: Stack::new(&s.stacks.legacy),
+            new: Stack::new(&s.stacks.new),
+            user_budget_ms: s.stacks.user_budget_ms,
+            faults,
+            controller,
+            history: History::new(),
+            eval_window: Window::new(n),
+            timeline_window: Window::new(n),
+            parity,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            arrivals: stream(seed, Stream::Arrivals),
+            latency_rng: stream(seed, Stream::Latency),
+            error_rng: stream(seed, Stream::Errors),
+            interval_us: us(c.interval_s),
+            next_index: 0,
+            legacy_row: vec![0.0; n],
+            new_row: vec![0.0; n],
+            mismatches: vec![false; n],
+            diffs: vec![FeatureDiff::Equal; n],
+            features,
+            requests_total: 0,
+            requests_failed: 0,
+            bad_decisions: 0,
+            detected_us: None,
+            rollback_us: None,
+            trigger: None,
+            stages: vec![(0.0, 0, None)],
+            timeline: Vec::new(),
+            violations: Vec::new(),
+        };
+        world.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
+        Ok(world)
+    }
+
+    fn schedule(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((t, self.seq, ev)));
+    }
+
+    fn max_rate(&self) -> f64 {
+        let peak = self.curve.as_ref().map_or(1.0, |c| c.iter().copied().fold(0.0, f64::max));
+        self.rate_rps * peak
+    }
+
+    fn next_arrival(&mut self, now: u64) -> u64 {
+        let mean_gap_s = 1.0 / self.max_rate();
+        now + (exponential(&mut self.arrivals, mean_gap_s) * SECOND as f64).max(1.0) as u64
+    }
+
+    fn run(&mut self) {
+        for k in 0..self.faults.len() {
+            let (start, end) = (self.faults[k].start_us, self.faults[k].end_us);
+            if start < self.duration_us {
+                self.schedule(start, Ev::FaultStart(k));
+            }
+            if end < self.duration_us {
+                self.schedule(end, Ev::FaultEnd(k));
+            }
+        }
+        let first = self.next_arrival(0);
+        self.schedule(first, Ev::Arrival);
+        self.schedule(self.interval_us, Ev::Evaluate);
+        self.schedule(TIMELINE_US, Ev::Timeline);
+        while let Some(Reverse((t, _, ev))) = self.queue.pop() {
+            if t > self.duration_us {
+                break;
+            }
+            match ev {
+                Ev::Arrival => {
+                    if self.accept(t) {
+                        self.serve(t);
+                    }
+                    let next = self.next_arrival(t);
+                    self.schedule(next, Ev::Arrival);
+                }
+                Ev::Evaluate => {
+                    self.evaluate(t);
+                    self.schedule(t + self.interval_us, Ev::Evaluate);
+                }
+                Ev::Timeline => {
+                    self.close_timeline(t);
+                    self.schedule(t + TIMELINE_US, Ev::Timeline);
+                }
+                Ev::FaultStart(k) => self.fault_start(t, k),
+                Ev::FaultEnd(k) => self.history.push(Event::FaultEnd { t_s: t as f64 / 1e6, index: k }),
+            }
+        }
+    }
+
+    /// Thinning for the daily curve: keep an arrival with probability curve(hour) / peak.
+    fn accept(&mut self, t: u64) -> bool {
+        let Some(curve) = &self.curve else { return true };
+        let start_ms = self.generator.config().start_ms;
+        let hour = (((start_ms as u64 / 1000 + t / SECOND) / 3600) % 24) as usize;
+        let peak = curve.iter().copied().fold(0.0, f64::max);
+        let keep = curve[hour] / peak;
+        self.arrivals.random::<f64>() < keep
+    }
+
+    fn fault_start(&mut self, t: u64, k: usize) {
+        let f = self.faults[k].clone();
+        self.history.push(Event::FaultStart { t_s: t as f64 / 1e6, index: k, kind: f.kind.name().into() });
+        match f.kind {
+            Kind::StaleFeatures { stall_us } => {
+                let until_ms = self.generator.config().start_ms + ((t + stall_us) / 1000) as i64;
+                self.paths.store_mut().stall_until(until_ms);
+            }
+            Kind::DecommissionLegacy => {
+                let result = self.controller.request_decommission(t);
+                let allowed = result.is_ok();
+                let detail = result.err().unwrap_or_else(|| "legacy decommissioned".into());
+                self.history.push(Event::Decommission { t_s: t as f64 / 1e6, allowed, detail });
+                if allowed {
+                    self.enter_stage(t);
+                    if !self.controller.retirement_allowed() {
+                        self.violation(
+                            t,
+                            "legacy warm until retirement is allowed",
+                            "legacy was decommissioned before retirement was allowed".into(),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn violation(&mut self, t: u64, invariant: &str, detail: String) {
+        if self.violations.len() < 20 {
+            self.violations.push(format!("{invariant}: {detail} (t={:.1} s)", t as f64 / 1e6));
+        }
+        self.history.push(Event::Violation { t_s: t as f64 / 1e6, invariant: invariant.into(), detail });
+    }
+
+    fn serve(&mut self, t: u64) {
+        let index = self.next_index;
+        self.next_index += 1;
+        let event_ms = self.generator.config().start_ms + (t / 1000) as i64;
+        let (request, _fraud) = self.generator.labeled_at(index, event_ms);
+        let weight = self.controller.weight_pct();
+        let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
+        let routed_new = bucket < weight;
+        let shadow = !routed_new;
+
+        // Which faults touch this request.
+        let (mut new_request, mut model, mut add_ms, mut err_rate, mut timeout_rate) =
+            (request, NewModel::Same, 0.0, 0.0, 0.0);
+        let mut context_lost = false;
+        let mut feature_faults = false;
+        for f in &self.faults {
+            if !f.active(t) || !f.hits(self.seed, index, &request) {
+                continue;
+            }
+            match &f.kind {
+                Kind::ShadowContext if shadow => {
+                    new_request.device_os = None;
+                    new_request.account_age_days = None;
+                    context_lost = true;
+                }
+                Kind::ModelArtifact { .. } => {
+                    let k =
+                        self.faults[..f.index].iter().filter(|g| matches!(g.kind, Kind::ModelArtifact { .. })).count();
+                    model = NewModel::Alternate(k);
+                }
+                Kind::RuntimeDrift => model = NewModel::Drift,
+                Kind::Latency { add_ms: a, tail_ms, tail_fraction } => {
+                    add_ms += a;
+                    if crate::streams::unit(self.seed, index, 0x7A11 + f.index as u64) < *tail_fraction {
+                        add_ms += tail_ms;
+                    }
+                }
+                Kind::Errors { rate } => err_rate += rate,
+                Kind::Timeouts { rate } => timeout_rate += rate,
+                Kind::FeatureSkew { .. } | Kind::MissingValuePolicy { .. } | Kind::CategoricalEncoding { .. } => {
+                    feature_faults = true
+                }
+                _ => {}
+            }
+        }
+
+        let rows = self.paths.compute_with(&request, &new_request);
+        self.legacy_row.copy_from_slice(rows.legacy);
+        self.new_row.copy_from_slice(rows.new);
+        self.diffs.copy_from_slice(rows.diffs);
+        if feature_faults {
+            for f in &self.faults {
+                if !f.active(t) || !f.hits(self.seed, index, &request) {
+                    continue;
+                }
+                match f.kind {
+                    Kind::FeatureSkew { feature, scale, offset } => {
+                        self.new_row[feature] = (f64::from(self.new_row[feature]) * scale + offset) as f32;
+                    }
+                    Kind::MissingValuePolicy { feature, fill } if self.new_row[feature].is_nan() => {
+                        self.new_row[feature] = fill as f32;
+                    }
+                    Kind::CategoricalEncoding { feature, shift } if !self.new_row[feature].is_nan() => {
+                        self.new_row[feature] = (f64::from(self.new_row[feature]) + shift) as f32;
+                    }
+                    _ => {}
+                }
+            }
+            cutover_models::features::diff_rows(self.paths.kinds(), &self.legacy_row, &self.new_row, &mut self.diffs);
+        }
+        for (m, d) in self.mismatches.iter_mut().zip(&self.diffs) {
+            *m = d.is_mismatch();
+        }
+
+        // Scores: one model call when both stacks would compute the same thing.
+        let legacy_score = self.legacy_model.predict_one(&self.legacy_row);
+        let same_input = model == NewModel::Same
+            && Arc::ptr_eq(&self.legacy_model, &self.new_model)
+            && self.diffs.iter().all(|d| *d == FeatureDiff::Equal)
+            && self.legacy_row.iter().zip(&self.new_row).all(|(a, b)| a.to_bits() == b.to_bits());
+        let new_score = match model {
+            NewModel::Same if same_input => legacy_score,
+            NewModel::Same => self.new_model.predict_one(&self.new_row),
+            NewModel::Alternate(k) => self.alternates[k].predict_one(&self.new_row),
+            NewModel::Drift => {
+                let mut out = [0.0f32];
+                self.drift.as_ref().expect("built with the fault").score_batch(
+                    &self.new_row,
+                    Output::Prediction,
+                    &mut out,
+                );
+                out[0]
+            }
+        };
+        let legacy_decision = legacy_score >= self.threshold;
+        let new_decision = new_score >= self.threshold;
+
+        // Service times and outcomes.
+        let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, &request);
+        let new_ms_raw = self.new.latency_ms(&mut self.latency_rng, &request) + add_ms;
+        let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
+        let new_error = self.error_rng.random::<f64>() < self.new.error_rate + err_rate;
+        let forced_timeout = self.error_rng.random::<f64>() < timeout_rate;
+        let new_timeout = !new_error && (forced_timeout || new_ms_raw > self.new.timeout_ms);
+        let new_ms = if new_timeout { self.new.timeout_ms } else { new_ms_raw.min(self.new.timeout_ms) };
+        let new_failed = new_error || new_timeout;
+
+        // The user's answer.
+        let (served_new, user_ms, user_failed) = if routed_new && !new_failed {
+            (true, new_ms, false)
+        } else if routed_new {
+            // Fallback to legacy within the budget, counted against the new stack.
+            let total = new_ms + legacy_ms;
+            (false, total, legacy_error || total > self.user_budget_ms)
+        } else {
+            (false, legacy_ms, legacy_error || legacy_ms > self.user_budget_ms)
+        };
+        self.requests_total += 1;
+        self.requests_failed += u64::from(user_failed);
+        if served_new && new_decision != legacy_decision {
+            self.bad_decisions += 1;
+        }
+
+        // Invariants, on every request.
+        if routed_new && bucket >= weight {
+            self.violation(
+                t,
+                "new-stack share never above the stage weight",
+                format!("customer bucket {bucket:.2} % routed to new at weight {weight} %"),
+            );
+        }
+        if routed_new && self.controller.phase() == Phase::RolledBack {
+            self.violation(
+                t,
+                "nothing routed to new after a rollback",
+                format!("request {index} went to the new stack after the rollback"),
+            );
+        }
+        if user_failed && !legacy_error && routed_new {
+            self.violation(
+                t,
+                "no user-visible failure while legacy is healthy",
+                format!(
+                    "request {index} failed for the user after the new stack's {}",
+                    if new_error { "error" } else { "timeout" }
+                ),
+            );
+        }
+
+        let pair = Pair {
+            abs_score_diff: f64::from((new_score - legacy_score).abs()),
+            flipped: new_decision != legacy_decision,
+            mismatches: &self.mismatches,
+            legacy_ms,
+            new_ms,
+            new_error,
+            new_timeout,
+            shadow,
+            shadow_context_mismatch: context_lost,
+        };
+        self.eval_window.record(&pair, served_new);
+        self.timeline_window.record(&pair, served_new);
+        self.parity.observe(&request, &self.legacy_row, &self.new_row, &self.diffs);
+        self.paths.served(&request);
+
+        let flags = u64::from(routed_new)
+            | u64::from(served_new) << 1
+            | u64::from(new_error) << 2
+            | u64::from(new_timeout) << 3
+            | u64::from(user_failed) << 4
+            | u64::from(legacy_decision) << 5
+            | u64::from(new_decision) << 6;
+        let scores = u64::from(legacy_score.to_bits()) << 32 | u64::from(new_score.to_bits());
+        self.history.request(&[t, index, request.customer_id, flags, scores, user_ms.to_bits()]);
+    }
+
+    fn staleness_s(&self, t: u64) -> Option<f64> {
+        let now_ms = self.generator.config().start_ms + (t / 1000) as i64;
+        self.paths.store_lag_ms(now_ms).map(|ms| ms as f64 / 1000.0)
+    }
+
+    fn evaluate(&mut self, t: u64) {
+        self.eval_window.staleness_s = self.staleness_s(t).or(Some(f64::INFINITY));
+        let decision = self.controller.evaluate(t, &self.eval_window, &self.features);
+        let fault_start = self.fault_start_us();
+        let breached = matches!(decision, Decision::RollBack { .. })
+            || matches!(&decision, Decision::Hold { reason } if reason.starts_with("guardrail breached"));
+        if breached && self.detected_us.is_none() && fault_start.is_none_or(|f| t >= f) {
+            self.detected_us = Some(t);
+        }
+        let stage_changed =
+            matches!(decision, Decision::Advance { .. } | Decision::Promote | Decision::RollBack { .. });
+        if let Decision::RollBack { trigger } = &decision {
+            self.rollback_us = Some(t);
+            self.trigger = Some(trigger.clone());
+        }
+        self.history.push(Event::Evaluation { t_s: t as f64 / 1e6, window: Box::new(self.eval_window.summary()), decision });
+        if stage_changed {
+            self.enter_stage(t);
+        }
+        self.eval_window.clear();
+    }
+
+    fn enter_stage(&mut self, t: u64) {
+        if let Some(last) = self.stages.last_mut() {
+            last.2 = Some(t);
+        }
+        let weight = self.controller.weight_pct();
+        self.stages.push((weight, t, None));
+        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
+    }
+
+    fn close_timeline(&mut self, t: u64) {
+        self.timeline_window.staleness_s = self.staleness_s(t);
+        self.timeline.push(TimelineRow::new(
+            t as f64 / 1e6,
+            self.controller.weight_pct(),
+            self.controller.phase(),
+            &self.timeline_window.summary(),
+        ));
+        self.timeline_window.clear();
+    }
+
+    fn fault_start_us(&self) -> Option<u64> {
+        self.faults.iter().filter(|f| f.kind != Kind::DecommissionLegacy).map(|f| f.start_us).min()
+    }
+
+    fn finish(self) -> RunResult {
+        let outcome = match self.controller.phase() {
+            Phase::Promoted | Phase::Retired => Outcome::Promoted,
+            Phase::RolledBack => Outcome::RolledBack,
+            Phase::Shadow | Phase::Canary(_) => Outcome::InProgress,
+        };
+        let s = &self.loaded.scenario;
+        let summary = report::summarize(report::Facts {
+            scenario: s.name.clone(),
+            seed: self.seed,
+            policy: self.controller.policy(),
+            outcome,
+            expect: &s.expect,
+            fault_start_us: self.fault_start_us(),
+            detected_us: self.detected_us,
+            rollback_us: self.rollback_us,
+            trigger: self.trigger.clone(),
+            bad_decisions: self.bad_decisions,
+            requests_total: self.requests_total,
+            requests_failed: self.requests_failed,
+            stages: self.stages.clone(),
+            violations: self.violations.clone(),
+            history_sha256: self.history.sha256(),
+            reproduce: format!("cutover run {} --seed {}", self.loaded.path.display(), self.seed),
+        });
+        RunResult {
+            summary,
+            timeline: self.timeline,
+            events: self.history.events().to_vec(),
+            parity: self.parity.report(),
+        }
+    }
+}
+
+/// Loads and runs a scenario file.
+pub fn run_file(path: &Path, seed: Option<u64>, policy: Option<Policy>) -> Result<RunResult, RunError> {
+    let loaded = LoadedScenario::read(path)?;
+    run(&loaded, seed, policy)
+}

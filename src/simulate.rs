@@ -1,0 +1,145 @@
+//! `cutover run SCENARIO.toml [--seed N] [--out DIR]` and
+//! `cutover suite PATH... [--junit FILE] [--out DIR] [--jobs N]`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use cutover_sim::report::{write_run, Summary};
+use cutover_sim::scenario::Policy;
+use cutover_sim::{suite, LoadedScenario, RunError};
+
+use crate::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// Seed (overrides the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write summary.json, timeline.csv, history.jsonl and parity.json here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The judge (overrides the scenario's).
+    #[arg(long, value_parser = parse_policy)]
+    policy: Option<Policy>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SuiteArgs {
+    /// Scenario files or folders (searched for *.toml, not descending into live/).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write each scenario's outputs into DIR/<scenario>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Scenarios run in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Seed for every scenario (overrides theirs).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The judge for every scenario (overrides theirs).
+    #[arg(long, value_parser = parse_policy)]
+    policy: Option<Policy>,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    match s {
+        "flagger" => Ok(Policy::Flagger),
+        "argo" => Ok(Policy::Argo),
+        _ => Err(format!("unknown policy `{s}` (expected flagger or argo)")),
+    }
+}
+
+fn setup_error(e: RunError) -> Failure {
+    Failure::BadInput(e.to_string())
+}
+
+pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let loaded = LoadedScenario::read(&args.scenario).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let result = cutover_sim::run(&loaded, args.seed, args.policy).map_err(setup_error)?;
+    if let Some(dir) = &args.out {
+        write_run(dir, &result).map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", dir.display())))?;
+    }
+    print_table(&[(&args.scenario, &result.summary)]);
+    verdict(&[&result.summary])
+}
+
+pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
+    let files = suite::collect(&args.paths).map_err(Failure::BadInput)?;
+    // Validate every file first: a bad scenario is bad input, reported before anything runs.
+    for f in &files {
+        LoadedScenario::read(f).map_err(|e| Failure::BadInput(e.to_string()))?;
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 {
+        return Err(Failure::BadInput("--jobs: must be at least 1".into()));
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!("cutover: running {} scenarios on {jobs} threads", files.len());
+    }
+    let results = suite::run_all(&files, jobs, args.seed, args.policy);
+    let mut summaries = Vec::new();
+    for (file, r) in files.iter().zip(&results) {
+        match r {
+            Ok(run) => {
+                if let Some(dir) = &args.out {
+                    let sub = dir.join(&run.summary.scenario);
+                    write_run(&sub, run)
+                        .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", sub.display())))?;
+                }
+                summaries.push((file, &run.summary));
+            }
+            Err(e) => return Err(Failure::BadInput(e.to_string())),
+        }
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, suite::junit(&files, &results))
+            .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    }
+    print_table(&summaries);
+    verdict(&summaries.iter().map(|(_, s)| *s).collect::<Vec<_>>())
+}
+
+fn print_table(rows: &[(&PathBuf, &Summary)]) {
+    println!(
+        "{:<40} {:<8} {:<12} {:>9} {:>11} {:>9} {:>8}",
+        "scenario", "result", "outcome", "detect s", "rollback s", "bad dec", "failed"
+    );
+    for (_, s) in rows {
+        let since = |t: Option<f64>| match (t, s.fault_start_s) {
+            (Some(t), Some(f)) => format!("{:.0}", t - f),
+            _ => "-".into(),
+        };
+        let outcome =
+            serde_json::to_value(s.outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        println!(
+            "{:<40} {:<8} {:<12} {:>9} {:>11} {:>9} {:>8}",
+            s.scenario,
+            if s.passed { "pass" } else { "FAIL" },
+            outcome,
+            since(s.detected_at_s),
+            since(s.rollback_completed_s),
+            s.bad_decisions_served,
+            s.requests_failed
+        );
+    }
+}
+
+fn verdict(summaries: &[&Summary]) -> Result<(), Failure> {
+    let failed: Vec<&&Summary> = summaries.iter().filter(|s| !s.passed).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for s in &failed {
+        for e in s.expectations.iter().filter(|e| !e.passed) {
+            eprintln!("cutover: {}: {} did not hold: {}", s.scenario, e.name, e.detail);
+        }
+        eprintln!("cutover: reproduce with: {}", s.reproduce);
+    }
+    Err(Failure::Unmet(format!("{} of {} scenarios failed their expectations", failed.len(), summaries.len())))
+}
