@@ -195,7 +195,9 @@ impl<'a> World<'a> {
                 alternates.push(Arc::new(m));
             }
         }
-        let new_model = Arc::new(new.model().clone());
+        // One artifact, one model: both stacks share it, and an unchanged row is scored once.
+        let legacy_model = Arc::new(legacy.model().clone());
+        let new_model = if new.entry().sha256 == legacy.entry().sha256 { legacy_model.clone() } else { Arc::new(new.model().clone()) };
         let drift = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
             Some(scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?)
         } else {
@@ -249,7 +251,7 @@ impl<'a> World<'a> {
             curve: s.traffic.daily_curve.clone(),
             generator,
             paths,
-            legacy_model: Arc::new(legacy.model().clone()),
+            legacy_model,
             new_model,
             alternates,
             drift,
