@@ -9,4 +9,5 @@ mod predict_cli;
 mod reference_model;
 mod registry_cli;
 mod runtimes;
+mod simulation;
 mod xgboost_parity;

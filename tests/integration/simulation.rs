@@ -1,0 +1,175 @@
+//! The simulator end to end: the scenario library as CI runs it, determinism across runs
+//! and `--jobs`, and bad scenarios refused with the place and the field.
+
+use std::path::{Path, PathBuf};
+
+use crate::predict_cli::cutover;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cutover-sim-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run_in_root(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn history(dir: &Path, scenario: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join(scenario).join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_scenario_library_holds_and_jobs_never_change_the_output() {
+    let out = scratch("library");
+    let junit = out.join("junit.xml");
+    let (o, j) = (out.to_str().unwrap(), junit.to_str().unwrap());
+    let result = run_in_root(&["suite", "scenarios", "--jobs", "2", "--out", o, "--junit", j]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let cases = std::fs::read_dir(root().join("scenarios")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml")).count();
+    assert!(cases >= 20, "the library has {cases} scenarios");
+    assert!(xml.contains(&format!("tests=\"{cases}\" failures=\"0\" errors=\"0\"")), "{xml}");
+
+    // Every fault kind of ARCHITECTURE.md is in the library.
+    let mut kinds = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("kind = ")) {
+            kinds.insert(line.trim_start_matches("kind = ").trim_matches('"').to_string());
+        }
+    }
+    for k in ["feature_skew", "missing_value_policy", "categorical_encoding", "stale_features", "latency", "errors", "timeouts", "shadow_context", "model_artifact", "decommission_legacy", "runtime_drift"] {
+        assert!(kinds.contains(k), "no scenario with {k}");
+    }
+
+    // The rollback gap: both early decommission attempts were refused, and legacy was
+    // still there for the rollback that came after promotion.
+    let h = history(&out, "clean-early-decommission");
+    let attempts: Vec<_> = h.iter().filter(|e| e["event"] == "decommission").collect();
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts.iter().all(|e| e["allowed"] == false), "{attempts:?}");
+    let h = history(&out, "promoted-then-skew-early-decommission");
+    let refused = h.iter().position(|e| e["event"] == "decommission" && e["allowed"] == false).expect("refused");
+    let promoted = h.iter().position(|e| e["event"] == "stage" && e["phase"] == "promoted").expect("promoted");
+    let rolled_back = h.iter().position(|e| e["event"] == "stage" && e["phase"] == "rolled_back").expect("rolled back");
+    assert!(promoted < refused && refused < rolled_back);
+
+    // The same scenarios on one thread give byte-identical outputs.
+    let single = scratch("single");
+    let subset = ["scenarios/errors-5pct.toml", "scenarios/clean-not-faster.toml", "scenarios/skew-hour-utc-jp.toml"];
+    let mut args = vec!["suite"];
+    args.extend(subset);
+    args.extend(["--jobs", "1", "--out", single.to_str().unwrap()]);
+    assert!(run_in_root(&args).status.success());
+    for name in ["errors-5pct", "clean-not-faster", "skew-hour-utc-jp"] {
+        for file in ["summary.json", "timeline.csv", "history.jsonl", "parity.json"] {
+            let a = std::fs::read(out.join(name).join(file)).unwrap();
+            let b = std::fs::read(single.join(name).join(file)).unwrap();
+            assert!(a == b, "{name}/{file} differs between --jobs 2 and --jobs 1");
+        }
+    }
+}
+
+const SHORT: &str = r#"
+name = "short"
+seed = 5
+[traffic]
+rate_rps = 50
+duration_s = 900
+[rollout]
+shadow_s = 120
+bake_s = 120
+keep_legacy_warm_s = 300
+min_requests_per_stage = 100
+[guardrails]
+max_decision_flip_rate = 0.002
+max_error_rate = 0.01
+[[faults]]
+kind = "errors"
+start_s = "400..500"
+rate = 0.1
+[expect]
+outcome = "rolled_back"
+"#;
+
+fn short_scenario(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("short.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn summary_of(args: &[&str]) -> serde_json::Value {
+    let dir = scratch(&format!("run-{}", args.join("-").replace(['/', '.'], "_").chars().rev().take(40).collect::<String>()));
+    let mut all = args.to_vec();
+    all.extend(["--out", dir.to_str().unwrap()]);
+    let out = run_in_root(&all);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_history_and_another_seed_another() {
+    let dir = scratch("seeds");
+    let path = short_scenario(&dir, SHORT);
+    let p = path.to_str().unwrap();
+    let a = summary_of(&["run", p]);
+    let b = summary_of(&["run", p]);
+    let c = summary_of(&["run", p, "--seed", "6"]);
+    assert_eq!(a["history_sha256"], b["history_sha256"]);
+    assert_eq!(a, b);
+    assert_ne!(a["history_sha256"], c["history_sha256"]);
+    assert_eq!(c["seed"], 6);
+    // The fault's start is a range drawn from the seed.
+    let start = a["fault_start_s"].as_f64().unwrap();
+    assert!((400.0..500.0).contains(&start), "{start}");
+    assert_eq!(a["reproduce"], format!("cutover run {p} --seed 5"));
+}
+
+#[test]
+fn a_failed_expectation_exits_1_with_the_evidence_and_the_reproduction_line() {
+    let dir = scratch("fail");
+    let path = short_scenario(&dir, &SHORT.replace("outcome = \"rolled_back\"", "outcome = \"promoted\""));
+    let out = run_in_root(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("short: outcome did not hold: rolled back at t="), "{err}");
+    assert!(err.contains(&format!("reproduce with: cutover run {} --seed 5", path.display())), "{err}");
+}
+
+#[test]
+fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
+    let dir = scratch("bad");
+    let cases: &[(&str, &str, &str)] = &[
+        ("max_decision_flip_rate = 0.002\nmax_error_rate = 0.01\n", "", "field `guardrails`: no rollback trigger"),
+        ("kind = \"errors\"", "kind = \"gremlins\"", "field `faults[0].kind`: unknown fault kind \"gremlins\""),
+        ("rate = 0.1", "rate = 0.1\nfeature = \"amount_eur\"", "field `faults[0].feature`: does not apply to kind \"errors\""),
+        ("rate = 0.1", "", "field `faults[0].rate`: kind \"errors\" needs `rate`"),
+        ("start_s = \"400..500\"", "start_s = \"500..400\"", "invalid range \"500..400\""),
+        ("bake_s = 120", "bake_s = 120\nstages_pct = [5, 1, 100]", "field `rollout.stages_pct`: must increase"),
+        ("rate_rps = 50", "rate_rps = -1", "field `traffic.rate_rps`: must be a positive number"),
+        ("seed = 5", "seed = 5\ncolour = \"red\"", "unknown field `colour`"),
+    ];
+    for (from, to, want) in cases {
+        let path = short_scenario(&dir, &SHORT.replacen(from, to, 1));
+        let out = cutover(&["run", path.to_str().unwrap()]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "wanted `{want}` in: {err}");
+        assert!(err.contains(&format!("{}:", path.display())), "{err}");
+    }
+    let out = cutover(&["run", "/nonexistent/scenario.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/scenario.toml: cannot read"));
+}
