@@ -278,3 +278,196 @@ impl Controller {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::judge::{Argo, Flagger};
+
+    const S: u64 = 1_000_000;
+
+    fn plan(min_window: u64) -> Plan {
+        Plan {
+            shadow_us: 100 * S,
+            stages_pct: vec![1.0, 5.0, 25.0, 50.0, 100.0],
+            bake_us: 100 * S,
+            keep_warm_us: 300 * S,
+            min_stage_requests: 50,
+            min_window_requests: min_window,
+            guardrails: Guardrails {
+                max_error_rate: Some(0.1),
+                max_p99_latency_ms: Some(100.0),
+                ..Guardrails::default()
+            },
+            success: Success::default(),
+        }
+    }
+
+    /// One evaluation's window: `requests` paired requests, `errors` of them failed on the
+    /// new stack, latency recorded (or not: no data for the latency guardrail).
+    #[derive(Debug, Clone)]
+    struct Step {
+        dt_s: u64,
+        requests: u64,
+        errors: u64,
+        latency: bool,
+        decommission: bool,
+    }
+
+    fn window(step: &Step) -> Window {
+        let mut w = Window::new(1);
+        w.requests = step.requests;
+        w.answered = step.requests - step.errors;
+        w.new_errors = step.errors;
+        if step.latency {
+            for _ in 0..step.requests {
+                w.new_latency.record(20_000).unwrap();
+                w.legacy_latency.record(20_000).unwrap();
+            }
+        }
+        w
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        let step = (1u64..200, 0u64..120, 0u64..40, proptest::bool::weighted(0.9), proptest::bool::weighted(0.05))
+            .prop_map(|(dt_s, requests, errors, latency, decommission)| Step {
+                dt_s,
+                requests,
+                errors: errors.min(requests),
+                latency,
+                decommission,
+            });
+        proptest::collection::vec(step, 1..120)
+    }
+
+    /// Whether the judge sees a failed check (a breach, or no data) in this window.
+    fn failed(step: &Step) -> bool {
+        step.requests > 0 && (step.errors * 10 > step.requests || !step.latency)
+    }
+
+    proptest! {
+        #[test]
+        fn the_controllers_invariants_hold_on_any_evidence(steps in steps(), min_window in 0u64..40, flagger in any::<bool>()) {
+            let judge: Box<dyn Judge> = if flagger { Box::new(Flagger::new(3)) } else { Box::new(Argo::new(1, 2)) };
+            let mut c = Controller::new(plan(min_window), judge).unwrap();
+            let (mut now, mut entered, mut promoted_at) = (0u64, 0u64, None);
+            let mut rolled_back = false;
+            for step in &steps {
+                now += step.dt_s * S;
+                if step.decommission {
+                    let allowed = c.request_decommission(now).is_ok();
+                    let warm_enough = promoted_at.is_some_and(|p: u64| now - p >= 300 * S) && c.phase() == Phase::Promoted;
+                    prop_assert_eq!(allowed, warm_enough, "decommission at {} s", now / S);
+                    if allowed {
+                        prop_assert_eq!(c.phase(), Phase::Retired);
+                        break;
+                    }
+                }
+                let before = c.weight_pct();
+                let phase_before = c.phase();
+                let d = c.evaluate(now, &window(step), &["f".to_string()]);
+                match &d {
+                    Decision::Advance { from_pct, to_pct } => {
+                        prop_assert!(step.requests >= min_window.max(1), "advanced on {} requests", step.requests);
+                        prop_assert!(!failed(step), "advanced on a failed check");
+                        // Shadow and every stage last 100 s in this plan.
+                        let _ = phase_before;
+                        prop_assert!(now - entered >= 100 * S, "advanced after {} s", (now - entered) / S);
+                        prop_assert_eq!(*from_pct, before);
+                        prop_assert!(*to_pct > *from_pct);
+                        entered = now;
+                    }
+                    Decision::Promote => {
+                        prop_assert!(step.requests >= min_window.max(1));
+                        promoted_at = Some(now);
+                        entered = now;
+                    }
+                    Decision::RollBack { .. } => {
+                        prop_assert!(failed(step), "rolled back on a clean window");
+                        prop_assert_eq!(c.weight_pct(), 0.0, "rollback reaches 0 % at once");
+                        rolled_back = true;
+                    }
+                    Decision::AllowRetirement => {
+                        prop_assert!(promoted_at.is_some_and(|p| now - p >= 300 * S));
+                    }
+                    Decision::Hold { .. } => {
+                        prop_assert_eq!(c.weight_pct(), before, "a hold changes nothing");
+                    }
+                }
+                if rolled_back {
+                    prop_assert_eq!(c.weight_pct(), 0.0, "after a rollback nothing goes to new");
+                }
+                prop_assert!([0.0, 1.0, 5.0, 25.0, 50.0, 100.0].contains(&c.weight_pct()));
+                if step.requests == 0 {
+                    let held = matches!(&d, Decision::Hold { reason } if reason.starts_with("no traffic"));
+                    prop_assert!(held || rolled_back, "no traffic must hold: {:?}", d);
+                }
+            }
+        }
+
+        #[test]
+        fn flagger_rolls_back_at_the_thresholdth_failed_check_and_passes_never_reset_it(steps in steps(), threshold in 1u32..6) {
+            let mut c = Controller::new(plan(0), Box::new(Flagger::new(threshold))).unwrap();
+            let (mut now, mut failures) = (0u64, 0u32);
+            for step in steps.iter().filter(|s| s.requests > 0) {
+                now += step.dt_s * S;
+                let d = c.evaluate(now, &window(step), &["f".to_string()]);
+                if failed(step) {
+                    failures += 1;
+                }
+                let rolled = matches!(d, Decision::RollBack { .. });
+                prop_assert_eq!(rolled, failed(step) && failures == threshold, "after {} failed checks", failures);
+                if rolled {
+                    break;
+                }
+            }
+        }
+
+        #[test]
+        fn argo_fails_past_the_failure_limit_and_aborts_past_consecutive_errors(steps in steps(), failure_limit in 0u32..3, error_limit in 0u32..4) {
+            let mut c = Controller::new(plan(0), Box::new(Argo::new(failure_limit, error_limit))).unwrap();
+            let (mut now, mut failures, mut consecutive_errors) = (0u64, 0u32, 0u32);
+            for step in steps.iter().filter(|s| s.requests > 0) {
+                now += step.dt_s * S;
+                let d = c.evaluate(now, &window(step), &["f".to_string()]);
+                let metric_failed = step.errors * 10 > step.requests;
+                let expected = if metric_failed {
+                    consecutive_errors = 0;
+                    failures += 1;
+                    failures > failure_limit
+                } else if !step.latency {
+                    consecutive_errors += 1;
+                    consecutive_errors > error_limit
+                } else {
+                    consecutive_errors = 0;
+                    false
+                };
+                prop_assert_eq!(matches!(d, Decision::RollBack { .. }), expected);
+                if !metric_failed && !step.latency && !expected {
+                    let paused = matches!(&d, Decision::Hold { reason } if reason.starts_with("measurement error"));
+                    prop_assert!(paused, "inconclusive pauses: {:?}", d);
+                }
+                if expected {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_without_a_rollback_trigger_is_refused() {
+        let mut p = plan(0);
+        p.guardrails = Guardrails::default();
+        assert_eq!(Controller::new(p, Box::new(Flagger::new(5))).err(), Some(PlanError::NoTrigger));
+    }
+
+    #[test]
+    fn manual_rollback_works_in_any_phase_until_retirement() {
+        let mut c = Controller::new(plan(0), Box::new(Flagger::new(5))).unwrap();
+        assert!(c.manual_rollback(5 * S));
+        assert_eq!(c.weight_pct(), 0.0);
+        assert!(!c.manual_rollback(6 * S), "already rolled back");
+    }
+}

@@ -197,7 +197,11 @@ impl<'a> World<'a> {
         }
         // One artifact, one model: both stacks share it, and an unchanged row is scored once.
         let legacy_model = Arc::new(legacy.model().clone());
-        let new_model = if new.entry().sha256 == legacy.entry().sha256 { legacy_model.clone() } else { Arc::new(new.model().clone()) };
+        let new_model = if new.entry().sha256 == legacy.entry().sha256 {
+            legacy_model.clone()
+        } else {
+            Arc::new(new.model().clone())
+        };
         let drift = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
             Some(scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?)
         } else {
@@ -587,7 +591,11 @@ impl<'a> World<'a> {
             self.rollback_us = Some(t);
             self.trigger = Some(trigger.clone());
         }
-        self.history.push(Event::Evaluation { t_s: t as f64 / 1e6, window: Box::new(self.eval_window.summary()), decision });
+        self.history.push(Event::Evaluation {
+            t_s: t as f64 / 1e6,
+            window: Box::new(self.eval_window.summary()),
+            decision,
+        });
         if stage_changed {
             self.enter_stage(t);
         }

@@ -37,7 +37,10 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
     let xml = std::fs::read_to_string(&junit).unwrap();
-    let cases = std::fs::read_dir(root().join("scenarios")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml")).count();
+    let cases = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"))
+        .count();
     assert!(cases >= 20, "the library has {cases} scenarios");
     assert!(xml.contains(&format!("tests=\"{cases}\" failures=\"0\" errors=\"0\"")), "{xml}");
 
@@ -49,7 +52,19 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
             kinds.insert(line.trim_start_matches("kind = ").trim_matches('"').to_string());
         }
     }
-    for k in ["feature_skew", "missing_value_policy", "categorical_encoding", "stale_features", "latency", "errors", "timeouts", "shadow_context", "model_artifact", "decommission_legacy", "runtime_drift"] {
+    for k in [
+        "feature_skew",
+        "missing_value_policy",
+        "categorical_encoding",
+        "stale_features",
+        "latency",
+        "errors",
+        "timeouts",
+        "shadow_context",
+        "model_artifact",
+        "decommission_legacy",
+        "runtime_drift",
+    ] {
         assert!(kinds.contains(k), "no scenario with {k}");
     }
 
@@ -110,7 +125,8 @@ fn short_scenario(dir: &Path, text: &str) -> PathBuf {
 }
 
 fn summary_of(args: &[&str]) -> serde_json::Value {
-    let dir = scratch(&format!("run-{}", args.join("-").replace(['/', '.'], "_").chars().rev().take(40).collect::<String>()));
+    let dir =
+        scratch(&format!("run-{}", args.join("-").replace(['/', '.'], "_").chars().rev().take(40).collect::<String>()));
     let mut all = args.to_vec();
     all.extend(["--out", dir.to_str().unwrap()]);
     let out = run_in_root(&all);
@@ -153,7 +169,11 @@ fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         ("max_decision_flip_rate = 0.002\nmax_error_rate = 0.01\n", "", "field `guardrails`: no rollback trigger"),
         ("kind = \"errors\"", "kind = \"gremlins\"", "field `faults[0].kind`: unknown fault kind \"gremlins\""),
-        ("rate = 0.1", "rate = 0.1\nfeature = \"amount_eur\"", "field `faults[0].feature`: does not apply to kind \"errors\""),
+        (
+            "rate = 0.1",
+            "rate = 0.1\nfeature = \"amount_eur\"",
+            "field `faults[0].feature`: does not apply to kind \"errors\"",
+        ),
         ("rate = 0.1", "", "field `faults[0].rate`: kind \"errors\" needs `rate`"),
         ("start_s = \"400..500\"", "start_s = \"500..400\"", "invalid range \"500..400\""),
         ("bake_s = 120", "bake_s = 120\nstages_pct = [5, 1, 100]", "field `rollout.stages_pct`: must increase"),
