@@ -73,8 +73,9 @@ struct Cell {
     numeric_diffs: u64,
     sum_abs: f64,
     max_abs: f64,
-    legacy: Vec<u64>,
-    new: Vec<u64>,
+    /// Where this cell's bin counts start in `ParityStats::counts`: legacy bins, then new.
+    offset: usize,
+    bins: usize,
 }
 
 /// Parity statistics of every (feature, segment) cell.
@@ -85,6 +86,8 @@ pub struct ParityStats {
     edges: Vec<Vec<f64>>,
     segments: Segments,
     cells: Vec<Cell>,
+    /// Every cell's bin counts, flat: fewer pointers to chase per request.
+    counts: Vec<u64>,
 }
 
 impl ParityStats {
@@ -94,16 +97,19 @@ impl ParityStats {
         assert_eq!(names.len(), kinds.len());
         assert_eq!(names.len(), edges.len());
         let mut cells = Vec::with_capacity(names.len() * segments.names().len());
+        let mut offset = 0;
         for (k, e) in kinds.iter().zip(&edges) {
             // One bin per code or per interval, plus one for missing (and out-of-vocabulary codes).
             let bins = match k {
                 FeatureKind::Categorical { cardinality } => *cardinality as usize + 1,
                 FeatureKind::Numeric => e.len() + 2,
             };
-            let cell = Cell { legacy: vec![0; bins], new: vec![0; bins], ..Cell::default() };
-            cells.extend(std::iter::repeat_n(cell, segments.names().len()));
+            for _ in 0..segments.names().len() {
+                cells.push(Cell { offset, bins, ..Cell::default() });
+                offset += 2 * bins;
+            }
         }
-        ParityStats { names, kinds, edges, segments, cells }
+        ParityStats { names, kinds, edges, segments, cells, counts: vec![0; offset] }
     }
 
     fn bin(&self, f: usize, x: f32) -> usize {
@@ -135,8 +141,8 @@ impl ParityStats {
             for &s in &segs {
                 let c = &mut self.cells[f * per_feature + s];
                 c.n += 1;
-                c.legacy[bl] += 1;
-                c.new[bn] += 1;
+                self.counts[c.offset + bl] += 1;
+                self.counts[c.offset + c.bins + bn] += 1;
                 if diffs[f].is_mismatch() {
                     c.mismatches += 1;
                 }
@@ -170,7 +176,8 @@ impl ParityStats {
 
     fn segment_parity(&self, f: usize, s: usize, c: &Cell) -> SegmentParity {
         let categorical = matches!(self.kinds[f], FeatureKind::Categorical { .. });
-        let (p, q) = (distribution(&c.new), distribution(&c.legacy));
+        let bins = &self.counts[c.offset..c.offset + 2 * c.bins];
+        let (p, q) = (distribution(&bins[c.bins..]), distribution(&bins[..c.bins]));
         SegmentParity {
             segment: self.segments.names()[s].clone(),
             requests: c.n,

@@ -240,6 +240,8 @@ impl Pipeline {
 
     /// Computes every feature of `request` into `values` (allocation-free).
     pub fn compute(&self, request: &Request, aggregates: Option<&Aggregates>, values: &mut FeatureValues) {
+        // Hour and day of week usually read the same instant in the same zone: convert once.
+        let mut clock: Option<(Tz, i64, chrono::DateTime<Tz>)> = None;
         for (i, f) in self.features.iter().enumerate() {
             let raw = match f.input {
                 Input::Field(field) => request.field(field),
@@ -253,7 +255,7 @@ impl Pipeline {
                 _ => f64::NAN,
             };
             for op in &f.ops {
-                x = self.apply(op, x, request);
+                x = self.apply(op, x, request, &mut clock);
             }
             values.all[i] = if x.is_finite() { x } else { f.missing };
         }
@@ -262,7 +264,7 @@ impl Pipeline {
         }
     }
 
-    fn apply(&self, op: &Op, x: f64, request: &Request) -> f64 {
+    fn apply(&self, op: &Op, x: f64, request: &Request, clock: &mut Option<(Tz, i64, chrono::DateTime<Tz>)>) -> f64 {
         match op {
             Op::Scale(factor, offset) => x * factor + offset,
             Op::Log1p => x.ln_1p(),
@@ -272,15 +274,20 @@ impl Pipeline {
                 Some((_, rate)) => x * rate,
                 None => f64::NAN,
             },
-            Op::HourOfDay(zone) => local(x, *zone, request).map_or(f64::NAN, |t| f64::from(t.hour())),
+            Op::HourOfDay(zone) => local(x, *zone, request, clock).map_or(f64::NAN, |t| f64::from(t.hour())),
             Op::DayOfWeek(zone) => {
-                local(x, *zone, request).map_or(f64::NAN, |t| f64::from(t.weekday().num_days_from_monday()))
+                local(x, *zone, request, clock).map_or(f64::NAN, |t| f64::from(t.weekday().num_days_from_monday()))
             }
         }
     }
 }
 
-fn local(ms: f64, zone: Zone, request: &Request) -> Option<chrono::DateTime<Tz>> {
+fn local(
+    ms: f64,
+    zone: Zone,
+    request: &Request,
+    clock: &mut Option<(Tz, i64, chrono::DateTime<Tz>)>,
+) -> Option<chrono::DateTime<Tz>> {
     if !ms.is_finite() {
         return None;
     }
@@ -288,7 +295,15 @@ fn local(ms: f64, zone: Zone, request: &Request) -> Option<chrono::DateTime<Tz>>
         Zone::Local => request.local_zone(),
         Zone::Fixed(tz) => tz,
     };
-    tz.timestamp_millis_opt(ms as i64).single()
+    let ms = ms as i64;
+    if let Some((z, m, t)) = clock {
+        if *z == tz && *m == ms {
+            return Some(*t);
+        }
+    }
+    let t = tz.timestamp_millis_opt(ms).single()?;
+    *clock = Some((tz, ms, t));
+    Some(t)
 }
 
 type Fail = (std::ops::Range<usize>, &'static str, String);

@@ -56,7 +56,12 @@ struct Customer {
 pub struct Generator {
     seed: u64,
     config: GeneratorConfig,
+    /// Every customer's traits, drawn once (they are a pure function of seed and id).
+    customers: std::sync::Arc<Vec<Customer>>,
 }
+
+/// Populations up to this size keep their customers' traits in memory.
+const CACHED_CUSTOMERS: u64 = 1_000_000;
 
 impl Generator {
     /// A generator for `seed` with the default traffic shape.
@@ -66,7 +71,11 @@ impl Generator {
 
     /// A generator for `seed` with the given traffic shape.
     pub fn with_config(seed: u64, config: GeneratorConfig) -> Self {
-        Generator { seed, config }
+        let mut g = Generator { seed, config, customers: Default::default() };
+        if g.config.customers <= CACHED_CUSTOMERS {
+            g.customers = std::sync::Arc::new((0..g.config.customers).map(|id| g.draw_customer(id)).collect());
+        }
+        g
     }
 
     /// The traffic shape.
@@ -103,6 +112,13 @@ impl Generator {
     }
 
     fn customer(&self, id: u64) -> Customer {
+        match self.customers.get(id as usize) {
+            Some(c) => *c,
+            None => self.draw_customer(id),
+        }
+    }
+
+    fn draw_customer(&self, id: u64) -> Customer {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ CUSTOMER_SALT);
         rng.set_stream(id);
         let home = pick(&mut rng, COUNTRIES.iter().map(|c| c.weight));
