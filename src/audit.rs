@@ -16,6 +16,9 @@ use crate::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Audit the stacks a scenario's `[domain]` names (its registry entries' artifact and specs).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
     /// Write audit.md and audit.json here (default: Markdown on standard output).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -47,6 +50,14 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
+    let scenario_args;
+    let args = match &args.scenario {
+        None => args,
+        Some(path) => {
+            scenario_args = from_scenario(args, path)?;
+            &scenario_args
+        }
+    };
     let bytes = std::fs::read(&args.model)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", args.model.display())))?;
     let model = cutover_models::xgboost::load_bytes(&bytes, &args.model.display().to_string()).map_err(|e| bad(&e))?;
@@ -126,4 +137,27 @@ fn time_legacy_stack(legacy: &Pipeline, model: &Model, requests: u64, seed: u64)
     }
     let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     Latency { requests, p50_us: us(0.5), p95_us: us(0.95), p99_us: us(0.99), max_us: histogram.max() as f64 / 1000.0 }
+}
+
+/// The arguments a scenario's `[domain]` implies: its registry and the two entries' files.
+fn from_scenario(args: &Args, path: &std::path::Path) -> Result<Args, Failure> {
+    let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
+    let loaded = cutover_sim::LoadedScenario::read(path).map_err(|e| bad(&e))?;
+    let d = &loaded.scenario.domain;
+    let registry_path = loaded.resolve(&d.registry);
+    let registry = Registry::open(&registry_path);
+    let legacy = registry.get(&d.legacy_entry).map_err(|e| bad(&e))?;
+    let new = registry.get(&d.new_entry).map_err(|e| bad(&e))?;
+    Ok(Args {
+        scenario: None,
+        out: args.out.clone(),
+        legacy_spec: registry.resolve(&legacy.feature_spec),
+        new_spec: registry.resolve(&new.feature_spec),
+        model: registry.resolve(&legacy.artifact),
+        registry: registry_path,
+        entries: vec![d.legacy_entry.clone(), d.new_entry.clone()],
+        no_lineage: false,
+        requests: args.requests,
+        seed: args.seed,
+    })
 }

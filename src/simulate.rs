@@ -79,10 +79,22 @@ pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
     if jobs == 0 {
         return Err(Failure::BadInput("--jobs: must be at least 1".into()));
     }
-    if std::io::stderr().is_terminal() {
-        eprintln!("cutover: running {} scenarios on {jobs} threads", files.len());
-    }
-    let results = suite::run_all(&files, jobs, args.seed, args.policy);
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(files.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} scenarios {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let results = suite::run_all(&files, jobs, args.seed, args.policy, &|file| {
+        bar.set_message(file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
     let mut summaries = Vec::new();
     for (file, r) in files.iter().zip(&results) {
         match r {

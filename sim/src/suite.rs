@@ -46,12 +46,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs every file with `jobs` threads; results in file order.
+/// Runs every file with `jobs` threads; results in file order. `done` is called as each
+/// scenario finishes (for a progress bar); it never affects the results.
 pub fn run_all(
     files: &[PathBuf],
     jobs: usize,
     seed: Option<u64>,
     policy: Option<Policy>,
+    done: &(dyn Fn(&Path) + Sync),
 ) -> Vec<Result<RunResult, RunError>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut slots: Vec<Option<Result<RunResult, RunError>>> = (0..files.len()).map(|_| None).collect();
@@ -62,6 +64,7 @@ pub fn run_all(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(file) = files.get(i) else { break };
                 let r = run_file(file, seed, policy);
+                done(file);
                 results.lock().expect("no panics while holding it")[i] = Some(r);
             });
         }

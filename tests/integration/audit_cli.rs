@@ -69,3 +69,16 @@ fn a_changed_new_spec_is_flagged_before_traffic_and_breaks_lineage() {
     );
     assert!(md.contains("| device_os | case_sensitive | false | true |"), "{md}");
 }
+
+#[test]
+fn a_scenario_names_the_stacks_to_audit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["audit", "--scenario", "scenarios/clean-baseline.toml", "--requests", "200"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.contains("`fraud-xgb/1` (Production)") && md.contains("`fraud-xgb/2` (Staging)"), "{md}");
+    assert!(md.contains("registry/../legacy.toml") || md.contains("legacy.toml"), "{md}");
+}
