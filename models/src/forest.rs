@@ -232,20 +232,42 @@ impl Forest {
     }
 
     fn accumulate_with<const CAT: bool>(&self, row: &[f32], margins: &mut [f32]) {
+        let n = self.roots.len();
+        // One output group: the running sum stays in a register (same additions, same order).
+        if self.num_groups == 1 {
+            let mut acc = margins[0];
+            let mut t = 0;
+            while t + LANES <= n {
+                for leaf in self.walk_trees::<LANES, CAT>(t, row) {
+                    acc += self.leaf_values[leaf as usize];
+                }
+                t += LANES;
+            }
+            while t < n {
+                let [leaf] = self.walk_trees::<1, CAT>(t, row);
+                acc += self.leaf_values[leaf as usize];
+                t += 1;
+            }
+            margins[0] = acc;
+            return;
+        }
         let mut t = 0;
-        while t + LANES <= self.roots.len() {
-            self.walk_trees::<LANES, CAT>(t, row, margins);
+        while t + LANES <= n {
+            for (k, leaf) in self.walk_trees::<LANES, CAT>(t, row).into_iter().enumerate() {
+                margins[self.groups[t + k] as usize] += self.leaf_values[leaf as usize];
+            }
             t += LANES;
         }
-        while t < self.roots.len() {
-            self.walk_trees::<1, CAT>(t, row, margins);
+        while t < n {
+            let [leaf] = self.walk_trees::<1, CAT>(t, row);
+            margins[self.groups[t] as usize] += self.leaf_values[leaf as usize];
             t += 1;
         }
     }
 
-    /// Walks one row through trees `t..t + L` side by side, then adds their leaves in order.
+    /// Walks one row through trees `t..t + L` side by side; returns their leaves in order.
     #[inline(always)]
-    fn walk_trees<const L: usize, const CAT: bool>(&self, t: usize, row: &[f32], margins: &mut [f32]) {
+    fn walk_trees<const L: usize, const CAT: bool>(&self, t: usize, row: &[f32]) -> [u32; L] {
         let mut cursor: [u32; L] = std::array::from_fn(|k| self.roots[t + k]);
         let steps = self.depths[t..t + L].iter().copied().max().unwrap_or(0);
         for _ in 0..steps {
@@ -253,9 +275,7 @@ impl Forest {
                 *c = self.step::<CAT>(*c, row);
             }
         }
-        for (k, &leaf) in cursor.iter().enumerate() {
-            margins[self.groups[t + k] as usize] += self.leaf_values[leaf as usize];
-        }
+        cursor
     }
 
     /// Adds every tree's leaf to the margins of many rows: `rows` is row-major with
@@ -295,6 +315,8 @@ impl Forest {
     fn walk_block<const L: usize, const CAT: bool>(&self, rows: &[f32], margins: &mut [f32]) {
         let (width, groups) = (self.num_features, self.num_groups);
         let lanes: [&[f32]; L] = std::array::from_fn(|r| &rows[r * width..(r + 1) * width]);
+        // One output group: each row's running sum stays in a register.
+        let mut acc: [f32; L] = std::array::from_fn(|r| margins[r * groups]);
         for t in 0..self.roots.len() {
             let mut cursor = [self.roots[t]; L];
             for _ in 0..self.depths[t] {
@@ -302,10 +324,19 @@ impl Forest {
                     cursor[r] = self.step::<CAT>(cursor[r], lanes[r]);
                 }
             }
-            let g = self.groups[t] as usize;
-            for r in 0..L {
-                margins[r * groups + g] += self.leaf_values[cursor[r] as usize];
+            if groups == 1 {
+                for r in 0..L {
+                    acc[r] += self.leaf_values[cursor[r] as usize];
+                }
+            } else {
+                let g = self.groups[t] as usize;
+                for r in 0..L {
+                    margins[r * groups + g] += self.leaf_values[cursor[r] as usize];
+                }
             }
+        }
+        if groups == 1 {
+            margins[..L].copy_from_slice(&acc);
         }
     }
 

@@ -137,7 +137,8 @@ impl ParityStats {
         let segs = self.segments.of(request);
         let per_feature = self.segments.names().len();
         for f in 0..self.names.len() {
-            let (bl, bn) = (self.bin(f, legacy[f]), self.bin(f, new[f]));
+            let bl = self.bin(f, legacy[f]);
+            let bn = if legacy[f].to_bits() == new[f].to_bits() { bl } else { self.bin(f, new[f]) };
             for &s in &segs {
                 let c = &mut self.cells[f * per_feature + s];
                 c.n += 1;
