@@ -79,3 +79,39 @@ impl ModelError {
         ModelError::Unsupported { origin: origin.to_string(), what: what.into() }
     }
 }
+
+/// Bad input in a file a user writes (a feature spec, a scenario): the file, the line and
+/// column where known, the field, and what is wrong; rendered as one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct FieldError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// Dotted path of the field, for example `feature[3].vocabulary`; empty when unknown.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    fn render(&self) -> String {
+        let at = if self.line > 0 { format!("{}:{}:{}", self.file, self.line, self.column) } else { self.file.clone() };
+        if self.field.is_empty() {
+            format!("{at}: {}", self.message)
+        } else {
+            format!("{at}: field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset in a text.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    (line, offset - start + 1)
+}

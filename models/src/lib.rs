@@ -21,7 +21,7 @@ pub mod stack;
 pub mod store;
 pub mod xgboost;
 
-pub use error::{ModelError, Position};
+pub use error::{line_column, FieldError, ModelError, Position};
 pub use forest::Forest;
 pub use model::{FeatureType, Model, Output};
 pub use objective::Objective;

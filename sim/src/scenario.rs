@@ -11,31 +11,7 @@ use toml::Spanned;
 use crate::param::Param;
 
 /// A scenario that cannot run: one line naming the place and the field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}", self.render())]
-pub struct ScenarioError {
-    /// The scenario file.
-    pub file: String,
-    /// 1-based line (0 unknown).
-    pub line: usize,
-    /// 1-based column (0 unknown).
-    pub column: usize,
-    /// Dotted field path (empty unknown).
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl ScenarioError {
-    fn render(&self) -> String {
-        let at = if self.line > 0 { format!("{}:{}:{}", self.file, self.line, self.column) } else { self.file.clone() };
-        if self.field.is_empty() {
-            format!("{at}: {}", self.message)
-        } else {
-            format!("{at}: field `{}`: {}", self.field, self.message)
-        }
-    }
-}
+pub type ScenarioError = cutover_models::FieldError;
 
 /// A scenario as written.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -536,12 +512,7 @@ fn err(file: &str, line: usize, column: usize, field: &str, message: String) -> 
     ScenarioError { file: file.into(), line, column, field: field.into(), message }
 }
 
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset.min(text.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    (line, offset - start + 1)
-}
+pub(crate) use cutover_models::line_column;
 
 /// Finds `key =` in a section of the text, for the position of a semantic error.
 fn key_position(text: &str, section: &str, key: &str) -> (usize, usize) {
