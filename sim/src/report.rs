@@ -117,14 +117,32 @@ fn name(o: Outcome) -> &'static str {
     }
 }
 
+/// An SLO measured from the earliest fault's start: `verb` happened at `at` or never.
+fn deadline(key: &str, verb: &str, at: Option<u64>, fault_start: Option<u64>, limit: f64) -> Expectation {
+    let (passed, detail) = match (at, fault_start) {
+        (_, None) => (false, format!("no fault in the scenario: nothing to be {verb}")),
+        (Some(t), Some(start)) => {
+            let d = s(t.saturating_sub(start));
+            (
+                d <= limit,
+                format!(
+                    "{verb} at t={:.1} s, {d:.1} s after the fault began at t={:.1} s; SLO is {limit} s",
+                    s(t),
+                    s(start)
+                ),
+            )
+        }
+        (None, Some(start)) => {
+            (false, format!("never {verb} after the fault began at t={:.1} s; SLO is {limit} s", s(start)))
+        }
+    };
+    Expectation { name: key.into(), passed, detail }
+}
+
 /// Checks the expectations and builds summary.json.
 pub fn summarize(f: Facts<'_>) -> Summary {
     let e = f.expect;
     let mut x = Vec::new();
-    let since = |t: Option<u64>| match (t, f.fault_start_us) {
-        (Some(t), Some(start)) => Some(s(t.saturating_sub(start))),
-        _ => None,
-    };
     let outcome_detail = match (f.outcome, f.rollback_us, &f.trigger) {
         (Outcome::RolledBack, Some(t), Some(tr)) => format!("rolled back at t={:.1} s: {}", s(t), tr.describe()),
         (o, _, _) => format!("the rollout ended {}", name(o)),
@@ -134,41 +152,13 @@ pub fn summarize(f: Facts<'_>) -> Summary {
         passed: f.outcome == e.outcome,
         detail: format!("{outcome_detail}; expected {}", name(e.outcome)),
     });
-    if let Some(limit) = e.detect_within_s {
-        let d = since(f.detected_us);
-        x.push(Expectation {
-            name: "detect_within_s".into(),
-            passed: d.is_some_and(|d| d <= limit),
-            detail: match (d, f.fault_start_us) {
-                (Some(d), Some(start)) => format!(
-                    "detected at t={:.1} s, {d:.1} s after the fault began at t={:.1} s; SLO is {limit} s",
-                    s(f.detected_us.unwrap_or(0)),
-                    s(start)
-                ),
-                (_, None) => "no fault in the scenario to detect".into(),
-                (None, Some(start)) => {
-                    format!("never detected after the fault began at t={:.1} s; SLO is {limit} s", s(start))
-                }
-            },
-        });
-    }
-    if let Some(limit) = e.rollback_within_s {
-        let d = since(f.rollback_us);
-        x.push(Expectation {
-            name: "rollback_within_s".into(),
-            passed: d.is_some_and(|d| d <= limit),
-            detail: match (d, f.fault_start_us) {
-                (Some(d), Some(start)) => format!(
-                    "rolled back at t={:.1} s, {d:.1} s after the fault began at t={:.1} s; SLO is {limit} s",
-                    s(f.rollback_us.unwrap_or(0)),
-                    s(start)
-                ),
-                (_, None) => "no fault in the scenario".into(),
-                (None, Some(start)) => {
-                    format!("no rollback after the fault began at t={:.1} s; SLO is {limit} s", s(start))
-                }
-            },
-        });
+    for (key, verb, at, limit) in [
+        ("detect_within_s", "detected", f.detected_us, e.detect_within_s),
+        ("rollback_within_s", "rolled back", f.rollback_us, e.rollback_within_s),
+    ] {
+        if let Some(limit) = limit {
+            x.push(deadline(key, verb, at, f.fault_start_us, limit));
+        }
     }
     if let Some(limit) = e.max_bad_decisions {
         x.push(Expectation {
