@@ -51,7 +51,8 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
     match s {
         "flagger" => Ok(Policy::Flagger),
         "argo" => Ok(Policy::Argo),
-        _ => Err(format!("unknown policy `{s}` (expected flagger or argo)")),
+        "sequential" => Ok(Policy::Sequential),
+        _ => Err(format!("unknown policy `{s}` (expected sequential, flagger or argo)")),
     }
 }
 

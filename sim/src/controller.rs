@@ -158,10 +158,19 @@ impl Controller {
         self.phase = phase;
         self.entered_us = now_us;
         self.stage_requests = 0;
+        self.judge.restart_stage(now_us);
     }
 
-    /// Evaluates one window at `now_us`.
-    pub fn evaluate(&mut self, now_us: u64, window: &Window, features: &[String]) -> Decision {
+    /// One request's paired evidence, for judges that test after every request.
+    pub fn observe(&mut self, now_us: u64, o: &crate::sequential::Observation<'_>) {
+        if !matches!(self.phase, Phase::RolledBack | Phase::Retired) {
+            self.judge.observe(now_us, o);
+        }
+    }
+
+    /// Evaluates one window at `now_us`; `stage` holds everything seen since the current
+    /// stage began, which the success criteria are judged on.
+    pub fn evaluate(&mut self, now_us: u64, window: &Window, stage: &Window, features: &[String]) -> Decision {
         let hold = |reason: String| Decision::Hold { reason };
         match self.phase {
             Phase::RolledBack => return hold("rolled back: everyone is on legacy".into()),
@@ -215,7 +224,7 @@ impl Controller {
                     self.enter(Phase::Canary(next), now_us);
                     return Decision::Advance { from_pct: from, to_pct: self.weight_pct() };
                 }
-                if let Some(unmet) = self.unmet_success(window) {
+                if let Some(unmet) = self.unmet_success(stage) {
                     return hold(format!("at 100 % but the success criteria are not met: {unmet}"));
                 }
                 self.enter(Phase::Promoted, now_us);
@@ -367,7 +376,8 @@ mod tests {
                 }
                 let before = c.weight_pct();
                 let phase_before = c.phase();
-                let d = c.evaluate(now, &window(step), &["f".to_string()]);
+                let w = window(step);
+                let d = c.evaluate(now, &w, &w, &["f".to_string()]);
                 match &d {
                     Decision::Advance { from_pct, to_pct } => {
                         prop_assert!(step.requests >= min_window.max(1), "advanced on {} requests", step.requests);
@@ -413,7 +423,8 @@ mod tests {
             let (mut now, mut failures) = (0u64, 0u32);
             for step in steps.iter().filter(|s| s.requests > 0) {
                 now += step.dt_s * S;
-                let d = c.evaluate(now, &window(step), &["f".to_string()]);
+                let w = window(step);
+                let d = c.evaluate(now, &w, &w, &["f".to_string()]);
                 if failed(step) {
                     failures += 1;
                 }
@@ -431,7 +442,8 @@ mod tests {
             let (mut now, mut failures, mut consecutive_errors) = (0u64, 0u32, 0u32);
             for step in steps.iter().filter(|s| s.requests > 0) {
                 now += step.dt_s * S;
-                let d = c.evaluate(now, &window(step), &["f".to_string()]);
+                let w = window(step);
+                let d = c.evaluate(now, &w, &w, &["f".to_string()]);
                 let metric_failed = step.errors * 10 > step.requests;
                 let expected = if metric_failed {
                     consecutive_errors = 0;

@@ -63,6 +63,10 @@ pub enum Verdict {
 pub trait Judge: Send {
     /// Its policy name.
     fn name(&self) -> &'static str;
+    /// One request's paired evidence (judges that test continuously use it).
+    fn observe(&mut self, _now_us: u64, _o: &crate::sequential::Observation<'_>) {}
+    /// The rollout entered a new stage.
+    fn restart_stage(&mut self, _now_us: u64) {}
     /// Judges one window against the guardrails (name, limit).
     fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict;
 }

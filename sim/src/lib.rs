@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod param;
 pub mod report;
 pub mod scenario;
+pub mod sequential;
 pub mod streams;
 pub mod suite;
 pub mod world;

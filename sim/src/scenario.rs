@@ -124,6 +124,8 @@ pub enum Policy {
     Flagger,
     /// Argo Rollouts' failure limit.
     Argo,
+    /// Anytime-valid sequential tests on every request's paired evidence.
+    Sequential,
 }
 
 impl Policy {
@@ -132,6 +134,7 @@ impl Policy {
         match self {
             Policy::Flagger => "flagger",
             Policy::Argo => "argo",
+            Policy::Sequential => "sequential",
         }
     }
 }
@@ -161,6 +164,19 @@ pub struct ControllerConfig {
     /// Paired requests an evaluation needs before the judge is asked.
     #[serde(default = "default_min_evidence")]
     pub min_requests: u64,
+    /// Sequential: seconds between looks at the tests (they update on every request).
+    #[serde(default = "default_check_interval")]
+    pub check_interval_s: f64,
+    /// Sequential: observations a test needs in its block before it may reject.
+    #[serde(default = "default_sequential_evidence")]
+    pub min_evidence: u64,
+}
+
+fn default_check_interval() -> f64 {
+    5.0
+}
+fn default_sequential_evidence() -> u64 {
+    200
 }
 
 fn default_budget() -> f64 {
@@ -189,6 +205,8 @@ impl Default for ControllerConfig {
             failure_limit: 0,
             consecutive_error_limit: default_consecutive_errors(),
             min_requests: default_min_evidence(),
+            check_interval_s: default_check_interval(),
+            min_evidence: default_sequential_evidence(),
         }
     }
 }
@@ -569,8 +587,10 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
             format!("must be in (0, 1), got {}", c.false_rollback_budget),
         ));
     }
-    if !positive(c.interval_s) {
-        return Err(at("controller", "interval_s", format!("must be positive, got {}", c.interval_s)));
+    for (key, v) in [("interval_s", c.interval_s), ("check_interval_s", c.check_interval_s)] {
+        if !positive(v) {
+            return Err(at("controller", key, format!("must be positive, got {v}")));
+        }
     }
     if c.threshold == 0 {
         return Err(at("controller", "threshold", "must be at least 1".into()));

@@ -27,6 +27,7 @@ use crate::judge::{Argo, Flagger, Judge, Trigger};
 use crate::monitor::{Pair, Window};
 use crate::report::{self, Summary, TimelineRow};
 use crate::scenario::{LoadedScenario, Outcome, Policy, ScenarioError, StackModel};
+use crate::sequential::{Observation, Sequential};
 use crate::streams::{exponential, mix, normal, stream, Stream};
 use rand::RngExt;
 
@@ -140,6 +141,7 @@ struct World<'a> {
     controller: Controller,
     history: History,
     eval_window: Window,
+    stage_window: Window,
     timeline_window: Window,
     parity: ParityStats,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
@@ -148,6 +150,7 @@ struct World<'a> {
     latency_rng: ChaCha8Rng,
     error_rng: ChaCha8Rng,
     interval_us: u64,
+    segments: Segments,
     next_index: u64,
     legacy_row: Vec<f32>,
     new_row: Vec<f32>,
@@ -209,10 +212,23 @@ impl<'a> World<'a> {
         };
         let c = &s.controller;
         let policy = policy_override.unwrap_or(c.policy);
+        let segments = Segments::default();
         let judge: Box<dyn Judge> = match policy {
             Policy::Flagger => Box::new(Flagger::new(c.threshold)),
             Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
+            Policy::Sequential => Box::new(Sequential::new(
+                &s.guardrails.set(),
+                features.len(),
+                segments.names().to_vec(),
+                c.false_rollback_budget,
+                c.min_evidence,
+                // The horizon: twice the expected requests of the whole scenario.
+                (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
+            )),
         };
+        // The sequential tests look every few seconds and need no minimum window.
+        let sequential = policy == Policy::Sequential;
+        let eval_interval_s = if sequential { c.check_interval_s } else { c.interval_s };
         let r = &s.rollout;
         let us = |sec: f64| (sec * SECOND as f64) as u64;
         let plan = Plan {
@@ -221,7 +237,7 @@ impl<'a> World<'a> {
             bake_us: us(r.bake_s),
             keep_warm_us: us(r.keep_legacy_warm_s),
             min_stage_requests: r.min_requests_per_stage,
-            min_window_requests: c.min_requests,
+            min_window_requests: if sequential { 1 } else { c.min_requests },
             guardrails: s.guardrails.clone(),
             success: s.success.clone(),
         };
@@ -245,7 +261,7 @@ impl<'a> World<'a> {
             }
         }
         let edges = sample.iter().map(|c| decile_edges(c)).collect();
-        let parity = ParityStats::new(features.clone(), legacy.pipeline().output_kinds(), edges, Segments::default());
+        let parity = ParityStats::new(features.clone(), legacy.pipeline().output_kinds(), edges, segments.clone());
         let n = features.len();
         let mut world = World {
             loaded,
@@ -267,6 +283,7 @@ impl<'a> World<'a> {
             controller,
             history: History::new(),
             eval_window: Window::new(n),
+            stage_window: Window::new(n),
             timeline_window: Window::new(n),
             parity,
             queue: BinaryHeap::new(),
@@ -274,7 +291,8 @@ impl<'a> World<'a> {
             arrivals: stream(seed, Stream::Arrivals),
             latency_rng: stream(seed, Stream::Latency),
             error_rng: stream(seed, Stream::Errors),
-            interval_us: us(c.interval_s),
+            interval_us: us(eval_interval_s),
+            segments,
             next_index: 0,
             legacy_row: vec![0.0; n],
             new_row: vec![0.0; n],
@@ -555,7 +573,25 @@ impl<'a> World<'a> {
             shadow,
             shadow_context_mismatch: context_lost,
         };
+        let segs = self.segments.of(&request);
+        self.controller.observe(
+            t,
+            &Observation {
+                answered: !(new_error || new_timeout),
+                flipped: pair.flipped,
+                abs_score_diff: pair.abs_score_diff,
+                mismatches: &self.mismatches,
+                segments: &segs,
+                error: new_error,
+                timeout: new_timeout,
+                new_ms,
+                legacy_ms,
+                shadow,
+                shadow_context_mismatch: context_lost,
+            },
+        );
         self.eval_window.record(&pair, served_new);
+        self.stage_window.record(&pair, served_new);
         self.timeline_window.record(&pair, served_new);
         self.parity.observe(&request, &self.legacy_row, &self.new_row, &self.diffs);
         self.paths.served(&request);
@@ -578,7 +614,7 @@ impl<'a> World<'a> {
 
     fn evaluate(&mut self, t: u64) {
         self.eval_window.staleness_s = self.staleness_s(t).or(Some(f64::INFINITY));
-        let decision = self.controller.evaluate(t, &self.eval_window, &self.features);
+        let decision = self.controller.evaluate(t, &self.eval_window, &self.stage_window, &self.features);
         let fault_start = self.fault_start_us();
         let breached = matches!(decision, Decision::RollBack { .. })
             || matches!(&decision, Decision::Hold { reason } if reason.starts_with("guardrail breached"));
@@ -607,6 +643,7 @@ impl<'a> World<'a> {
             last.2 = Some(t);
         }
         let weight = self.controller.weight_pct();
+        self.stage_window.clear();
         self.stages.push((weight, t, None));
         self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
     }
