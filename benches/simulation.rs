@@ -70,7 +70,6 @@ max_p99_latency_ratio = 1.5
 [expect]
 outcome = "promoted"
 "#;
-    std::env::set_current_dir(root()).expect("repository root");
     let loaded = LoadedScenario::parse(text, "bench.toml", "bench.toml".into(), root()).expect("scenario");
     let requests = cutover_sim::run(&loaded, None, None).expect("runs").summary.requests_total;
     let mut group = c.benchmark_group("simulation");

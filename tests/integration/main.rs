@@ -2,6 +2,7 @@
 
 mod allocation;
 mod audit_cli;
+mod false_rollbacks;
 mod feature_paths;
 mod fixtures;
 mod loader_fuzz;
