@@ -120,11 +120,11 @@ fn default_min_requests() -> u64 {
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Flagger's cumulative failed-check counter.
-    #[default]
     Flagger,
     /// Argo Rollouts' failure limit.
     Argo,
-    /// Anytime-valid sequential tests on every request's paired evidence.
+    /// Anytime-valid sequential tests on every request's paired evidence (the default).
+    #[default]
     Sequential,
 }
 
