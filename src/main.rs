@@ -27,6 +27,8 @@ enum Command {
     Run(simulate::RunArgs),
     /// Run every scenario under the given paths (a CI step: JUnit and an exit code).
     Suite(simulate::SuiteArgs),
+    /// Combine sharded sweeps into the report one run would give.
+    Merge(simulate::MergeArgs),
     /// Write training data for the reference model from the bundled fraud domain.
     Dataset(dataset::Args),
     /// The model registry: artifacts and feature specs pinned by sha256, with lineage.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Run(args) => simulate::run(&args),
         Command::Suite(args) => simulate::suite(&args),
+        Command::Merge(args) => simulate::merge(&args),
         Command::Dataset(args) => dataset::run(&args),
         Command::Registry(args) => registry::run(&args),
         Command::Audit(args) => audit::run(&args),

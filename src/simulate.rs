@@ -45,6 +45,35 @@ pub struct SuiteArgs {
     /// The judge for every scenario (overrides theirs).
     #[arg(long, value_parser = parse_policy)]
     policy: Option<Policy>,
+    /// Run every scenario over this many seeds and write sweep.json into --out.
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// The first seed of a sweep.
+    #[arg(long, default_value_t = 1)]
+    seed_base: u64,
+    /// Run only every N-th seed of the sweep, from the I-th (`I/N`, 0-based).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Folders holding the shards' sweep.json.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where to write the merged sweep.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{s}` is not a shard (expected I/N with 0 <= I < N, for example 0/4)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -79,6 +108,12 @@ pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
         return Err(Failure::BadInput("--jobs: must be at least 1".into()));
+    }
+    if let Some(seeds) = args.seeds {
+        return sweep(args, &files, seeds, jobs);
+    }
+    if args.shard.is_some() {
+        return Err(Failure::BadInput("--shard: splits a sweep, so it needs --seeds".into()));
     }
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -155,4 +190,71 @@ fn verdict(summaries: &[&Summary]) -> Result<(), Failure> {
         eprintln!("cutover: reproduce with: {}", s.reproduce);
     }
     Err(Failure::Unmet(format!("{} of {} scenarios failed their expectations", failed.len(), summaries.len())))
+}
+
+fn sweep(args: &SuiteArgs, files: &[PathBuf], seeds: u64, jobs: usize) -> Result<(), Failure> {
+    if seeds == 0 {
+        return Err(Failure::BadInput("--seeds: must be at least 1".into()));
+    }
+    let out = args
+        .out
+        .as_ref()
+        .ok_or_else(|| Failure::BadInput("--seeds: a sweep writes sweep.json, so it needs --out DIR".into()))?;
+    let result = cutover_sim::sweep::sweep(files, seeds, args.seed_base, args.shard, args.policy, jobs)
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    write_sweep(out, &result)?;
+    print_sweep(&result);
+    let failed: u64 = result.scenarios.iter().map(|s| s.runs - s.passed).sum();
+    if failed > 0 {
+        return Err(Failure::Unmet(format!(
+            "{failed} runs failed their expectations (see {}/sweep.json)",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn merge(args: &MergeArgs) -> Result<(), Failure> {
+    let mut parts = Vec::new();
+    for dir in &args.dirs {
+        let path = dir.join("sweep.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", path.display())))?;
+        let sweep = serde_json::from_str(&text)
+            .map_err(|e| Failure::BadInput(format!("{}:{}:{}: {e}", path.display(), e.line(), e.column())))?;
+        parts.push(sweep);
+    }
+    let merged = cutover_sim::sweep::merge(parts).map_err(Failure::BadInput)?;
+    write_sweep(&args.out, &merged)?;
+    print_sweep(&merged);
+    Ok(())
+}
+
+fn write_sweep(dir: &std::path::Path, sweep: &cutover_sim::sweep::Sweep) -> Result<(), Failure> {
+    let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::write(dir.join("sweep.json"), serde_json::to_string_pretty(sweep).expect("serializes") + "\n").map_err(err)
+}
+
+fn print_sweep(s: &cutover_sim::sweep::Sweep) {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let t = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    println!("policy {}, {} seeds from {}", s.policy, s.seeds, s.seed_base);
+    println!(
+        "{:<40} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8}",
+        "scenario", "runs", "passed", "detect", "false rb", "ttr p50", "ttr p95", "bad p95"
+    );
+    for x in &s.scenarios {
+        println!(
+            "{:<40} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8}",
+            x.scenario,
+            x.runs,
+            x.passed,
+            f(x.detection_rate),
+            f(x.false_rollback_rate),
+            t(x.time_to_rollback_s.p50),
+            t(x.time_to_rollback_s.p95),
+            t(x.bad_decisions_served.p95)
+        );
+    }
 }

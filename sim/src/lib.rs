@@ -17,8 +17,9 @@ pub mod scenario;
 pub mod sequential;
 pub mod streams;
 pub mod suite;
+pub mod sweep;
 pub mod world;
 
 pub use controller::{Controller, Decision, Phase, Plan};
 pub use scenario::{LoadedScenario, ScenarioError};
-pub use world::{run, RunError, RunResult};
+pub use world::{run, run_with, RunError, RunResult};

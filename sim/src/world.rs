@@ -115,7 +115,19 @@ pub fn run(
     seed_override: Option<u64>,
     policy_override: Option<Policy>,
 ) -> Result<RunResult, RunError> {
+    run_with(loaded, seed_override, policy_override, false)
+}
+
+/// Runs a scenario; with `stop_when_settled`, the run ends as soon as its outcome can no
+/// longer change (a rollback is final), as sweeps over many seeds want.
+pub fn run_with(
+    loaded: &LoadedScenario,
+    seed_override: Option<u64>,
+    policy_override: Option<Policy>,
+    stop_when_settled: bool,
+) -> Result<RunResult, RunError> {
     let mut world = World::build(loaded, seed_override, policy_override)?;
+    world.stop_when_settled = stop_when_settled;
     world.run();
     Ok(world.finish())
 }
@@ -166,6 +178,7 @@ struct World<'a> {
     stages: Vec<(f64, u64, Option<u64>)>,
     timeline: Vec<TimelineRow>,
     violations: Vec<String>,
+    stop_when_settled: bool,
 }
 
 impl<'a> World<'a> {
@@ -308,6 +321,7 @@ impl<'a> World<'a> {
             stages: vec![(0.0, 0, None)],
             timeline: Vec::new(),
             violations: Vec::new(),
+            stop_when_settled: false,
         };
         world.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
         Ok(world)
@@ -356,6 +370,9 @@ impl<'a> World<'a> {
                 }
                 Ev::Evaluate => {
                     self.evaluate(t);
+                    if self.stop_when_settled && self.controller.phase() == Phase::RolledBack {
+                        break;
+                    }
                     self.schedule(t + self.interval_us, Ev::Evaluate);
                 }
                 Ev::Timeline => {

@@ -193,3 +193,81 @@ fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/scenario.toml: cannot read"));
 }
+
+#[test]
+fn sharded_sweeps_merge_into_exactly_the_whole_sweep() {
+    let dir = scratch("sweep");
+    let a = short_scenario(&dir, SHORT);
+    let clean = dir.join("clean.toml");
+    std::fs::write(
+        &clean,
+        SHORT
+            .replace("[[faults]]\nkind = \"errors\"\nstart_s = \"400..500\"\nrate = 0.1\n", "")
+            .replace("outcome = \"rolled_back\"", "outcome = \"promoted\"")
+            .replace("name = \"short\"", "name = \"short-clean\""),
+    )
+    .unwrap();
+    let (a, clean) = (a.to_str().unwrap().to_string(), clean.to_str().unwrap().to_string());
+    let sweep = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "suite",
+            a.as_str(),
+            clean.as_str(),
+            "--seeds",
+            "5",
+            "--seed-base",
+            "11",
+            "--policy",
+            "sequential",
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run_in_root(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let whole = dir.join("whole");
+    sweep(&[], &whole);
+    let shards: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("shard{i}"))).collect();
+    for (i, s) in shards.iter().enumerate() {
+        sweep(&["--shard", &format!("{i}/2")], s);
+    }
+    let merged = dir.join("merged");
+    let o = run_in_root(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        shards[1].to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let w = std::fs::read(whole.join("sweep.json")).unwrap();
+    assert_eq!(w, std::fs::read(merged.join("sweep.json")).unwrap(), "merged shards differ from the whole sweep");
+    let v: serde_json::Value = serde_json::from_slice(&w).unwrap();
+    assert_eq!(v["seeds"], 5);
+    assert_eq!(v["seed_base"], 11);
+    let short = v["scenarios"].as_array().unwrap().iter().find(|s| s["scenario"] == "short").unwrap();
+    assert_eq!(short["detection_rate"], 1.0);
+    assert!(short["false_rollback_rate"].is_null());
+    assert!(short["time_to_rollback_s"]["p50"].as_f64().unwrap() <= 10.0);
+    let clean = v["scenarios"].as_array().unwrap().iter().find(|s| s["scenario"] == "short-clean").unwrap();
+    assert_eq!(clean["false_rollback_rate"], 0.0);
+    assert!(clean["detection_rate"].is_null());
+
+    // A shard twice is refused; a bad shard is bad input.
+    let o = run_in_root(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        shards[0].to_str().unwrap(),
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8(o.stderr).unwrap().contains("a seed appears in two shards"));
+    let o =
+        run_in_root(&["suite", a.as_str(), "--seeds", "4", "--shard", "4/4", "--out", dir.join("y").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8(o.stderr).unwrap().contains("`4/4` is not a shard"));
+}

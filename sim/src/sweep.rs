@@ -1,0 +1,238 @@
+//! Sweeps: every scenario over many seeds, the detection and false-rollback rates, and the
+//! distributions of time to rollback and bad decisions (sweep.json in ARCHITECTURE.md).
+//! A sweep can be split into shards (every N-th seed) and the shards merged into exactly
+//! the report one run would give: each shard keeps its per-run records, and the report is
+//! computed from their union in seed order.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{LoadedScenario, Outcome, Policy};
+use crate::world::{run_with, RunError};
+
+/// One run of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Its seed.
+    pub seed: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Whether its expectations held.
+    pub passed: bool,
+    /// Rolled back at or after the earliest fault's start.
+    pub rolled_back_after_fault: bool,
+    /// Seconds from the fault's start to the rollback.
+    pub time_to_rollback_s: Option<f64>,
+    /// Bad decisions served.
+    pub bad_decisions_served: u64,
+}
+
+/// The records of one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRuns {
+    /// Scenario name.
+    pub scenario: String,
+    /// Its file.
+    pub file: String,
+    /// Whether it injects a fault (other than a decommission attempt).
+    pub has_fault: bool,
+    /// The outcome it expects.
+    pub expected_outcome: Outcome,
+    /// One record per seed, by seed.
+    pub runs: Vec<RunRecord>,
+}
+
+/// Median and 95th percentile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+}
+
+/// One scenario's line of sweep.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSweep {
+    /// Scenario name.
+    pub scenario: String,
+    /// The outcome it expects.
+    pub expected_outcome: Outcome,
+    /// Runs.
+    pub runs: u64,
+    /// Runs whose expectations held.
+    pub passed: u64,
+    /// Fault scenarios: share of runs rolled back after the fault started.
+    pub detection_rate: Option<f64>,
+    /// Clean scenarios: share of runs rolled back.
+    pub false_rollback_rate: Option<f64>,
+    /// From the fault's start, over runs that rolled back.
+    pub time_to_rollback_s: Spread,
+    /// Bad decisions served.
+    pub bad_decisions_served: Spread,
+}
+
+/// sweep.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// The judge.
+    pub policy: String,
+    /// Seeds per scenario.
+    pub seeds: u64,
+    /// The first seed.
+    pub seed_base: u64,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioSweep>,
+    /// Which shards this covers, `I/N` each (empty for a whole sweep).
+    pub shards: Vec<String>,
+    /// Every run, for merging shards.
+    pub records: Vec<ScenarioRuns>,
+}
+
+fn spread(mut v: Vec<f64>) -> Spread {
+    if v.is_empty() {
+        return Spread { p50: None, p95: None };
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Spread { p50: Some(q(0.5)), p95: Some(q(0.95)) }
+}
+
+/// Aggregates records into sweep.json's per-scenario lines.
+pub fn summarize(records: &[ScenarioRuns]) -> Vec<ScenarioSweep> {
+    records
+        .iter()
+        .map(|r| {
+            let n = r.runs.len() as u64;
+            let rate = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
+            let rolled: Vec<&RunRecord> = r.runs.iter().filter(|x| x.outcome == Outcome::RolledBack).collect();
+            ScenarioSweep {
+                scenario: r.scenario.clone(),
+                expected_outcome: r.expected_outcome,
+                runs: n,
+                passed: r.runs.iter().filter(|x| x.passed).count() as u64,
+                detection_rate: r.has_fault.then(|| rate(r.runs.iter().filter(|x| x.rolled_back_after_fault).count())),
+                false_rollback_rate: (!r.has_fault).then(|| rate(rolled.len())),
+                time_to_rollback_s: spread(rolled.iter().filter_map(|x| x.time_to_rollback_s).collect()),
+                bad_decisions_served: spread(r.runs.iter().map(|x| x.bad_decisions_served as f64).collect()),
+            }
+        })
+        .collect()
+}
+
+/// Which seeds a shard runs: seeds `base .. base + seeds`, every `n`-th from the `i`-th.
+pub fn shard_seeds(base: u64, seeds: u64, shard: Option<(u64, u64)>) -> Vec<u64> {
+    (0..seeds).filter(|k| shard.is_none_or(|(i, n)| k % n == i)).map(|k| base + k).collect()
+}
+
+/// Runs every scenario over the shard's seeds on `jobs` threads; each run ends as soon as
+/// its outcome can no longer change.
+pub fn sweep(
+    files: &[PathBuf],
+    seeds: u64,
+    seed_base: u64,
+    shard: Option<(u64, u64)>,
+    policy: Option<Policy>,
+    jobs: usize,
+) -> Result<Sweep, RunError> {
+    let loaded: Vec<LoadedScenario> = files.iter().map(|f| LoadedScenario::read(f)).collect::<Result<_, _>>()?;
+    let seed_list = shard_seeds(seed_base, seeds, shard);
+    let work: Vec<(usize, u64)> =
+        (0..loaded.len()).flat_map(|s| seed_list.iter().map(move |&seed| (s, seed))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots = std::sync::Mutex::new(vec![None; work.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(work.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(s, seed)) = work.get(i) else { break };
+                let r = run_with(&loaded[s], Some(seed), policy, true).map(|run| record(seed, &run.summary));
+                slots.lock().expect("no panics while holding it")[i] = Some(r.map_err(|e| e.to_string()));
+            });
+        }
+    });
+    let results = slots.into_inner().expect("threads joined");
+    let mut records: Vec<ScenarioRuns> = loaded
+        .iter()
+        .map(|l| ScenarioRuns {
+            scenario: l.scenario.name.clone(),
+            file: l.path.display().to_string(),
+            has_fault: l.scenario.faults.iter().any(|f| f.get_ref().kind != "decommission_legacy"),
+            expected_outcome: l.scenario.expect.outcome,
+            runs: Vec::new(),
+        })
+        .collect();
+    for (&(s, _), r) in work.iter().zip(results) {
+        let r = r
+            .expect("every run ran")
+            .map_err(|message| RunError::Setup { file: files[s].display().to_string(), message })?;
+        records[s].runs.push(r);
+    }
+    let policy_name = policy.map_or("scenario", Policy::name).to_string();
+    Ok(Sweep {
+        policy: policy_name,
+        seeds,
+        seed_base,
+        scenarios: summarize(&records),
+        shards: shard.map(|(i, n)| vec![format!("{i}/{n}")]).unwrap_or_default(),
+        records,
+    })
+}
+
+fn record(seed: u64, s: &crate::report::Summary) -> RunRecord {
+    let after = match (s.rollback_completed_s, s.fault_start_s) {
+        (Some(r), Some(f)) if r >= f => Some(r - f),
+        _ => None,
+    };
+    RunRecord {
+        seed,
+        outcome: s.outcome,
+        passed: s.passed,
+        rolled_back_after_fault: after.is_some(),
+        time_to_rollback_s: after,
+        bad_decisions_served: s.bad_decisions_served,
+    }
+}
+
+/// Merges shard sweeps into the sweep one run would have given.
+pub fn merge(parts: Vec<Sweep>) -> Result<Sweep, String> {
+    let first = parts.first().ok_or("nothing to merge")?.clone();
+    let mut records: Vec<ScenarioRuns> =
+        first.records.iter().map(|r| ScenarioRuns { runs: Vec::new(), ..r.clone() }).collect();
+    let mut shards = Vec::new();
+    for p in &parts {
+        if (p.policy.as_str(), p.seeds, p.seed_base) != (first.policy.as_str(), first.seeds, first.seed_base) {
+            return Err(format!(
+                "shards disagree: policy {} seeds {} base {} against {} {} {}",
+                p.policy, p.seeds, p.seed_base, first.policy, first.seeds, first.seed_base
+            ));
+        }
+        if p.records.len() != records.len() || p.records.iter().zip(&records).any(|(a, b)| a.scenario != b.scenario) {
+            return Err("shards ran different scenarios".into());
+        }
+        for (into, from) in records.iter_mut().zip(&p.records) {
+            into.runs.extend(from.runs.iter().cloned());
+        }
+        shards.extend(p.shards.iter().cloned());
+    }
+    for r in &mut records {
+        r.runs.sort_by_key(|x| x.seed);
+        if r.runs.windows(2).any(|w| w[0].seed == w[1].seed) {
+            return Err(format!("{}: a seed appears in two shards", r.scenario));
+        }
+    }
+    shards.sort();
+    let whole = shards.is_empty() || {
+        let n: Vec<u64> = shards.iter().filter_map(|s| s.split('/').nth(1)?.parse().ok()).collect();
+        n.first().is_some_and(|&n0| n.iter().all(|&x| x == n0) && shards.len() as u64 == n0)
+    };
+    Ok(Sweep {
+        policy: first.policy,
+        seeds: first.seeds,
+        seed_base: first.seed_base,
+        scenarios: summarize(&records),
+        shards: if whole { Vec::new() } else { shards },
+        records,
+    })
+}
