@@ -49,6 +49,8 @@ pub struct RateTest {
     grid: Vec<(f64, f64)>,
     /// Per alternative, the CUSUM statistic (log scale, >= 0).
     cusum: Vec<f64>,
+    /// Every CUSUM is at 0.
+    idle: bool,
     /// Observations so far.
     pub n: u64,
     /// Successes (failures of the new stack, mismatches, exceedances).
@@ -67,16 +69,24 @@ impl RateTest {
             p1 *= 2.0;
         }
         let cusum = vec![0.0; grid.len()];
-        RateTest { p0, grid, cusum, n: 0, k: 0 }
+        RateTest { p0, grid, cusum, idle: true, n: 0, k: 0 }
     }
 
     /// Adds one observation.
     pub fn add(&mut self, success: bool) {
         self.n += 1;
         self.k += u64::from(success);
+        // Every CUSUM at 0 stays at 0 on a non-event (each step is negative): the usual
+        // clean request costs nothing more.
+        if !success && self.idle {
+            return;
+        }
+        let mut idle = true;
         for (c, (a, b)) in self.cusum.iter_mut().zip(&self.grid) {
             *c = (*c + if success { *a } else { *b }).max(0.0);
+            idle &= *c == 0.0;
         }
+        self.idle = idle;
     }
 
     /// The largest CUSUM over the grid (log scale).
@@ -107,6 +117,7 @@ pub struct MeanTest {
     mu0: f64,
     lambdas: Vec<f64>,
     cusum: Vec<f64>,
+    idle: bool,
     /// Observations.
     pub n: u64,
     /// Their sum.
@@ -119,7 +130,7 @@ impl MeanTest {
         let mu0 = mu0.clamp(1e-9, 1.0 - 1e-9);
         let lambdas: Vec<f64> = (0..GRID).map(|i| 0.5 / mu0 / 2f64.powi(i as i32)).collect();
         let cusum = vec![0.0; lambdas.len()];
-        MeanTest { mu0, lambdas, cusum, n: 0, sum: 0.0 }
+        MeanTest { mu0, lambdas, cusum, idle: true, n: 0, sum: 0.0 }
     }
 
     /// Adds one observation (clamped to [0, 1]).
@@ -127,9 +138,16 @@ impl MeanTest {
         let x = x.clamp(0.0, 1.0);
         self.n += 1;
         self.sum += x;
+        // A bet on a value at or below mu0 loses: from 0 every CUSUM stays at 0.
+        if x <= self.mu0 && self.idle {
+            return;
+        }
+        let mut idle = true;
         for (c, l) in self.cusum.iter_mut().zip(&self.lambdas) {
             *c = (*c + (1.0 + l * (x - self.mu0)).ln()).max(0.0);
+            idle &= *c == 0.0;
         }
+        self.idle = idle;
     }
 
     /// The largest CUSUM over the bets (log scale).
