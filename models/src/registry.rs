@@ -244,12 +244,32 @@ fn parse_id(id: &str) -> Result<(&str, u32), RegistryError> {
 
 fn read_manifest(path: &Path) -> Result<Entry, RegistryError> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| RegistryError::Manifest {
+    let entry: Entry = serde_json::from_str(&text).map_err(|e| RegistryError::Manifest {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
         message: e.to_string().split(" at line ").next().unwrap_or("invalid").to_string(),
-    })
+    })?;
+    let hashes = [
+        ("sha256", Some(&entry.sha256)),
+        ("feature_spec_sha256", Some(&entry.feature_spec_sha256)),
+        ("training_data_sha256", entry.training_data_sha256.as_ref()),
+    ];
+    for (field, hash) in hashes {
+        if let Some(h) = hash {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                let key = format!("\"{field}\"");
+                let (line, column) = text.find(&key).map_or((0, 0), |i| crate::error::line_column(&text, i));
+                return Err(RegistryError::Manifest {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("field `{field}`: \"{h}\" is not a lower-case hex sha256"),
+                });
+            }
+        }
+    }
+    Ok(entry)
 }
 
 fn io(path: &Path, e: std::io::Error) -> RegistryError {

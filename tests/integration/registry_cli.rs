@@ -117,3 +117,22 @@ fn a_stack_refuses_to_start_on_a_wrong_artifact_and_says_which_hash() {
         .to_string();
     assert!(e.contains("fraud-xgb/1: feature spec sha256 differs"), "{e}");
 }
+
+#[test]
+fn a_manifest_with_a_malformed_hash_is_refused_not_a_crash() {
+    let dir = scratch("hash");
+    std::fs::create_dir_all(dir.join("m")).unwrap();
+    let good = std::fs::read_to_string(domain("registry/fraud-xgb/1.json")).unwrap();
+    let pinned = pinned_model();
+    std::fs::write(dir.join("m/1.json"), good.replace(&pinned, "abc").replace("fraud-xgb", "m")).unwrap();
+    for cmd in ["list", "show"] {
+        let mut args = vec!["registry", "--registry", dir.to_str().unwrap(), cmd];
+        if cmd == "show" {
+            args.push("m/1");
+        }
+        let out = cutover(&args);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert!(e.contains("field `sha256`: \"abc\" is not a lower-case hex sha256"), "{e}");
+    }
+}
