@@ -166,41 +166,41 @@ fn compare(name: &str, l: &FeatureDef, n: &FeatureDef, out: &mut Vec<SpecDiffere
         )),
         _ => {}
     }
-    if l.unknown != n.unknown {
-        out.push(diff(
-            name,
+    // The scalar aspects: (aspect, differs, legacy, new, effect).
+    let scalars = [
+        (
             "unknown",
-            &describe_unknown(l.unknown),
-            &describe_unknown(n.unknown),
+            l.unknown != n.unknown,
+            describe_unknown(l.unknown),
+            describe_unknown(n.unknown),
             "unseen categories are encoded differently",
-        ));
-    }
-    if l.case_sensitive != n.case_sensitive && l.vocabulary.is_some() {
-        out.push(diff(
-            name,
+        ),
+        (
             "case_sensitive",
-            &l.case_sensitive.to_string(),
-            &n.case_sensitive.to_string(),
+            l.case_sensitive != n.case_sensitive && l.vocabulary.is_some(),
+            l.case_sensitive.to_string(),
+            n.case_sensitive.to_string(),
             "values differing only in case match on one side only",
-        ));
-    }
-    if l.missing != n.missing {
-        out.push(diff(
-            name,
+        ),
+        (
             "missing",
-            &describe_missing(l.missing),
-            &describe_missing(n.missing),
+            l.missing != n.missing,
+            describe_missing(l.missing),
+            describe_missing(n.missing),
             "missing values reach the model differently",
-        ));
-    }
-    if l.output != n.output {
-        out.push(diff(
-            name,
+        ),
+        (
             "output",
-            &l.output.to_string(),
-            &n.output.to_string(),
+            l.output != n.output,
+            l.output.to_string(),
+            n.output.to_string(),
             "the model reads it on one side only",
-        ));
+        ),
+    ];
+    for (aspect, differs, legacy, new, effect) in scalars {
+        if differs {
+            out.push(diff(name, aspect, &legacy, &new, effect));
+        }
     }
 }
 
