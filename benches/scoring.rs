@@ -88,6 +88,12 @@ fn fraud_model(c: &mut Criterion) {
             black_box(model.predict_one(black_box(&rows[i * width..(i + 1) * width])))
         })
     });
+    // The same rows in one batch: what the simulator gets when it scores requests in blocks.
+    let mut out = vec![0.0f32; n];
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("batch", |b| {
+        b.iter(|| model.score_batch(black_box(&rows[..n * width]), Output::Prediction, &mut out))
+    });
     g.finish();
 }
 

@@ -42,9 +42,11 @@ pub struct SuiteArgs {
     /// Seed for every scenario (overrides theirs).
     #[arg(long)]
     seed: Option<u64>,
-    /// The judge for every scenario (overrides theirs).
-    #[arg(long, value_parser = parse_policy)]
-    policy: Option<Policy>,
+    /// The judge for every scenario (overrides theirs). A sweep takes several, comma
+    /// separated (`sequential,flagger,argo`): they share each seed's world while they agree,
+    /// and each writes DIR/<policy>/sweep.json beside DIR/comparison.md.
+    #[arg(long, value_parser = parse_policy, value_delimiter = ',')]
+    policy: Vec<Policy>,
     /// Run every scenario over this many seeds and write sweep.json into --out.
     #[arg(long)]
     seeds: Option<u64>,
@@ -109,12 +111,21 @@ pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
     if jobs == 0 {
         return Err(Failure::BadInput("--jobs: must be at least 1".into()));
     }
+    for (k, p) in args.policy.iter().enumerate() {
+        if args.policy[..k].contains(p) {
+            return Err(Failure::BadInput(format!("--policy: `{}` is given twice", p.name())));
+        }
+    }
     if let Some(seeds) = args.seeds {
         return sweep(args, &files, seeds, jobs);
     }
     if args.shard.is_some() {
         return Err(Failure::BadInput("--shard: splits a sweep, so it needs --seeds".into()));
     }
+    if args.policy.len() > 1 {
+        return Err(Failure::BadInput("--policy: several judges side by side need a sweep (--seeds N)".into()));
+    }
+    let policy = args.policy.first().copied();
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(files.len() as u64);
         bar.set_style(
@@ -126,7 +137,7 @@ pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let results = suite::run_all(&files, jobs, args.seed, args.policy, &|file| {
+    let results = suite::run_all(&files, jobs, args.seed, policy, &|file| {
         bar.set_message(file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         bar.inc(1);
     });
@@ -200,16 +211,36 @@ fn sweep(args: &SuiteArgs, files: &[PathBuf], seeds: u64, jobs: usize) -> Result
         .out
         .as_ref()
         .ok_or_else(|| Failure::BadInput("--seeds: a sweep writes sweep.json, so it needs --out DIR".into()))?;
-    let result = cutover_sim::sweep::sweep(files, seeds, args.seed_base, args.shard, args.policy, jobs)
+    let sweeps = cutover_sim::sweep::sweep(files, seeds, args.seed_base, args.shard, &args.policy, jobs)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
-    write_sweep(out, &result)?;
-    print_sweep(&result);
-    let failed: u64 = result.scenarios.iter().map(|s| s.runs - s.passed).sum();
-    if failed > 0 {
-        return Err(Failure::Unmet(format!(
-            "{failed} runs failed their expectations (see {}/sweep.json)",
-            out.display()
-        )));
+    let mut failed = Vec::new();
+    if let [one] = sweeps.as_slice() {
+        write_sweep(out, one)?;
+        print_sweep(one);
+        failed.push((one, out.join("sweep.json")));
+    } else {
+        for s in &sweeps {
+            let dir = out.join(&s.policy);
+            write_sweep(&dir, s)?;
+            print_sweep(s);
+            println!();
+            failed.push((s, dir.join("sweep.json")));
+        }
+        let table = cutover_sim::sweep::comparison(&sweeps);
+        let path = out.join("comparison.md");
+        std::fs::write(&path, &table)
+            .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
+        print!("{table}");
+    }
+    let failed: Vec<String> = failed
+        .into_iter()
+        .filter_map(|(s, path)| {
+            let n: u64 = s.scenarios.iter().map(|x| x.runs - x.passed).sum();
+            (n > 0).then(|| format!("{n} runs under {} ({})", s.policy, path.display()))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(Failure::Unmet(format!("runs failed their expectations: {}", failed.join(", "))));
     }
     Ok(())
 }

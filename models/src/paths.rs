@@ -19,6 +19,22 @@ pub struct DualPath {
     diffs: Vec<FeatureDiff>,
 }
 
+impl Clone for DualPath {
+    fn clone(&self) -> DualPath {
+        DualPath {
+            legacy: self.legacy.clone(),
+            legacy_table: self.legacy_table.clone(),
+            new: self.new.clone(),
+            store: self.store.clone_box(),
+            log: self.log.clone(),
+            kinds: self.kinds.clone(),
+            legacy_values: self.legacy_values.clone(),
+            new_values: self.new_values.clone(),
+            diffs: self.diffs.clone(),
+        }
+    }
+}
+
 /// One request's rows on both paths and their diff.
 #[derive(Debug, Clone, Copy)]
 pub struct PathRows<'a> {

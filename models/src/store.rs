@@ -77,6 +77,8 @@ pub trait OnlineStore: Send {
     fn freshness_lag_ms(&self, now_ms: i64) -> Option<i64> {
         self.as_of_ms().map(|t| now_ms - t)
     }
+    /// A copy in its current state (the simulator forks a world when its judges diverge).
+    fn clone_box(&self) -> Box<dyn OnlineStore>;
 }
 
 /// When a materializer runs.
@@ -143,6 +145,10 @@ impl Materializer {
 }
 
 impl OnlineStore for Materializer {
+    fn clone_box(&self) -> Box<dyn OnlineStore> {
+        Box::new(self.clone())
+    }
+
     fn get(&self, customer_id: u64) -> Option<&Aggregates> {
         self.table.get(&customer_id)
     }

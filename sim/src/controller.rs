@@ -101,6 +101,22 @@ pub struct Controller {
     last_breach: Option<Trigger>,
 }
 
+impl Clone for Controller {
+    fn clone(&self) -> Controller {
+        Controller {
+            plan: self.plan.clone(),
+            guardrails: self.guardrails.clone(),
+            judge: self.judge.clone_box(),
+            phase: self.phase,
+            entered_us: self.entered_us,
+            stage_requests: self.stage_requests,
+            promoted_us: self.promoted_us,
+            retirement_allowed: self.retirement_allowed,
+            last_breach: self.last_breach.clone(),
+        }
+    }
+}
+
 impl Controller {
     /// A controller at the start of shadow; refuses a plan without a rollback trigger.
     pub fn new(plan: Plan, judge: Box<dyn Judge>) -> Result<Controller, PlanError> {

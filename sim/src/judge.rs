@@ -67,6 +67,8 @@ pub trait Judge: Send {
     fn observe(&mut self, _now_us: u64, _o: &crate::sequential::Observation<'_>) {}
     /// The rollout entered a new stage.
     fn restart_stage(&mut self, _now_us: u64) {}
+    /// A copy in its current state (a world forks when its judges diverge).
+    fn clone_box(&self) -> Box<dyn Judge>;
     /// Judges one window against the guardrails (name, limit).
     fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict;
 }
@@ -119,6 +121,10 @@ impl Flagger {
 }
 
 impl Judge for Flagger {
+    fn clone_box(&self) -> Box<dyn Judge> {
+        Box::new(self.clone())
+    }
+
     fn name(&self) -> &'static str {
         "flagger"
     }
@@ -155,6 +161,10 @@ impl Argo {
 }
 
 impl Judge for Argo {
+    fn clone_box(&self) -> Box<dyn Judge> {
+        Box::new(self.clone())
+    }
+
     fn name(&self) -> &'static str {
         "argo"
     }

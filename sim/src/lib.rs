@@ -22,4 +22,4 @@ pub mod world;
 
 pub use controller::{Controller, Decision, Phase, Plan};
 pub use scenario::{LoadedScenario, ScenarioError};
-pub use world::{run, run_with, RunError, RunResult};
+pub use world::{run, run_policies, Mode, RunError, RunResult};

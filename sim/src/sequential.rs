@@ -349,6 +349,10 @@ impl Sequential {
 }
 
 impl Judge for Sequential {
+    fn clone_box(&self) -> Box<dyn Judge> {
+        Box::new(self.clone())
+    }
+
     fn name(&self) -> &'static str {
         "sequential"
     }

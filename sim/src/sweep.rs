@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::{LoadedScenario, Outcome, Policy};
-use crate::world::{run_with, RunError};
+use crate::world::{run_policies, Mode, RunError};
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,20 +126,23 @@ pub fn shard_seeds(base: u64, seeds: u64, shard: Option<(u64, u64)>) -> Vec<u64>
     (0..seeds).filter(|k| shard.is_none_or(|(i, n)| k % n == i)).map(|k| base + k).collect()
 }
 
-/// Runs every scenario over the shard's seeds on `jobs` threads; each run ends as soon as
-/// its outcome can no longer change.
+/// Runs every scenario over the shard's seeds on `jobs` threads, under each of `policies`
+/// (none: each scenario's own judge), one sweep per policy in their order. The judges of
+/// one seed share a world while they agree (see [`run_policies`]), and each run ends as soon
+/// as its outcome can no longer change.
 pub fn sweep(
     files: &[PathBuf],
     seeds: u64,
     seed_base: u64,
     shard: Option<(u64, u64)>,
-    policy: Option<Policy>,
+    policies: &[Policy],
     jobs: usize,
-) -> Result<Sweep, RunError> {
+) -> Result<Vec<Sweep>, RunError> {
     let loaded: Vec<LoadedScenario> = files.iter().map(|f| LoadedScenario::read(f)).collect::<Result<_, _>>()?;
     let seed_list = shard_seeds(seed_base, seeds, shard);
     let work: Vec<(usize, u64)> =
         (0..loaded.len()).flat_map(|s| seed_list.iter().map(move |&seed| (s, seed))).collect();
+    let lanes = policies.len().max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots = std::sync::Mutex::new(vec![None; work.len()]);
     std::thread::scope(|scope| {
@@ -147,13 +150,16 @@ pub fn sweep(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(s, seed)) = work.get(i) else { break };
-                let r = run_with(&loaded[s], Some(seed), policy, true).map(|run| record(seed, &run.summary));
+                let own = [loaded[s].scenario.controller.policy];
+                let judges = if policies.is_empty() { &own[..] } else { policies };
+                let r = run_policies(&loaded[s], Some(seed), judges, Mode::Sweep)
+                    .map(|runs| runs.iter().map(|run| record(seed, &run.summary)).collect::<Vec<_>>());
                 slots.lock().expect("no panics while holding it")[i] = Some(r.map_err(|e| e.to_string()));
             });
         }
     });
     let results = slots.into_inner().expect("threads joined");
-    let mut records: Vec<ScenarioRuns> = loaded
+    let empty: Vec<ScenarioRuns> = loaded
         .iter()
         .map(|l| ScenarioRuns {
             scenario: l.scenario.name.clone(),
@@ -163,21 +169,27 @@ pub fn sweep(
             runs: Vec::new(),
         })
         .collect();
+    let mut records = vec![empty; lanes];
     for (&(s, _), r) in work.iter().zip(results) {
-        let r = r
+        let runs = r
             .expect("every run ran")
             .map_err(|message| RunError::Setup { file: files[s].display().to_string(), message })?;
-        records[s].runs.push(r);
+        for (lane, run) in runs.into_iter().enumerate() {
+            records[lane][s].runs.push(run);
+        }
     }
-    let policy_name = policy.map_or("scenario", Policy::name).to_string();
-    Ok(Sweep {
-        policy: policy_name,
-        seeds,
-        seed_base,
-        scenarios: summarize(&records),
-        shards: shard.map(|(i, n)| vec![format!("{i}/{n}")]).unwrap_or_default(),
-        records,
-    })
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(lane, records)| Sweep {
+            policy: policies.get(lane).map_or("scenario", |p| p.name()).to_string(),
+            seeds,
+            seed_base,
+            scenarios: summarize(&records),
+            shards: shard.map(|(i, n)| vec![format!("{i}/{n}")]).unwrap_or_default(),
+            records,
+        })
+        .collect())
 }
 
 fn record(seed: u64, s: &crate::report::Summary) -> RunRecord {
@@ -235,4 +247,59 @@ pub fn merge(parts: Vec<Sweep>) -> Result<Sweep, String> {
         shards: if whole { Vec::new() } else { shards },
         records,
     })
+}
+
+/// Several judges' sweeps of the same scenarios side by side, as a Markdown table: per
+/// fault scenario the detection rate and the median and 95th percentile of the time from
+/// the fault's start to the rollback, per clean scenario the false rollback rate; with both
+/// `sequential` and `flagger`, how many times faster the sequential judge's median is.
+pub fn comparison(sweeps: &[Sweep]) -> String {
+    use std::fmt::Write as _;
+    let find = |name: &str| sweeps.iter().position(|s| s.policy == name);
+    let speedup = find("sequential").zip(find("flagger"));
+    let mut out = String::from("| scenario |");
+    for s in sweeps {
+        write!(out, " {} |", s.policy).expect("writes to a string");
+    }
+    if speedup.is_some() {
+        out.push_str(" flagger p50 / sequential p50 |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(sweeps.len() + usize::from(speedup.is_some())));
+    out.push('\n');
+    let Some(first) = sweeps.first() else { return out };
+    let secs = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} s"));
+    for (k, line) in first.scenarios.iter().enumerate() {
+        write!(out, "| {} |", line.scenario).expect("writes to a string");
+        for s in sweeps {
+            let x = &s.scenarios[k];
+            let cell = match (x.detection_rate, x.false_rollback_rate) {
+                (Some(d), _) => format!(
+                    "{:.1} % · {} · {}",
+                    100.0 * d,
+                    secs(x.time_to_rollback_s.p50),
+                    secs(x.time_to_rollback_s.p95)
+                ),
+                (None, Some(f)) => format!("{:.2} % false ({} of {})", 100.0 * f, (f * x.runs as f64).round(), x.runs),
+                (None, None) => "-".into(),
+            };
+            write!(out, " {cell} |").expect("writes to a string");
+        }
+        if let Some((seq, flagger)) = speedup {
+            let ratio = match (
+                sweeps[flagger].scenarios[k].time_to_rollback_s.p50,
+                sweeps[seq].scenarios[k].time_to_rollback_s.p50,
+            ) {
+                (Some(f), Some(s)) if s > 0.0 && line.detection_rate.is_some() => format!("{:.1}x", f / s),
+                _ => "-".into(),
+            };
+            write!(out, " {ratio} |").expect("writes to a string");
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "\nFault scenarios: detection rate · median · 95th percentile of the time from the fault's start to the \
+         rollback. Clean scenarios: the false rollback rate.\n",
+    );
+    out
 }

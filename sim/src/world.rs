@@ -63,11 +63,14 @@ pub struct RunResult {
 const TIMELINE_US: u64 = 60 * SECOND;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Events at the same microsecond run in this order (then in the order they were
+/// scheduled), so a lane's evaluations fall between the same requests whichever other
+/// lanes share its world.
 enum Ev {
     FaultStart(usize),
     FaultEnd(usize),
     Arrival,
-    Evaluate,
+    Evaluate(usize),
     Timeline,
 }
 
@@ -79,6 +82,7 @@ enum NewModel {
     Drift,
 }
 
+#[derive(Clone)]
 struct Stack {
     mu: f64,
     sigma: f64,
@@ -109,31 +113,104 @@ impl Stack {
     }
 }
 
+/// What a run computes and how long it goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything (`run`, `suite`): the history and its hash, the timeline, parity; the run
+    /// goes on to the scenario's end.
+    Full,
+    /// What a sweep's record reads (outcome, detection and rollback times, bad decisions,
+    /// user failures, invariants) and nothing else: no history, timeline or parity; a request
+    /// whose two rows are bit-identical on a shared artifact is not scored (both answers are
+    /// equal whatever the score, so nothing the record reads can depend on it); and the run
+    /// ends as soon as its outcome can no longer change (a rollback is final).
+    Sweep,
+}
+
 /// Runs a scenario with an optional seed override.
 pub fn run(
     loaded: &LoadedScenario,
     seed_override: Option<u64>,
     policy_override: Option<Policy>,
 ) -> Result<RunResult, RunError> {
-    run_with(loaded, seed_override, policy_override, false)
+    let policy = policy_override.unwrap_or(loaded.scenario.controller.policy);
+    let mut results = run_policies(loaded, seed_override, &[policy], Mode::Full)?;
+    Ok(results.pop().expect("one policy, one result"))
 }
 
-/// Runs a scenario; with `stop_when_settled`, the run ends as soon as its outcome can no
-/// longer change (a rollback is final), as sweeps over many seeds want.
-pub fn run_with(
+/// Runs a scenario under several judges at once, one result per policy in their order, each
+/// the same as a run under that policy alone. The judges share one world (traffic, feature
+/// paths, store, models, random streams) for as long as their decisions route traffic the
+/// same way; when a decision diverges, the world forks and each side goes on with the
+/// judges that agree. A clean rollout usually never forks, so three judges cost about one.
+pub fn run_policies(
     loaded: &LoadedScenario,
     seed_override: Option<u64>,
-    policy_override: Option<Policy>,
-    stop_when_settled: bool,
-) -> Result<RunResult, RunError> {
-    let mut world = World::build(loaded, seed_override, policy_override)?;
-    world.stop_when_settled = stop_when_settled;
-    world.run();
-    Ok(world.finish())
+    policies: &[Policy],
+    mode: Mode,
+) -> Result<Vec<RunResult>, RunError> {
+    let world = World::build(loaded, seed_override, policies, mode)?;
+    let mut results: Vec<Option<RunResult>> = policies.iter().map(|_| None).collect();
+    let mut pending = vec![world];
+    let mut done = Vec::new();
+    while let Some(mut world) = pending.pop() {
+        world.run(&mut pending, &mut done);
+        for lane in std::mem::take(&mut world.lanes) {
+            done.push((lane.id, world.finish_lane(lane)));
+        }
+    }
+    for (id, result) in done {
+        results[id] = Some(result);
+    }
+    Ok(results.into_iter().map(|r| r.expect("every judge's run finishes")).collect())
 }
 
+/// One judge's rollout in a world: its controller, windows, history and outcomes.
+#[derive(Clone)]
+struct Lane {
+    /// Its index in the policies asked for.
+    id: usize,
+    controller: Controller,
+    history: History,
+    interval_us: u64,
+    eval_window: Window,
+    stage_window: Window,
+    detected_us: Option<u64>,
+    rollback_us: Option<u64>,
+    trigger: Option<Trigger>,
+    stages: Vec<(f64, u64, Option<u64>)>,
+    timeline: Vec<TimelineRow>,
+    violations: Vec<String>,
+}
+
+impl Lane {
+    /// What the world reads of the controller: lanes that agree on it see the same traffic.
+    fn routing(&self) -> (u64, Phase) {
+        (self.controller.weight_pct().to_bits(), self.controller.phase())
+    }
+
+    fn violation(&mut self, t: u64, invariant: &str, detail: String) {
+        if self.violations.len() < 20 {
+            self.violations.push(format!("{invariant}: {detail} (t={:.1} s)", t as f64 / 1e6));
+        }
+        self.history.push(Event::Violation { t_s: t as f64 / 1e6, invariant: invariant.into(), detail });
+    }
+
+    fn enter_stage(&mut self, t: u64) {
+        if let Some(last) = self.stages.last_mut() {
+            last.2 = Some(t);
+        }
+        let weight = self.controller.weight_pct();
+        self.stage_window.clear();
+        self.stages.push((weight, t, None));
+        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
+    }
+}
+
+#[derive(Clone)]
 struct World<'a> {
     loaded: &'a LoadedScenario,
+    mode: Mode,
     seed: u64,
     duration_us: u64,
     rate_rps: f64,
@@ -143,49 +220,39 @@ struct World<'a> {
     legacy_model: Arc<Model>,
     new_model: Arc<Model>,
     alternates: Vec<Arc<Model>>,
-    drift: Option<Box<dyn Scorer>>,
+    drift: Option<Arc<dyn Scorer>>,
     features: Vec<String>,
     threshold: f32,
     legacy: Stack,
     new: Stack,
     user_budget_ms: f64,
     faults: Vec<Fault>,
-    controller: Controller,
-    history: History,
-    eval_window: Window,
-    stage_window: Window,
+    lanes: Vec<Lane>,
     timeline_window: Window,
     parity: ParityStats,
-    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    queue: BinaryHeap<Reverse<(u64, Ev, u64)>>,
     seq: u64,
     arrivals: ChaCha8Rng,
     latency_rng: ChaCha8Rng,
     error_rng: ChaCha8Rng,
-    interval_us: u64,
     segments: Segments,
     next_index: u64,
     legacy_row: Vec<f32>,
     new_row: Vec<f32>,
     mismatches: Vec<bool>,
     diffs: Vec<FeatureDiff>,
-    // Outcomes.
+    // Outcomes, the same for every lane of the world.
     requests_total: u64,
     requests_failed: u64,
     bad_decisions: u64,
-    detected_us: Option<u64>,
-    rollback_us: Option<u64>,
-    trigger: Option<Trigger>,
-    stages: Vec<(f64, u64, Option<u64>)>,
-    timeline: Vec<TimelineRow>,
-    violations: Vec<String>,
-    stop_when_settled: bool,
 }
 
 impl<'a> World<'a> {
     fn build(
         loaded: &'a LoadedScenario,
         seed_override: Option<u64>,
-        policy_override: Option<Policy>,
+        policies: &[Policy],
+        mode: Mode,
     ) -> Result<World<'a>, RunError> {
         let s = &loaded.scenario;
         let file = loaded.path.display().to_string();
@@ -218,43 +285,64 @@ impl<'a> World<'a> {
         } else {
             Arc::new(new.model().clone())
         };
-        let drift = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
-            Some(scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?)
+        let drift: Option<Arc<dyn Scorer>> = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
+            let boxed =
+                scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?;
+            Some(Arc::from(boxed))
         } else {
             None
         };
-        let c = &s.controller;
-        let policy = policy_override.unwrap_or(c.policy);
         let segments = Segments::default();
-        let judge: Box<dyn Judge> = match policy {
-            Policy::Flagger => Box::new(Flagger::new(c.threshold)),
-            Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
-            Policy::Sequential => Box::new(Sequential::new(
-                &s.guardrails.set(),
-                features.len(),
-                segments.names().to_vec(),
-                c.false_rollback_budget,
-                c.min_evidence,
-                // The horizon: twice the expected requests of the whole scenario.
-                (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
-            )),
-        };
-        // The sequential tests look every few seconds and need no minimum window.
-        let sequential = policy == Policy::Sequential;
-        let eval_interval_s = if sequential { c.check_interval_s } else { c.interval_s };
-        let r = &s.rollout;
         let us = |sec: f64| (sec * SECOND as f64) as u64;
-        let plan = Plan {
-            shadow_us: us(r.shadow_s),
-            stages_pct: r.stages_pct.clone(),
-            bake_us: us(r.bake_s),
-            keep_warm_us: us(r.keep_legacy_warm_s),
-            min_stage_requests: r.min_requests_per_stage,
-            min_window_requests: if sequential { 1 } else { c.min_requests },
-            guardrails: s.guardrails.clone(),
-            success: s.success.clone(),
-        };
-        let controller = Controller::new(plan, judge).map_err(|e| setup(e.to_string()))?;
+        let n = features.len();
+        let history = || if mode == Mode::Full { History::new() } else { History::discarded() };
+        let mut lanes = Vec::new();
+        for (id, &policy) in policies.iter().enumerate() {
+            let c = &s.controller;
+            let judge: Box<dyn Judge> = match policy {
+                Policy::Flagger => Box::new(Flagger::new(c.threshold)),
+                Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
+                Policy::Sequential => Box::new(Sequential::new(
+                    &s.guardrails.set(),
+                    features.len(),
+                    segments.names().to_vec(),
+                    c.false_rollback_budget,
+                    c.min_evidence,
+                    // The horizon: twice the expected requests of the whole scenario.
+                    (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
+                )),
+            };
+            // The sequential tests look every few seconds and need no minimum window.
+            let sequential = policy == Policy::Sequential;
+            let r = &s.rollout;
+            let plan = Plan {
+                shadow_us: us(r.shadow_s),
+                stages_pct: r.stages_pct.clone(),
+                bake_us: us(r.bake_s),
+                keep_warm_us: us(r.keep_legacy_warm_s),
+                min_stage_requests: r.min_requests_per_stage,
+                min_window_requests: if sequential { 1 } else { c.min_requests },
+                guardrails: s.guardrails.clone(),
+                success: s.success.clone(),
+            };
+            let controller = Controller::new(plan, judge).map_err(|e| setup(e.to_string()))?;
+            let mut lane = Lane {
+                id,
+                controller,
+                history: history(),
+                interval_us: us(if sequential { c.check_interval_s } else { c.interval_s }),
+                eval_window: Window::new(n),
+                stage_window: Window::new(n),
+                detected_us: None,
+                rollback_us: None,
+                trigger: None,
+                stages: vec![(0.0, 0, None)],
+                timeline: Vec::new(),
+                violations: Vec::new(),
+            };
+            lane.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
+            lanes.push(lane);
+        }
         let generator = Generator::with_config(
             seed,
             GeneratorConfig {
@@ -275,9 +363,9 @@ impl<'a> World<'a> {
         }
         let edges = sample.iter().map(|c| decile_edges(c)).collect();
         let parity = ParityStats::new(features.clone(), legacy.pipeline().output_kinds(), edges, segments.clone());
-        let n = features.len();
         let mut world = World {
             loaded,
+            mode,
             seed,
             duration_us: us(s.traffic.duration_s),
             rate_rps: s.traffic.rate_rps,
@@ -293,10 +381,7 @@ impl<'a> World<'a> {
             new: Stack::new(&s.stacks.new),
             user_budget_ms: s.stacks.user_budget_ms,
             faults,
-            controller,
-            history: History::new(),
-            eval_window: Window::new(n),
-            stage_window: Window::new(n),
+            lanes,
             timeline_window: Window::new(n),
             parity,
             queue: BinaryHeap::new(),
@@ -304,7 +389,6 @@ impl<'a> World<'a> {
             arrivals: stream(seed, Stream::Arrivals),
             latency_rng: stream(seed, Stream::Latency),
             error_rng: stream(seed, Stream::Errors),
-            interval_us: us(eval_interval_s),
             segments,
             next_index: 0,
             legacy_row: vec![0.0; n],
@@ -315,21 +399,14 @@ impl<'a> World<'a> {
             requests_total: 0,
             requests_failed: 0,
             bad_decisions: 0,
-            detected_us: None,
-            rollback_us: None,
-            trigger: None,
-            stages: vec![(0.0, 0, None)],
-            timeline: Vec::new(),
-            violations: Vec::new(),
-            stop_when_settled: false,
         };
-        world.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
+        world.start();
         Ok(world)
     }
 
     fn schedule(&mut self, t: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse((t, self.seq, ev)));
+        self.queue.push(Reverse((t, ev, self.seq)));
     }
 
     fn max_rate(&self) -> f64 {
@@ -342,7 +419,7 @@ impl<'a> World<'a> {
         now + (exponential(&mut self.arrivals, mean_gap_s) * SECOND as f64).max(1.0) as u64
     }
 
-    fn run(&mut self) {
+    fn start(&mut self) {
         for k in 0..self.faults.len() {
             let (start, end) = (self.faults[k].start_us, self.faults[k].end_us);
             if start < self.duration_us {
@@ -354,35 +431,104 @@ impl<'a> World<'a> {
         }
         let first = self.next_arrival(0);
         self.schedule(first, Ev::Arrival);
-        self.schedule(self.interval_us, Ev::Evaluate);
-        self.schedule(TIMELINE_US, Ev::Timeline);
-        while let Some(Reverse((t, _, ev))) = self.queue.pop() {
+        for k in 0..self.lanes.len() {
+            let (interval, id) = (self.lanes[k].interval_us, self.lanes[k].id);
+            self.schedule(interval, Ev::Evaluate(id));
+        }
+        if self.mode == Mode::Full {
+            self.schedule(TIMELINE_US, Ev::Timeline);
+        }
+    }
+
+    /// Runs until the end, or until no lane is left; lanes that diverge go on in forks
+    /// pushed to `forks`, lanes whose outcome is final (sweeps) land in `done`.
+    fn run(&mut self, forks: &mut Vec<World<'a>>, done: &mut Vec<(usize, RunResult)>) {
+        while let Some(Reverse((t, ev, seq))) = self.queue.pop() {
             if t > self.duration_us {
                 break;
             }
             match ev {
                 Ev::Arrival => {
+                    // Requests are the only events that read the routing lanes share.
+                    self.split(forks, (t, ev, seq));
                     if self.accept(t) {
                         self.serve(t);
                     }
                     let next = self.next_arrival(t);
                     self.schedule(next, Ev::Arrival);
                 }
-                Ev::Evaluate => {
-                    self.evaluate(t);
-                    if self.stop_when_settled && self.controller.phase() == Phase::RolledBack {
-                        break;
-                    }
-                    self.schedule(t + self.interval_us, Ev::Evaluate);
+                Ev::Evaluate(id) => {
+                    // A lane that forked away or finished leaves its evaluations behind.
+                    let Some(k) = self.lanes.iter().position(|l| l.id == id) else { continue };
+                    self.evaluate(t, k);
+                    let next = t + self.lanes[k].interval_us;
+                    self.schedule(next, Ev::Evaluate(id));
+                    self.settle(done);
                 }
                 Ev::Timeline => {
                     self.close_timeline(t);
                     self.schedule(t + TIMELINE_US, Ev::Timeline);
                 }
                 Ev::FaultStart(k) => self.fault_start(t, k),
-                Ev::FaultEnd(k) => self.history.push(Event::FaultEnd { t_s: t as f64 / 1e6, index: k }),
+                Ev::FaultEnd(k) => {
+                    for lane in &mut self.lanes {
+                        lane.history.push(Event::FaultEnd { t_s: t as f64 / 1e6, index: k });
+                    }
+                }
+            }
+            if self.lanes.is_empty() {
+                break;
             }
         }
+    }
+
+    /// In a sweep, a lane whose rollback made its outcome final is done at once.
+    fn settle(&mut self, done: &mut Vec<(usize, RunResult)>) {
+        if self.mode != Mode::Sweep || self.lanes.iter().all(|l| l.controller.phase() != Phase::RolledBack) {
+            return;
+        }
+        let (settled, going): (Vec<Lane>, Vec<Lane>) =
+            std::mem::take(&mut self.lanes).into_iter().partition(|l| l.controller.phase() == Phase::RolledBack);
+        self.lanes = going;
+        for lane in settled {
+            done.push((lane.id, self.finish_lane(lane)));
+        }
+    }
+
+    /// Before a request: lanes whose routing differs from the first lane's go on in a fork
+    /// of the world. Deciding here rather than after each evaluation lets judges that take
+    /// the same decision at the same instant (every stage change of a clean rollout) stay
+    /// together.
+    fn split(&mut self, forks: &mut Vec<World<'a>>, current: (u64, Ev, u64)) {
+        let Some(first) = self.lanes.first().map(Lane::routing) else { return };
+        if self.lanes.iter().all(|l| l.routing() == first) {
+            return;
+        }
+        let mut groups: Vec<Vec<Lane>> = Vec::new();
+        for lane in std::mem::take(&mut self.lanes) {
+            match groups.iter_mut().find(|g| g[0].routing() == lane.routing()) {
+                Some(g) => g.push(lane),
+                None => groups.push(vec![lane]),
+            }
+        }
+        let mut groups = groups.into_iter();
+        self.lanes = groups.next().expect("at least one group");
+        for group in groups {
+            let mut fork = self.clone();
+            fork.lanes = group;
+            // The fork serves the request at hand too.
+            fork.queue.push(Reverse(current));
+            forks.push(fork);
+        }
+    }
+
+    /// The controller state every lane of this world shares.
+    fn weight_pct(&self) -> f64 {
+        self.lanes[0].controller.weight_pct()
+    }
+
+    fn phase(&self) -> Phase {
+        self.lanes[0].controller.phase()
     }
 
     /// Thinning for the daily curve: keep an arrival with probability curve(hour) / peak.
@@ -397,25 +543,29 @@ impl<'a> World<'a> {
 
     fn fault_start(&mut self, t: u64, k: usize) {
         let f = self.faults[k].clone();
-        self.history.push(Event::FaultStart { t_s: t as f64 / 1e6, index: k, kind: f.kind.name().into() });
+        for lane in &mut self.lanes {
+            lane.history.push(Event::FaultStart { t_s: t as f64 / 1e6, index: k, kind: f.kind.name().into() });
+        }
         match f.kind {
             Kind::StaleFeatures { stall_us } => {
                 let until_ms = self.generator.config().start_ms + ((t + stall_us) / 1000) as i64;
                 self.paths.store_mut().stall_until(until_ms);
             }
             Kind::DecommissionLegacy => {
-                let result = self.controller.request_decommission(t);
-                let allowed = result.is_ok();
-                let detail = result.err().unwrap_or_else(|| "legacy decommissioned".into());
-                self.history.push(Event::Decommission { t_s: t as f64 / 1e6, allowed, detail });
-                if allowed {
-                    self.enter_stage(t);
-                    if !self.controller.retirement_allowed() {
-                        self.violation(
-                            t,
-                            "legacy warm until retirement is allowed",
-                            "legacy was decommissioned before retirement was allowed".into(),
-                        );
+                for lane in &mut self.lanes {
+                    let result = lane.controller.request_decommission(t);
+                    let allowed = result.is_ok();
+                    let detail = result.err().unwrap_or_else(|| "legacy decommissioned".into());
+                    lane.history.push(Event::Decommission { t_s: t as f64 / 1e6, allowed, detail });
+                    if allowed {
+                        lane.enter_stage(t);
+                        if !lane.controller.retirement_allowed() {
+                            lane.violation(
+                                t,
+                                "legacy warm until retirement is allowed",
+                                "legacy was decommissioned before retirement was allowed".into(),
+                            );
+                        }
                     }
                 }
             }
@@ -424,10 +574,9 @@ impl<'a> World<'a> {
     }
 
     fn violation(&mut self, t: u64, invariant: &str, detail: String) {
-        if self.violations.len() < 20 {
-            self.violations.push(format!("{invariant}: {detail} (t={:.1} s)", t as f64 / 1e6));
+        for lane in &mut self.lanes {
+            lane.violation(t, invariant, detail.clone());
         }
-        self.history.push(Event::Violation { t_s: t as f64 / 1e6, invariant: invariant.into(), detail });
     }
 
     fn serve(&mut self, t: u64) {
@@ -435,7 +584,7 @@ impl<'a> World<'a> {
         self.next_index += 1;
         let event_ms = self.generator.config().start_ms + (t / 1000) as i64;
         let (request, _fraud) = self.generator.labeled_at(index, event_ms);
-        let weight = self.controller.weight_pct();
+        let weight = self.weight_pct();
         let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
         let routed_new = bucket < weight;
         let shadow = !routed_new;
@@ -504,25 +653,31 @@ impl<'a> World<'a> {
             *m = d.is_mismatch();
         }
 
-        // Scores: one model call when both stacks would compute the same thing.
-        let legacy_score = self.legacy_model.predict_one(&self.legacy_row);
+        // Scores: one model call when both stacks would compute the same thing, none in a
+        // sweep (the two answers are equal whatever the score, and only the history reads it).
         let same_input = model == NewModel::Same
             && Arc::ptr_eq(&self.legacy_model, &self.new_model)
             && self.diffs.iter().all(|d| *d == FeatureDiff::Equal)
             && self.legacy_row.iter().zip(&self.new_row).all(|(a, b)| a.to_bits() == b.to_bits());
-        let new_score = match model {
-            NewModel::Same if same_input => legacy_score,
-            NewModel::Same => self.new_model.predict_one(&self.new_row),
-            NewModel::Alternate(k) => self.alternates[k].predict_one(&self.new_row),
-            NewModel::Drift => {
-                let mut out = [0.0f32];
-                self.drift.as_ref().expect("built with the fault").score_batch(
-                    &self.new_row,
-                    Output::Prediction,
-                    &mut out,
-                );
-                out[0]
-            }
+        let (legacy_score, new_score) = if same_input && self.mode == Mode::Sweep {
+            (0.0, 0.0)
+        } else {
+            let legacy_score = self.legacy_model.predict_one(&self.legacy_row);
+            let new_score = match model {
+                NewModel::Same if same_input => legacy_score,
+                NewModel::Same => self.new_model.predict_one(&self.new_row),
+                NewModel::Alternate(k) => self.alternates[k].predict_one(&self.new_row),
+                NewModel::Drift => {
+                    let mut out = [0.0f32];
+                    self.drift.as_ref().expect("built with the fault").score_batch(
+                        &self.new_row,
+                        Output::Prediction,
+                        &mut out,
+                    );
+                    out[0]
+                }
+            };
+            (legacy_score, new_score)
         };
         let legacy_decision = legacy_score >= self.threshold;
         let new_decision = new_score >= self.threshold;
@@ -561,7 +716,7 @@ impl<'a> World<'a> {
                 format!("customer bucket {bucket:.2} % routed to new at weight {weight} %"),
             );
         }
-        if routed_new && self.controller.phase() == Phase::RolledBack {
+        if routed_new && self.phase() == Phase::RolledBack {
             self.violation(
                 t,
                 "nothing routed to new after a rollback",
@@ -591,28 +746,19 @@ impl<'a> World<'a> {
             shadow_context_mismatch: context_lost,
         };
         let segs = self.segments.of(&request);
-        self.controller.observe(
-            t,
-            &Observation {
-                answered: !(new_error || new_timeout),
-                flipped: pair.flipped,
-                abs_score_diff: pair.abs_score_diff,
-                mismatches: &self.mismatches,
-                segments: &segs,
-                error: new_error,
-                timeout: new_timeout,
-                new_ms,
-                legacy_ms,
-                shadow,
-                shadow_context_mismatch: context_lost,
-            },
-        );
-        self.eval_window.record(&pair, served_new);
-        self.stage_window.record(&pair, served_new);
-        self.timeline_window.record(&pair, served_new);
-        self.parity.observe(&request, &self.legacy_row, &self.new_row, &self.diffs);
-        self.paths.served(&request);
-
+        let observation = Observation {
+            answered: !(new_error || new_timeout),
+            flipped: pair.flipped,
+            abs_score_diff: pair.abs_score_diff,
+            mismatches: &self.mismatches,
+            segments: &segs,
+            error: new_error,
+            timeout: new_timeout,
+            new_ms,
+            legacy_ms,
+            shadow,
+            shadow_context_mismatch: context_lost,
+        };
         let flags = u64::from(routed_new)
             | u64::from(served_new) << 1
             | u64::from(new_error) << 2
@@ -621,7 +767,17 @@ impl<'a> World<'a> {
             | u64::from(legacy_decision) << 5
             | u64::from(new_decision) << 6;
         let scores = u64::from(legacy_score.to_bits()) << 32 | u64::from(new_score.to_bits());
-        self.history.request(&[t, index, request.customer_id, flags, scores, user_ms.to_bits()]);
+        for lane in &mut self.lanes {
+            lane.controller.observe(t, &observation);
+            lane.eval_window.record(&pair, served_new);
+            lane.stage_window.record(&pair, served_new);
+            lane.history.request(&[t, index, request.customer_id, flags, scores, user_ms.to_bits()]);
+        }
+        if self.mode == Mode::Full {
+            self.timeline_window.record(&pair, served_new);
+            self.parity.observe(&request, &self.legacy_row, &self.new_row, &self.diffs);
+        }
+        self.paths.served(&request);
     }
 
     fn staleness_s(&self, t: u64) -> Option<f64> {
@@ -629,50 +785,43 @@ impl<'a> World<'a> {
         self.paths.store_lag_ms(now_ms).map(|ms| ms as f64 / 1000.0)
     }
 
-    fn evaluate(&mut self, t: u64) {
-        self.eval_window.staleness_s = self.staleness_s(t).or(Some(f64::INFINITY));
-        let decision = self.controller.evaluate(t, &self.eval_window, &self.stage_window, &self.features);
+    fn evaluate(&mut self, t: u64, k: usize) {
+        let staleness = self.staleness_s(t).or(Some(f64::INFINITY));
         let fault_start = self.fault_start_us();
+        let lane = &mut self.lanes[k];
+        lane.eval_window.staleness_s = staleness;
+        let decision = lane.controller.evaluate(t, &lane.eval_window, &lane.stage_window, &self.features);
         let breached = matches!(decision, Decision::RollBack { .. })
             || matches!(&decision, Decision::Hold { reason } if reason.starts_with("guardrail breached"));
-        if breached && self.detected_us.is_none() && fault_start.is_none_or(|f| t >= f) {
-            self.detected_us = Some(t);
+        if breached && lane.detected_us.is_none() && fault_start.is_none_or(|f| t >= f) {
+            lane.detected_us = Some(t);
         }
         let stage_changed =
             matches!(decision, Decision::Advance { .. } | Decision::Promote | Decision::RollBack { .. });
         if let Decision::RollBack { trigger } = &decision {
-            self.rollback_us = Some(t);
-            self.trigger = Some(trigger.clone());
+            lane.rollback_us = Some(t);
+            lane.trigger = Some(trigger.clone());
         }
-        self.history.push(Event::Evaluation {
-            t_s: t as f64 / 1e6,
-            window: Box::new(self.eval_window.summary()),
-            decision,
-        });
+        if self.mode == Mode::Full {
+            lane.history.push(Event::Evaluation {
+                t_s: t as f64 / 1e6,
+                window: Box::new(lane.eval_window.summary()),
+                decision,
+            });
+        }
         if stage_changed {
-            self.enter_stage(t);
+            lane.enter_stage(t);
         }
-        self.eval_window.clear();
-    }
-
-    fn enter_stage(&mut self, t: u64) {
-        if let Some(last) = self.stages.last_mut() {
-            last.2 = Some(t);
-        }
-        let weight = self.controller.weight_pct();
-        self.stage_window.clear();
-        self.stages.push((weight, t, None));
-        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
+        lane.eval_window.clear();
     }
 
     fn close_timeline(&mut self, t: u64) {
         self.timeline_window.staleness_s = self.staleness_s(t);
-        self.timeline.push(TimelineRow::new(
-            t as f64 / 1e6,
-            self.controller.weight_pct(),
-            self.controller.phase(),
-            &self.timeline_window.summary(),
-        ));
+        let summary = self.timeline_window.summary();
+        for lane in &mut self.lanes {
+            let c = &lane.controller;
+            lane.timeline.push(TimelineRow::new(t as f64 / 1e6, c.weight_pct(), c.phase(), &summary));
+        }
         self.timeline_window.clear();
     }
 
@@ -680,36 +829,43 @@ impl<'a> World<'a> {
         self.faults.iter().filter(|f| f.kind != Kind::DecommissionLegacy).map(|f| f.start_us).min()
     }
 
-    fn finish(self) -> RunResult {
-        let outcome = match self.controller.phase() {
+    /// One lane's result, from its own state and the world's as it stands.
+    fn finish_lane(&self, lane: Lane) -> RunResult {
+        let outcome = match lane.controller.phase() {
             Phase::Promoted | Phase::Retired => Outcome::Promoted,
             Phase::RolledBack => Outcome::RolledBack,
             Phase::Shadow | Phase::Canary(_) => Outcome::InProgress,
         };
         let s = &self.loaded.scenario;
+        let policy = lane.controller.policy();
         let summary = report::summarize(report::Facts {
             scenario: s.name.clone(),
             seed: self.seed,
-            policy: self.controller.policy(),
+            policy,
             outcome,
             expect: &s.expect,
             fault_start_us: self.fault_start_us(),
-            detected_us: self.detected_us,
-            rollback_us: self.rollback_us,
-            trigger: self.trigger.clone(),
+            detected_us: lane.detected_us,
+            rollback_us: lane.rollback_us,
+            trigger: lane.trigger,
             bad_decisions: self.bad_decisions,
             requests_total: self.requests_total,
             requests_failed: self.requests_failed,
-            stages: self.stages.clone(),
-            violations: self.violations.clone(),
-            history_sha256: self.history.sha256(),
-            reproduce: format!("cutover run {} --seed {}", self.loaded.path.display(), self.seed),
+            stages: lane.stages,
+            violations: lane.violations,
+            history_sha256: lane.history.sha256(),
+            reproduce: format!(
+                "cutover run {} --seed {}{}",
+                self.loaded.path.display(),
+                self.seed,
+                if policy == s.controller.policy.name() { String::new() } else { format!(" --policy {policy}") }
+            ),
         });
         RunResult {
             summary,
-            timeline: self.timeline,
-            events: self.history.events().to_vec(),
-            parity: self.parity.report(),
+            timeline: lane.timeline,
+            events: lane.history.events().to_vec(),
+            parity: if self.mode == Mode::Full { self.parity.report() } else { Vec::new() },
         }
     }
 }

@@ -6,6 +6,7 @@ mod false_rollbacks;
 mod feature_paths;
 mod fixtures;
 mod loader_fuzz;
+mod lockstep;
 mod predict_cli;
 mod reference_model;
 mod registry_cli;

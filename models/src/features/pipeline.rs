@@ -74,19 +74,39 @@ enum Op {
 #[derive(Debug, Clone)]
 struct Encoding {
     vocabulary: Vec<String>,
+    /// Value (ASCII-lowercased unless case-sensitive) to its code.
+    codes: rustc_hash::FxHashMap<Box<[u8]>, u32>,
     unknown: Option<u32>,
     case_sensitive: bool,
 }
 
 impl Encoding {
+    fn new(vocabulary: Vec<String>, unknown: Option<u32>, case_sensitive: bool) -> Encoding {
+        let mut codes = rustc_hash::FxHashMap::default();
+        for (i, v) in vocabulary.iter().enumerate() {
+            let key = if case_sensitive { v.clone() } else { v.to_ascii_lowercase() };
+            codes.entry(key.into_bytes().into_boxed_slice()).or_insert(i as u32);
+        }
+        Encoding { vocabulary, codes, unknown, case_sensitive }
+    }
+
     fn code(&self, text: &str) -> f64 {
         let found = if self.case_sensitive {
-            self.vocabulary.iter().position(|v| v == text)
+            self.codes.get(text.as_bytes())
         } else {
-            self.vocabulary.iter().position(|v| v.eq_ignore_ascii_case(text))
+            // Lowercase on the stack: no allocation for the values requests carry.
+            let mut buf = [0u8; 64];
+            match buf.get_mut(..text.len()) {
+                Some(b) => {
+                    b.copy_from_slice(text.as_bytes());
+                    b.make_ascii_lowercase();
+                    self.codes.get(&*b)
+                }
+                None => self.codes.get(text.to_ascii_lowercase().as_bytes()),
+            }
         };
         match (found, self.unknown) {
-            (Some(i), _) => i as f64,
+            (Some(&i), _) => f64::from(i),
             (None, Some(code)) => f64::from(code),
             (None, None) => f64::NAN,
         }
@@ -429,11 +449,7 @@ fn compile_encoding(d: &FeatureDef, input: &Input) -> Result<Option<Encoding>, F
         Unknown::Nan => None,
         Unknown::Code(c) => Some(c),
     };
-    Ok(Some(Encoding {
-        vocabulary: values.iter().map(|v| v.get_ref().clone()).collect(),
-        unknown,
-        case_sensitive: d.case_sensitive,
-    }))
+    Ok(Some(Encoding::new(values.iter().map(|v| v.get_ref().clone()).collect(), unknown, d.case_sensitive)))
 }
 
 /// Compares output names with the model's: `Err((position, message))`.
