@@ -3,8 +3,10 @@
 
 mod audit;
 mod dataset;
+mod loadtest;
 mod predict;
 mod registry;
+mod serve;
 mod simulate;
 
 use std::process::ExitCode;
@@ -35,6 +37,10 @@ enum Command {
     Registry(registry::Args),
     /// The baseline audit: both feature paths, the model, its lineage, and legacy latency.
     Audit(audit::Args),
+    /// The live stacks and the router on loopback, until Ctrl-C.
+    Serve(serve::Args),
+    /// goose users against the live stacks through a compressed rollout, faults injected.
+    Loadtest(loadtest::Args),
 }
 
 /// How a command failed, and so which exit code it gets.
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
         Command::Dataset(args) => dataset::run(&args),
         Command::Registry(args) => registry::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Loadtest(args) => loadtest::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,7 +78,7 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-fn parse_policy(s: &str) -> Result<Policy, String> {
+pub fn parse_policy(s: &str) -> Result<Policy, String> {
     match s {
         "flagger" => Ok(Policy::Flagger),
         "argo" => Ok(Policy::Argo),

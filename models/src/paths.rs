@@ -141,6 +141,57 @@ impl DualPath {
     }
 }
 
+/// One feature path on its own, as one live service computes it: its pipeline, and the
+/// customer aggregates it reads from its own store, materialized on the schedule from its
+/// own log of the requests it served.
+#[derive(Debug, Clone)]
+pub struct SinglePath {
+    pipeline: Pipeline,
+    store: Materializer,
+    log: EventLog,
+    values: FeatureValues,
+    last_ms: i64,
+}
+
+impl SinglePath {
+    /// A path with an empty store.
+    pub fn new(pipeline: Pipeline, schedule: Schedule) -> SinglePath {
+        let values = pipeline.values();
+        SinglePath { pipeline, store: Materializer::new(schedule), log: EventLog::new(), values, last_ms: i64::MIN }
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The model row for `request`.
+    pub fn compute(&mut self, request: &Request) -> &[f32] {
+        self.store.advance_to(request.event_time_ms.max(self.last_ms), &self.log);
+        self.pipeline.compute(request, self.store.get(request.customer_id), &mut self.values);
+        &self.values.row
+    }
+
+    /// Records that `request` was served. Live requests arrive a little out of order, so
+    /// the log keeps arrival order with times that never go back.
+    pub fn served(&mut self, request: &Request) {
+        let mut event = Event::of(request);
+        self.last_ms = self.last_ms.max(event.time_ms);
+        event.time_ms = self.last_ms;
+        self.log.append(event);
+    }
+
+    /// Holds materialization back until `until_ms` (the stale-features fault).
+    pub fn stall_until(&mut self, until_ms: i64) {
+        self.store.stall_until(until_ms);
+    }
+
+    /// How stale the served aggregates are at `now_ms`.
+    pub fn freshness_lag_ms(&self, now_ms: i64) -> Option<i64> {
+        self.store.freshness_lag_ms(now_ms)
+    }
+}
+
 /// Training rows for the reference model: the legacy path's features for generated
 /// traffic, with the generator's hidden fraud label. The legacy customer table is
 /// materialized on `schedule` as the service's batch job does.

@@ -93,6 +93,30 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// Changes a new-path model row as the fault does (feature faults only); whether it is
+    /// a feature fault.
+    pub fn apply_to_row(&self, row: &mut [f32]) -> bool {
+        match *self {
+            Kind::FeatureSkew { feature, scale, offset } => {
+                row[feature] = (f64::from(row[feature]) * scale + offset) as f32;
+            }
+            Kind::MissingValuePolicy { feature, fill } => {
+                if row[feature].is_nan() {
+                    row[feature] = fill as f32;
+                }
+            }
+            Kind::CategoricalEncoding { feature, shift } => {
+                if !row[feature].is_nan() {
+                    row[feature] = (f64::from(row[feature]) + shift) as f32;
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// A fault resolved for one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
@@ -151,59 +175,64 @@ pub fn resolve(
     let file = loaded.path.display().to_string();
     let mut out = Vec::new();
     for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
-        let f: &FaultSpec = spanned.get_ref();
-        let bad = |field: &str, message: String| ScenarioError {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            field: format!("faults[{k}].{field}"),
-            message,
-        };
-        let feature = || -> Result<usize, ScenarioError> {
-            let name = f.feature.as_deref().unwrap_or_default();
-            features.iter().position(|n| n == name).ok_or_else(|| {
-                bad("feature", format!("`{name}` is not a model feature (features: {})", features.join(", ")))
-            })
-        };
-        let start_s = f.start_s.resolve(params);
-        let end_s = f.end_s.map(|e| e.resolve(params));
-        let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
-        let fraction = p(f.fraction, 1.0);
-        let kind = match f.kind.as_str() {
-            "feature_skew" => {
-                Kind::FeatureSkew { feature: feature()?, scale: p(f.scale, 1.0), offset: p(f.offset, 0.0) }
-            }
-            "missing_value_policy" => Kind::MissingValuePolicy { feature: feature()?, fill: p(f.fill, 0.0) },
-            "categorical_encoding" => Kind::CategoricalEncoding { feature: feature()?, shift: p(f.shift, 1.0) },
-            "stale_features" => Kind::StaleFeatures { stall_us: (p(f.stall_s, 0.0) * SECOND as f64) as u64 },
-            "latency" => Kind::Latency {
-                add_ms: p(f.add_ms, 0.0),
-                tail_ms: p(f.tail_ms, 0.0),
-                tail_fraction: p(f.tail_fraction, 0.01),
+        let fault = resolve_one(spanned.get_ref(), k, features, params, &|p| loaded.resolve(p)).map_err(
+            |(field, message)| ScenarioError {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                field: format!("faults[{k}].{field}"),
+                message,
             },
-            "errors" => Kind::Errors { rate: p(f.rate, 0.0) },
-            "timeouts" => Kind::Timeouts { rate: p(f.rate, 0.0) },
-            "shadow_context" => Kind::ShadowContext,
-            "model_artifact" => {
-                let path = loaded.resolve(f.artifact.as_deref().unwrap_or_default());
-                if !path.exists() {
-                    return Err(bad("artifact", format!("{}: no such file", path.display())));
-                }
-                Kind::ModelArtifact { artifact: path }
-            }
-            "runtime_drift" => Kind::RuntimeDrift,
-            "decommission_legacy" => Kind::DecommissionLegacy,
-            other => return Err(bad("kind", format!("unknown fault kind \"{other}\""))),
-        };
-        let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);
-        out.push(Fault {
-            index: k,
-            kind,
-            start_us: (start_s * SECOND as f64) as u64,
-            end_us,
-            segment: f.segment.clone(),
-            fraction,
-        });
+        )?;
+        out.push(fault);
     }
     Ok(out)
+}
+
+/// Resolves one fault table, the `index`-th: `Err((field, message))`. `path` resolves an
+/// artifact's path.
+pub fn resolve_one(
+    f: &FaultSpec,
+    index: usize,
+    features: &[String],
+    params: &mut rand_chacha::ChaCha8Rng,
+    path: &dyn Fn(&str) -> PathBuf,
+) -> Result<Fault, (String, String)> {
+    let bad = |field: &str, message: String| (field.to_string(), message);
+    let feature = || -> Result<usize, (String, String)> {
+        let name = f.feature.as_deref().unwrap_or_default();
+        features.iter().position(|n| n == name).ok_or_else(|| {
+            bad("feature", format!("`{name}` is not a model feature (features: {})", features.join(", ")))
+        })
+    };
+    let start_s = f.start_s.resolve(params);
+    let end_s = f.end_s.map(|e| e.resolve(params));
+    let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
+    let fraction = p(f.fraction, 1.0);
+    let kind = match f.kind.as_str() {
+        "feature_skew" => Kind::FeatureSkew { feature: feature()?, scale: p(f.scale, 1.0), offset: p(f.offset, 0.0) },
+        "missing_value_policy" => Kind::MissingValuePolicy { feature: feature()?, fill: p(f.fill, 0.0) },
+        "categorical_encoding" => Kind::CategoricalEncoding { feature: feature()?, shift: p(f.shift, 1.0) },
+        "stale_features" => Kind::StaleFeatures { stall_us: (p(f.stall_s, 0.0) * SECOND as f64) as u64 },
+        "latency" => Kind::Latency {
+            add_ms: p(f.add_ms, 0.0),
+            tail_ms: p(f.tail_ms, 0.0),
+            tail_fraction: p(f.tail_fraction, 0.01),
+        },
+        "errors" => Kind::Errors { rate: p(f.rate, 0.0) },
+        "timeouts" => Kind::Timeouts { rate: p(f.rate, 0.0) },
+        "shadow_context" => Kind::ShadowContext,
+        "model_artifact" => {
+            let file = path(f.artifact.as_deref().unwrap_or_default());
+            if !file.exists() {
+                return Err(bad("artifact", format!("{}: no such file", file.display())));
+            }
+            Kind::ModelArtifact { artifact: file }
+        }
+        "runtime_drift" => Kind::RuntimeDrift,
+        "decommission_legacy" => Kind::DecommissionLegacy,
+        other => return Err(bad("kind", format!("unknown fault kind \"{other}\""))),
+    };
+    let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);
+    Ok(Fault { index, kind, start_us: (start_s * SECOND as f64) as u64, end_us, segment: f.segment.clone(), fraction })
 }

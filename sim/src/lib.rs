@@ -13,6 +13,7 @@ pub mod judge;
 pub mod monitor;
 pub mod param;
 pub mod report;
+pub mod rollout;
 pub mod scenario;
 pub mod sequential;
 pub mod streams;

@@ -47,12 +47,41 @@ pub struct Scenario {
     /// Faults, in the order installed.
     #[serde(default)]
     pub faults: Vec<Spanned<FaultSpec>>,
+    /// How `cutover loadtest` compresses the plan onto the wall clock.
+    #[serde(default)]
+    pub live: Option<Live>,
     /// What must happen.
     pub expect: Expect,
 }
 
 fn one() -> u64 {
     1
+}
+
+/// A live load test's shape: the plan's timings divided by `time_scale` so a whole ramp
+/// fits in about a minute.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Live {
+    /// goose users (each sends its next request when the last is answered).
+    #[serde(default = "d_users")]
+    pub users: usize,
+    /// Wall seconds of the rollout part of the test.
+    pub run_time_s: f64,
+    /// Scenario seconds per wall second.
+    pub time_scale: f64,
+    /// Wall seconds of each of the two measurements before the rollout: legacy alone, and
+    /// legacy with every request shadowed to the new stack.
+    #[serde(default = "d_baseline_s")]
+    pub baseline_s: f64,
+}
+
+fn d_users() -> usize {
+    8
+}
+
+fn d_baseline_s() -> f64 {
+    5.0
 }
 
 /// Poisson arrivals.
@@ -546,6 +575,20 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
         err(file, line, column, &format!("{section}.{key}"), message)
     };
     let positive = |v: f64| v.is_finite() && v > 0.0;
+    if let Some(live) = &s.live {
+        if live.users == 0 || live.users > 1000 {
+            return Err(at("live", "users", format!("must be 1 to 1000, got {}", live.users)));
+        }
+        if !positive(live.run_time_s) || live.run_time_s > 3600.0 {
+            return Err(at("live", "run_time_s", "must be a positive number of seconds, at most 3600".into()));
+        }
+        if !positive(live.time_scale) {
+            return Err(at("live", "time_scale", "must be a positive number".into()));
+        }
+        if !(live.baseline_s.is_finite() && (0.0..=600.0).contains(&live.baseline_s)) {
+            return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
+        }
+    }
     if !positive(s.traffic.rate_rps) {
         return Err(at("traffic", "rate_rps", format!("must be a positive number, got {}", s.traffic.rate_rps)));
     }
@@ -653,8 +696,13 @@ pub fn check_segment(seg: &str) -> Result<(), String> {
 
 fn validate_fault(k: usize, f: &Spanned<FaultSpec>, text: &str, file: &str) -> Result<(), ScenarioError> {
     let (line, column) = line_column(text, f.span().start);
-    let e = |field: &str, message: String| err(file, line, column, &format!("faults[{k}].{field}"), message);
-    let spec = f.get_ref();
+    check_fault(f.get_ref())
+        .map_err(|(field, message)| err(file, line, column, &format!("faults[{k}].{field}"), message))
+}
+
+/// Checks one fault table (a scenario's, or one injected live): `Err((field, message))`.
+pub fn check_fault(spec: &FaultSpec) -> Result<(), (String, String)> {
+    let e = |field: &str, message: String| (field.to_string(), message);
     let Some((_, allowed, required)) = FAULT_KINDS.iter().find(|(n, _, _)| *n == spec.kind) else {
         let kinds: Vec<_> = FAULT_KINDS.iter().map(|(n, _, _)| *n).collect();
         return Err(e("kind", format!("unknown fault kind \"{}\" (kinds: {})", spec.kind, kinds.join(", "))));

@@ -20,14 +20,14 @@ use cutover_models::store::Schedule;
 use cutover_models::{Model, Output};
 use rand_chacha::ChaCha8Rng;
 
-use crate::controller::{Controller, Decision, Phase, Plan};
+use crate::controller::Phase;
 use crate::faults::{self, in_segment, Fault, Kind, SECOND};
 use crate::history::{Event, History};
-use crate::judge::{Argo, Flagger, Judge, Trigger};
 use crate::monitor::{Pair, Window};
-use crate::report::{self, Summary, TimelineRow};
-use crate::scenario::{LoadedScenario, Outcome, Policy, ScenarioError, StackModel};
-use crate::sequential::{Observation, Sequential};
+use crate::report::{Summary, TimelineRow};
+use crate::rollout::{Counts, Rollout};
+use crate::scenario::{LoadedScenario, Policy, ScenarioError, StackModel};
+use crate::sequential::Observation;
 use crate::streams::{exponential, mix, normal, stream, Stream};
 use rand::RngExt;
 
@@ -165,46 +165,11 @@ pub fn run_policies(
     Ok(results.into_iter().map(|r| r.expect("every judge's run finishes")).collect())
 }
 
-/// One judge's rollout in a world: its controller, windows, history and outcomes.
+/// One judge's rollout in a world, with its index in the policies asked for.
 #[derive(Clone)]
 struct Lane {
-    /// Its index in the policies asked for.
     id: usize,
-    controller: Controller,
-    history: History,
-    interval_us: u64,
-    eval_window: Window,
-    stage_window: Window,
-    detected_us: Option<u64>,
-    rollback_us: Option<u64>,
-    trigger: Option<Trigger>,
-    stages: Vec<(f64, u64, Option<u64>)>,
-    timeline: Vec<TimelineRow>,
-    violations: Vec<String>,
-}
-
-impl Lane {
-    /// What the world reads of the controller: lanes that agree on it see the same traffic.
-    fn routing(&self) -> (u64, Phase) {
-        (self.controller.weight_pct().to_bits(), self.controller.phase())
-    }
-
-    fn violation(&mut self, t: u64, invariant: &str, detail: String) {
-        if self.violations.len() < 20 {
-            self.violations.push(format!("{invariant}: {detail} (t={:.1} s)", t as f64 / 1e6));
-        }
-        self.history.push(Event::Violation { t_s: t as f64 / 1e6, invariant: invariant.into(), detail });
-    }
-
-    fn enter_stage(&mut self, t: u64) {
-        if let Some(last) = self.stages.last_mut() {
-            last.2 = Some(t);
-        }
-        let weight = self.controller.weight_pct();
-        self.stage_window.clear();
-        self.stages.push((weight, t, None));
-        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
-    }
+    r: Rollout,
 }
 
 #[derive(Clone)]
@@ -298,50 +263,8 @@ impl<'a> World<'a> {
         let history = || if mode == Mode::Full { History::new() } else { History::discarded() };
         let mut lanes = Vec::new();
         for (id, &policy) in policies.iter().enumerate() {
-            let c = &s.controller;
-            let judge: Box<dyn Judge> = match policy {
-                Policy::Flagger => Box::new(Flagger::new(c.threshold)),
-                Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
-                Policy::Sequential => Box::new(Sequential::new(
-                    &s.guardrails.set(),
-                    features.len(),
-                    segments.names().to_vec(),
-                    c.false_rollback_budget,
-                    c.min_evidence,
-                    // The horizon: twice the expected requests of the whole scenario.
-                    (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
-                )),
-            };
-            // The sequential tests look every few seconds and need no minimum window.
-            let sequential = policy == Policy::Sequential;
-            let r = &s.rollout;
-            let plan = Plan {
-                shadow_us: us(r.shadow_s),
-                stages_pct: r.stages_pct.clone(),
-                bake_us: us(r.bake_s),
-                keep_warm_us: us(r.keep_legacy_warm_s),
-                min_stage_requests: r.min_requests_per_stage,
-                min_window_requests: if sequential { 1 } else { c.min_requests },
-                guardrails: s.guardrails.clone(),
-                success: s.success.clone(),
-            };
-            let controller = Controller::new(plan, judge).map_err(|e| setup(e.to_string()))?;
-            let mut lane = Lane {
-                id,
-                controller,
-                history: history(),
-                interval_us: us(if sequential { c.check_interval_s } else { c.interval_s }),
-                eval_window: Window::new(n),
-                stage_window: Window::new(n),
-                detected_us: None,
-                rollback_us: None,
-                trigger: None,
-                stages: vec![(0.0, 0, None)],
-                timeline: Vec::new(),
-                violations: Vec::new(),
-            };
-            lane.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
-            lanes.push(lane);
+            let r = Rollout::new(s, policy, &features, &segments, history()).map_err(setup)?;
+            lanes.push(Lane { id, r });
         }
         let generator = Generator::with_config(
             seed,
@@ -432,7 +355,7 @@ impl<'a> World<'a> {
         let first = self.next_arrival(0);
         self.schedule(first, Ev::Arrival);
         for k in 0..self.lanes.len() {
-            let (interval, id) = (self.lanes[k].interval_us, self.lanes[k].id);
+            let (interval, id) = (self.lanes[k].r.interval_us, self.lanes[k].id);
             self.schedule(interval, Ev::Evaluate(id));
         }
         if self.mode == Mode::Full {
@@ -461,7 +384,7 @@ impl<'a> World<'a> {
                     // A lane that forked away or finished leaves its evaluations behind.
                     let Some(k) = self.lanes.iter().position(|l| l.id == id) else { continue };
                     self.evaluate(t, k);
-                    let next = t + self.lanes[k].interval_us;
+                    let next = t + self.lanes[k].r.interval_us;
                     self.schedule(next, Ev::Evaluate(id));
                     self.settle(done);
                 }
@@ -472,7 +395,7 @@ impl<'a> World<'a> {
                 Ev::FaultStart(k) => self.fault_start(t, k),
                 Ev::FaultEnd(k) => {
                     for lane in &mut self.lanes {
-                        lane.history.push(Event::FaultEnd { t_s: t as f64 / 1e6, index: k });
+                        lane.r.history.push(Event::FaultEnd { t_s: t as f64 / 1e6, index: k });
                     }
                 }
             }
@@ -484,11 +407,11 @@ impl<'a> World<'a> {
 
     /// In a sweep, a lane whose rollback made its outcome final is done at once.
     fn settle(&mut self, done: &mut Vec<(usize, RunResult)>) {
-        if self.mode != Mode::Sweep || self.lanes.iter().all(|l| l.controller.phase() != Phase::RolledBack) {
+        if self.mode != Mode::Sweep || self.lanes.iter().all(|l| l.r.controller.phase() != Phase::RolledBack) {
             return;
         }
         let (settled, going): (Vec<Lane>, Vec<Lane>) =
-            std::mem::take(&mut self.lanes).into_iter().partition(|l| l.controller.phase() == Phase::RolledBack);
+            std::mem::take(&mut self.lanes).into_iter().partition(|l| l.r.controller.phase() == Phase::RolledBack);
         self.lanes = going;
         for lane in settled {
             done.push((lane.id, self.finish_lane(lane)));
@@ -500,13 +423,13 @@ impl<'a> World<'a> {
     /// the same decision at the same instant (every stage change of a clean rollout) stay
     /// together.
     fn split(&mut self, forks: &mut Vec<World<'a>>, current: (u64, Ev, u64)) {
-        let Some(first) = self.lanes.first().map(Lane::routing) else { return };
-        if self.lanes.iter().all(|l| l.routing() == first) {
+        let Some(first) = self.lanes.first().map(|l| l.r.routing()) else { return };
+        if self.lanes.iter().all(|l| l.r.routing() == first) {
             return;
         }
         let mut groups: Vec<Vec<Lane>> = Vec::new();
         for lane in std::mem::take(&mut self.lanes) {
-            match groups.iter_mut().find(|g| g[0].routing() == lane.routing()) {
+            match groups.iter_mut().find(|g| g[0].r.routing() == lane.r.routing()) {
                 Some(g) => g.push(lane),
                 None => groups.push(vec![lane]),
             }
@@ -524,11 +447,11 @@ impl<'a> World<'a> {
 
     /// The controller state every lane of this world shares.
     fn weight_pct(&self) -> f64 {
-        self.lanes[0].controller.weight_pct()
+        self.lanes[0].r.controller.weight_pct()
     }
 
     fn phase(&self) -> Phase {
-        self.lanes[0].controller.phase()
+        self.lanes[0].r.controller.phase()
     }
 
     /// Thinning for the daily curve: keep an arrival with probability curve(hour) / peak.
@@ -544,7 +467,7 @@ impl<'a> World<'a> {
     fn fault_start(&mut self, t: u64, k: usize) {
         let f = self.faults[k].clone();
         for lane in &mut self.lanes {
-            lane.history.push(Event::FaultStart { t_s: t as f64 / 1e6, index: k, kind: f.kind.name().into() });
+            lane.r.history.push(Event::FaultStart { t_s: t as f64 / 1e6, index: k, kind: f.kind.name().into() });
         }
         match f.kind {
             Kind::StaleFeatures { stall_us } => {
@@ -553,20 +476,8 @@ impl<'a> World<'a> {
             }
             Kind::DecommissionLegacy => {
                 for lane in &mut self.lanes {
-                    let result = lane.controller.request_decommission(t);
-                    let allowed = result.is_ok();
-                    let detail = result.err().unwrap_or_else(|| "legacy decommissioned".into());
-                    lane.history.push(Event::Decommission { t_s: t as f64 / 1e6, allowed, detail });
-                    if allowed {
-                        lane.enter_stage(t);
-                        if !lane.controller.retirement_allowed() {
-                            lane.violation(
-                                t,
-                                "legacy warm until retirement is allowed",
-                                "legacy was decommissioned before retirement was allowed".into(),
-                            );
-                        }
-                    }
+                    // Refused or not, it is in the lane's history.
+                    let _ = lane.r.decommission(t);
                 }
             }
             _ => {}
@@ -575,7 +486,7 @@ impl<'a> World<'a> {
 
     fn violation(&mut self, t: u64, invariant: &str, detail: String) {
         for lane in &mut self.lanes {
-            lane.violation(t, invariant, detail.clone());
+            lane.r.violation(t, invariant, detail.clone());
         }
     }
 
@@ -634,18 +545,7 @@ impl<'a> World<'a> {
                 if !f.active(t) || !f.hits(self.seed, index, &request) {
                     continue;
                 }
-                match f.kind {
-                    Kind::FeatureSkew { feature, scale, offset } => {
-                        self.new_row[feature] = (f64::from(self.new_row[feature]) * scale + offset) as f32;
-                    }
-                    Kind::MissingValuePolicy { feature, fill } if self.new_row[feature].is_nan() => {
-                        self.new_row[feature] = fill as f32;
-                    }
-                    Kind::CategoricalEncoding { feature, shift } if !self.new_row[feature].is_nan() => {
-                        self.new_row[feature] = (f64::from(self.new_row[feature]) + shift) as f32;
-                    }
-                    _ => {}
-                }
+                f.kind.apply_to_row(&mut self.new_row);
             }
             cutover_models::features::diff_rows(self.paths.kinds(), &self.legacy_row, &self.new_row, &mut self.diffs);
         }
@@ -768,10 +668,8 @@ impl<'a> World<'a> {
             | u64::from(new_decision) << 6;
         let scores = u64::from(legacy_score.to_bits()) << 32 | u64::from(new_score.to_bits());
         for lane in &mut self.lanes {
-            lane.controller.observe(t, &observation);
-            lane.eval_window.record(&pair, served_new);
-            lane.stage_window.record(&pair, served_new);
-            lane.history.request(&[t, index, request.customer_id, flags, scores, user_ms.to_bits()]);
+            lane.r.observe(t, &pair, &observation, served_new);
+            lane.r.history.request(&[t, index, request.customer_id, flags, scores, user_ms.to_bits()]);
         }
         if self.mode == Mode::Full {
             self.timeline_window.record(&pair, served_new);
@@ -788,39 +686,17 @@ impl<'a> World<'a> {
     fn evaluate(&mut self, t: u64, k: usize) {
         let staleness = self.staleness_s(t).or(Some(f64::INFINITY));
         let fault_start = self.fault_start_us();
-        let lane = &mut self.lanes[k];
-        lane.eval_window.staleness_s = staleness;
-        let decision = lane.controller.evaluate(t, &lane.eval_window, &lane.stage_window, &self.features);
-        let breached = matches!(decision, Decision::RollBack { .. })
-            || matches!(&decision, Decision::Hold { reason } if reason.starts_with("guardrail breached"));
-        if breached && lane.detected_us.is_none() && fault_start.is_none_or(|f| t >= f) {
-            lane.detected_us = Some(t);
-        }
-        let stage_changed =
-            matches!(decision, Decision::Advance { .. } | Decision::Promote | Decision::RollBack { .. });
-        if let Decision::RollBack { trigger } = &decision {
-            lane.rollback_us = Some(t);
-            lane.trigger = Some(trigger.clone());
-        }
-        if self.mode == Mode::Full {
-            lane.history.push(Event::Evaluation {
-                t_s: t as f64 / 1e6,
-                window: Box::new(lane.eval_window.summary()),
-                decision,
-            });
-        }
-        if stage_changed {
-            lane.enter_stage(t);
-        }
-        lane.eval_window.clear();
+        let keep = self.mode == Mode::Full;
+        self.lanes[k].r.evaluate(t, staleness, &self.features, fault_start, keep);
     }
 
     fn close_timeline(&mut self, t: u64) {
         self.timeline_window.staleness_s = self.staleness_s(t);
         let summary = self.timeline_window.summary();
         for lane in &mut self.lanes {
-            let c = &lane.controller;
-            lane.timeline.push(TimelineRow::new(t as f64 / 1e6, c.weight_pct(), c.phase(), &summary));
+            let c = &lane.r.controller;
+            let row = TimelineRow::new(t as f64 / 1e6, c.weight_pct(), c.phase(), &summary);
+            lane.r.timeline.push(row);
         }
         self.timeline_window.clear();
     }
@@ -831,40 +707,24 @@ impl<'a> World<'a> {
 
     /// One lane's result, from its own state and the world's as it stands.
     fn finish_lane(&self, lane: Lane) -> RunResult {
-        let outcome = match lane.controller.phase() {
-            Phase::Promoted | Phase::Retired => Outcome::Promoted,
-            Phase::RolledBack => Outcome::RolledBack,
-            Phase::Shadow | Phase::Canary(_) => Outcome::InProgress,
-        };
         let s = &self.loaded.scenario;
-        let policy = lane.controller.policy();
-        let summary = report::summarize(report::Facts {
-            scenario: s.name.clone(),
-            seed: self.seed,
-            policy,
-            outcome,
-            expect: &s.expect,
-            fault_start_us: self.fault_start_us(),
-            detected_us: lane.detected_us,
-            rollback_us: lane.rollback_us,
-            trigger: lane.trigger,
-            bad_decisions: self.bad_decisions,
+        let policy = lane.r.controller.policy();
+        let reproduce = format!(
+            "cutover run {} --seed {}{}",
+            self.loaded.path.display(),
+            self.seed,
+            if policy == s.controller.policy.name() { String::new() } else { format!(" --policy {policy}") }
+        );
+        let counts = Counts {
             requests_total: self.requests_total,
             requests_failed: self.requests_failed,
-            stages: lane.stages,
-            violations: lane.violations,
-            history_sha256: lane.history.sha256(),
-            reproduce: format!(
-                "cutover run {} --seed {}{}",
-                self.loaded.path.display(),
-                self.seed,
-                if policy == s.controller.policy.name() { String::new() } else { format!(" --policy {policy}") }
-            ),
-        });
+            bad_decisions: self.bad_decisions,
+        };
+        let summary = lane.r.summary(s, self.seed, self.fault_start_us(), counts, reproduce);
         RunResult {
             summary,
-            timeline: lane.timeline,
-            events: lane.history.events().to_vec(),
+            timeline: lane.r.timeline,
+            events: lane.r.history.events().to_vec(),
             parity: if self.mode == Mode::Full { self.parity.report() } else { Vec::new() },
         }
     }

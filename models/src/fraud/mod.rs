@@ -7,6 +7,7 @@
 //! the mixed case real clients send (`iOS` from the app, `ios` from the web).
 
 pub(crate) mod generator;
+pub mod wire;
 
 pub use generator::{Generator, GeneratorConfig, CUSTOMERS_DEFAULT};
 

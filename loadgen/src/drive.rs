@@ -1,0 +1,123 @@
+//! A plain load driver: `users` concurrent clients, each sending its next generated request
+//! as soon as the last is answered, for a bounded time. Tests use it where goose's reports
+//! are not needed; request payloads come from the domain's generator and the seed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cutover_models::fraud::wire::WireRequest;
+use cutover_models::fraud::{Generator, GeneratorConfig};
+use hdrhistogram::Histogram;
+
+/// Payloads for a live run: request `i` of the seed's generator, stamped with an event
+/// time that runs `time_scale` times faster than the wall clock (so the online store's
+/// materializations keep pace with the compressed plan).
+pub struct Payloads {
+    generator: Generator,
+    next: AtomicU64,
+    began: Instant,
+    time_scale: f64,
+}
+
+impl Payloads {
+    /// Payloads for `seed` over `customers` customers.
+    pub fn new(seed: u64, customers: u64, time_scale: f64) -> Payloads {
+        let generator = Generator::with_config(seed, GeneratorConfig { customers, ..GeneratorConfig::default() });
+        Payloads { generator, next: AtomicU64::new(0), began: Instant::now(), time_scale }
+    }
+
+    /// The next request.
+    pub fn next_request(&self) -> WireRequest {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let t =
+            self.generator.config().start_ms + (self.began.elapsed().as_secs_f64() * self.time_scale * 1000.0) as i64;
+        let (request, _) = self.generator.labeled_at(i, t);
+        WireRequest::of(&request)
+    }
+
+    /// The next request's JSON body.
+    pub fn next_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.next_request()).expect("serializes")
+    }
+}
+
+/// What a drive saw.
+#[derive(Debug, Clone)]
+pub struct DriveReport {
+    /// Requests answered with 2xx.
+    pub ok: u64,
+    /// Requests that failed (non-2xx or no answer).
+    pub failed: u64,
+    /// Client-side latency, µs.
+    pub latency_us: Histogram<u64>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Drives `url`'s `/v1/score` with `users` clients until `duration` passes or `stop`
+/// returns true (checked every 100 ms).
+pub async fn drive(
+    url: &str,
+    payloads: Arc<Payloads>,
+    users: usize,
+    duration: Duration,
+    stop: impl Fn() -> bool + Send + Sync + 'static,
+) -> DriveReport {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
+    let began = Instant::now();
+    let deadline = began + duration;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..users {
+        let (client, payloads, done, url) = (client.clone(), payloads.clone(), done.clone(), format!("{url}/v1/score"));
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let body = payloads.next_body();
+                let t = Instant::now();
+                let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
+                let good = match r {
+                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                h.saturating_record(t.elapsed().as_micros().max(1) as u64);
+                if good {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed, h)
+        }));
+    }
+    let watcher = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if stop() {
+                    done.store(true, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut report = DriveReport {
+        ok: 0,
+        failed: 0,
+        latency_us: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        if let Ok((ok, failed, h)) = t.await {
+            report.ok += ok;
+            report.failed += failed;
+            report.latency_us.add(&h).expect("same bounds");
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let _ = watcher.await;
+    report.elapsed = began.elapsed();
+    report
+}

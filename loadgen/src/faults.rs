@@ -1,0 +1,166 @@
+//! Faults injected into a live run: the same fault tables as a scenario's `[[faults]]`,
+//! validated and resolved by the simulator's code, acting from the moment they are
+//! injected until they are cleared. The new stack reads the board for what it changes
+//! (features, model, latency, errors, timeouts, its store); the router for the shadow
+//! context it drops.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use cutover_models::fraud::Request;
+use cutover_models::runtime::{scorer, Runtime, Scorer};
+use cutover_models::Model;
+use cutover_sim::faults::{resolve_one, Fault, Kind};
+use cutover_sim::scenario::{check_fault, FaultSpec};
+use rand::SeedableRng;
+use serde::Serialize;
+
+/// One injected fault.
+#[derive(Clone)]
+pub struct LiveFault {
+    /// Its id on the board.
+    pub id: u64,
+    /// The resolved fault.
+    pub fault: Fault,
+    /// The table it was injected with.
+    pub spec: serde_json::Value,
+    /// The model it serves, for `model_artifact` and `runtime_drift`.
+    pub scorer: Option<Arc<dyn Scorer>>,
+}
+
+/// What a listing shows of a fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultView {
+    /// Its id.
+    pub id: u64,
+    /// Its kind.
+    pub kind: String,
+    /// The table it was injected with.
+    pub spec: serde_json::Value,
+}
+
+/// A fault touching a request: its id, what it does, and the model it serves if any.
+pub type Hit = (u64, Kind, Option<Arc<dyn Scorer>>);
+
+/// The faults active now.
+pub struct FaultBoard {
+    seed: u64,
+    features: Vec<String>,
+    base: PathBuf,
+    model: Arc<Model>,
+    active: RwLock<Vec<LiveFault>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// Why a fault table was refused: the field and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct FaultError {
+    /// The field at fault.
+    pub field: String,
+    /// Why.
+    pub message: String,
+}
+
+impl FaultBoard {
+    /// An empty board for a stack whose model has `features`; artifacts resolve against `base`.
+    pub fn new(seed: u64, features: Vec<String>, model: Arc<Model>, base: &Path) -> FaultBoard {
+        FaultBoard {
+            seed,
+            features,
+            base: base.to_path_buf(),
+            model,
+            active: RwLock::new(Vec::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// Validates, resolves and injects a fault table (JSON, the fields of a scenario's
+    /// `[[faults]]` without `start_s`/`end_s`: it acts from now until cleared).
+    pub fn inject(&self, spec: serde_json::Value) -> Result<FaultView, FaultError> {
+        let bad = |field: &str, message: String| FaultError { field: field.into(), message };
+        let serde_json::Value::Object(mut table) = spec.clone() else {
+            return Err(bad("body", "a fault is a JSON object".into()));
+        };
+        for timing in ["start_s", "end_s"] {
+            if table.contains_key(timing) {
+                return Err(bad(timing, "does not apply to a live fault (it acts from now until cleared)".into()));
+            }
+        }
+        table.insert("start_s".into(), 0.into());
+        let parsed: FaultSpec = serde_path_to_error::deserialize(serde_json::Value::Object(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            bad(if path == "." { "body" } else { &path }, message)
+        })?;
+        check_fault(&parsed).map_err(|(field, message)| bad(&field, message))?;
+        if parsed.kind == "decommission_legacy" {
+            return Err(bad("kind", "decommission is an admin call of its own: POST /admin/decommission".into()));
+        }
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut params = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ id);
+        let base = self.base.clone();
+        let resolve_path = move |p: &str| {
+            let candidate = base.join(p);
+            if Path::new(p).is_absolute() || candidate.exists() {
+                candidate
+            } else {
+                PathBuf::from(p)
+            }
+        };
+        let mut fault = resolve_one(&parsed, id as usize, &self.features, &mut params, &resolve_path)
+            .map_err(|(field, message)| bad(&field, message))?;
+        fault.start_us = 0;
+        fault.end_us = u64::MAX;
+        let scorer: Option<Arc<dyn Scorer>> = match &fault.kind {
+            Kind::ModelArtifact { artifact } => {
+                let m = cutover_models::xgboost::load_file(artifact).map_err(|e| bad("artifact", e.to_string()))?;
+                if m.feature_names() != self.features.as_slice() {
+                    return Err(bad(
+                        "artifact",
+                        format!("{}: its features differ from the stack's", artifact.display()),
+                    ));
+                }
+                Some(Arc::new(m))
+            }
+            Kind::RuntimeDrift => Some(Arc::from(
+                scorer(&self.model, Runtime::GbdtUnmappedMissing, "new stack")
+                    .map_err(|e| bad("kind", e.to_string()))?,
+            )),
+            _ => None,
+        };
+        let view = FaultView { id, kind: fault.kind.name().into(), spec: spec.clone() };
+        self.active.write().unwrap_or_else(|e| e.into_inner()).push(LiveFault { id, fault, spec, scorer });
+        Ok(view)
+    }
+
+    /// Clears one fault (`Some(id)`) or all; how many were cleared.
+    pub fn clear(&self, id: Option<u64>) -> usize {
+        let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
+        let before = active.len();
+        active.retain(|f| id.is_some_and(|id| f.id != id));
+        before - active.len()
+    }
+
+    /// The faults active now.
+    pub fn list(&self) -> Vec<FaultView> {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active.iter().map(|f| FaultView { id: f.id, kind: f.fault.kind.name().into(), spec: f.spec.clone() }).collect()
+    }
+
+    /// The faults that touch `request` (by segment and fraction, keyed by its transaction
+    /// id), with their id and the model they serve if any.
+    pub fn hitting(&self, request: &Request) -> Vec<Hit> {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active
+            .iter()
+            .filter(|f| f.fault.hits(self.seed, request.transaction_id, request))
+            .map(|f| (f.id, f.fault.kind.clone(), f.scorer.clone()))
+            .collect()
+    }
+
+    /// Whether any fault is active.
+    pub fn is_empty(&self) -> bool {
+        self.active.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+}

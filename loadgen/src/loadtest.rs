@@ -1,0 +1,250 @@
+//! `cutover loadtest`: goose users against the router on loopback, the scenario's plan
+//! compressed onto the wall clock by its `[live]` section, its faults injected through the
+//! admin API at their scaled times. Three goose attacks in a row: legacy alone (the
+//! baseline), legacy with every request shadowed (the shadow's cost), and the rollout.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use cutover_sim::faults::{resolve, Kind, SECOND};
+use cutover_sim::report::{Expectation, Summary};
+use cutover_sim::scenario::{LoadedScenario, Policy};
+use goose::config::GooseConfiguration;
+use goose::metrics::{GooseCoordinatedOmissionMitigation, GooseMetrics};
+use goose::prelude::*;
+use serde::Serialize;
+
+use crate::drive::Payloads;
+use crate::serve::{self, ServeConfig};
+
+static PAYLOADS: RwLock<Option<Arc<Payloads>>> = RwLock::new(None);
+
+async fn score(user: &mut GooseUser) -> TransactionResult {
+    let payloads = PAYLOADS.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(payloads) = payloads else { return Ok(()) };
+    let body = payloads.next_request();
+    let _response = user.post_json("/v1/score", &body).await?;
+    Ok(())
+}
+
+/// One goose attack's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackFigures {
+    /// Which: `baseline`, `shadow` or `rollout`.
+    pub name: String,
+    /// Requests.
+    pub requests: usize,
+    /// Failed requests (non-2xx or no answer).
+    pub failed: usize,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Requests per second.
+    pub rps: f64,
+}
+
+/// summary.json of a load test: `run`'s keys, and the live figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveSummary {
+    /// `run`'s keys (expectations include the live checks).
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Users, run time, scale.
+    pub live: cutover_sim::scenario::Live,
+    /// The three attacks.
+    pub attacks: Vec<AttackFigures>,
+    /// User latency per rollout phase, measured at the router.
+    pub router_user_latency_ms: Vec<crate::router::PhaseLatency>,
+}
+
+fn figures(name: &str, m: &GooseMetrics) -> AttackFigures {
+    let mut requests = 0;
+    let mut failed = 0;
+    let (mut p50, mut p99) = (0.0, 0.0);
+    for agg in m.requests.values() {
+        requests += agg.success_count + agg.fail_count;
+        failed += agg.fail_count;
+        let data = agg.coordinated_omission_data.as_ref().unwrap_or(&agg.raw_data);
+        p50 = data.percentile_us(0.5) as f64 / 1000.0;
+        p99 = data.percentile_us(0.99) as f64 / 1000.0;
+    }
+    AttackFigures {
+        name: name.into(),
+        requests,
+        failed,
+        p50_ms: p50,
+        p99_ms: p99,
+        rps: if m.duration > 0 { requests as f64 / m.duration as f64 } else { 0.0 },
+    }
+}
+
+async fn attack(
+    host: &str,
+    users: usize,
+    seconds: f64,
+    out: &Path,
+    name: &str,
+    mitigate: bool,
+) -> anyhow::Result<GooseMetrics> {
+    let mut config = GooseConfiguration::default();
+    config.host = Some(host.to_string());
+    config.users = Some(users);
+    config.increase_rate = Some(format!("{users}"));
+    config.run_time = Some(format!("{}", seconds.ceil().max(1.0) as u64));
+    config.no_telnet = true;
+    config.no_websocket = true;
+    config.quiet = 1;
+    config.no_print_metrics = true;
+    config.report_file = ["html", "json", "md"]
+        .iter()
+        .map(|ext| out.join(format!("goose-{name}.{ext}")).display().to_string())
+        .collect();
+    if mitigate {
+        config.co_mitigation = Some(GooseCoordinatedOmissionMitigation::Average);
+    }
+    let metrics = GooseAttack::initialize_with_config(config)?
+        .register_scenario(scenario!("score").register_transaction(transaction!(score)))
+        .execute()
+        .await?;
+    Ok(metrics)
+}
+
+/// What a load test found.
+pub struct Outcome {
+    /// summary.json.
+    pub summary: LiveSummary,
+}
+
+/// Runs a load test of `loaded` and writes its outputs into `out`.
+pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path) -> anyhow::Result<Outcome> {
+    let s = loaded.scenario.clone();
+    let file = loaded.path.display().to_string();
+    let live =
+        s.live.clone().ok_or_else(|| anyhow::anyhow!("{file}: field `live`: a load test needs a [live] section"))?;
+    std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))?;
+    let mut cfg = ServeConfig::new(loaded.clone());
+    cfg.policy = policy;
+    cfg.time_scale = live.time_scale;
+    cfg.hold = true;
+    let running = serve::start(cfg).await?;
+    let url = running.url();
+    let payloads = Arc::new(Payloads::new(s.seed, s.domain.customers, live.time_scale));
+    *PAYLOADS.write().unwrap_or_else(|e| e.into_inner()) = Some(payloads);
+    let mitigate = s.guardrails.max_p99_latency_ratio.is_some();
+
+    // 1. Legacy alone.
+    let baseline = attack(&url, live.users, live.baseline_s, out, "baseline", mitigate).await?;
+    // 2. The rollout starts: shadow first. The faults follow the scenario clock.
+    let admin = reqwest::Client::new();
+    let token = running.token.clone();
+    let post = |path: &str| admin.post(format!("{url}{path}")).bearer_auth(&token);
+    post("/admin/start").send().await?.error_for_status()?;
+    let mut params = cutover_sim::streams::stream(s.seed, cutover_sim::streams::Stream::Params);
+    let registry_features = {
+        let registry = cutover_models::registry::Registry::open(&loaded.resolve(&s.domain.registry));
+        let legacy = cutover_models::stack::ScoringStack::start_entry(&registry, &s.domain.legacy_entry)
+            .map_err(|e| anyhow::anyhow!("{file}: legacy stack: {e}"))?;
+        legacy.pipeline().output_names().to_vec()
+    };
+    let faults = resolve(&loaded, &registry_features, &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let schedule = {
+        let state = running.state.clone();
+        let (url, token) = (url.clone(), token.clone());
+        let specs: Vec<serde_json::Value> = s
+            .faults
+            .iter()
+            .map(|f| {
+                let mut v = serde_json::to_value(f.get_ref()).expect("serializes");
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("start_s");
+                    o.remove("end_s");
+                    o.retain(|_, x| !x.is_null());
+                }
+                v
+            })
+            .collect();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            // (scenario µs, fault index, start?)
+            let mut events: Vec<(u64, usize, bool)> = Vec::new();
+            for (k, f) in faults.iter().enumerate() {
+                events.push((f.start_us, k, true));
+                if f.end_us != u64::MAX {
+                    events.push((f.end_us, k, false));
+                }
+            }
+            events.sort();
+            let mut ids: Vec<Option<u64>> = vec![None; faults.len()];
+            for (at, k, start) in events {
+                loop {
+                    let now = (state.view().t_s * SECOND as f64) as u64;
+                    if now >= at {
+                        break;
+                    }
+                    let wait = (at - now) as f64 / 1e6 / state.time_scale();
+                    tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.001, 0.05))).await;
+                }
+                let auth = |r: reqwest::RequestBuilder| r.bearer_auth(&token);
+                if faults[k].kind == Kind::DecommissionLegacy {
+                    let _ = auth(client.post(format!("{url}/admin/decommission"))).send().await;
+                } else if start {
+                    if let Ok(resp) = auth(client.post(format!("{url}/admin/faults"))).json(&specs[k]).send().await {
+                        if let Ok(v) = resp.json::<serde_json::Value>().await {
+                            ids[k] = v["id"].as_u64();
+                        }
+                    }
+                } else if let Some(id) = ids[k] {
+                    let _ = auth(client.delete(format!("{url}/admin/faults/{id}"))).send().await;
+                }
+            }
+        })
+    };
+    let shadow_wall = s.rollout.shadow_s / live.time_scale;
+    let shadow_s = live.baseline_s.min(shadow_wall * 0.8);
+    let shadowed = attack(&url, live.users, shadow_s, out, "shadow", mitigate).await?;
+    // 3. The rest of the rollout.
+    let rollout = attack(&url, live.users, (live.run_time_s - shadow_s).max(1.0), out, "rollout", mitigate).await?;
+    schedule.abort();
+    let view = running.state.view();
+    let events = running.state.events();
+    running.shutdown().await;
+
+    let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];
+    let mut summary = view.summary.clone();
+    let failed: usize = attacks.iter().map(|a| a.failed).sum();
+    summary.expectations.push(Expectation {
+        name: "zero_failed_user_requests".into(),
+        passed: failed == 0,
+        detail: format!("{failed} of {} goose requests failed", attacks.iter().map(|a| a.requests).sum::<usize>()),
+    });
+    let (b, sh) = (attacks[0].p99_ms, attacks[1].p99_ms);
+    summary.expectations.push(Expectation {
+        name: "shadow_p99_within_5pct".into(),
+        passed: sh <= b * 1.05,
+        detail: format!(
+            "user p99 {sh:.3} ms with every request shadowed against {b:.3} ms without ({:+.1} %)",
+            100.0 * (sh / b - 1.0)
+        ),
+    });
+    summary.passed = summary.expectations.iter().all(|e| e.passed);
+    summary.reproduce = format!("cutover loadtest {file}");
+    let live_summary = LiveSummary { summary, live, attacks, router_user_latency_ms: view.user_latency_ms.clone() };
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        std::fs::write(out.join(name), text).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))
+    };
+    write("summary.json", serde_json::to_string_pretty(&live_summary)? + "\n")?;
+    let mut jsonl = String::new();
+    for e in &events {
+        jsonl.push_str(&serde_json::to_string(e)?);
+        jsonl.push('\n');
+    }
+    write("history.jsonl", jsonl)?;
+    Ok(Outcome { summary: live_summary })
+}
+
+/// Where a load test writes by default.
+pub fn default_out(scenario: &Path) -> PathBuf {
+    PathBuf::from("target/loadtest").join(scenario.file_stem().unwrap_or_default())
+}

@@ -1,0 +1,738 @@
+//! The router: in front of the legacy and new stacks, it routes each user to one of them
+//! by the rollout's current weight (sticky by customer, the simulator's bucket), calls the
+//! other off the user's path (shadow), pairs the two answers and feeds them to the
+//! simulator's monitor and controller, which evaluate on the wall clock. A new-stack error
+//! or timeout falls back to legacy, whose call is already in flight, within the budget.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use cutover_models::features::{diff_rows, FeatureDiff, FeatureKind, Segments};
+use cutover_models::fraud::wire::WireRequest;
+use cutover_models::fraud::Request;
+use cutover_sim::controller::{Decision, Phase};
+use cutover_sim::faults::Kind;
+use cutover_sim::history::History;
+use cutover_sim::monitor::Pair;
+use cutover_sim::report::Summary;
+use cutover_sim::rollout::{Counts, Evaluated, Rollout};
+use cutover_sim::scenario::{LoadedScenario, Policy};
+use cutover_sim::sequential::Observation;
+use cutover_sim::streams::mix;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::faults::FaultBoard;
+use crate::http::{self, ApiError};
+use crate::stack::{decision, FEATURES_HEADER};
+
+/// Where the router finds a stack and how to read its answers.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Base URL (`http://127.0.0.1:PORT`); requests go to `{url}/v1/score`.
+    pub url: String,
+    /// The answer's score field.
+    pub score_field: String,
+    /// The answer's decision field (a string, or a boolean where true blocks).
+    pub decision_field: String,
+    /// Whether the stack returns its model row in `features` when asked (cutover's own
+    /// stacks do; external ones usually not, and then feature guardrails have no data).
+    pub features: bool,
+}
+
+/// The router's configuration.
+pub struct RouterConfig {
+    /// The legacy stack.
+    pub legacy: Upstream,
+    /// The new stack.
+    pub new: Upstream,
+    /// The scenario whose plan, guardrails and stacks' budgets apply.
+    pub scenario: LoadedScenario,
+    /// The judge.
+    pub policy: Policy,
+    /// Scenario seconds per wall second: 60 runs an hour's plan in a minute.
+    pub time_scale: f64,
+    /// The admin API's bearer token.
+    pub token: String,
+    /// The model's feature names and kinds (for pairing rows).
+    pub features: Vec<String>,
+    /// Their kinds.
+    pub kinds: Vec<FeatureKind>,
+    /// The in-process new stack's fault board, when there is one.
+    pub faults: Option<Arc<FaultBoard>>,
+    /// Wait for `POST /admin/start` before the rollout begins (serve legacy only until then).
+    pub hold: bool,
+}
+
+/// The rollout as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutView {
+    /// Scenario.
+    pub scenario: String,
+    /// Judge.
+    pub policy: String,
+    /// Whether the rollout has started.
+    pub started: bool,
+    /// Phase.
+    pub phase: Phase,
+    /// New stack's share of users, %.
+    pub weight_pct: f64,
+    /// Scenario seconds since the start.
+    pub t_s: f64,
+    /// Requests, failures, bad decisions.
+    pub requests_total: u64,
+    /// User-visible failures.
+    pub requests_failed: u64,
+    /// Decisions served by the new stack that differ from legacy's.
+    pub bad_decisions_served: u64,
+    /// The last decision in words.
+    pub last_decision: Option<Decision>,
+    /// Faults active now.
+    pub faults: Vec<crate::faults::FaultView>,
+    /// summary.json as it stands.
+    pub summary: Summary,
+    /// User latency by phase, ms.
+    pub user_latency_ms: Vec<PhaseLatency>,
+}
+
+/// User-side latency of one phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseLatency {
+    /// `baseline` (before the rollout, legacy only), `shadow`, `canary`, `promoted`, `rolled_back`.
+    pub phase: String,
+    /// Requests.
+    pub requests: u64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+struct Live {
+    rollout: Rollout,
+    counts: Counts,
+    last: Option<Decision>,
+    fault_start_us: Option<u64>,
+    mismatches: Vec<bool>,
+    diffs: Vec<FeatureDiff>,
+    /// User latency (µs) per phase bucket: baseline, shadow, canary, promoted, rolled back.
+    user_us: Vec<Histogram<u64>>,
+}
+
+/// The router's shared state.
+pub struct RouterState {
+    cfg: RouterConfig,
+    client: reqwest::Client,
+    segments: Segments,
+    /// Wall-clock start of the rollout (None while held).
+    started: Mutex<Option<Instant>>,
+    weight_bits: AtomicU64,
+    rolled_back: AtomicBool,
+    live: Mutex<Live>,
+    threshold: f32,
+    new_timeout: Duration,
+    user_budget_ms: f64,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+const PHASES: [&str; 5] = ["baseline", "shadow", "canary", "promoted", "rolled_back"];
+
+fn phase_bucket(started: bool, phase: Phase) -> usize {
+    match (started, phase) {
+        (false, _) => 0,
+        (true, Phase::Shadow) => 1,
+        (true, Phase::Canary(_)) => 2,
+        (true, Phase::Promoted | Phase::Retired) => 3,
+        (true, Phase::RolledBack) => 4,
+    }
+}
+
+/// A call's outcome.
+#[derive(Debug, Clone)]
+struct Called {
+    ms: f64,
+    answer: Result<Scored, CallFailure>,
+}
+
+#[derive(Debug, Clone)]
+struct Scored {
+    score: f32,
+    block: bool,
+    features: Option<Vec<f32>>,
+    body: bytes_body::Body,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CallFailure {
+    Error,
+    Timeout,
+}
+
+mod bytes_body {
+    /// An answer's bytes, passed on to the user as they came.
+    pub type Body = axum::body::Bytes;
+}
+
+impl RouterState {
+    /// The router's state; the controller starts with [`RouterState::spawn_controller`].
+    pub fn new(cfg: RouterConfig) -> Result<Arc<RouterState>, String> {
+        let s = &cfg.scenario.scenario;
+        let segments = Segments::default();
+        let history = History::new();
+        let rollout = Rollout::new(s, cfg.policy, &cfg.features, &segments, history)?;
+        let n = cfg.features.len();
+        let hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
+        let live = Live {
+            rollout,
+            counts: Counts::default(),
+            last: None,
+            fault_start_us: None,
+            mismatches: vec![false; n],
+            diffs: vec![FeatureDiff::Equal; n],
+            user_us: PHASES.iter().map(|_| hist()).collect(),
+        };
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let started = if cfg.hold { None } else { Some(Instant::now()) };
+        Ok(Arc::new(RouterState {
+            threshold: s.domain.decision_threshold as f32,
+            new_timeout: Duration::from_secs_f64(s.stacks.new.timeout_ms / 1000.0),
+            user_budget_ms: s.stacks.user_budget_ms,
+            cfg,
+            client,
+            segments,
+            started: Mutex::new(started),
+            weight_bits: AtomicU64::new(0f64.to_bits()),
+            rolled_back: AtomicBool::new(false),
+            live: Mutex::new(live),
+            stop,
+        }))
+    }
+
+    /// Scenario microseconds since the rollout started (None while held).
+    fn now_us(&self) -> Option<u64> {
+        let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
+        started.map(|s| (s.elapsed().as_secs_f64() * self.cfg.time_scale * 1e6) as u64)
+    }
+
+    /// Scenario seconds per wall second.
+    pub fn time_scale(&self) -> f64 {
+        self.cfg.time_scale
+    }
+
+    /// Starts the rollout now (no-op when it has started).
+    pub fn start(&self) -> bool {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if started.is_some() {
+            return false;
+        }
+        *started = Some(Instant::now());
+        true
+    }
+
+    /// Stops the controller task.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Runs the controller on the wall clock until [`RouterState::stop`].
+    pub fn spawn_controller(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            let interval_us = state.live.lock().unwrap_or_else(|e| e.into_inner()).rollout.interval_us;
+            let wall = Duration::from_secs_f64(interval_us as f64 / 1e6 / state.cfg.time_scale);
+            let mut tick = tokio::time::interval(wall.max(Duration::from_millis(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => state.evaluate(),
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    }
+
+    fn evaluate(&self) {
+        let Some(t) = self.now_us() else { return };
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let fault_start = live.fault_start_us;
+        let features = &self.cfg.features;
+        let Evaluated { decision, .. } = live.rollout.evaluate(t, None, features, fault_start, true);
+        self.publish(&live.rollout);
+        metrics::gauge!("cutover_rollout_weight_pct").set(live.rollout.controller.weight_pct());
+        let w = &live.rollout.stage_window;
+        for name in ["decision_flip_rate", "mean_abs_score_diff", "error_rate", "timeout_rate", "p99_latency_ratio"] {
+            if let Some(v) = w.metric(name) {
+                metrics::gauge!("cutover_guardrail", "statistic" => name).set(v);
+            }
+        }
+        live.last = Some(decision);
+    }
+
+    fn publish(&self, rollout: &Rollout) {
+        self.weight_bits.store(rollout.controller.weight_pct().to_bits(), Ordering::Release);
+        self.rolled_back.store(rollout.controller.phase() == Phase::RolledBack, Ordering::Release);
+    }
+
+    /// Notes that a fault began now (for detection times).
+    pub fn fault_began(&self) {
+        let t = self.now_us().unwrap_or(0);
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.fault_start_us.is_none() {
+            live.fault_start_us = Some(t);
+        }
+    }
+
+    /// The rollout as it stands.
+    pub fn view(&self) -> RolloutView {
+        let t = self.now_us();
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &self.cfg.scenario.scenario;
+        let summary = live.rollout.summary(
+            s,
+            s.seed,
+            live.fault_start_us,
+            live.counts,
+            format!("cutover loadtest {}", self.cfg.scenario.path.display()),
+        );
+        let c = &live.rollout.controller;
+        RolloutView {
+            scenario: s.name.clone(),
+            policy: c.policy().into(),
+            started: t.is_some(),
+            phase: c.phase(),
+            weight_pct: c.weight_pct(),
+            t_s: t.unwrap_or(0) as f64 / 1e6,
+            requests_total: live.counts.requests_total,
+            requests_failed: live.counts.requests_failed,
+            bad_decisions_served: live.counts.bad_decisions,
+            last_decision: live.last.clone(),
+            faults: self.cfg.faults.as_ref().map(|b| b.list()).unwrap_or_default(),
+            summary,
+            user_latency_ms: PHASES
+                .iter()
+                .zip(&live.user_us)
+                .map(|(p, h)| PhaseLatency {
+                    phase: (*p).into(),
+                    requests: h.len(),
+                    p50: h.value_at_quantile(0.5) as f64 / 1000.0,
+                    p99: h.value_at_quantile(0.99) as f64 / 1000.0,
+                })
+                .collect(),
+        }
+    }
+
+    /// The history's events so far.
+    pub fn events(&self) -> Vec<cutover_sim::history::Event> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).rollout.history.events().to_vec()
+    }
+
+    async fn call(&self, up: &Upstream, body: &axum::body::Bytes, budget: Option<Duration>) -> Called {
+        let began = Instant::now();
+        let mut req = self
+            .client
+            .post(format!("{}/v1/score", up.url))
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if up.features {
+            req = req.header(FEATURES_HEADER, "1");
+        }
+        if let Some(b) = budget {
+            req = req.timeout(b);
+        }
+        let result = async {
+            let resp =
+                req.send().await.map_err(|e| if e.is_timeout() { CallFailure::Timeout } else { CallFailure::Error })?;
+            if !resp.status().is_success() {
+                return Err(CallFailure::Error);
+            }
+            let bytes =
+                resp.bytes()
+                    .await
+                    .map_err(|e| if e.is_timeout() { CallFailure::Timeout } else { CallFailure::Error })?;
+            self.read_answer(up, bytes).ok_or(CallFailure::Error)
+        }
+        .await;
+        Called { ms: began.elapsed().as_secs_f64() * 1000.0, answer: result }
+    }
+
+    fn read_answer(&self, up: &Upstream, bytes: axum::body::Bytes) -> Option<Scored> {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let score = v.get(&up.score_field)?.as_f64()? as f32;
+        let block = match v.get(&up.decision_field) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s == "block",
+            _ => score >= self.threshold,
+        };
+        let features = v
+            .get("features")
+            .and_then(|f| f.as_array())
+            .map(|a| a.iter().map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32)).collect::<Vec<f32>>())
+            .filter(|f| f.len() == self.cfg.features.len());
+        Some(Scored { score, block, features, body: bytes })
+    }
+
+    /// Pairs the two answers of one request and feeds the monitor.
+    fn pair(
+        &self,
+        request: &Request,
+        routed_new: bool,
+        legacy: &Called,
+        new: &Called,
+        context_lost: bool,
+        user: (bool, f64, bool),
+    ) {
+        let Some(t) = self.now_us() else {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.user_us[0].saturating_record((user.1 * 1000.0).max(1.0) as u64);
+            live.counts.requests_total += 1;
+            live.counts.requests_failed += u64::from(user.2);
+            return;
+        };
+        let (served_new, user_ms, user_failed) = user;
+        let new_error = matches!(new.answer, Err(CallFailure::Error));
+        let new_timeout = matches!(new.answer, Err(CallFailure::Timeout));
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let live = &mut *live;
+        let bucket = phase_bucket(true, live.rollout.controller.phase());
+        live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
+        live.counts.requests_total += 1;
+        live.counts.requests_failed += u64::from(user_failed);
+        let (Ok(l), new_answer) = (&legacy.answer, &new.answer) else { return };
+        let (flipped, diff) = match new_answer {
+            Ok(n) => (n.block != l.block, f64::from((n.score - l.score).abs())),
+            Err(_) => (false, 0.0),
+        };
+        if served_new && flipped {
+            live.counts.bad_decisions += 1;
+        }
+        match (&l.features, new_answer.as_ref().ok().and_then(|n| n.features.as_ref())) {
+            (Some(lf), Some(nf)) => diff_rows(&self.cfg.kinds, lf, nf, &mut live.diffs),
+            _ => live.diffs.fill(FeatureDiff::Equal),
+        }
+        for (m, d) in live.mismatches.iter_mut().zip(&live.diffs) {
+            *m = d.is_mismatch();
+        }
+        let shadow = !routed_new;
+        let pair = Pair {
+            abs_score_diff: diff,
+            flipped,
+            mismatches: &live.mismatches,
+            legacy_ms: legacy.ms,
+            new_ms: new.ms,
+            new_error,
+            new_timeout,
+            shadow,
+            shadow_context_mismatch: context_lost,
+        };
+        let segs = self.segments.of(request);
+        let observation = Observation {
+            answered: new_answer.is_ok(),
+            flipped,
+            abs_score_diff: diff,
+            mismatches: &live.mismatches,
+            segments: &segs,
+            error: new_error,
+            timeout: new_timeout,
+            new_ms: new.ms,
+            legacy_ms: legacy.ms,
+            shadow,
+            shadow_context_mismatch: context_lost,
+        };
+        live.rollout.observe(t, &pair, &observation, served_new);
+        if routed_new && live.rollout.controller.phase() == Phase::RolledBack {
+            live.rollout.violation(
+                t,
+                "nothing routed to new after a rollback",
+                format!("request {} went to the new stack after the rollback", request.transaction_id),
+            );
+        }
+    }
+}
+
+/// The router's routes: scoring, health, metrics and the admin API.
+pub fn routes(state: Arc<RouterState>) -> Router {
+    let admin = Router::new()
+        .route("/admin/rollout", get(admin_rollout))
+        .route("/admin/history", get(admin_history))
+        .route("/admin/start", post(admin_start))
+        .route("/admin/rollback", post(admin_rollback))
+        .route("/admin/decommission", post(admin_decommission))
+        .route("/admin/faults", get(admin_faults).post(admin_inject).delete(admin_clear_all))
+        .route("/admin/faults/{id}", delete(admin_clear_one))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/v1/score", post(score))
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(http::metrics))
+        .merge(admin)
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::wrong_method)
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<Arc<RouterState>>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.cfg.token.as_bytes())) {
+        next.run(request).await
+    } else {
+        ApiError::field(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "the admin API needs `Authorization: Bearer <token>`",
+        )
+        .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn readyz(State(state): State<Arc<RouterState>>) -> Response {
+    let mut down = Vec::new();
+    for (name, up) in [("legacy", &state.cfg.legacy), ("new", &state.cfg.new)] {
+        let ok = state
+            .client
+            .get(format!("{}/healthz", up.url))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if !ok {
+            down.push(name);
+        }
+    }
+    if down.is_empty() {
+        Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} down", down.join(" and ")))
+            .into_response()
+    }
+}
+
+async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Response, ApiError> {
+    let began = Instant::now();
+    let bytes = http::read_body(body).await?;
+    let request = match http::parse_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::counter!("cutover_router_bad_requests_total").increment(1);
+            return Err(e);
+        }
+    };
+    let started = state.started.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    let weight = f64::from_bits(state.weight_bits.load(Ordering::Acquire));
+    let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
+    let routed_new = started && bucket < weight && !state.rolled_back.load(Ordering::Acquire);
+    // Shadow calls may lose the production context (a fault at the router).
+    let mut new_body = bytes.clone();
+    let mut context_lost = false;
+    if !routed_new {
+        if let Some(board) = &state.cfg.faults {
+            if board.hitting(&request).iter().any(|(_, k, _)| *k == Kind::ShadowContext) {
+                let mut wire = WireRequest::of(&request);
+                wire.device_os = None;
+                wire.account_age_days = None;
+                new_body = serde_json::to_vec(&wire).expect("serializes").into();
+                context_lost = true;
+            }
+        }
+    }
+    let legacy_task = {
+        let (s, b) = (state.clone(), bytes.clone());
+        tokio::spawn(async move { s.call(&s.cfg.legacy, &b, None).await })
+    };
+    let shadow_only = !started;
+    let new_task = (!shadow_only).then(|| {
+        let s = state.clone();
+        tokio::spawn(async move { s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await })
+    });
+    let joined =
+        |r: Result<Called, tokio::task::JoinError>| r.unwrap_or(Called { ms: 0.0, answer: Err(CallFailure::Error) });
+    let respond = |scored: &Scored| -> Response {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], scored.body.clone()).into_response()
+    };
+    let user_failure = || ApiError::new(StatusCode::BAD_GATEWAY, "the legacy stack failed to answer");
+    let elapsed_ms = |b: Instant| b.elapsed().as_secs_f64() * 1000.0;
+    let (response, record): (Response, Option<(Called, tokio::task::JoinHandle<Called>, bool)>) = match new_task {
+        None => {
+            let legacy = joined(legacy_task.await);
+            let ms = elapsed_ms(began);
+            let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
+            let response = match &legacy.answer {
+                Ok(s) => respond(s),
+                Err(_) => user_failure().into_response(),
+            };
+            state.pair(
+                &request,
+                false,
+                &legacy,
+                &Called { ms: 0.0, answer: Err(CallFailure::Error) },
+                false,
+                (false, ms, failed),
+            );
+            return Ok(response);
+        }
+        Some(new_task) if routed_new => {
+            let new = joined(new_task.await);
+            match &new.answer {
+                Ok(s) => {
+                    let response = respond(s);
+                    let ms = elapsed_ms(began);
+                    (response, Some((new, legacy_task, ms > state.user_budget_ms)))
+                }
+                Err(_) => {
+                    // Fall back to legacy, already in flight.
+                    let legacy = joined(legacy_task.await);
+                    let ms = elapsed_ms(began);
+                    let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
+                    let response = match &legacy.answer {
+                        Ok(s) => respond(s),
+                        Err(_) => user_failure().into_response(),
+                    };
+                    metrics::counter!("cutover_router_fallbacks_total").increment(1);
+                    state.pair(&request, true, &legacy, &new, context_lost, (false, ms, failed));
+                    record_user(&state, "legacy", began, failed);
+                    return Ok(response);
+                }
+            }
+        }
+        Some(new_task) => {
+            let legacy = joined(legacy_task.await);
+            let ms = elapsed_ms(began);
+            let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
+            let response = match &legacy.answer {
+                Ok(s) => respond(s),
+                Err(_) => user_failure().into_response(),
+            };
+            // The shadow answer is paired off the user's path.
+            let s = state.clone();
+            tokio::spawn(async move {
+                let new = joined(new_task.await);
+                s.pair(&request, false, &legacy, &new, context_lost, (false, ms, failed));
+            });
+            record_user(&state, "legacy", began, failed);
+            return Ok(response);
+        }
+    };
+    if let Some((new, legacy_task, failed)) = record {
+        let ms = elapsed_ms(began);
+        let s = state.clone();
+        tokio::spawn(async move {
+            let legacy = joined(legacy_task.await);
+            s.pair(&request, true, &legacy, &new, false, (true, ms, failed));
+        });
+        record_user(&state, "new", began, failed);
+    }
+    Ok(response)
+}
+
+fn record_user(_state: &RouterState, served_by: &'static str, began: Instant, failed: bool) {
+    metrics::counter!("cutover_router_requests_total", "served_by" => served_by).increment(1);
+    if failed {
+        metrics::counter!("cutover_router_user_failures_total").increment(1);
+    }
+    metrics::histogram!("cutover_router_latency_seconds", "served_by" => served_by)
+        .record(began.elapsed().as_secs_f64());
+}
+
+async fn admin_rollout(State(state): State<Arc<RouterState>>) -> Json<RolloutView> {
+    Json(state.view())
+}
+
+async fn admin_history(State(state): State<Arc<RouterState>>) -> Json<Vec<cutover_sim::history::Event>> {
+    Json(state.events())
+}
+
+async fn admin_start(State(state): State<Arc<RouterState>>) -> Json<serde_json::Value> {
+    let started = state.start();
+    Json(serde_json::json!({"started": started}))
+}
+
+async fn admin_rollback(State(state): State<Arc<RouterState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = state.now_us().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "the rollout has not started"))?;
+    let mut live = state.live.lock().unwrap_or_else(|e| e.into_inner());
+    if !live.rollout.manual_rollback(t) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("nothing to roll back in {:?}", live.rollout.controller.phase()),
+        ));
+    }
+    state.publish(&live.rollout);
+    Ok(Json(serde_json::json!({"phase": live.rollout.controller.phase(), "t_s": t as f64 / 1e6})))
+}
+
+async fn admin_decommission(State(state): State<Arc<RouterState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = state.now_us().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "the rollout has not started"))?;
+    let mut live = state.live.lock().unwrap_or_else(|e| e.into_inner());
+    let result = live.rollout.decommission(t);
+    state.publish(&live.rollout);
+    match result {
+        Ok(()) => Ok(Json(serde_json::json!({"decommissioned": true, "t_s": t as f64 / 1e6}))),
+        Err(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
+    }
+}
+
+async fn admin_faults(State(state): State<Arc<RouterState>>) -> Json<Vec<crate::faults::FaultView>> {
+    Json(state.cfg.faults.as_ref().map(|b| b.list()).unwrap_or_default())
+}
+
+async fn admin_inject(State(state): State<Arc<RouterState>>, body: Body) -> Result<Response, ApiError> {
+    let board = state.cfg.faults.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "faults are injected into cutover's own stacks; this router fronts external ones",
+        )
+    })?;
+    let bytes = http::read_body(body).await?;
+    let spec: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", e.to_string()))?;
+    let view = board.inject(spec).map_err(|e| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.message))?;
+    state.fault_began();
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn admin_clear_all(State(state): State<Arc<RouterState>>) -> Json<serde_json::Value> {
+    let n = state.cfg.faults.as_ref().map_or(0, |b| b.clear(None));
+    Json(serde_json::json!({"cleared": n}))
+}
+
+async fn admin_clear_one(
+    State(state): State<Arc<RouterState>>,
+    Path(id): Path<u64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = state.cfg.faults.as_ref().map_or(0, |b| b.clear(Some(id)));
+    if n == 0 {
+        return Err(ApiError::field(StatusCode::NOT_FOUND, "id", format!("no active fault {id}")));
+    }
+    Ok(Json(serde_json::json!({"cleared": n})))
+}
+
+/// The decision a score takes (for external stacks whose answers lack one).
+pub fn decide(score: f32, threshold: f32) -> &'static str {
+    decision(score, threshold)
+}

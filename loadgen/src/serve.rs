@@ -1,0 +1,190 @@
+//! Starting the services: the legacy and new stacks (unless external URLs are given) and
+//! the router, each on its own loopback port, with graceful shutdown.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use cutover_models::registry::Registry;
+use cutover_models::stack::ScoringStack;
+use cutover_sim::scenario::{LoadedScenario, Policy};
+use rand::RngExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::faults::FaultBoard;
+use crate::router::{self, RouterConfig, RouterState, Upstream};
+use crate::stack::StackService;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The scenario whose stacks, plan and guardrails apply.
+    pub scenario: LoadedScenario,
+    /// The judge (the scenario's when none).
+    pub policy: Option<Policy>,
+    /// Address to bind (loopback unless asked otherwise).
+    pub bind: IpAddr,
+    /// Router port (0: any free one).
+    pub router_port: u16,
+    /// Legacy stack port (0: any).
+    pub legacy_port: u16,
+    /// New stack port (0: any).
+    pub new_port: u16,
+    /// The admin token (generated when none).
+    pub token: Option<String>,
+    /// An external legacy stack instead of the in-process one.
+    pub legacy_url: Option<String>,
+    /// An external new stack instead of the in-process one.
+    pub new_url: Option<String>,
+    /// External answers' score field.
+    pub score_field: String,
+    /// External answers' decision field.
+    pub decision_field: String,
+    /// Scenario seconds per wall second.
+    pub time_scale: f64,
+    /// Hold the rollout until `POST /admin/start`.
+    pub hold: bool,
+}
+
+impl ServeConfig {
+    /// Defaults for a scenario: loopback, any ports, cutover's own stacks, real time.
+    pub fn new(scenario: LoadedScenario) -> ServeConfig {
+        ServeConfig {
+            scenario,
+            policy: None,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            router_port: 0,
+            legacy_port: 0,
+            new_port: 0,
+            token: None,
+            legacy_url: None,
+            new_url: None,
+            score_field: "score".into(),
+            decision_field: "decision".into(),
+            time_scale: 1.0,
+            hold: false,
+        }
+    }
+}
+
+/// The running services.
+pub struct Running {
+    /// The router's address.
+    pub router: SocketAddr,
+    /// The in-process legacy stack's address.
+    pub legacy: Option<SocketAddr>,
+    /// The in-process new stack's address.
+    pub new: Option<SocketAddr>,
+    /// The admin token.
+    pub token: String,
+    /// The router's state (rollout view, history).
+    pub state: Arc<RouterState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The router's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.router)
+    }
+
+    /// Stops accepting, finishes the requests in flight, stops the controller.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.state.stop();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// A fresh admin token: 32 hex digits from the operating system's entropy.
+pub fn new_token() -> String {
+    let mut rng = rand::rng();
+    (0..16).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}
+
+async fn listen(bind: IpAddr, port: u16) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(SocketAddr::new(bind, port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind {bind}:{port}: {e}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+fn spawn(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+            eprintln!("cutover: a service stopped: {e}");
+        }
+    })
+}
+
+/// Starts the services.
+pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    let s = &cfg.scenario.scenario;
+    let file = cfg.scenario.path.display().to_string();
+    let registry = Registry::open(&cfg.scenario.resolve(&s.domain.registry));
+    let legacy = ScoringStack::start_entry(&registry, &s.domain.legacy_entry)
+        .map_err(|e| anyhow::anyhow!("{file}: legacy stack: {e}"))?;
+    let new = ScoringStack::start_entry(&registry, &s.domain.new_entry)
+        .map_err(|e| anyhow::anyhow!("{file}: new stack: {e}"))?;
+    let features = legacy.pipeline().output_names().to_vec();
+    let kinds = legacy.pipeline().output_kinds();
+    let threshold = s.domain.decision_threshold as f32;
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let own =
+        |url: String| Upstream { url, score_field: "score".into(), decision_field: "decision".into(), features: true };
+    let external = |url: &String| Upstream {
+        url: url.trim_end_matches('/').to_string(),
+        score_field: cfg.score_field.clone(),
+        decision_field: cfg.decision_field.clone(),
+        features: false,
+    };
+    let (legacy_up, legacy_addr) = match &cfg.legacy_url {
+        Some(url) => (external(url), None),
+        None => {
+            let svc = Arc::new(StackService::new("legacy", &legacy, threshold, None, s.seed));
+            let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
+            tasks.push(spawn(listener, svc.router(), stop.clone()));
+            (own(format!("http://{addr}")), Some(addr))
+        }
+    };
+    let mut board = None;
+    let (new_up, new_addr) = match &cfg.new_url {
+        Some(url) => (external(url), None),
+        None => {
+            let model = Arc::new(new.model().clone());
+            let b = Arc::new(FaultBoard::new(s.seed, features.clone(), model, &cfg.scenario.base));
+            board = Some(b.clone());
+            let svc = Arc::new(StackService::new("new", &new, threshold, Some(b), s.seed));
+            let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
+            tasks.push(spawn(listener, svc.router(), stop.clone()));
+            (own(format!("http://{addr}")), Some(addr))
+        }
+    };
+    let token = cfg.token.clone().unwrap_or_else(new_token);
+    let state = RouterState::new(RouterConfig {
+        legacy: legacy_up,
+        new: new_up,
+        scenario: cfg.scenario.clone(),
+        policy: cfg.policy.unwrap_or(s.controller.policy),
+        time_scale: cfg.time_scale,
+        token: token.clone(),
+        features,
+        kinds,
+        faults: board,
+        hold: cfg.hold,
+    })
+    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let (listener, router_addr) = listen(cfg.bind, cfg.router_port).await?;
+    tasks.push(state.spawn_controller());
+    tasks.push(spawn(listener, router::routes(state.clone()), stop));
+    Ok(Running { router: router_addr, legacy: legacy_addr, new: new_addr, token, state, shutdown, tasks })
+}

