@@ -87,6 +87,7 @@ async fn attack(
     out: &Path,
     name: &str,
     mitigate: bool,
+    throttle: Option<usize>,
 ) -> anyhow::Result<GooseMetrics> {
     let mut config = GooseConfiguration::default();
     config.host = Some(host.to_string());
@@ -94,7 +95,7 @@ async fn attack(
     config.increase_rate = Some(format!("{users}"));
     config.run_time = Some(format!("{}", seconds.ceil().max(1.0) as u64));
     config.no_telnet = true;
-    config.no_websocket = true;
+    config.throttle_requests = throttle;
     config.quiet = 1;
     config.no_print_metrics = true;
     config.report_file = ["html", "json", "md"]
@@ -135,7 +136,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     let mitigate = s.guardrails.max_p99_latency_ratio.is_some();
 
     // 1. Legacy alone.
-    let baseline = attack(&url, live.users, live.baseline_s, out, "baseline", mitigate).await?;
+    let baseline = attack(&url, live.users, live.baseline_s, out, "baseline", mitigate, live.throttle_rps).await?;
     // 2. The rollout starts: shadow first. The faults follow the scenario clock.
     let admin = reqwest::Client::new();
     let token = running.token.clone();
@@ -203,9 +204,11 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     };
     let shadow_wall = s.rollout.shadow_s / live.time_scale;
     let shadow_s = live.baseline_s.min(shadow_wall * 0.8);
-    let shadowed = attack(&url, live.users, shadow_s, out, "shadow", mitigate).await?;
+    let shadowed = attack(&url, live.users, shadow_s, out, "shadow", mitigate, live.throttle_rps).await?;
     // 3. The rest of the rollout.
-    let rollout = attack(&url, live.users, (live.run_time_s - shadow_s).max(1.0), out, "rollout", mitigate).await?;
+    let rollout =
+        attack(&url, live.users, (live.run_time_s - shadow_s).max(1.0), out, "rollout", mitigate, live.throttle_rps)
+            .await?;
     schedule.abort();
     let view = running.state.view();
     let events = running.state.events();
@@ -219,15 +222,23 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
         passed: failed == 0,
         detail: format!("{failed} of {} goose requests failed", attacks.iter().map(|a| a.requests).sum::<usize>()),
     });
-    let (b, sh) = (attacks[0].p99_ms, attacks[1].p99_ms);
-    summary.expectations.push(Expectation {
-        name: "shadow_p99_within_5pct".into(),
-        passed: sh <= b * 1.05,
-        detail: format!(
-            "user p99 {sh:.3} ms with every request shadowed against {b:.3} ms without ({:+.1} %)",
-            100.0 * (sh / b - 1.0)
-        ),
-    });
+    // The shadow's cost, from the router's own histograms (goose's buckets are too coarse
+    // to see 5 %): user latency before the rollout (legacy alone) and during shadow.
+    let phase = |name: &str| view.user_latency_ms.iter().find(|p| p.phase == name).cloned();
+    if let (Some(b), Some(sh)) = (phase("baseline"), phase("shadow")) {
+        summary.expectations.push(Expectation {
+            name: "shadow_p99_within_5pct".into(),
+            passed: sh.p99 <= b.p99 * 1.05,
+            detail: format!(
+                "user p99 at the router {:.3} ms with every request shadowed ({} requests) against {:.3} ms without ({} requests): {:+.1} %",
+                sh.p99,
+                sh.requests,
+                b.p99,
+                b.requests,
+                100.0 * (sh.p99 / b.p99 - 1.0)
+            ),
+        });
+    }
     summary.passed = summary.expectations.iter().all(|e| e.passed);
     summary.reproduce = format!("cutover loadtest {file}");
     let live_summary = LiveSummary { summary, live, attacks, router_user_latency_ms: view.user_latency_ms.clone() };

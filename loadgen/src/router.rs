@@ -562,96 +562,65 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
             }
         }
     }
+    let joined =
+        |r: Result<Called, tokio::task::JoinError>| r.unwrap_or(Called { ms: 0.0, answer: Err(CallFailure::Error) });
+    let respond = |called: &Called| -> Response {
+        match &called.answer {
+            Ok(scored) => {
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], scored.body.clone()).into_response()
+            }
+            Err(_) => ApiError::new(StatusCode::BAD_GATEWAY, "the legacy stack failed to answer").into_response(),
+        }
+    };
+    let elapsed_ms = || began.elapsed().as_secs_f64() * 1000.0;
+    if !routed_new {
+        // Legacy answers the user; the shadow call starts only once the answer is on its
+        // way, so it never competes with the user's request.
+        let legacy = state.call(&state.cfg.legacy, &bytes, None).await;
+        let ms = elapsed_ms();
+        let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
+        let response = respond(&legacy);
+        record_user("legacy", began, failed);
+        let s = state.clone();
+        tokio::spawn(async move {
+            let new = if started {
+                s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await
+            } else {
+                Called { ms: 0.0, answer: Err(CallFailure::Error) }
+            };
+            s.pair(&request, false, &legacy, &new, context_lost, (false, ms, failed));
+        });
+        return Ok(response);
+    }
+    // Canary: the new stack answers; legacy's call runs beside it, for the pairing and as
+    // the fallback already in flight.
     let legacy_task = {
         let (s, b) = (state.clone(), bytes.clone());
         tokio::spawn(async move { s.call(&s.cfg.legacy, &b, None).await })
     };
-    let shadow_only = !started;
-    let new_task = (!shadow_only).then(|| {
-        let s = state.clone();
-        tokio::spawn(async move { s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await })
-    });
-    let joined =
-        |r: Result<Called, tokio::task::JoinError>| r.unwrap_or(Called { ms: 0.0, answer: Err(CallFailure::Error) });
-    let respond = |scored: &Scored| -> Response {
-        ([(axum::http::header::CONTENT_TYPE, "application/json")], scored.body.clone()).into_response()
-    };
-    let user_failure = || ApiError::new(StatusCode::BAD_GATEWAY, "the legacy stack failed to answer");
-    let elapsed_ms = |b: Instant| b.elapsed().as_secs_f64() * 1000.0;
-    let (response, record): (Response, Option<(Called, tokio::task::JoinHandle<Called>, bool)>) = match new_task {
-        None => {
-            let legacy = joined(legacy_task.await);
-            let ms = elapsed_ms(began);
-            let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
-            let response = match &legacy.answer {
-                Ok(s) => respond(s),
-                Err(_) => user_failure().into_response(),
-            };
-            state.pair(
-                &request,
-                false,
-                &legacy,
-                &Called { ms: 0.0, answer: Err(CallFailure::Error) },
-                false,
-                (false, ms, failed),
-            );
-            return Ok(response);
-        }
-        Some(new_task) if routed_new => {
-            let new = joined(new_task.await);
-            match &new.answer {
-                Ok(s) => {
-                    let response = respond(s);
-                    let ms = elapsed_ms(began);
-                    (response, Some((new, legacy_task, ms > state.user_budget_ms)))
-                }
-                Err(_) => {
-                    // Fall back to legacy, already in flight.
-                    let legacy = joined(legacy_task.await);
-                    let ms = elapsed_ms(began);
-                    let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
-                    let response = match &legacy.answer {
-                        Ok(s) => respond(s),
-                        Err(_) => user_failure().into_response(),
-                    };
-                    metrics::counter!("cutover_router_fallbacks_total").increment(1);
-                    state.pair(&request, true, &legacy, &new, context_lost, (false, ms, failed));
-                    record_user(&state, "legacy", began, failed);
-                    return Ok(response);
-                }
-            }
-        }
-        Some(new_task) => {
-            let legacy = joined(legacy_task.await);
-            let ms = elapsed_ms(began);
-            let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
-            let response = match &legacy.answer {
-                Ok(s) => respond(s),
-                Err(_) => user_failure().into_response(),
-            };
-            // The shadow answer is paired off the user's path.
-            let s = state.clone();
-            tokio::spawn(async move {
-                let new = joined(new_task.await);
-                s.pair(&request, false, &legacy, &new, context_lost, (false, ms, failed));
-            });
-            record_user(&state, "legacy", began, failed);
-            return Ok(response);
-        }
-    };
-    if let Some((new, legacy_task, failed)) = record {
-        let ms = elapsed_ms(began);
+    let new = state.call(&state.cfg.new, &new_body, Some(state.new_timeout)).await;
+    if new.answer.is_ok() {
+        let ms = elapsed_ms();
+        let failed = ms > state.user_budget_ms;
+        let response = respond(&new);
+        record_user("new", began, failed);
         let s = state.clone();
         tokio::spawn(async move {
             let legacy = joined(legacy_task.await);
             s.pair(&request, true, &legacy, &new, false, (true, ms, failed));
         });
-        record_user(&state, "new", began, failed);
+        return Ok(response);
     }
-    Ok(response)
+    let legacy = joined(legacy_task.await);
+    let ms = elapsed_ms();
+    let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
+    metrics::counter!("cutover_router_fallbacks_total").increment(1);
+    record_user("legacy", began, failed);
+    state.pair(&request, true, &legacy, &new, context_lost, (false, ms, failed));
+    Ok(respond(&legacy))
 }
 
-fn record_user(_state: &RouterState, served_by: &'static str, began: Instant, failed: bool) {
+fn record_user(served_by: &'static str, began: Instant, failed: bool) {
     metrics::counter!("cutover_router_requests_total", "served_by" => served_by).increment(1);
     if failed {
         metrics::counter!("cutover_router_user_failures_total").increment(1);

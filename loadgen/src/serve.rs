@@ -138,6 +138,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let kinds = legacy.pipeline().output_kinds();
     let threshold = s.domain.decision_threshold as f32;
     let (shutdown, stop) = watch::channel(false);
+    let log = cutover_models::paths::SharedLog::default();
     let mut tasks = Vec::new();
     let own =
         |url: String| Upstream { url, score_field: "score".into(), decision_field: "decision".into(), features: true };
@@ -150,7 +151,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (legacy_up, legacy_addr) = match &cfg.legacy_url {
         Some(url) => (external(url), None),
         None => {
-            let svc = Arc::new(StackService::new("legacy", &legacy, threshold, None, s.seed));
+            let svc = Arc::new(StackService::new("legacy", &legacy, threshold, None, s.seed, log.clone()));
             let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
             tasks.push(spawn(listener, svc.router(), stop.clone()));
             (own(format!("http://{addr}")), Some(addr))
@@ -163,7 +164,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             let model = Arc::new(new.model().clone());
             let b = Arc::new(FaultBoard::new(s.seed, features.clone(), model, &cfg.scenario.base));
             board = Some(b.clone());
-            let svc = Arc::new(StackService::new("new", &new, threshold, Some(b), s.seed));
+            let svc = Arc::new(StackService::new("new", &new, threshold, Some(b), s.seed, log.clone()));
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
             tasks.push(spawn(listener, svc.router(), stop.clone()));
             (own(format!("http://{addr}")), Some(addr))

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cutover_models::paths::SinglePath;
+use cutover_models::paths::{SharedLog, SinglePath};
 use cutover_models::runtime::Scorer;
 use cutover_models::stack::ScoringStack;
 use cutover_models::store::Schedule;
@@ -78,6 +78,7 @@ impl StackService {
         threshold: f32,
         faults: Option<Arc<FaultBoard>>,
         seed: u64,
+        log: SharedLog,
     ) -> StackService {
         StackService {
             name,
@@ -85,7 +86,8 @@ impl StackService {
             sha256: stack.entry().sha256.clone(),
             threshold,
             path: Mutex::new(PathState {
-                path: SinglePath::new(stack.pipeline().clone(), Schedule::default()),
+                // Legacy is the system of record: it appends what it serves to the log.
+                path: SinglePath::new(stack.pipeline().clone(), Schedule::default(), log, name == "legacy"),
                 stalls_applied: Vec::new(),
             }),
             faults,

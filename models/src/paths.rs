@@ -141,23 +141,28 @@ impl DualPath {
     }
 }
 
+/// The offline event log as services share it: the data warehouse every store
+/// materializes from.
+pub type SharedLog = std::sync::Arc<std::sync::RwLock<EventLog>>;
+
 /// One feature path on its own, as one live service computes it: its pipeline, and the
-/// customer aggregates it reads from its own store, materialized on the schedule from its
-/// own log of the requests it served.
+/// customer aggregates it reads from its own store, materialized on the schedule from the
+/// shared offline log (the data warehouse), to which the system of record (legacy, which
+/// sees every request) appends what it served.
 #[derive(Debug, Clone)]
 pub struct SinglePath {
     pipeline: Pipeline,
     store: Materializer,
-    log: EventLog,
+    log: SharedLog,
+    records: bool,
     values: FeatureValues,
-    last_ms: i64,
 }
 
 impl SinglePath {
-    /// A path with an empty store.
-    pub fn new(pipeline: Pipeline, schedule: Schedule) -> SinglePath {
+    /// A path with an empty store over `log`; with `records`, it appends what it serves.
+    pub fn new(pipeline: Pipeline, schedule: Schedule, log: SharedLog, records: bool) -> SinglePath {
         let values = pipeline.values();
-        SinglePath { pipeline, store: Materializer::new(schedule), log: EventLog::new(), values, last_ms: i64::MIN }
+        SinglePath { pipeline, store: Materializer::new(schedule), log, records, values }
     }
 
     /// The pipeline.
@@ -167,18 +172,26 @@ impl SinglePath {
 
     /// The model row for `request`.
     pub fn compute(&mut self, request: &Request) -> &[f32] {
-        self.store.advance_to(request.event_time_ms.max(self.last_ms), &self.log);
+        {
+            let log = self.log.read().unwrap_or_else(|e| e.into_inner());
+            let now = request.event_time_ms.max(log.last_ms().unwrap_or(i64::MIN));
+            self.store.advance_to(now, &log);
+        }
         self.pipeline.compute(request, self.store.get(request.customer_id), &mut self.values);
         &self.values.row
     }
 
-    /// Records that `request` was served. Live requests arrive a little out of order, so
-    /// the log keeps arrival order with times that never go back.
+    /// Records that `request` was served (when this path is the system of record). Live
+    /// requests arrive a little out of order, so the log keeps arrival order with times
+    /// that never go back.
     pub fn served(&mut self, request: &Request) {
+        if !self.records {
+            return;
+        }
+        let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
         let mut event = Event::of(request);
-        self.last_ms = self.last_ms.max(event.time_ms);
-        event.time_ms = self.last_ms;
-        self.log.append(event);
+        event.time_ms = event.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
+        log.append(event);
     }
 
     /// Holds materialization back until `until_ms` (the stale-features fault).

@@ -52,6 +52,11 @@ impl EventLog {
         self.events.push(event);
     }
 
+    /// The time of the latest event.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.events.last().map(|e| e.time_ms)
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.events.len()

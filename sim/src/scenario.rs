@@ -74,6 +74,10 @@ pub struct Live {
     /// legacy with every request shadowed to the new stack.
     #[serde(default = "d_baseline_s")]
     pub baseline_s: f64,
+    /// Requests per second across all users (goose's throttle); unthrottled users send as
+    /// fast as the stacks answer, which saturates a small machine.
+    #[serde(default)]
+    pub throttle_rps: Option<usize>,
 }
 
 fn d_users() -> usize {
@@ -584,6 +588,9 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
         }
         if !positive(live.time_scale) {
             return Err(at("live", "time_scale", "must be a positive number".into()));
+        }
+        if live.throttle_rps.is_some_and(|r| r == 0 || r > 1_000_000) {
+            return Err(at("live", "throttle_rps", "must be 1 to 1000000".into()));
         }
         if !(live.baseline_s.is_finite() && (0.0..=600.0).contains(&live.baseline_s)) {
             return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
