@@ -50,6 +50,7 @@ pub struct FaultBoard {
     model: Arc<Model>,
     active: RwLock<Vec<LiveFault>>,
     next_id: std::sync::atomic::AtomicU64,
+    down: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why a fault table was refused: the field and why.
@@ -72,6 +73,7 @@ impl FaultBoard {
             model,
             active: RwLock::new(Vec::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
+            down: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -130,7 +132,9 @@ impl FaultBoard {
             _ => None,
         };
         let view = FaultView { id, kind: fault.kind.name().into(), spec: spec.clone() };
-        self.active.write().unwrap_or_else(|e| e.into_inner()).push(LiveFault { id, fault, spec, scorer });
+        let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
+        active.push(LiveFault { id, fault, spec, scorer });
+        self.down.send_replace(active.iter().any(|f| f.fault.kind == Kind::StackDown));
         Ok(view)
     }
 
@@ -139,6 +143,7 @@ impl FaultBoard {
         let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
         let before = active.len();
         active.retain(|f| id.is_some_and(|id| f.id != id));
+        self.down.send_replace(active.iter().any(|f| f.fault.kind == Kind::StackDown));
         before - active.len()
     }
 
@@ -157,6 +162,11 @@ impl FaultBoard {
             .filter(|f| f.fault.hits(self.seed, request.transaction_id, request))
             .map(|f| (f.id, f.fault.kind.clone(), f.scorer.clone()))
             .collect()
+    }
+
+    /// Whether the stack should be down (a `stack_down` fault is active), as it changes.
+    pub fn down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.down.subscribe()
     }
 
     /// Whether any fault is active.

@@ -136,6 +136,9 @@ pub struct RouterState {
     started: Mutex<Option<Instant>>,
     weight_bits: AtomicU64,
     rolled_back: AtomicBool,
+    /// While held, shadow every request to the new stack anyway (no evidence is kept): the
+    /// load test alternates it to measure the shadow's cost under identical conditions.
+    shadow_held: AtomicBool,
     live: Mutex<Live>,
     threshold: f32,
     new_timeout: Duration,
@@ -143,7 +146,9 @@ pub struct RouterState {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-const PHASES: [&str; 5] = ["baseline", "shadow", "canary", "promoted", "rolled_back"];
+const PHASES: [&str; 6] = ["baseline", "shadow", "canary", "promoted", "rolled_back", "baseline_shadowed"];
+/// The bucket of held requests that were shadowed (`POST /admin/shadow-while-held`).
+const HELD_SHADOWED: usize = 5;
 
 fn phase_bucket(started: bool, phase: Phase) -> usize {
     match (started, phase) {
@@ -216,6 +221,7 @@ impl RouterState {
             started: Mutex::new(started),
             weight_bits: AtomicU64::new(0f64.to_bits()),
             rolled_back: AtomicBool::new(false),
+            shadow_held: AtomicBool::new(false),
             live: Mutex::new(live),
             stop,
         }))
@@ -386,21 +392,35 @@ impl RouterState {
         Some(Scored { score, block, features, body: bytes })
     }
 
+    /// A request served while the rollout is held: counted, its latency kept by whether it
+    /// was shadowed.
+    fn held(&self, user_ms: f64, failed: bool, shadowed: bool) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = if shadowed { HELD_SHADOWED } else { 0 };
+        live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
+        live.counts.requests_total += 1;
+        live.counts.requests_failed += u64::from(failed);
+    }
+
+    /// Sets whether held requests are shadowed.
+    pub fn set_shadow_while_held(&self, on: bool) {
+        self.shadow_held.store(on, Ordering::Relaxed);
+    }
+
     /// Pairs the two answers of one request and feeds the monitor.
+    #[allow(clippy::too_many_arguments)]
     fn pair(
         &self,
         request: &Request,
         routed_new: bool,
+        routed_at: Option<u64>,
         legacy: &Called,
         new: &Called,
         context_lost: bool,
         user: (bool, f64, bool),
     ) {
         let Some(t) = self.now_us() else {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            live.user_us[0].saturating_record((user.1 * 1000.0).max(1.0) as u64);
-            live.counts.requests_total += 1;
-            live.counts.requests_failed += u64::from(user.2);
+            self.held(user.1, user.2, false);
             return;
         };
         let (served_new, user_ms, user_failed) = user;
@@ -454,12 +474,12 @@ impl RouterState {
             shadow_context_mismatch: context_lost,
         };
         live.rollout.observe(t, &pair, &observation, served_new);
-        if routed_new && live.rollout.controller.phase() == Phase::RolledBack {
-            live.rollout.violation(
-                t,
-                "nothing routed to new after a rollback",
-                format!("request {} went to the new stack after the rollback", request.transaction_id),
-            );
+        // Judged at the moment of routing: a canary request in flight when the rollback
+        // lands is not a violation, one routed after it is.
+        let after_rollback = live.rollout.rollback_us.zip(routed_at).is_some_and(|(rb, at)| at > rb);
+        if routed_new && after_rollback {
+            let detail = format!("request {} went to the new stack after the rollback", request.transaction_id);
+            live.rollout.violation(t, "nothing routed to new after a rollback", detail);
         }
     }
 }
@@ -470,6 +490,7 @@ pub fn routes(state: Arc<RouterState>) -> Router {
         .route("/admin/rollout", get(admin_rollout))
         .route("/admin/history", get(admin_history))
         .route("/admin/start", post(admin_start))
+        .route("/admin/shadow-while-held", post(admin_shadow_held))
         .route("/admin/rollback", post(admin_rollback))
         .route("/admin/decommission", post(admin_decommission))
         .route("/admin/faults", get(admin_faults).post(admin_inject).delete(admin_clear_all))
@@ -548,6 +569,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     let weight = f64::from_bits(state.weight_bits.load(Ordering::Acquire));
     let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
     let routed_new = started && bucket < weight && !state.rolled_back.load(Ordering::Acquire);
+    let routed_at = state.now_us();
     // Shadow calls may lose the production context (a fault at the router).
     let mut new_body = bytes.clone();
     let mut context_lost = false;
@@ -583,12 +605,16 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         record_user("legacy", began, failed);
         let s = state.clone();
         tokio::spawn(async move {
-            let new = if started {
-                s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await
+            if started {
+                let new = s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
+                s.pair(&request, false, routed_at, &legacy, &new, context_lost, (false, ms, failed));
             } else {
-                Called { ms: 0.0, answer: Err(CallFailure::Error) }
-            };
-            s.pair(&request, false, &legacy, &new, context_lost, (false, ms, failed));
+                let shadowed = s.shadow_held.load(Ordering::Relaxed);
+                if shadowed {
+                    s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
+                }
+                s.held(ms, failed, shadowed);
+            }
         });
         return Ok(response);
     }
@@ -607,7 +633,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         let s = state.clone();
         tokio::spawn(async move {
             let legacy = joined(legacy_task.await);
-            s.pair(&request, true, &legacy, &new, false, (true, ms, failed));
+            s.pair(&request, true, routed_at, &legacy, &new, false, (true, ms, failed));
         });
         return Ok(response);
     }
@@ -616,7 +642,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
     metrics::counter!("cutover_router_fallbacks_total").increment(1);
     record_user("legacy", began, failed);
-    state.pair(&request, true, &legacy, &new, context_lost, (false, ms, failed));
+    state.pair(&request, true, routed_at, &legacy, &new, context_lost, (false, ms, failed));
     Ok(respond(&legacy))
 }
 
@@ -640,6 +666,21 @@ async fn admin_history(State(state): State<Arc<RouterState>>) -> Json<Vec<cutove
 async fn admin_start(State(state): State<Arc<RouterState>>) -> Json<serde_json::Value> {
     let started = state.start();
     Json(serde_json::json!({"started": started}))
+}
+
+async fn admin_shadow_held(
+    State(state): State<Arc<RouterState>>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bytes = http::read_body(body).await?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", e.to_string()))?;
+    let on = v
+        .get("enabled")
+        .and_then(serde_json::Value::as_bool)
+        .ok_or_else(|| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "enabled", "must be true or false"))?;
+    state.set_shadow_while_held(on);
+    Ok(Json(serde_json::json!({"enabled": on})))
 }
 
 async fn admin_rollback(State(state): State<Arc<RouterState>>) -> Result<Json<serde_json::Value>, ApiError> {

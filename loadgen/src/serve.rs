@@ -125,6 +125,43 @@ fn spawn(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<boo
     })
 }
 
+/// Serves the new stack, taking it down while a `stack_down` fault is active (its
+/// listener closes, idle connections close, requests in flight finish: callers get
+/// connection refused) and back up on the same address when the fault is cleared.
+async fn supervise(
+    mut listener: TcpListener,
+    addr: SocketAddr,
+    app: axum::Router,
+    stop: watch::Receiver<bool>,
+    down: watch::Receiver<bool>,
+) {
+    loop {
+        let (mut st, mut dn) = (stop.clone(), down.clone());
+        let signal = async move {
+            tokio::select! {
+                _ = st.wait_for(|s| *s) => {}
+                _ = dn.wait_for(|d| *d) => {}
+            }
+        };
+        if let Err(e) = axum::serve(listener, app.clone()).with_graceful_shutdown(signal).await {
+            eprintln!("cutover: the new stack stopped: {e}");
+            return;
+        }
+        let (mut st, mut dn) = (stop.clone(), down.clone());
+        tokio::select! {
+            _ = st.wait_for(|s| *s) => return,
+            _ = dn.wait_for(|d| !*d) => {}
+        }
+        listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(_) if !*stop.borrow() => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Err(_) => return,
+            }
+        };
+    }
+}
+
 /// Starts the services.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let s = &cfg.scenario.scenario;
@@ -164,9 +201,10 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             let model = Arc::new(new.model().clone());
             let b = Arc::new(FaultBoard::new(s.seed, features.clone(), model, &cfg.scenario.base));
             board = Some(b.clone());
+            let down = b.down();
             let svc = Arc::new(StackService::new("new", &new, threshold, Some(b), s.seed, log.clone()));
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
-            tasks.push(spawn(listener, svc.router(), stop.clone()));
+            tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), stop.clone(), down)));
             (own(format!("http://{addr}")), Some(addr))
         }
     };

@@ -72,6 +72,8 @@ pub enum Kind {
     RuntimeDrift,
     /// An attempt to decommission legacy.
     DecommissionLegacy,
+    /// The new stack is down (killed, or its host gone): every call fails at once.
+    StackDown,
 }
 
 impl Kind {
@@ -89,6 +91,7 @@ impl Kind {
             Kind::ModelArtifact { .. } => "model_artifact",
             Kind::RuntimeDrift => "runtime_drift",
             Kind::DecommissionLegacy => "decommission_legacy",
+            Kind::StackDown => "stack_down",
         }
     }
 }
@@ -231,6 +234,7 @@ pub fn resolve_one(
         }
         "runtime_drift" => Kind::RuntimeDrift,
         "decommission_legacy" => Kind::DecommissionLegacy,
+        "stack_down" => Kind::StackDown,
         other => return Err(bad("kind", format!("unknown fault kind \"{other}\""))),
     };
     let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);

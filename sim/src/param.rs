@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// A number, or a range `lo..hi` to draw from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Param {
     /// A fixed value.
     Fixed(f64),
@@ -36,6 +36,16 @@ impl Param {
     pub fn max(self) -> f64 {
         match self {
             Param::Fixed(x) | Param::Range(_, x) => x,
+        }
+    }
+}
+
+/// Written as it is read: a number, or `"lo..hi"`.
+impl Serialize for Param {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Param::Fixed(x) => s.serialize_f64(x),
+            Param::Range(lo, hi) => s.serialize_str(&format!("{lo}..{hi}")),
         }
     }
 }
@@ -89,6 +99,14 @@ mod tests {
     #[derive(Deserialize)]
     struct T {
         a: Param,
+    }
+
+    #[test]
+    fn written_as_read() {
+        for p in [Param::Fixed(3.5), Param::Range(50.0, 400.25)] {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Param>(&json).unwrap(), p, "{json}");
+        }
     }
 
     #[test]

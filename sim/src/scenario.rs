@@ -514,7 +514,7 @@ pub struct LoadedScenario {
 }
 
 /// The fault kinds, each with the parameters it takes and the ones it needs.
-pub const FAULT_KINDS: [(&str, &[&str], &[&str]); 11] = [
+pub const FAULT_KINDS: [(&str, &[&str], &[&str]); 12] = [
     ("feature_skew", &["feature", "scale", "offset"], &["feature"]),
     ("missing_value_policy", &["feature", "fill"], &["feature"]),
     ("categorical_encoding", &["feature", "shift"], &["feature"]),
@@ -526,6 +526,7 @@ pub const FAULT_KINDS: [(&str, &[&str], &[&str]); 11] = [
     ("model_artifact", &["artifact"], &["artifact"]),
     ("runtime_drift", &[], &[]),
     ("decommission_legacy", &[], &[]),
+    ("stack_down", &[], &[]),
 ];
 
 impl LoadedScenario {

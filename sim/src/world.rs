@@ -528,6 +528,8 @@ impl<'a> World<'a> {
                     }
                 }
                 Kind::Errors { rate } => err_rate += rate,
+                // Connection refused: an error, at once.
+                Kind::StackDown => err_rate += 1.0,
                 Kind::Timeouts { rate } => timeout_rate += rate,
                 Kind::FeatureSkew { .. } | Kind::MissingValuePolicy { .. } | Kind::CategoricalEncoding { .. } => {
                     feature_faults = true
