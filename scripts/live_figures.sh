@@ -52,5 +52,5 @@ v = json.load(sys.stdin)
 print("router-side user latency by phase (ms):")
 for p in v["user_latency_ms"]:
     if p["requests"]:
-        print(f"  {p[\"phase\"]:<9} {p[\"requests\"]:>8} requests  p50 {p[\"p50\"]:.3f}  p99 {p[\"p99\"]:.3f}")
+        print("  %-18s %8d requests  p50 %.3f  p99 %.3f" % (p["phase"], p["requests"], p["p50"], p["p99"]))
 print("phase", v["phase"], "requests", v["requests_total"], "failed", v["requests_failed"])'
