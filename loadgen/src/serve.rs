@@ -164,6 +164,8 @@ async fn supervise(
 
 /// Starts the services.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    // The recorder goes in before the first request so no count is lost.
+    crate::http::metrics_handle();
     let s = &cfg.scenario.scenario;
     let file = cfg.scenario.path.display().to_string();
     let registry = Registry::open(&cfg.scenario.resolve(&s.domain.registry));

@@ -189,3 +189,109 @@ async fn a_latency_fault_is_rolled_back_with_no_failed_request() {
     assert_eq!(failed, 0, "user requests failed");
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_fronts_external_stacks_with_their_own_field_names() {
+    // cutover's own stacks stand in for a team's staging services: a second router fronts
+    // them by URL, reading `score` and `decision` as configured.
+    let inner = start(PLAN, true).await;
+    let mut cfg = ServeConfig::new(scenario(PLAN));
+    cfg.time_scale = 60.0;
+    cfg.legacy_url = Some(format!("http://{}/", inner.legacy.unwrap()));
+    cfg.new_url = Some(format!("http://{}", inner.new.unwrap()));
+    let outer = cutover_loadgen::start(cfg).await.unwrap();
+    assert!(outer.legacy.is_none() && outer.new.is_none(), "no stacks of its own");
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{}/readyz", outer.url())).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    for i in 0..200 {
+        let resp = client.post(format!("{}/v1/score", outer.url())).json(&body(3, i)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    // Shadow calls are paired off the user's path: wait for them to land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = admin(&outer, reqwest::Method::GET, "/admin/rollout").send().await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(v["requests_total"], 200, "{v:#}");
+    assert_eq!(v["requests_failed"], 0);
+    // Faults go into cutover's own stacks only.
+    let resp = admin(&outer, reqwest::Method::POST, "/admin/faults")
+        .json(&json!({"kind": "errors", "rate": 0.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    outer.shutdown().await;
+    inner.shutdown().await;
+}
+
+#[test]
+fn serve_prints_its_addresses_and_token_and_stops_cleanly_on_ctrl_c() {
+    use std::io::BufRead;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        let (k, v) = line.split_once(char::is_whitespace).unwrap();
+        printed.insert(k.to_string(), v.trim().to_string());
+    }
+    let router = &printed["router"];
+    assert!(router.starts_with("http://127.0.0.1:"), "{printed:?}");
+    assert!(printed["legacy"].starts_with("http://127.0.0.1:") && printed["new"].starts_with("http://127.0.0.1:"));
+    let token = &printed["token"];
+    assert_eq!(token.len(), 32, "a generated token: {token}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let resp = client.post(format!("{router}/v1/score")).json(&body(2, 1)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let resp = client.get(format!("{router}/admin/rollout")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let metrics = client.get(format!("{router}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("cutover_router_requests_total"), "{metrics}");
+    });
+    // Ctrl-C: a graceful stop with exit code 0.
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+}
+
+#[test]
+fn bad_live_input_exits_2_naming_the_place() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("cutover-live-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("serve.toml");
+    std::fs::write(&config, "port = 0\ncolour = \"red\"\n").unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["loadtest", "scenarios/clean-baseline.toml"], "field `live`".into()),
+        (vec!["serve", "--time-scale", "0"], "--time-scale".into()),
+        (vec!["serve", "--legacy-url", "ftp://x"], "--legacy-url".into()),
+        (vec!["serve", "--token", "short"], "--token".into()),
+        (vec!["serve", "--config", &config], format!("{config}:2:1")),
+    ];
+    for (args, want) in cases {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_cutover")).args(&args).current_dir(root).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&want), "{args:?}: wanted `{want}` in {err}");
+    }
+}

@@ -179,6 +179,11 @@ fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
         ("bake_s = 120", "bake_s = 120\nstages_pct = [5, 1, 100]", "field `rollout.stages_pct`: must increase"),
         ("rate_rps = 50", "rate_rps = -1", "field `traffic.rate_rps`: must be a positive number"),
         ("seed = 5", "seed = 5\ncolour = \"red\"", "unknown field `colour`"),
+        (
+            "outcome = \"rolled_back\"",
+            "outcome = \"rolled_back\"\n[live]\nusers = 0\nrun_time_s = 10\ntime_scale = 60",
+            "field `live.users`: must be 1 to 1000",
+        ),
     ];
     for (from, to, want) in cases {
         let path = short_scenario(&dir, &SHORT.replacen(from, to, 1));
