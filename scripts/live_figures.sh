@@ -15,6 +15,8 @@ secs=${1:-15}
 rate=${2:-2000}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
+cargo build --release --quiet -p cutover-loadgen --example fixed_rate
+fixed=./target/release/examples/fixed_rate
 token=figures-token-0123456789
 log=$(mktemp)
 ./target/release/cutover serve --scenario scenarios/live/clean-promotes.toml --port 18080 --legacy-port 18081 \
@@ -41,9 +43,17 @@ run() {
   wrk -t 2 -c "$conns" -d "${secs}s" --latency -s "$lua" "$url/v1/score" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
   echo
 }
+# The same load, open loop at a fixed rate (latency from each request's due time).
+echo "## fixed rate: $rate requests/s for ${secs}s"
+echo "legacy directly:                $($fixed http://127.0.0.1:18081 "$rate" "$secs")"
+echo "router, held (legacy only):     $($fixed http://127.0.0.1:18080 "$rate" "$secs")"
+echo
 run "legacy directly" http://127.0.0.1:18081 8
 run "through the router, rollout held (legacy only)" http://127.0.0.1:18080 8
 curl -sf -X POST -H "Authorization: Bearer $token" http://127.0.0.1:18080/admin/start >/dev/null
+echo "## fixed rate, in shadow"
+echo "router, shadow (both stacks):   $($fixed http://127.0.0.1:18080 "$rate" "$secs")"
+echo
 run "through the router in shadow" http://127.0.0.1:18080 8
 run "through the router in shadow, saturated" http://127.0.0.1:18080 64
 curl -sf -H "Authorization: Bearer $token" http://127.0.0.1:18080/admin/rollout | python3 -c '

@@ -121,3 +121,62 @@ pub async fn drive(
     report.elapsed = began.elapsed();
     report
 }
+
+/// Drives `url`'s `/v1/score` open loop at `rate_rps` for `duration`: request k is due at
+/// start + k / rate, and its latency is measured from when it was due, not from when it
+/// went out, so a stall shows in every request it delayed (no coordinated omission).
+/// `connections` clients share the schedule round robin.
+pub async fn drive_rate(
+    url: &str,
+    payloads: Arc<Payloads>,
+    rate_rps: f64,
+    duration: Duration,
+    connections: usize,
+) -> DriveReport {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
+    let began = tokio::time::Instant::now() + Duration::from_millis(50);
+    let total = (rate_rps * duration.as_secs_f64()) as u64;
+    let mut tasks = Vec::new();
+    for c in 0..connections.max(1) as u64 {
+        let (client, payloads, url) = (client.clone(), payloads.clone(), format!("{url}/v1/score"));
+        let step = connections.max(1) as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
+            let (mut ok, mut failed) = (0u64, 0u64);
+            let mut k = c;
+            while k < total {
+                let due = began + Duration::from_secs_f64(k as f64 / rate_rps);
+                tokio::time::sleep_until(due).await;
+                let body = payloads.next_body();
+                let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
+                let good = match r {
+                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                h.saturating_record(due.elapsed().as_micros().max(1) as u64);
+                if good {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+                k += step;
+            }
+            (ok, failed, h)
+        }));
+    }
+    let mut report = DriveReport {
+        ok: 0,
+        failed: 0,
+        latency_us: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        if let Ok((ok, failed, h)) = t.await {
+            report.ok += ok;
+            report.failed += failed;
+            report.latency_us.add(&h).expect("same bounds");
+        }
+    }
+    report.elapsed = began.elapsed();
+    report
+}
