@@ -43,7 +43,7 @@ run() {
   wrk -t 2 -c "$conns" -d "${secs}s" --latency -s "$lua" "$url/v1/score" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
   echo
 }
-# The same load, open loop at a fixed rate (latency from each request's due time).
+# The same load, open loop at a fixed rate.
 echo "## fixed rate: $rate requests/s for ${secs}s"
 echo "legacy directly:                $($fixed http://127.0.0.1:18081 "$rate" "$secs")"
 echo "router, held (legacy only):     $($fixed http://127.0.0.1:18080 "$rate" "$secs")"

@@ -1,5 +1,4 @@
-//! Open-loop load at a fixed rate against one `/v1/score` endpoint, latency measured from
-//! each request's due time. `scripts/live_figures.sh` uses it to compare the legacy stack
+//! Open-loop load at a fixed rate against one `/v1/score` endpoint. `scripts/live_figures.sh` uses it to compare the legacy stack
 //! called directly with the same stack behind the router at the same load.
 //!
 //! usage: cargo run --release -p cutover-loadgen --example fixed_rate -- URL RATE SECONDS

@@ -123,9 +123,11 @@ pub async fn drive(
 }
 
 /// Drives `url`'s `/v1/score` open loop at `rate_rps` for `duration`: request k is due at
-/// start + k / rate, and its latency is measured from when it was due, not from when it
-/// went out, so a stall shows in every request it delayed (no coordinated omission).
-/// `connections` clients share the schedule round robin.
+/// start + k / rate whatever happened to the ones before (`connections` clients share the
+/// schedule round robin, so a slow answer does not hold the next request back). Latency
+/// runs from when the request went out: tokio's timer wakes up to a millisecond late, which
+/// would swamp sub-millisecond services if it counted; a client that falls behind its
+/// schedule (a stall longer than `connections` requests) shows in the achieved rate.
 pub async fn drive_rate(
     url: &str,
     payloads: Arc<Payloads>,
@@ -148,12 +150,13 @@ pub async fn drive_rate(
                 let due = began + Duration::from_secs_f64(k as f64 / rate_rps);
                 tokio::time::sleep_until(due).await;
                 let body = payloads.next_body();
+                let sent = tokio::time::Instant::now();
                 let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
                 let good = match r {
                     Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
                     Err(_) => false,
                 };
-                h.saturating_record(due.elapsed().as_micros().max(1) as u64);
+                h.saturating_record(sent.elapsed().as_micros().max(1) as u64);
                 if good {
                     ok += 1;
                 } else {
