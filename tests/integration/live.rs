@@ -295,3 +295,61 @@ fn bad_live_input_exits_2_naming_the_place() {
         assert!(err.contains(&want), "{args:?}: wanted `{want}` in {err}");
     }
 }
+
+#[test]
+fn a_goose_load_test_writes_run_s_summary_and_goose_s_reports() {
+    // A whole `cutover loadtest` in about 8 s: 3 goose users, a 600x plan.
+    let dir = std::env::temp_dir().join(format!("cutover-loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("short-live.toml");
+    let text = PLAN.replace("name = \"live-test\"", "name = \"short-live\"")
+        + "[[faults]]\nkind = \"feature_skew\"\nstart_s = 400\nfeature = \"amount_eur\"\nscale = 100.0\n"
+        + "[live]\nusers = 3\nrun_time_s = 4\ntime_scale = 600\nbaseline_s = 1\nthrottle_rps = 300\n";
+    let text = text.replace("outcome = \"promoted\"", "outcome = \"rolled_back\"\nrollback_within_s = 600");
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.join("out");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["loadtest", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    // Exit 0 or 1 (the shadow's cost is a measured figure here, not a given).
+    assert!(matches!(run.status.code(), Some(0 | 1)), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "scenario",
+        "seed",
+        "outcome",
+        "passed",
+        "expectations",
+        "fault_start_s",
+        "detected_at_s",
+        "rollback_completed_s",
+        "trigger",
+        "bad_decisions_served",
+        "requests_total",
+        "requests_failed",
+        "stages",
+        "history_sha256",
+    ] {
+        assert!(s.get(key).is_some(), "summary.json lacks {key}: {s:#}");
+    }
+    assert_eq!(s["outcome"], "rolled_back", "{s:#}");
+    let held = |name: &str| {
+        s["expectations"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap()["passed"].clone()
+    };
+    assert_eq!(held("zero_failed_user_requests"), true, "{s:#}");
+    assert_eq!(held("faults_injected"), true, "{s:#}");
+    assert_eq!(held("rollback_within_s"), true, "{s:#}");
+    let attacks = s["attacks"].as_array().unwrap();
+    assert_eq!(attacks.len(), 3);
+    assert!(attacks.iter().all(|a| a["requests"].as_u64().unwrap() > 0 && a["failed"] == 0), "{attacks:?}");
+    for name in ["baseline", "shadow", "rollout"] {
+        for ext in ["html", "json", "md"] {
+            assert!(out.join(format!("goose-{name}.{ext}")).exists(), "goose-{name}.{ext}");
+        }
+    }
+    assert!(std::fs::read_to_string(out.join("history.jsonl")).unwrap().contains("\"event\":\"stage\""));
+}
