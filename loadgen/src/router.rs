@@ -389,7 +389,17 @@ impl RouterState {
             .and_then(|f| f.as_array())
             .map(|a| a.iter().map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32)).collect::<Vec<f32>>())
             .filter(|f| f.len() == self.cfg.features.len());
-        Some(Scored { score, block, features, body: bytes })
+        // The user gets the stack's answer without the model row the router asked for.
+        let body = if features.is_some() {
+            let mut user = v;
+            if let Some(o) = user.as_object_mut() {
+                o.remove("features");
+            }
+            serde_json::to_vec(&user).ok()?.into()
+        } else {
+            bytes
+        };
+        Some(Scored { score, block, features, body })
     }
 
     /// A request served while the rollout is held: counted, its latency kept by whether it

@@ -96,6 +96,7 @@ async fn bad_requests_get_a_4xx_naming_the_field_and_serving_goes_on() {
         assert!(v["decision"] == "block" || v["decision"] == "allow", "{v}");
         assert_eq!(v["model_sha256"].as_str().unwrap().len(), 64, "{v}");
         assert!(v["stack"] == "legacy" || v["stack"] == "new", "{v}");
+        assert!(v.get("features").is_none(), "the model row is not the user's: {v}");
     }
     r.shutdown().await;
 }
