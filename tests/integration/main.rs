@@ -5,7 +5,6 @@ mod audit_cli;
 mod false_rollbacks;
 mod feature_paths;
 mod fixtures;
-mod live;
 mod loader_fuzz;
 mod lockstep;
 mod predict_cli;
