@@ -55,6 +55,50 @@ pub struct DriveReport {
     pub elapsed: Duration,
 }
 
+impl DriveReport {
+    fn empty() -> DriveReport {
+        DriveReport {
+            ok: 0,
+            failed: 0,
+            latency_us: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Sends the next request and counts and times its answer (from when it went out).
+    async fn send(&mut self, client: &reqwest::Client, url: &str, payloads: &Payloads) {
+        let body = payloads.next_body();
+        let sent = Instant::now();
+        let good = match client.post(url).header("content-type", "application/json").body(body).send().await {
+            Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        self.latency_us.saturating_record(sent.elapsed().as_micros().max(1) as u64);
+        if good {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    /// Adds the clients' reports up.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<DriveReport>>) -> DriveReport {
+        let mut all = DriveReport::empty();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                all.ok += r.ok;
+                all.failed += r.failed;
+                all.latency_us.add(&r.latency_us).expect("same bounds");
+            }
+        }
+        all
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().tcp_nodelay(true).build().expect("a client")
+}
+
 /// Drives `url`'s `/v1/score` with `users` clients until `duration` passes or `stop`
 /// returns true (checked every 100 ms).
 pub async fn drive(
@@ -64,7 +108,7 @@ pub async fn drive(
     duration: Duration,
     stop: impl Fn() -> bool + Send + Sync + 'static,
 ) -> DriveReport {
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
+    let client = client();
     let began = Instant::now();
     let deadline = began + duration;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -72,24 +116,11 @@ pub async fn drive(
     for _ in 0..users {
         let (client, payloads, done, url) = (client.clone(), payloads.clone(), done.clone(), format!("{url}/v1/score"));
         tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
-            let (mut ok, mut failed) = (0u64, 0u64);
+            let mut report = DriveReport::empty();
             while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let body = payloads.next_body();
-                let t = Instant::now();
-                let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
-                let good = match r {
-                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                h.saturating_record(t.elapsed().as_micros().max(1) as u64);
-                if good {
-                    ok += 1;
-                } else {
-                    failed += 1;
-                }
+                report.send(&client, &url, &payloads).await;
             }
-            (ok, failed, h)
+            report
         }));
     }
     let watcher = {
@@ -103,19 +134,7 @@ pub async fn drive(
             }
         })
     };
-    let mut report = DriveReport {
-        ok: 0,
-        failed: 0,
-        latency_us: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
-        elapsed: Duration::ZERO,
-    };
-    for t in tasks {
-        if let Ok((ok, failed, h)) = t.await {
-            report.ok += ok;
-            report.failed += failed;
-            report.latency_us.add(&h).expect("same bounds");
-        }
-    }
+    let mut report = DriveReport::gather(tasks).await;
     done.store(true, Ordering::Relaxed);
     let _ = watcher.await;
     report.elapsed = began.elapsed();
@@ -135,51 +154,23 @@ pub async fn drive_rate(
     duration: Duration,
     connections: usize,
 ) -> DriveReport {
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
+    let client = client();
     let began = tokio::time::Instant::now() + Duration::from_millis(50);
     let total = (rate_rps * duration.as_secs_f64()) as u64;
+    let step = connections.max(1) as u64;
     let mut tasks = Vec::new();
-    for c in 0..connections.max(1) as u64 {
+    for c in 0..step {
         let (client, payloads, url) = (client.clone(), payloads.clone(), format!("{url}/v1/score"));
-        let step = connections.max(1) as u64;
         tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
-            let (mut ok, mut failed) = (0u64, 0u64);
-            let mut k = c;
-            while k < total {
-                let due = began + Duration::from_secs_f64(k as f64 / rate_rps);
-                tokio::time::sleep_until(due).await;
-                let body = payloads.next_body();
-                let sent = tokio::time::Instant::now();
-                let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
-                let good = match r {
-                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                h.saturating_record(sent.elapsed().as_micros().max(1) as u64);
-                if good {
-                    ok += 1;
-                } else {
-                    failed += 1;
-                }
-                k += step;
+            let mut report = DriveReport::empty();
+            for k in (c..total).step_by(step as usize) {
+                tokio::time::sleep_until(began + Duration::from_secs_f64(k as f64 / rate_rps)).await;
+                report.send(&client, &url, &payloads).await;
             }
-            (ok, failed, h)
+            report
         }));
     }
-    let mut report = DriveReport {
-        ok: 0,
-        failed: 0,
-        latency_us: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
-        elapsed: Duration::ZERO,
-    };
-    for t in tasks {
-        if let Ok((ok, failed, h)) = t.await {
-            report.ok += ok;
-            report.failed += failed;
-            report.latency_us.add(&h).expect("same bounds");
-        }
-    }
+    let mut report = DriveReport::gather(tasks).await;
     report.elapsed = began.elapsed();
     report
 }
