@@ -159,13 +159,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     let post = |path: &str| admin.post(format!("{url}{path}")).bearer_auth(&token);
     post("/admin/start").send().await?.error_for_status()?;
     let mut params = cutover_sim::streams::stream(s.seed, cutover_sim::streams::Stream::Params);
-    let registry_features = {
-        let registry = cutover_models::registry::Registry::open(&loaded.resolve(&s.domain.registry));
-        let legacy = cutover_models::stack::ScoringStack::start_entry(&registry, &s.domain.legacy_entry)
-            .map_err(|e| anyhow::anyhow!("{file}: legacy stack: {e}"))?;
-        legacy.pipeline().output_names().to_vec()
-    };
-    let faults = resolve(&loaded, &registry_features, &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let faults = resolve(&loaded, running.state.features(), &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
     let injection_errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let schedule = {
         let errors = injection_errors.clone();

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::faults::FaultBoard;
 use crate::http::{self, ApiError};
-use crate::stack::{decision, FEATURES_HEADER};
+use crate::stack::FEATURES_HEADER;
 
 /// Where the router finds a stack and how to read its answers.
 #[derive(Debug, Clone)]
@@ -172,18 +172,14 @@ struct Scored {
     score: f32,
     block: bool,
     features: Option<Vec<f32>>,
-    body: bytes_body::Body,
+    /// The answer as the user gets it.
+    body: axum::body::Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum CallFailure {
     Error,
     Timeout,
-}
-
-mod bytes_body {
-    /// An answer's bytes, passed on to the user as they came.
-    pub type Body = axum::body::Bytes;
 }
 
 impl RouterState {
@@ -231,6 +227,11 @@ impl RouterState {
     fn now_us(&self) -> Option<u64> {
         let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
         started.map(|s| (s.elapsed().as_secs_f64() * self.cfg.time_scale * 1e6) as u64)
+    }
+
+    /// The model's feature names.
+    pub fn features(&self) -> &[String] {
+        &self.cfg.features
     }
 
     /// Scenario seconds per wall second.
@@ -750,9 +751,4 @@ async fn admin_clear_one(
         return Err(ApiError::field(StatusCode::NOT_FOUND, "id", format!("no active fault {id}")));
     }
     Ok(Json(serde_json::json!({"cleared": n})))
-}
-
-/// The decision a score takes (for external stacks whose answers lack one).
-pub fn decide(score: f32, threshold: f32) -> &'static str {
-    decision(score, threshold)
 }
