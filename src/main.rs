@@ -8,6 +8,7 @@ mod predict;
 mod registry;
 mod serve;
 mod simulate;
+mod table;
 
 use std::process::ExitCode;
 

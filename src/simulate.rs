@@ -4,11 +4,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use clap::ColorChoice;
+use cutover_sim::dashboard::{suite_index, sweep_index, SuiteRow};
 use cutover_sim::report::{write_run, Summary};
 use cutover_sim::scenario::Policy;
 use cutover_sim::{suite, LoadedScenario, RunError};
 
-use crate::Failure;
+use crate::{table, Failure};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -23,6 +25,9 @@ pub struct RunArgs {
     /// The judge (overrides the scenario's).
     #[arg(long, value_parser = parse_policy)]
     policy: Option<Policy>,
+    /// Colour the verdict table: auto (when standard output is a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +61,9 @@ pub struct SuiteArgs {
     /// Run only every N-th seed of the sweep, from the I-th (`I/N`, 0-based).
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
+    /// Colour the verdict table: auto (when standard output is a terminal), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,7 +105,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.out {
         write_run(dir, &result).map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", dir.display())))?;
     }
-    print_table(&[(&args.scenario, &result.summary)]);
+    print!("{}", table::verdicts(&[&result.summary], table::use_color(args.color)));
+    if let Some(dir) = &args.out {
+        println!("report: {}", dir.join("report.html").display());
+    }
     verdict(&[&result.summary])
 }
 
@@ -160,33 +171,21 @@ pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
         std::fs::write(path, suite::junit(&files, &results))
             .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
     }
-    print_table(&summaries);
-    verdict(&summaries.iter().map(|(_, s)| *s).collect::<Vec<_>>())
-}
-
-fn print_table(rows: &[(&PathBuf, &Summary)]) {
-    println!(
-        "{:<40} {:<8} {:<12} {:>9} {:>11} {:>9} {:>8}",
-        "scenario", "result", "outcome", "detect s", "rollback s", "bad dec", "failed"
-    );
-    for (_, s) in rows {
-        let since = |t: Option<f64>| match (t, s.fault_start_s) {
-            (Some(t), Some(f)) => format!("{:.0}", t - f),
-            _ => "-".into(),
-        };
-        let outcome =
-            serde_json::to_value(s.outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        println!(
-            "{:<40} {:<8} {:<12} {:>9} {:>11} {:>9} {:>8}",
-            s.scenario,
-            if s.passed { "pass" } else { "FAIL" },
-            outcome,
-            since(s.detected_at_s),
-            since(s.rollback_completed_s),
-            s.bad_decisions_served,
-            s.requests_failed
-        );
+    if let Some(dir) = &args.out {
+        let rows: Vec<SuiteRow<'_>> = summaries
+            .iter()
+            .map(|(_, s)| SuiteRow { summary: s, report: format!("{}/report.html", s.scenario) })
+            .collect();
+        let path = dir.join("index.html");
+        std::fs::write(&path, suite_index(&rows))
+            .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
     }
+    let summaries: Vec<&Summary> = summaries.iter().map(|(_, s)| *s).collect();
+    print!("{}", table::verdicts(&summaries, table::use_color(args.color)));
+    if let Some(dir) = &args.out {
+        println!("index: {}", dir.join("index.html").display());
+    }
+    verdict(&summaries)
 }
 
 fn verdict(summaries: &[&Summary]) -> Result<(), Failure> {
@@ -232,6 +231,10 @@ fn sweep(args: &SuiteArgs, files: &[PathBuf], seeds: u64, jobs: usize) -> Result
             .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
         print!("{table}");
     }
+    let path = out.join("index.html");
+    std::fs::write(&path, sweep_index(&sweeps))
+        .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    println!("index: {}", path.display());
     let failed: Vec<String> = failed
         .into_iter()
         .filter_map(|(s, path)| {

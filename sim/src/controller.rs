@@ -146,6 +146,11 @@ impl Controller {
         self.phase
     }
 
+    /// The judge's evidence per guardrail (see [`Judge::evidence`]).
+    pub fn evidence(&self) -> Vec<(&'static str, f64)> {
+        self.judge.evidence()
+    }
+
     /// The judge's policy name.
     pub fn policy(&self) -> &'static str {
         self.judge.name()

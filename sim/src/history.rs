@@ -88,6 +88,11 @@ impl History {
     }
 
     /// A history that keeps and hashes nothing (sweeps read only the outcome): its hash is
+    /// Whether it keeps its events (a discarded history keeps nothing).
+    pub fn kept(&self) -> bool {
+        self.kept
+    }
+
     /// the empty string.
     pub fn discarded() -> History {
         History { kept: false, ..History::new() }

@@ -40,6 +40,13 @@ impl Trigger {
         };
         if self.observed.is_nan() {
             format!("no data for {what}")
+        } else if self.observed <= self.limit {
+            // The sequential judge: its evidence is of a change, while `observed` is the
+            // statistic over everything it saw, before the change included.
+            format!(
+                "{what} above its limit {} since a change (sequential evidence; {:.4} over all requests seen)",
+                self.limit, self.observed
+            )
         } else {
             format!("{what} {:.4} above its limit {}", self.observed, self.limit)
         }
@@ -67,6 +74,11 @@ pub trait Judge: Send {
     fn observe(&mut self, _now_us: u64, _o: &crate::sequential::Observation<'_>) {}
     /// The rollout entered a new stage.
     fn restart_stage(&mut self, _now_us: u64) {}
+    /// Per guardrail, how far its evidence has gone towards a rollback (1 rolls back), for
+    /// judges that accumulate evidence; window judges have none.
+    fn evidence(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
     /// A copy in its current state (a world forks when its judges diverge).
     fn clone_box(&self) -> Box<dyn Judge>;
     /// Judges one window against the guardrails (name, limit).

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod controller;
+pub mod dashboard;
 pub mod faults;
 pub mod history;
 pub mod judge;
@@ -19,6 +20,7 @@ pub mod sequential;
 pub mod streams;
 pub mod suite;
 pub mod sweep;
+pub mod trace;
 pub mod world;
 
 pub use controller::{Controller, Decision, Phase, Plan};

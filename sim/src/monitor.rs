@@ -136,6 +136,20 @@ impl Window {
         self.feature_mismatches.iter().copied().enumerate().max_by_key(|&(i, c)| (c, std::cmp::Reverse(i)))
     }
 
+    /// The 95 % Wilson interval of a rate guardrail's statistic over this window (`None`
+    /// for latency, score and staleness statistics, or without data).
+    pub fn interval(&self, name: &str) -> Option<(f64, f64)> {
+        let (k, n) = match name {
+            "decision_flip_rate" => (self.flips, self.answered),
+            "feature_mismatch_rate" => (self.worst_feature()?.1, self.requests),
+            "error_rate" => (self.new_errors, self.requests),
+            "timeout_rate" => (self.new_timeouts, self.requests),
+            "shadow_context_mismatch_rate" => (self.shadow_context_mismatches, self.shadow_calls),
+            _ => return None,
+        };
+        (n > 0).then(|| wilson(k, n))
+    }
+
     /// A guardrail statistic by name: `None` when the window has no data for it.
     pub fn metric(&self, name: &str) -> Option<f64> {
         let rate = |k: u64, n: u64| (n > 0).then(|| k as f64 / n as f64);
@@ -156,6 +170,17 @@ impl Window {
             _ => None,
         }
     }
+}
+
+/// The 95 % Wilson score interval of k successes in n trials.
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    const Z: f64 = 1.959_963_984_540_054;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// A summary of a window for the timeline and the history.
@@ -202,5 +227,23 @@ impl Window {
             new_ms: q(&self.new_latency),
             staleness_s: self.staleness_s,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson;
+
+    #[test]
+    fn wilson_intervals_match_the_textbook_values() {
+        // Newcombe (1998), Table I: 0/10 -> (0, 0.2775); 5/10 -> (0.2366, 0.7634).
+        let (lo, hi) = wilson(0, 10);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.2775).abs() < 1e-4, "{hi}");
+        let (lo, hi) = wilson(5, 10);
+        assert!((lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4, "{lo} {hi}");
+        // Narrows with evidence, always around the observed rate.
+        let (lo, hi) = wilson(100, 10_000);
+        assert!(lo < 0.01 && 0.01 < hi && hi - lo < 0.005);
     }
 }

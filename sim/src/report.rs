@@ -225,14 +225,18 @@ pub struct TimelineRow {
 impl TimelineRow {
     /// A row.
     pub fn new(t_s: f64, weight_pct: f64, phase: Phase, window: &WindowSummary) -> TimelineRow {
-        let phase = match phase {
-            Phase::Shadow => "shadow".to_string(),
-            Phase::Canary(i) => format!("canary{i}"),
-            Phase::Promoted => "promoted".into(),
-            Phase::RolledBack => "rolled_back".into(),
-            Phase::Retired => "retired".into(),
-        };
-        TimelineRow { t_s, weight_pct, phase, window: window.clone() }
+        TimelineRow { t_s, weight_pct, phase: phase_name(phase), window: window.clone() }
+    }
+}
+
+/// A phase as the timeline and the reports name it.
+pub fn phase_name(phase: Phase) -> String {
+    match phase {
+        Phase::Shadow => "shadow".to_string(),
+        Phase::Canary(i) => format!("canary{i}"),
+        Phase::Promoted => "promoted".into(),
+        Phase::RolledBack => "rolled_back".into(),
+        Phase::Retired => "retired".into(),
     }
 }
 
@@ -271,7 +275,7 @@ pub fn timeline_csv(rows: &[TimelineRow]) -> String {
     out
 }
 
-/// Writes summary.json, timeline.csv, history.jsonl and parity.json into `dir`.
+/// Writes summary.json, timeline.csv, history.jsonl, parity.json and report.html into `dir`.
 pub fn write_run(dir: &Path, run: &crate::world::RunResult) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&run.summary).expect("serializes") + "\n")?;
@@ -282,5 +286,7 @@ pub fn write_run(dir: &Path, run: &crate::world::RunResult) -> std::io::Result<(
         history.push('\n');
     }
     std::fs::write(dir.join("history.jsonl"), history)?;
-    std::fs::write(dir.join("parity.json"), serde_json::to_string_pretty(&run.parity).expect("serializes") + "\n")
+    std::fs::write(dir.join("parity.json"), serde_json::to_string_pretty(&run.parity).expect("serializes") + "\n")?;
+    let data = crate::dashboard::ReportData::of_run(run);
+    std::fs::write(dir.join("report.html"), crate::dashboard::page(&data, crate::dashboard::PageKind::Report))
 }

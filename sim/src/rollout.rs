@@ -13,6 +13,7 @@ use crate::monitor::{Pair, Window};
 use crate::report::{self, Summary, TimelineRow};
 use crate::scenario::{Outcome, Policy, Scenario};
 use crate::sequential::{Observation, Sequential};
+use crate::trace::{StageStats, Trace};
 
 /// A rollout under one judge.
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct Rollout {
     pub timeline: Vec<TimelineRow>,
     /// Invariant violations in words (at most 20 kept).
     pub violations: Vec<String>,
+    /// What a report draws (kept with the history; sweeps keep none).
+    pub trace: Option<Box<Trace>>,
 }
 
 /// What an evaluation did.
@@ -89,6 +92,7 @@ impl Rollout {
         };
         let controller = Controller::new(plan, judge).map_err(|e| e.to_string())?;
         let n = features.len();
+        let trace = history.kept().then(|| Box::new(Trace::new(s.guardrails.set())));
         let mut rollout = Rollout {
             controller,
             history,
@@ -101,6 +105,7 @@ impl Rollout {
             stages: vec![(0.0, 0, None)],
             timeline: Vec::new(),
             violations: Vec::new(),
+            trace,
         };
         rollout.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
         Ok(rollout)
@@ -115,6 +120,9 @@ impl Rollout {
     /// One request's paired evidence.
     pub fn observe(&mut self, t: u64, pair: &Pair<'_>, observation: &Observation<'_>, served_new: bool) {
         self.controller.observe(t, observation);
+        if let Some(trace) = &mut self.trace {
+            trace.observe(pair);
+        }
         self.eval_window.record(pair, served_new);
         self.stage_window.record(pair, served_new);
     }
@@ -149,6 +157,9 @@ impl Rollout {
         if let Decision::RollBack { trigger } = &decision {
             self.rollback_us = Some(t);
             self.trigger = Some(trigger.clone());
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.evaluation(t as f64 / 1e6, &self.eval_window, &self.controller.evidence());
         }
         if keep_evaluation {
             self.history.push(Event::Evaluation {
@@ -204,11 +215,31 @@ impl Rollout {
     pub fn enter_stage(&mut self, t: u64) {
         if let Some(last) = self.stages.last_mut() {
             last.2 = Some(t);
+            if let Some(trace) = &mut self.trace {
+                let next = report::phase_name(self.controller.phase());
+                trace.stage_ended(last.0, last.1 as f64 / 1e6, t as f64 / 1e6, &self.stage_window, next);
+            }
         }
         let weight = self.controller.weight_pct();
         self.stage_window.clear();
         self.stages.push((weight, t, None));
         self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
+    }
+
+    /// Every stage's statistics, the current one's so far (empty without a trace).
+    pub fn stage_stats(&self) -> Vec<StageStats> {
+        let Some(trace) = &self.trace else { return Vec::new() };
+        let mut stages = trace.stages.clone();
+        if let Some(&(weight_pct, entered, None)) = self.stages.last() {
+            stages.push(StageStats {
+                phase: trace.phase.clone(),
+                weight_pct,
+                entered_s: entered as f64 / 1e6,
+                left_s: None,
+                window: self.stage_window.summary(),
+            });
+        }
+        stages
     }
 
     /// How the rollout ended.

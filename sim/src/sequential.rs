@@ -361,6 +361,36 @@ impl Judge for Sequential {
         self.add(o);
     }
 
+    fn evidence(&self) -> Vec<(&'static str, f64)> {
+        let share = |t: &RateTest| t.log_statistic() / self.log_threshold;
+        let mut out = Vec::new();
+        if let Some(t) = &self.flips {
+            out.push(("decision_flip_rate", share(t)));
+        }
+        if let Some(t) = &self.score {
+            out.push(("mean_abs_score_diff", t.log_statistic() / self.log_threshold));
+        }
+        if let Some(m) = &self.mismatch {
+            out.push(("feature_mismatch_rate", m.iter().flatten().map(share).fold(0.0, f64::max)));
+        }
+        for (name, t) in [
+            ("error_rate", &self.errors),
+            ("timeout_rate", &self.timeouts),
+            ("shadow_context_mismatch_rate", &self.shadow_context),
+        ] {
+            if let Some(t) = t {
+                out.push((name, share(t)));
+            }
+        }
+        if let Some((_, t)) = &self.latency_abs {
+            out.push(("p99_latency_ms", share(t)));
+        }
+        if let Some((_, _, t)) = &self.latency_ratio {
+            out.push(("p99_latency_ratio", share(t)));
+        }
+        out
+    }
+
     fn judge(&mut self, window: &Window, _guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
         if let (Some(limit), Some(lag)) = (self.staleness, window.staleness_s) {
             if lag > limit {

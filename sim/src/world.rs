@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cutover_models::features::parity::decile_edges;
-use cutover_models::features::{FeatureDiff, ParityStats, Segments};
+use cutover_models::features::spec_diff::diff_specs;
+use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats, Segments};
 use cutover_models::fraud::{Generator, GeneratorConfig, Request};
 use cutover_models::paths::DualPath;
 use cutover_models::registry::Registry;
@@ -29,6 +30,7 @@ use crate::rollout::{Counts, Rollout};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError, StackModel};
 use crate::sequential::Observation;
 use crate::streams::{exponential, mix, normal, stream, Stream};
+use crate::trace::{Lineage, StageStats, Trace};
 use rand::RngExt;
 
 /// Why a scenario could not run.
@@ -57,6 +59,14 @@ pub struct RunResult {
     pub events: Vec<Event>,
     /// Feature parity per feature and segment.
     pub parity: Vec<cutover_models::features::FeatureParity>,
+    /// Guardrails per evaluation, score differences (empty for sweeps).
+    pub trace: Trace,
+    /// Every stage's statistics (empty for sweeps).
+    pub stage_stats: Vec<StageStats>,
+    /// The stacks' lineage (none for sweeps).
+    pub lineage: Option<Arc<Lineage>>,
+    /// The scenario's length, s.
+    pub duration_s: f64,
 }
 
 /// Timeline windows are one minute long.
@@ -175,6 +185,7 @@ struct Lane {
 #[derive(Clone)]
 struct World<'a> {
     loaded: &'a LoadedScenario,
+    lineage: Option<Arc<Lineage>>,
     mode: Mode,
     seed: u64,
     duration_us: u64,
@@ -234,8 +245,13 @@ impl<'a> World<'a> {
         let mut params = stream(seed, Stream::Params);
         let faults = faults::resolve(loaded, &features, &mut params)?;
         let mut alternates = Vec::new();
+        let mut swapped_artifacts = Vec::new();
         for f in &faults {
             if let Kind::ModelArtifact { artifact } = &f.kind {
+                if mode == Mode::Full {
+                    let bytes = std::fs::read(artifact).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
+                    swapped_artifacts.push((artifact.display().to_string(), sha256_hex(&bytes)));
+                }
                 let m = cutover_models::xgboost::load_file(artifact).map_err(|e| setup(e.to_string()))?;
                 if m.feature_names() != features.as_slice() {
                     return Err(setup(format!("{}: its features differ from the stack's", artifact.display())));
@@ -286,8 +302,17 @@ impl<'a> World<'a> {
         }
         let edges = sample.iter().map(|c| decile_edges(c)).collect();
         let parity = ParityStats::new(features.clone(), legacy.pipeline().output_kinds(), edges, segments.clone());
+        let lineage = (mode == Mode::Full).then(|| {
+            Arc::new(Lineage {
+                legacy: legacy.entry().clone(),
+                new: new.entry().clone(),
+                spec_differences: diff_specs(legacy.pipeline(), new.pipeline()),
+                swapped_artifacts,
+            })
+        });
         let mut world = World {
             loaded,
+            lineage,
             mode,
             seed,
             duration_us: us(s.traffic.duration_s),
@@ -723,8 +748,13 @@ impl<'a> World<'a> {
             bad_decisions: self.bad_decisions,
         };
         let summary = lane.r.summary(s, self.seed, self.fault_start_us(), counts, reproduce);
+        let stage_stats = lane.r.stage_stats();
         RunResult {
             summary,
+            stage_stats,
+            trace: lane.r.trace.map(|t| *t).unwrap_or_default(),
+            lineage: self.lineage.clone(),
+            duration_s: self.duration_us as f64 / 1e6,
             timeline: lane.r.timeline,
             events: lane.r.history.events().to_vec(),
             parity: if self.mode == Mode::Full { self.parity.report() } else { Vec::new() },

@@ -1,0 +1,219 @@
+//! The index of a suite (scenarios, verdicts, links to their reports) and of a sweep (the
+//! distributions of time to rollback and bad decisions per scenario and judge, and the
+//! false rollbacks on clean scenarios).
+
+use plotters::prelude::*;
+
+use super::charts::PALETTE;
+use super::{esc, head};
+use crate::report::Summary;
+use crate::scenario::Outcome;
+use crate::sweep::Sweep;
+
+/// One scenario of a suite: its summary and the relative link to its report.
+pub struct SuiteRow<'a> {
+    /// summary.json.
+    pub summary: &'a Summary,
+    /// `scenario/report.html`, relative to the index.
+    pub report: String,
+}
+
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Promoted => "promoted",
+        Outcome::RolledBack => "rolled back",
+        Outcome::InProgress => "in progress",
+    }
+}
+
+/// index.html of a suite.
+pub fn suite_index(rows: &[SuiteRow<'_>]) -> String {
+    let passed = rows.iter().filter(|r| r.summary.passed).count();
+    let mut out = head("cutover suite");
+    out +=
+        &format!("<header><h1>Scenario suite</h1><p>{passed} of {} scenarios passed</p></header><main>\n", rows.len());
+    out += &format!(
+        "<section class=\"panel\" data-panel=\"suite\" data-points=\"{}\"><h2>Scenarios</h2>\n\
+         <table><tr><th>scenario</th><th>result</th><th>outcome</th><th>judge</th><th>seed</th><th>detected after</th>\
+         <th>rolled back after</th><th>bad decisions</th><th>failed requests</th></tr>\n",
+        rows.len()
+    );
+    for r in rows {
+        let s = r.summary;
+        let since = |t: Option<f64>| match (t, s.fault_start_s) {
+            (Some(t), Some(f)) => format!("{:.0} s", t - f),
+            _ => "-".into(),
+        };
+        let (class, word) = if s.passed { ("pass", "pass") } else { ("fail", "FAIL") };
+        out += &format!(
+            "<tr><td><a href=\"{}\">{}</a></td><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            esc(&r.report),
+            esc(&s.scenario),
+            outcome(s.outcome),
+            esc(&s.policy),
+            s.seed,
+            since(s.detected_at_s),
+            since(s.rollback_completed_s),
+            s.bad_decisions_served,
+            s.requests_failed
+        );
+    }
+    out += "</table></section></main></body></html>\n";
+    out
+}
+
+/// index.html of a sweep under one or several judges.
+pub fn sweep_index(sweeps: &[Sweep]) -> String {
+    let policies: Vec<&str> = sweeps.iter().map(|s| s.policy.as_str()).collect();
+    let seeds = sweeps.first().map_or(0, |s| s.seeds);
+    let mut out = head("cutover sweep");
+    out += &format!(
+        "<header><h1>Sweep</h1><p>{seeds} seeds per scenario · judges: {}</p></header><main>\n",
+        esc(&policies.join(", "))
+    );
+    // Time to rollback over fault scenarios; bad decisions over all.
+    let ttr = distributions(sweeps, true, |r| r.time_to_rollback_s);
+    let bad = distributions(sweeps, false, |r| Some(r.bad_decisions_served as f64));
+    for (name, title, axis, data) in [
+        (
+            "time-to-rollback",
+            "Time to rollback after the fault (fault scenarios)",
+            "seconds from the fault's start",
+            &ttr,
+        ),
+        ("bad-decisions", "Bad decisions served", "user-facing decisions that differ from legacy's", &bad),
+    ] {
+        let n: usize = data.iter().map(|d| d.2.len()).sum();
+        let svg = boxplots(data, &policies, axis).unwrap_or_else(|e| format!("<p class=\"fail\">{}</p>", esc(&e)));
+        out += &format!(
+            "<section class=\"panel\" data-panel=\"{name}\" data-points=\"{n}\"><h2>{title}</h2>\
+             <p class=\"muted\">Box: quartiles; whiskers: the extremes over the runs.</p>{svg}</section>\n"
+        );
+    }
+    out += &table(sweeps);
+    out += "</main></body></html>\n";
+    out
+}
+
+type Distribution = (String, usize, Vec<f64>);
+
+/// Per (scenario, judge): the values of every run that has one.
+fn distributions(
+    sweeps: &[Sweep],
+    faults_only: bool,
+    value: impl Fn(&crate::sweep::RunRecord) -> Option<f64>,
+) -> Vec<Distribution> {
+    let mut out = Vec::new();
+    let Some(first) = sweeps.first() else { return out };
+    for (i, r) in first.records.iter().enumerate() {
+        if faults_only && !r.has_fault {
+            continue;
+        }
+        for (k, s) in sweeps.iter().enumerate() {
+            let values = s.records.get(i).map(|r| r.runs.iter().filter_map(&value).collect()).unwrap_or_default();
+            out.push((r.scenario.clone(), k, values));
+        }
+    }
+    out
+}
+
+fn boxplots(data: &[Distribution], policies: &[&str], axis: &str) -> Result<String, String> {
+    let err = |e: &dyn std::fmt::Display| format!("chart: {e}");
+    let mut names: Vec<String> = Vec::new();
+    for d in data {
+        if !names.contains(&d.0) {
+            names.push(d.0.clone());
+        }
+    }
+    let top = data.iter().flat_map(|d| d.2.iter().copied()).fold(0.0f64, f64::max).max(1.0) as f32 * 1.05;
+    let k = policies.len().max(1) as f64;
+    let band = 18 * k as u32 + 10;
+    let mut svg = String::new();
+    {
+        let size = (1100, (names.len() as u32 * band + 90).max(200));
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(260)
+            .build_cartesian_2d(0.0f32..top, names.as_slice().into_segmented())
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .x_desc(axis)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (p, policy) in policies.iter().enumerate() {
+            let color = PALETTE[p % PALETTE.len()];
+            let offset = (p as f64 - (k - 1.0) / 2.0) * 16.0;
+            let boxes: Vec<_> = data
+                .iter()
+                .filter(|d| d.1 == p && !d.2.is_empty())
+                .map(|d| {
+                    let key = names.iter().find(|n| **n == d.0).expect("collected above");
+                    Boxplot::new_horizontal(SegmentValue::CenterOf(key), &Quartiles::new(&d.2))
+                        .width(12)
+                        .offset(offset)
+                        .style(color.stroke_width(2))
+                })
+                .collect();
+            chart
+                .draw_series(boxes)
+                .map_err(|e| err(&e))?
+                .label(policy.to_string())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}
+
+fn table(sweeps: &[Sweep]) -> String {
+    let mut out = String::from(
+        "<section class=\"panel\" data-panel=\"sweep-table\"><h2>Per scenario and judge</h2>\
+         <table><tr><th>scenario</th><th>judge</th><th>runs</th><th>passed</th><th>detection</th>\
+         <th>false rollbacks</th><th>rollback p50 / p95 s</th><th>bad decisions p50 / p95</th></tr>\n",
+    );
+    let Some(first) = sweeps.first() else { return out + "</table></section>\n" };
+    let mut rows = 0;
+    for (i, x) in first.scenarios.iter().enumerate() {
+        for s in sweeps {
+            let Some(y) = s.scenarios.get(i) else { continue };
+            rows += 1;
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            let detection = y.detection_rate.map_or("-".into(), |r| format!("{:.1} %", 100.0 * r));
+            let false_rb = y.false_rollback_rate.map_or("-".into(), |r| {
+                let k = (r * y.runs as f64).round() as u64;
+                format!("{k} of {}", y.runs)
+            });
+            let class = if y.passed == y.runs { "pass" } else { "fail" };
+            out += &format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num {class}\">{}</td><td class=\"num\">{detection}</td>\
+                 <td class=\"num\">{false_rb}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} / {}</td></tr>\n",
+                esc(&x.scenario),
+                esc(&s.policy),
+                y.runs,
+                y.passed,
+                f(y.time_to_rollback_s.p50),
+                f(y.time_to_rollback_s.p95),
+                f(y.bad_decisions_served.p50),
+                f(y.bad_decisions_served.p95)
+            );
+        }
+    }
+    out = out.replacen("data-panel=\"sweep-table\"", &format!("data-panel=\"sweep-table\" data-points=\"{rows}\""), 1);
+    out + "</table></section>\n"
+}

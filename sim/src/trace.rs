@@ -1,0 +1,139 @@
+//! What a report draws beyond the history: every guardrail's statistic at each evaluation
+//! with its 95 % interval and the judge's evidence, each stage's statistics, and the
+//! distribution of score differences. Kept by full runs and the live router; sweeps keep
+//! none of it.
+
+use cutover_models::features::spec_diff::SpecDifference;
+use cutover_models::registry::Entry;
+use serde::Serialize;
+
+use crate::monitor::{Pair, Window, WindowSummary};
+
+/// One guardrail at one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardrailPoint {
+    /// Scenario time, s.
+    pub t_s: f64,
+    /// The guardrail.
+    pub guardrail: &'static str,
+    /// The evaluation window's statistic (null without data).
+    pub observed: Option<f64>,
+    /// Its limit.
+    pub limit: f64,
+    /// 95 % Wilson interval of a rate statistic over the window.
+    pub interval: Option<(f64, f64)>,
+    /// The sequential judge's evidence as a share of its decision threshold (1 rolls back).
+    pub evidence: Option<f64>,
+}
+
+/// One stage's statistics over the whole stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageStats {
+    /// The phase (`shadow`, `canary1`, ...).
+    pub phase: String,
+    /// The new stack's share.
+    pub weight_pct: f64,
+    /// When it began, s.
+    pub entered_s: f64,
+    /// When it ended (null while on).
+    pub left_s: Option<f64>,
+    /// The stage window's statistics.
+    pub window: WindowSummary,
+}
+
+/// Bin edges of |score difference|: exactly 0, then decades up to 1.
+pub const SCORE_DIFF_EDGES: [f64; 7] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0];
+
+/// The distribution of |new score - legacy score| over requests both stacks answered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScoreDiffs {
+    /// Requests with bit-equal scores.
+    pub zero: u64,
+    /// Per decade bin: (edge below, edge above], from 0 to 1e-6 up to 0.1 to 1.
+    pub bins: [u64; 7],
+    /// Requests both answered.
+    pub answered: u64,
+    /// Of those, decisions that differ.
+    pub flips: u64,
+}
+
+impl ScoreDiffs {
+    fn add(&mut self, diff: f64, flipped: bool) {
+        self.answered += 1;
+        self.flips += u64::from(flipped);
+        if diff == 0.0 {
+            self.zero += 1;
+        } else {
+            let k = SCORE_DIFF_EDGES.iter().position(|&e| diff <= e).unwrap_or(SCORE_DIFF_EDGES.len() - 1);
+            self.bins[k] += 1;
+        }
+    }
+
+    /// Share of answered requests whose decision flipped.
+    pub fn flip_rate(&self) -> Option<f64> {
+        (self.answered > 0).then(|| self.flips as f64 / self.answered as f64)
+    }
+}
+
+/// Everything a report reads of one rollout beyond its history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Trace {
+    /// The plan's guardrails (name, limit).
+    pub guardrails: Vec<(&'static str, f64)>,
+    /// Per evaluation, per guardrail.
+    pub points: Vec<GuardrailPoint>,
+    /// Stages that ended.
+    pub stages: Vec<StageStats>,
+    /// Score differences over the whole run.
+    pub score_diffs: ScoreDiffs,
+    /// The current stage's phase name.
+    pub phase: String,
+}
+
+impl Trace {
+    /// An empty trace for these guardrails.
+    pub fn new(guardrails: Vec<(&'static str, f64)>) -> Trace {
+        Trace { guardrails, phase: "shadow".into(), ..Trace::default() }
+    }
+
+    /// One request's paired outcome.
+    pub fn observe(&mut self, p: &Pair<'_>) {
+        if !(p.new_error || p.new_timeout) {
+            self.score_diffs.add(p.abs_score_diff, p.flipped);
+        }
+    }
+
+    /// One evaluation of `window`, with the judge's evidence per guardrail.
+    pub fn evaluation(&mut self, t_s: f64, window: &Window, evidence: &[(&'static str, f64)]) {
+        for &(guardrail, limit) in &self.guardrails {
+            self.points.push(GuardrailPoint {
+                t_s,
+                guardrail,
+                observed: window.metric(guardrail),
+                limit,
+                interval: window.interval(guardrail),
+                evidence: evidence.iter().find(|(n, _)| *n == guardrail).map(|&(_, e)| e),
+            });
+        }
+    }
+
+    /// The stage that ran from `entered_s` ended at `t_s` with `window`; `next` begins.
+    pub fn stage_ended(&mut self, weight_pct: f64, entered_s: f64, t_s: f64, window: &Window, next: String) {
+        let phase = std::mem::replace(&mut self.phase, next);
+        self.stages.push(StageStats { phase, weight_pct, entered_s, left_s: Some(t_s), window: window.summary() });
+    }
+}
+
+/// The two stacks' lineage: their registry entries, the differences between their feature
+/// specs, and artifacts a fault swapped in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lineage {
+    /// The legacy stack's entry.
+    pub legacy: Entry,
+    /// The new stack's entry.
+    pub new: Entry,
+    /// Every semantic difference between the two specs.
+    pub spec_differences: Vec<SpecDifference>,
+    /// Artifacts a `model_artifact` fault served instead: (file, sha256).
+    pub swapped_artifacts: Vec<(String, String)>,
+}
