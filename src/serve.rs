@@ -171,6 +171,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         } else {
             println!("token    {}", running.token);
         }
+        println!("dashboard {}/dashboard", running.url());
         println!("admin    curl -H 'Authorization: Bearer <token>' {}/admin/rollout", running.url());
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("cutover: shutting down, finishing requests in flight");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use cutover_sim::dashboard::{self, PageKind, ReportData};
 use cutover_sim::faults::{resolve, Kind, SECOND};
 use cutover_sim::report::{Expectation, Summary};
 use cutover_sim::scenario::{LoadedScenario, Policy};
@@ -131,6 +132,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     cfg.hold = true;
     let running = serve::start(cfg).await?;
     let url = running.url();
+    eprintln!("cutover: live dashboard at {url}/dashboard");
     let payloads = Arc::new(Payloads::new(s.seed, s.domain.customers, live.time_scale));
     *PAYLOADS.write().unwrap_or_else(|e| e.into_inner()) = Some(payloads);
     let mitigate = s.guardrails.max_p99_latency_ratio.is_some();
@@ -232,6 +234,8 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     schedule.abort();
     let view = running.state.view();
     let events = running.state.events();
+    let snapshot = running.state.snapshot();
+    let lineage = running.state.lineage().cloned();
     running.shutdown().await;
 
     let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];
@@ -282,6 +286,16 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
         jsonl.push('\n');
     }
     write("history.jsonl", jsonl)?;
+    let data = ReportData {
+        summary: &live_summary.summary,
+        events: &snapshot.events,
+        trace: &snapshot.trace,
+        stage_stats: &snapshot.stage_stats,
+        parity: &snapshot.parity,
+        lineage: lineage.as_ref(),
+        horizon_s: snapshot.now_s.max(1.0),
+    };
+    write("report.html", dashboard::page(&data, PageKind::Report))?;
     Ok(Outcome { summary: live_summary })
 }
 

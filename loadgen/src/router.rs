@@ -15,18 +15,19 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use cutover_models::features::{diff_rows, FeatureDiff, FeatureKind, Segments};
+use cutover_models::features::{diff_rows, FeatureDiff, FeatureKind, FeatureParity, ParityStats, Segments};
 use cutover_models::fraud::wire::WireRequest;
 use cutover_models::fraud::Request;
 use cutover_sim::controller::{Decision, Phase};
 use cutover_sim::faults::Kind;
-use cutover_sim::history::History;
+use cutover_sim::history::{Event, History};
 use cutover_sim::monitor::Pair;
 use cutover_sim::report::Summary;
 use cutover_sim::rollout::{Counts, Evaluated, Rollout};
 use cutover_sim::scenario::{LoadedScenario, Policy};
 use cutover_sim::sequential::Observation;
 use cutover_sim::streams::mix;
+use cutover_sim::trace::{Lineage, StageStats, Trace};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -70,6 +71,26 @@ pub struct RouterConfig {
     pub faults: Option<Arc<FaultBoard>>,
     /// Wait for `POST /admin/start` before the rollout begins (serve legacy only until then).
     pub hold: bool,
+    /// The stacks' lineage, when both are cutover's own.
+    pub lineage: Option<Lineage>,
+    /// Feature parity by segment, when the stacks return their model rows.
+    pub parity: Option<ParityStats>,
+}
+
+/// What the dashboard draws, copied out of the router's state.
+pub struct Snapshot {
+    /// summary.json as it stands.
+    pub summary: Summary,
+    /// The history so far.
+    pub events: Vec<cutover_sim::history::Event>,
+    /// Guardrails per evaluation, score differences.
+    pub trace: Trace,
+    /// Every stage's statistics.
+    pub stage_stats: Vec<StageStats>,
+    /// Feature parity by segment.
+    pub parity: Vec<FeatureParity>,
+    /// Scenario seconds since the start.
+    pub now_s: f64,
 }
 
 /// The rollout as the admin API shows it.
@@ -125,6 +146,7 @@ struct Live {
     diffs: Vec<FeatureDiff>,
     /// User latency (µs) per phase bucket: baseline, shadow, canary, promoted, rolled back.
     user_us: Vec<Histogram<u64>>,
+    parity: Option<ParityStats>,
 }
 
 /// The router's shared state.
@@ -184,7 +206,7 @@ enum CallFailure {
 
 impl RouterState {
     /// The router's state; the controller starts with [`RouterState::spawn_controller`].
-    pub fn new(cfg: RouterConfig) -> Result<Arc<RouterState>, String> {
+    pub fn new(mut cfg: RouterConfig) -> Result<Arc<RouterState>, String> {
         let s = &cfg.scenario.scenario;
         let segments = Segments::default();
         let history = History::new();
@@ -199,6 +221,7 @@ impl RouterState {
             mismatches: vec![false; n],
             diffs: vec![FeatureDiff::Equal; n],
             user_us: PHASES.iter().map(|_| hist()).collect(),
+            parity: cfg.parity.take(),
         };
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
@@ -295,12 +318,23 @@ impl RouterState {
         self.rolled_back.store(rollout.controller.phase() == Phase::RolledBack, Ordering::Release);
     }
 
-    /// Notes that a fault began now (for detection times).
-    pub fn fault_began(&self) {
+    /// Notes that fault `id` began now (for detection times, and in the history).
+    pub fn fault_began(&self, id: u64, kind: &str) {
         let t = self.now_us().unwrap_or(0);
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if live.fault_start_us.is_none() {
             live.fault_start_us = Some(t);
+        }
+        let event = Event::FaultStart { t_s: t as f64 / 1e6, index: id as usize, kind: kind.into() };
+        live.rollout.history.push(event);
+    }
+
+    /// Notes that these faults were cleared now.
+    pub fn faults_ended(&self, ids: &[u64]) {
+        let t_s = self.now_us().unwrap_or(0) as f64 / 1e6;
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        for &id in ids {
+            live.rollout.history.push(Event::FaultEnd { t_s, index: id as usize });
         }
     }
 
@@ -341,6 +375,27 @@ impl RouterState {
                 })
                 .collect(),
         }
+    }
+
+    /// What the dashboard draws, as it stands.
+    pub fn snapshot(&self) -> Snapshot {
+        let summary = self.view().summary;
+        let now_s = self.now_us().unwrap_or(0) as f64 / 1e6;
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let r = &live.rollout;
+        Snapshot {
+            summary,
+            events: r.history.events().to_vec(),
+            trace: r.trace.as_deref().cloned().unwrap_or_default(),
+            stage_stats: r.stage_stats(),
+            parity: live.parity.as_ref().map(|p| p.report()).unwrap_or_default(),
+            now_s,
+        }
+    }
+
+    /// The stacks' lineage, when known.
+    pub fn lineage(&self) -> Option<&Lineage> {
+        self.cfg.lineage.as_ref()
     }
 
     /// The history's events so far.
@@ -452,7 +507,12 @@ impl RouterState {
             live.counts.bad_decisions += 1;
         }
         match (&l.features, new_answer.as_ref().ok().and_then(|n| n.features.as_ref())) {
-            (Some(lf), Some(nf)) => diff_rows(&self.cfg.kinds, lf, nf, &mut live.diffs),
+            (Some(lf), Some(nf)) => {
+                diff_rows(&self.cfg.kinds, lf, nf, &mut live.diffs);
+                if let Some(p) = &mut live.parity {
+                    p.observe(request, lf, nf, &live.diffs);
+                }
+            }
             _ => live.diffs.fill(FeatureDiff::Equal),
         }
         for (m, d) in live.mismatches.iter_mut().zip(&live.diffs) {
@@ -512,6 +572,8 @@ pub fn routes(state: Arc<RouterState>) -> Router {
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(http::metrics))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/panels", get(crate::dashboard::panels))
         .merge(admin)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::wrong_method)
@@ -733,12 +795,15 @@ async fn admin_inject(State(state): State<Arc<RouterState>>, body: Body) -> Resu
     let spec: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", e.to_string()))?;
     let view = board.inject(spec).map_err(|e| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.message))?;
-    state.fault_began();
+    state.fault_began(view.id, &view.kind);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn admin_clear_all(State(state): State<Arc<RouterState>>) -> Json<serde_json::Value> {
-    let n = state.cfg.faults.as_ref().map_or(0, |b| b.clear(None));
+    let Some(board) = state.cfg.faults.as_ref() else { return Json(serde_json::json!({"cleared": 0})) };
+    let ids: Vec<u64> = board.list().iter().map(|f| f.id).collect();
+    let n = board.clear(None);
+    state.faults_ended(&ids);
     Json(serde_json::json!({"cleared": n}))
 }
 
@@ -750,5 +815,6 @@ async fn admin_clear_one(
     if n == 0 {
         return Err(ApiError::field(StatusCode::NOT_FOUND, "id", format!("no active fault {id}")));
     }
+    state.faults_ended(&[id]);
     Ok(Json(serde_json::json!({"cleared": n})))
 }

@@ -4,9 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use cutover_models::features::Segments;
 use cutover_models::registry::Registry;
 use cutover_models::stack::ScoringStack;
 use cutover_sim::scenario::{LoadedScenario, Policy};
+use cutover_sim::trace::{parity_stats, Lineage};
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -211,6 +213,10 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
     };
     let token = cfg.token.clone().unwrap_or_else(new_token);
+    // Lineage and feature rows come only from cutover's own stacks.
+    let own_stacks = cfg.legacy_url.is_none() && cfg.new_url.is_none();
+    let lineage = own_stacks.then(|| Lineage::of(&legacy, &new, Vec::new()));
+    let parity = own_stacks.then(|| parity_stats(legacy.pipeline(), s.seed, Segments::default()));
     let state = RouterState::new(RouterConfig {
         legacy: legacy_up,
         new: new_up,
@@ -222,6 +228,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         kinds,
         faults: board,
         hold: cfg.hold,
+        lineage,
+        parity,
     })
     .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let (listener, router_addr) = listen(cfg.bind, cfg.router_port).await?;

@@ -121,8 +121,17 @@ fn name(o: Outcome) -> &'static str {
 fn deadline(key: &str, verb: &str, at: Option<u64>, fault_start: Option<u64>, limit: f64) -> Expectation {
     let (passed, detail) = match (at, fault_start) {
         (_, None) => (false, format!("no fault in the scenario: nothing to be {verb}")),
+        (Some(t), Some(start)) if t < start => (
+            false,
+            format!(
+                "{verb} at t={:.1} s, {:.1} s before the fault began at t={:.1} s: not caused by it",
+                s(t),
+                s(start - t),
+                s(start)
+            ),
+        ),
         (Some(t), Some(start)) => {
-            let d = s(t.saturating_sub(start));
+            let d = s(t - start);
             (
                 d <= limit,
                 format!(
@@ -289,4 +298,20 @@ pub fn write_run(dir: &Path, run: &crate::world::RunResult) -> std::io::Result<(
     std::fs::write(dir.join("parity.json"), serde_json::to_string_pretty(&run.parity).expect("serializes") + "\n")?;
     let data = crate::dashboard::ReportData::of_run(run);
     std::fs::write(dir.join("report.html"), crate::dashboard::page(&data, crate::dashboard::PageKind::Report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deadline;
+
+    #[test]
+    fn a_rollback_before_the_fault_does_not_meet_its_slo() {
+        // Regression: a live rollback at 800 s, before a fault injected at 1000 s, read as
+        // "0.0 s after the fault began" and passed.
+        let e = deadline("rollback_within_s", "rolled back", Some(800_000_000), Some(1_000_000_000), 60.0);
+        assert!(!e.passed, "{}", e.detail);
+        assert!(e.detail.contains("200.0 s before the fault began"), "{}", e.detail);
+        let e = deadline("rollback_within_s", "rolled back", Some(1_030_000_000), Some(1_000_000_000), 60.0);
+        assert!(e.passed && e.detail.contains("30.0 s after"), "{}", e.detail);
+    }
 }

@@ -3,8 +3,12 @@
 //! distribution of score differences. Kept by full runs and the live router; sweeps keep
 //! none of it.
 
-use cutover_models::features::spec_diff::SpecDifference;
+use cutover_models::features::parity::decile_edges;
+use cutover_models::features::spec_diff::{diff_specs, SpecDifference};
+use cutover_models::features::{ParityStats, Pipeline, Segments};
+use cutover_models::fraud::Generator;
 use cutover_models::registry::Entry;
+use cutover_models::stack::ScoringStack;
 use serde::Serialize;
 
 use crate::monitor::{Pair, Window, WindowSummary};
@@ -136,4 +140,32 @@ pub struct Lineage {
     pub spec_differences: Vec<SpecDifference>,
     /// Artifacts a `model_artifact` fault served instead: (file, sha256).
     pub swapped_artifacts: Vec<(String, String)>,
+}
+
+impl Lineage {
+    /// The lineage of two started stacks.
+    pub fn of(legacy: &ScoringStack, new: &ScoringStack, swapped_artifacts: Vec<(String, String)>) -> Lineage {
+        Lineage {
+            legacy: legacy.entry().clone(),
+            new: new.entry().clone(),
+            spec_differences: diff_specs(legacy.pipeline(), new.pipeline()),
+            swapped_artifacts,
+        }
+    }
+}
+
+/// Parity statistics binned on the legacy path's deciles over 1 000 reference requests.
+pub fn parity_stats(legacy: &Pipeline, seed: u64, segments: Segments) -> ParityStats {
+    let features = legacy.output_names().to_vec();
+    let mut values = legacy.values();
+    let mut sample: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
+    let reference = Generator::new(seed ^ 0x5EED);
+    for i in 0..1000 {
+        legacy.compute(&reference.request(i), None, &mut values);
+        for (col, v) in sample.iter_mut().zip(&values.row) {
+            col.push(*v);
+        }
+    }
+    let edges = sample.iter().map(|c| decile_edges(c)).collect();
+    ParityStats::new(features, legacy.output_kinds(), edges, segments)
 }

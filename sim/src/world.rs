@@ -9,8 +9,6 @@ use std::collections::BinaryHeap;
 use std::path::Path;
 use std::sync::Arc;
 
-use cutover_models::features::parity::decile_edges;
-use cutover_models::features::spec_diff::diff_specs;
 use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats, Segments};
 use cutover_models::fraud::{Generator, GeneratorConfig, Request};
 use cutover_models::paths::DualPath;
@@ -30,7 +28,7 @@ use crate::rollout::{Counts, Rollout};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError, StackModel};
 use crate::sequential::Observation;
 use crate::streams::{exponential, mix, normal, stream, Stream};
-use crate::trace::{Lineage, StageStats, Trace};
+use crate::trace::{parity_stats, Lineage, StageStats, Trace};
 use rand::RngExt;
 
 /// Why a scenario could not run.
@@ -290,26 +288,8 @@ impl<'a> World<'a> {
                 ..GeneratorConfig::default()
             },
         );
-        // Parity bins from the legacy path on a reference sample.
-        let mut values = legacy.pipeline().values();
-        let mut sample: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
-        let reference = Generator::new(seed ^ 0x5EED);
-        for i in 0..1000 {
-            legacy.pipeline().compute(&reference.request(i), None, &mut values);
-            for (col, v) in sample.iter_mut().zip(&values.row) {
-                col.push(*v);
-            }
-        }
-        let edges = sample.iter().map(|c| decile_edges(c)).collect();
-        let parity = ParityStats::new(features.clone(), legacy.pipeline().output_kinds(), edges, segments.clone());
-        let lineage = (mode == Mode::Full).then(|| {
-            Arc::new(Lineage {
-                legacy: legacy.entry().clone(),
-                new: new.entry().clone(),
-                spec_differences: diff_specs(legacy.pipeline(), new.pipeline()),
-                swapped_artifacts,
-            })
-        });
+        let parity = parity_stats(legacy.pipeline(), seed, segments.clone());
+        let lineage = (mode == Mode::Full).then(|| Arc::new(Lineage::of(&legacy, &new, swapped_artifacts)));
         let mut world = World {
             loaded,
             lineage,

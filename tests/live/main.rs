@@ -7,6 +7,8 @@
 //! which the simulator's tests (or another live test) running beside it on a two-core
 //! machine would distort.
 
+mod browser;
+
 use std::sync::Arc;
 use std::time::Duration;
 

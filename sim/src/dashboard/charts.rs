@@ -268,14 +268,16 @@ pub fn bars(labels: &[String], counts: &[u64], x_desc: &str, y_desc: &str) -> Re
             .margin(8)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(labels.into_segmented(), (0.5..top).log_scale())
+            .build_cartesian_2d((0..(labels.len() as i32 - 1).max(0)).into_segmented(), (0.5..top).log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .light_line_style(RGBColor(238, 238, 238))
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(l) | SegmentValue::Exact(l) => l.to_string(),
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    labels.get(*i as usize).cloned().unwrap_or_default()
+                }
                 SegmentValue::Last => String::new(),
             })
             .y_label_formatter(&|v| format!("{v:.0}"))
@@ -284,14 +286,18 @@ pub fn bars(labels: &[String], counts: &[u64], x_desc: &str, y_desc: &str) -> Re
             .label_style((FONT, 11))
             .draw()
             .map_err(err)?;
+        // Drawn bar by bar, in order: plotters' Histogram series sums through a hash map,
+        // whose order would make the same run's report differ byte for byte.
         chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .baseline(0.5)
-                    .margin(6)
-                    .style(NEW.mix(0.85).filled())
-                    .data(labels.iter().zip(counts).filter(|(_, &c)| c > 0).map(|(l, &c)| (l, c as f64))),
-            )
+            .draw_series(counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| {
+                let i = i as i32;
+                let mut bar = Rectangle::new(
+                    [(SegmentValue::Exact(i), 0.5), (SegmentValue::Exact(i + 1), c as f64)],
+                    NEW.mix(0.85).filled(),
+                );
+                bar.set_margin(0, 0, 6, 6);
+                bar
+            }))
             .map_err(err)?;
         root.present().map_err(err)?;
     }

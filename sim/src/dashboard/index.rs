@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 
 use super::charts::PALETTE;
-use super::{esc, head};
+use super::{esc, head, AUDIT_SCRIPT};
 use crate::report::Summary;
 use crate::scenario::Outcome;
 use crate::sweep::Sweep;
@@ -59,7 +59,9 @@ pub fn suite_index(rows: &[SuiteRow<'_>]) -> String {
             s.requests_failed
         );
     }
-    out += "</table></section></main></body></html>\n";
+    out += "</table></section></main>\n";
+    out += AUDIT_SCRIPT;
+    out += "</body></html>\n";
     out
 }
 
@@ -92,7 +94,9 @@ pub fn sweep_index(sweeps: &[Sweep]) -> String {
         );
     }
     out += &table(sweeps);
-    out += "</main></body></html>\n";
+    out += "</main>\n";
+    out += AUDIT_SCRIPT;
+    out += "</body></html>\n";
     out
 }
 

@@ -65,6 +65,35 @@ pub enum PageKind {
 
 const STYLE: &str = include_str!("style.css");
 
+/// Marks each panel with what the browser actually laid out (`data-rendered`: drawn
+/// shapes and table rows with a size), for tests in a real browser; it changes nothing
+/// on the page.
+pub(crate) const AUDIT_SCRIPT: &str = r#"<script>
+function cutoverAudit() {
+  document.querySelectorAll("section.panel").forEach(function (s) {
+    var n = 0;
+    s.querySelectorAll("svg").forEach(function (svg) {
+      var shapes = 0;
+      svg.querySelectorAll("polyline, polygon, rect").forEach(function (e) {
+        var r = e.getBoundingClientRect();
+        if (r.width > 0 || r.height > 0) shapes++;
+      });
+      n += Math.max(shapes - 1, 0); // less the background
+    });
+    s.querySelectorAll("tr, li").forEach(function (e) {
+      if (e.querySelector("td") || e.tagName === "LI") {
+        var r = e.getBoundingClientRect();
+        if (r.height > 0) n++;
+      }
+    });
+    s.dataset.rendered = String(n);
+  });
+  document.body.dataset.audited = String(Number(document.body.dataset.audited || 0) + 1);
+}
+window.addEventListener("load", cutoverAudit);
+</script>
+"#;
+
 /// The whole page.
 pub fn page(data: &ReportData<'_>, kind: PageKind) -> String {
     let s = data.summary;
@@ -86,6 +115,7 @@ pub fn page(data: &ReportData<'_>, kind: PageKind) -> String {
     out += "<main id=\"panels\">\n";
     out += &panels(data);
     out += "</main>\n";
+    out += AUDIT_SCRIPT;
     if let PageKind::Live { panels_url } = kind {
         out += &live_script(panels_url);
     }
@@ -117,6 +147,7 @@ fn live_script(url: &str) -> String {
       const r = await fetch("{url}", {{ cache: "no-store" }});
       if (!r.ok) throw new Error("HTTP " + r.status);
       document.getElementById("panels").innerHTML = await r.text();
+      cutoverAudit();
       const n = Number(counter.dataset.refreshes) + 1;
       counter.dataset.refreshes = String(n);
       document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
