@@ -101,6 +101,8 @@ pub fn time_chart(
             .map_err(err)?;
         backdrop(&mut chart, frame, top)?;
         if !band.is_empty() {
+            let step = band.len().div_ceil(MAX_POINTS);
+            let band: Vec<_> = band.iter().step_by(step).collect();
             let mut outline: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.2)).collect();
             outline.extend(band.iter().rev().map(|b| (b.0, b.1)));
             let color = lines.first().map_or(LEGACY, |l| l.color);
@@ -116,7 +118,14 @@ pub fn time_chart(
         for line in lines {
             let color = line.color;
             let mut drawn = false;
-            for run in runs(line.points, line.steps, horizon) {
+            let thinned;
+            let points = if line.steps || line.points.len() <= MAX_POINTS {
+                line.points
+            } else {
+                thinned = thin(line.points, MAX_POINTS);
+                &thinned
+            };
+            for run in runs(points, line.steps, horizon) {
                 let series = chart.draw_series(LineSeries::new(run, color.stroke_width(2))).map_err(err)?;
                 if !drawn {
                     series
@@ -137,6 +146,23 @@ pub fn time_chart(
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// Points per line beyond which a line is thinned (a long live run evaluates thousands of
+/// times; the page stays light and quick to draw).
+const MAX_POINTS: usize = 1500;
+
+/// At most about `max` points: the largest value of each run of consecutive points, so a
+/// spike stays visible.
+fn thin(points: &[(f64, Option<f64>)], max: usize) -> Vec<(f64, Option<f64>)> {
+    let k = points.len().div_ceil(max).max(1);
+    points
+        .chunks(k)
+        .map(|c| {
+            let best = c.iter().filter_map(|p| p.1.map(|v| (p.0, v))).max_by(|a, b| a.1.total_cmp(&b.1));
+            best.map_or((c[0].0, None), |(t, v)| (t, Some(v)))
+        })
+        .collect()
 }
 
 /// Splits a series at its gaps; steps hold each value until the next point.
@@ -370,6 +396,21 @@ mod tests {
         assert_eq!(r, vec![vec![(0.0, 0.0), (10.0, 0.0), (10.0, 1.0)], vec![(30.0, 5.0), (40.0, 5.0)]]);
         let r = runs(&p, false, 40.0);
         assert_eq!(r, vec![vec![(0.0, 0.0), (10.0, 1.0)], vec![(30.0, 5.0)]]);
+    }
+
+    #[test]
+    fn thinning_keeps_the_spikes_and_the_gaps() {
+        let mut p: Vec<(f64, Option<f64>)> = (0..10_000).map(|i| (i as f64, Some(0.01))).collect();
+        p[4321].1 = Some(0.9);
+        for x in &mut p[6000..6010] {
+            x.1 = None;
+        }
+        let t = thin(&p, 1500);
+        assert!(t.len() <= 1500 && t.len() >= 1000, "{}", t.len());
+        assert!(t.contains(&(4321.0, Some(0.9))), "the spike is gone");
+        assert_eq!(t.iter().filter(|x| x.1.is_none()).count(), 0, "a chunk with data keeps it");
+        let gap: Vec<(f64, Option<f64>)> = (0..3000).map(|i| (i as f64, (i < 1000).then_some(1.0))).collect();
+        assert!(thin(&gap, 1500).iter().any(|x| x.1.is_none()), "a long gap stays a gap");
     }
 
     #[test]
