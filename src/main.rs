@@ -6,6 +6,7 @@ mod dataset;
 mod loadtest;
 mod predict;
 mod registry;
+mod replay;
 mod serve;
 mod simulate;
 mod table;
@@ -38,6 +39,10 @@ enum Command {
     Registry(registry::Args),
     /// The baseline audit: both feature paths, the model, its lineage, and legacy latency.
     Audit(audit::Args),
+    /// Recorded requests through both paths; with --plan, a dry run of its rollout.
+    Replay(replay::ReplayArgs),
+    /// Write recorded traffic from the bundled domain, with the legacy stack's answers.
+    Record(replay::RecordArgs),
     /// The live stacks and the router on loopback, until Ctrl-C.
     Serve(serve::Args),
     /// goose users against the live stacks through a compressed rollout, faults injected.
@@ -91,6 +96,8 @@ fn main() -> ExitCode {
         Command::Dataset(args) => dataset::run(&args),
         Command::Registry(args) => registry::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Record(args) => replay::record(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Loadtest(args) => loadtest::run(&args),
     };

@@ -296,7 +296,8 @@ impl RouterState {
         })
     }
 
-    fn evaluate(&self) {
+    /// Evaluates the rollout now (the controller task does so every interval).
+    pub fn evaluate(&self) {
         let Some(t) = self.now_us() else { return };
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let fault_start = live.fault_start_us;

@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub score_field: String,
     /// External answers' decision field.
     pub decision_field: String,
+    /// Ask external stacks for their model rows (`x-cutover-features: 1`), for feature parity.
+    pub ask_features: bool,
     /// Scenario seconds per wall second.
     pub time_scale: f64,
     /// Hold the rollout until `POST /admin/start`.
@@ -64,6 +66,7 @@ impl ServeConfig {
             new_url: None,
             score_field: "score".into(),
             decision_field: "decision".into(),
+            ask_features: false,
             time_scale: 1.0,
             hold: false,
         }
@@ -187,7 +190,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         url: url.trim_end_matches('/').to_string(),
         score_field: cfg.score_field.clone(),
         decision_field: cfg.decision_field.clone(),
-        features: false,
+        features: cfg.ask_features,
     };
     let (legacy_up, legacy_addr) = match &cfg.legacy_url {
         Some(url) => (external(url), None),
@@ -216,7 +219,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     // Lineage and feature rows come only from cutover's own stacks.
     let own_stacks = cfg.legacy_url.is_none() && cfg.new_url.is_none();
     let lineage = own_stacks.then(|| Lineage::of(&legacy, &new, Vec::new()));
-    let parity = own_stacks.then(|| parity_stats(legacy.pipeline(), s.seed, Segments::default()));
+    let rows = own_stacks || cfg.ask_features;
+    let parity = rows.then(|| parity_stats(legacy.pipeline(), s.seed, Segments::default()));
     let state = RouterState::new(RouterConfig {
         legacy: legacy_up,
         new: new_up,

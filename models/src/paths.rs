@@ -129,6 +129,8 @@ impl DualPath {
         let now = legacy.event_time_ms;
         self.legacy_table.advance_to(now, &self.log);
         self.store.advance_to(now, &self.log);
+        // Both readers are past these events: a long run keeps only what is still ahead.
+        self.log.compact(self.legacy_table.cursor().min(self.store.cursor()));
         self.legacy.compute(legacy, self.legacy_table.get(legacy.customer_id), &mut self.legacy_values);
         self.new.compute(new, self.store.get(new.customer_id), &mut self.new_values);
         diff_rows(&self.kinds, &self.legacy_values.row, &self.new_values.row, &mut self.diffs);

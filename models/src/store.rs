@@ -38,6 +38,8 @@ impl Event {
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
     events: Vec<Event>,
+    /// Events dropped from the front once every reader had folded them.
+    offset: usize,
 }
 
 impl EventLog {
@@ -52,17 +54,38 @@ impl EventLog {
         self.events.push(event);
     }
 
+    /// The event at position `at` since the log began, unless dropped or not yet there.
+    fn get(&self, at: usize) -> Option<&Event> {
+        self.events.get(at.checked_sub(self.offset)?)
+    }
+
+    /// Drops the events before position `upto` (every reader has folded them), so a log
+    /// that is read as it grows stays small. Amortized: it moves events only when at least
+    /// half of those kept can go.
+    pub fn compact(&mut self, upto: usize) {
+        let drop = upto.saturating_sub(self.offset).min(self.events.len());
+        if drop >= 4096 && drop * 2 >= self.events.len() {
+            self.events.drain(..drop);
+            self.offset += drop;
+        }
+    }
+
+    /// Events ever appended (dropped ones included).
+    pub fn appended(&self) -> usize {
+        self.offset + self.events.len()
+    }
+
     /// The time of the latest event.
     pub fn last_ms(&self) -> Option<i64> {
         self.events.last().map(|e| e.time_ms)
     }
 
-    /// Number of events.
+    /// Number of events kept.
     pub fn len(&self) -> usize {
         self.events.len()
     }
 
-    /// Whether the log is empty.
+    /// Whether the log keeps no event.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
@@ -76,6 +99,8 @@ pub trait OnlineStore: Send {
     fn as_of_ms(&self) -> Option<i64>;
     /// Runs every materialization due by `now_ms`.
     fn advance_to(&mut self, now_ms: i64, log: &EventLog);
+    /// Position in the log up to which it has folded events (it never reads before it).
+    fn cursor(&self) -> usize;
     /// Holds materialization back until `until_ms`: a stalled job, the stale-features fault.
     fn stall_until(&mut self, until_ms: i64);
     /// How stale the served values are at `now_ms`: now minus the cut-off.
@@ -136,7 +161,7 @@ impl Materializer {
     }
 
     fn fold_until(&mut self, cutoff_ms: i64, log: &EventLog) {
-        while let Some(e) = log.events.get(self.cursor) {
+        while let Some(e) = log.get(self.cursor) {
             if e.time_ms >= cutoff_ms {
                 break;
             }
@@ -160,6 +185,10 @@ impl OnlineStore for Materializer {
 
     fn as_of_ms(&self) -> Option<i64> {
         self.as_of_ms
+    }
+
+    fn cursor(&self) -> usize {
+        self.cursor
     }
 
     fn stall_until(&mut self, until_ms: i64) {
@@ -203,6 +232,35 @@ mod tests {
         assert_eq!(store.freshness_lag_ms(1200), Some(200));
         store.advance_to(2000, &log);
         assert_eq!(store.get(2), Some(&Aggregates { txn_count: 1.0, amount_sum_eur: 5.0 }));
+    }
+
+    #[test]
+    fn a_compacted_log_folds_into_the_same_tables_and_stays_small() {
+        // Two logs with the same events, one compacted behind its readers as it grows.
+        let (mut full, mut compacted) = (EventLog::new(), EventLog::new());
+        let schedule = Schedule { interval_ms: 1000, delay_ms: 0 };
+        let (mut a, mut b) = (Materializer::new(schedule), Materializer::new(schedule));
+        let mut stalled = Materializer::new(schedule);
+        stalled.stall_until(60_000);
+        let mut kept = 0;
+        for i in 0..200_000u64 {
+            let now = (i / 2) as i64;
+            a.advance_to(now, &full);
+            b.advance_to(now, &compacted);
+            stalled.advance_to(now, &compacted);
+            compacted.compact(b.cursor().min(stalled.cursor()));
+            kept = kept.max(compacted.len());
+            let e = event(now, i % 977, (i % 13) as f64);
+            full.append(e);
+            compacted.append(e);
+        }
+        assert_eq!(a.table, b.table);
+        assert_eq!(stalled.table, b.table, "the stalled reader caught up from events kept for it");
+        assert_eq!(compacted.appended(), full.len());
+        // A stall of 60 s at 2 events per ms holds back 120 000 events; afterwards the log
+        // keeps about one interval's worth.
+        assert!(kept <= 130_000, "kept {kept}");
+        assert!(compacted.len() < 10_000, "{} events kept at the end", compacted.len());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod history;
 pub mod judge;
 pub mod monitor;
 pub mod param;
+pub mod replay;
 pub mod report;
 pub mod rollout;
 pub mod scenario;
@@ -25,4 +26,4 @@ pub mod world;
 
 pub use controller::{Controller, Decision, Phase, Plan};
 pub use scenario::{LoadedScenario, ScenarioError};
-pub use world::{run, run_policies, Mode, RunError, RunResult};
+pub use world::{run, run_policies, run_recorded, Mode, RunError, RunResult};

@@ -286,20 +286,44 @@ pub fn timeline_csv(rows: &[TimelineRow]) -> String {
 
 /// Writes summary.json, timeline.csv, history.jsonl, parity.json and report.html into `dir`.
 pub fn write_run(dir: &Path, run: &crate::world::RunResult) -> std::io::Result<()> {
+    let data = crate::dashboard::ReportData::of_run(run);
+    write_outputs(dir, &data, &run.timeline)
+}
+
+/// Writes a run's outputs from its report data and timeline rows.
+pub fn write_outputs(
+    dir: &Path,
+    data: &crate::dashboard::ReportData<'_>,
+    timeline: &[TimelineRow],
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&run.summary).expect("serializes") + "\n")?;
-    std::fs::write(dir.join("timeline.csv"), timeline_csv(&run.timeline))?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(data.summary).expect("serializes") + "\n")?;
+    std::fs::write(dir.join("timeline.csv"), timeline_csv(timeline))?;
     let mut history = String::new();
-    for e in &run.events {
+    for e in data.events {
         history.push_str(&serde_json::to_string(e).expect("serializes"));
         history.push('\n');
     }
     std::fs::write(dir.join("history.jsonl"), history)?;
-    std::fs::write(dir.join("parity.json"), serde_json::to_string_pretty(&run.parity).expect("serializes") + "\n")?;
-    let data = crate::dashboard::ReportData::of_run(run);
-    std::fs::write(dir.join("report.html"), crate::dashboard::page(&data, crate::dashboard::PageKind::Report))
+    std::fs::write(dir.join("parity.json"), serde_json::to_string_pretty(data.parity).expect("serializes") + "\n")?;
+    std::fs::write(dir.join("report.html"), crate::dashboard::page(data, crate::dashboard::PageKind::Report))
 }
 
+/// Timeline rows from a history's evaluations (one per evaluation, at the weight and phase
+/// of the stage it judged), where no minute rows were kept (live rollouts).
+pub fn timeline_of(events: &[crate::history::Event]) -> Vec<TimelineRow> {
+    use crate::history::Event;
+    let (mut weight, mut phase) = (0.0, Phase::Shadow);
+    let mut rows = Vec::new();
+    for e in events {
+        match e {
+            Event::Stage { phase: p, weight_pct, .. } => (phase, weight) = (*p, *weight_pct),
+            Event::Evaluation { t_s, window, .. } => rows.push(TimelineRow::new(*t_s, weight, phase, window)),
+            _ => {}
+        }
+    }
+    rows
+}
 #[cfg(test)]
 mod tests {
     use super::deadline;

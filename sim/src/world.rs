@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats, Segments};
 use cutover_models::fraud::{Generator, GeneratorConfig, Request};
@@ -23,6 +23,7 @@ use crate::controller::Phase;
 use crate::faults::{self, in_segment, Fault, Kind, SECOND};
 use crate::history::{Event, History};
 use crate::monitor::{Pair, Window};
+use crate::replay::{Baseline, Recorded};
 use crate::report::{Summary, TimelineRow};
 use crate::rollout::{Counts, Rollout};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError, StackModel};
@@ -63,8 +64,10 @@ pub struct RunResult {
     pub stage_stats: Vec<StageStats>,
     /// The stacks' lineage (none for sweeps).
     pub lineage: Option<Arc<Lineage>>,
-    /// The scenario's length, s.
+    /// The scenario's length, s (a replay's: to its last record).
     pub duration_s: f64,
+    /// A replay's check of the recorded legacy answers.
+    pub baseline: Option<Baseline>,
 }
 
 /// Timeline windows are one minute long.
@@ -157,7 +160,7 @@ pub fn run_policies(
     policies: &[Policy],
     mode: Mode,
 ) -> Result<Vec<RunResult>, RunError> {
-    let world = World::build(loaded, seed_override, policies, mode)?;
+    let world = World::build(loaded, seed_override, policies, mode, None)?;
     let mut results: Vec<Option<RunResult>> = policies.iter().map(|_| None).collect();
     let mut pending = vec![world];
     let mut done = Vec::new();
@@ -180,10 +183,22 @@ struct Lane {
     r: Rollout,
 }
 
+/// Recorded requests in their order (a replay), shared by the forks a world never makes
+/// with one judge.
+type Records = Arc<Mutex<Box<dyn Iterator<Item = Recorded> + Send>>>;
+
 #[derive(Clone)]
 struct World<'a> {
     loaded: &'a LoadedScenario,
     lineage: Option<Arc<Lineage>>,
+    /// Recorded requests instead of generated ones, the next one, and what the recorded
+    /// legacy answers say of the in-process legacy path.
+    records: Option<Records>,
+    pending: Option<Recorded>,
+    baseline: Baseline,
+    out_of_order: u64,
+    /// Event time of scenario time 0, ms since the epoch.
+    start_ms: i64,
     mode: Mode,
     seed: u64,
     duration_us: u64,
@@ -227,6 +242,7 @@ impl<'a> World<'a> {
         seed_override: Option<u64>,
         policies: &[Policy],
         mode: Mode,
+        records: Option<Records>,
     ) -> Result<World<'a>, RunError> {
         let s = &loaded.scenario;
         let file = loaded.path.display().to_string();
@@ -290,9 +306,15 @@ impl<'a> World<'a> {
         );
         let parity = parity_stats(legacy.pipeline(), seed, segments.clone());
         let lineage = (mode == Mode::Full).then(|| Arc::new(Lineage::of(&legacy, &new, swapped_artifacts)));
+        let start_ms = generator.config().start_ms;
         let mut world = World {
             loaded,
             lineage,
+            records,
+            pending: None,
+            baseline: Baseline::default(),
+            out_of_order: 0,
+            start_ms,
             mode,
             seed,
             duration_us: us(s.traffic.duration_s),
@@ -337,6 +359,33 @@ impl<'a> World<'a> {
         self.queue.push(Reverse((t, ev, self.seq)));
     }
 
+    fn next_record(&mut self) -> Option<Recorded> {
+        self.records.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()).next()
+    }
+
+    /// Schedules the next record at its recorded time (never before the last one: a row
+    /// out of order is replayed at once); at the end, the run ends now.
+    fn schedule_record(&mut self, t: u64) {
+        match self.next_record() {
+            Some(r) => {
+                let at_ms = r.request.event_time_ms.saturating_sub(self.start_ms);
+                let at = u64::try_from(at_ms).unwrap_or(0).saturating_mul(1000);
+                if at < t {
+                    self.out_of_order += 1;
+                }
+                self.pending = Some(r);
+                self.schedule(at.max(t), Ev::Arrival);
+            }
+            None => {
+                self.duration_us = t;
+                if t % TIMELINE_US != 0 && self.mode == Mode::Full {
+                    // The last minute's row, however short.
+                    self.schedule(t, Ev::Timeline);
+                }
+            }
+        }
+    }
+
     fn max_rate(&self) -> f64 {
         let peak = self.curve.as_ref().map_or(1.0, |c| c.iter().copied().fold(0.0, f64::max));
         self.rate_rps * peak
@@ -357,8 +406,21 @@ impl<'a> World<'a> {
                 self.schedule(end, Ev::FaultEnd(k));
             }
         }
-        let first = self.next_arrival(0);
-        self.schedule(first, Ev::Arrival);
+        if self.records.is_some() {
+            // A replay runs until its last record, whatever the plan's duration.
+            self.duration_us = u64::MAX / 4;
+            match self.next_record() {
+                Some(first) => {
+                    self.start_ms = first.request.event_time_ms;
+                    self.pending = Some(first);
+                    self.schedule(0, Ev::Arrival);
+                }
+                None => self.duration_us = 0,
+            }
+        } else {
+            let first = self.next_arrival(0);
+            self.schedule(first, Ev::Arrival);
+        }
         for k in 0..self.lanes.len() {
             let (interval, id) = (self.lanes[k].r.interval_us, self.lanes[k].id);
             self.schedule(interval, Ev::Evaluate(id));
@@ -379,6 +441,11 @@ impl<'a> World<'a> {
                 Ev::Arrival => {
                     // Requests are the only events that read the routing lanes share.
                     self.split(forks, (t, ev, seq));
+                    if self.records.is_some() {
+                        self.serve(t);
+                        self.schedule_record(t);
+                        continue;
+                    }
                     if self.accept(t) {
                         self.serve(t);
                     }
@@ -462,7 +529,7 @@ impl<'a> World<'a> {
     /// Thinning for the daily curve: keep an arrival with probability curve(hour) / peak.
     fn accept(&mut self, t: u64) -> bool {
         let Some(curve) = &self.curve else { return true };
-        let start_ms = self.generator.config().start_ms;
+        let start_ms = self.start_ms;
         let hour = (((start_ms as u64 / 1000 + t / SECOND) / 3600) % 24) as usize;
         let peak = curve.iter().copied().fold(0.0, f64::max);
         let keep = curve[hour] / peak;
@@ -476,7 +543,7 @@ impl<'a> World<'a> {
         }
         match f.kind {
             Kind::StaleFeatures { stall_us } => {
-                let until_ms = self.generator.config().start_ms + ((t + stall_us) / 1000) as i64;
+                let until_ms = self.start_ms + ((t + stall_us) / 1000) as i64;
                 self.paths.store_mut().stall_until(until_ms);
             }
             Kind::DecommissionLegacy => {
@@ -498,8 +565,11 @@ impl<'a> World<'a> {
     fn serve(&mut self, t: u64) {
         let index = self.next_index;
         self.next_index += 1;
-        let event_ms = self.generator.config().start_ms + (t / 1000) as i64;
-        let (request, _fraud) = self.generator.labeled_at(index, event_ms);
+        let recorded = self.pending.take();
+        let request = match &recorded {
+            Some(r) => r.request,
+            None => self.generator.labeled_at(index, self.start_ms + (t / 1000) as i64).0,
+        };
         let weight = self.weight_pct();
         let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
         let routed_new = bucket < weight;
@@ -588,6 +658,9 @@ impl<'a> World<'a> {
         };
         let legacy_decision = legacy_score >= self.threshold;
         let new_decision = new_score >= self.threshold;
+        if let Some(r) = &recorded {
+            self.baseline.observe(r.line, (r.legacy_score, r.legacy_decision), (legacy_score, legacy_decision));
+        }
 
         // Service times and outcomes.
         let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, &request);
@@ -686,7 +759,7 @@ impl<'a> World<'a> {
     }
 
     fn staleness_s(&self, t: u64) -> Option<f64> {
-        let now_ms = self.generator.config().start_ms + (t / 1000) as i64;
+        let now_ms = self.start_ms + (t / 1000) as i64;
         self.paths.store_lag_ms(now_ms).map(|ms| ms as f64 / 1000.0)
     }
 
@@ -727,7 +800,11 @@ impl<'a> World<'a> {
             requests_failed: self.requests_failed,
             bad_decisions: self.bad_decisions,
         };
-        let summary = lane.r.summary(s, self.seed, self.fault_start_us(), counts, reproduce);
+        let mut summary = lane.r.summary(s, self.seed, self.fault_start_us(), counts, reproduce);
+        if let Some(e) = self.baseline.expectation() {
+            summary.expectations.push(e);
+            summary.passed = summary.expectations.iter().all(|e| e.passed);
+        }
         let stage_stats = lane.r.stage_stats();
         RunResult {
             summary,
@@ -735,11 +812,31 @@ impl<'a> World<'a> {
             trace: lane.r.trace.map(|t| *t).unwrap_or_default(),
             lineage: self.lineage.clone(),
             duration_s: self.duration_us as f64 / 1e6,
+            baseline: self.records.is_some().then(|| self.baseline.clone()),
             timeline: lane.r.timeline,
             events: lane.r.history.events().to_vec(),
             parity: if self.mode == Mode::Full { self.parity.report() } else { Vec::new() },
         }
     }
+}
+
+/// Replays recorded requests under a scenario's plan (one judge, the scenario's), in their
+/// order and at their recorded times; also the rows replayed out of order.
+pub fn run_recorded(
+    loaded: &LoadedScenario,
+    seed_override: Option<u64>,
+    records: Box<dyn Iterator<Item = Recorded> + Send>,
+) -> Result<(RunResult, u64), RunError> {
+    let policy = loaded.scenario.controller.policy;
+    let records: Records = Arc::new(Mutex::new(records));
+    let mut world = World::build(loaded, seed_override, &[policy], Mode::Full, Some(records))?;
+    let (mut forks, mut done) = (Vec::new(), Vec::new());
+    world.run(&mut forks, &mut done);
+    assert!(forks.is_empty() && done.is_empty(), "one judge in full mode neither forks nor settles early");
+    let lane = world.lanes.pop().expect("one judge, one lane");
+    let result = world.finish_lane(lane);
+    // The reproduction line of a replay is the replay's own command, which the caller knows.
+    Ok((result, world.out_of_order))
 }
 
 /// Loads and runs a scenario file.

@@ -10,6 +10,7 @@ mod lockstep;
 mod predict_cli;
 mod reference_model;
 mod registry_cli;
+mod replay_cli;
 mod reports;
 mod runtimes;
 mod simulation;

@@ -8,6 +8,7 @@
 //! machine would distort.
 
 mod browser;
+mod replay;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,274 @@
+//! Replay: recorded requests through both feature paths and models, in their recorded
+//! order and at their recorded times, judged by a rollout plan as if its ramp were live (a
+//! dry run: nothing is served to anyone; "served" and "bad decisions" are what the ramp
+//! would have done). Without a plan the traffic stays in shadow and the guardrails only
+//! watch. Where the file holds the legacy service's recorded answers, the in-process legacy
+//! path must reproduce them (the baseline check of the audit).
+//!
+//! The file is streamed: memory does not grow with its length.
+
+pub mod fields;
+pub mod record;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::report::Expectation;
+use crate::scenario::{LoadedScenario, ScenarioError};
+use crate::world::{run_recorded, RunError, RunResult};
+pub use fields::FieldMap;
+pub use source::{Format, Reader, Recorded, RowError};
+
+/// The plan a replay without `--plan` uses: shadow for the whole file, every parity
+/// guardrail watching.
+pub const SHADOW_ONLY: &str = r#"
+name = "replay"
+description = "Recorded traffic through both paths in shadow: nothing ramps, the guardrails watch"
+seed = 1
+[traffic]
+rate_rps = 1
+duration_s = 1
+[rollout]
+shadow_s = 2592000
+stages_pct = [100]
+bake_s = 60
+keep_legacy_warm_s = 60
+[controller]
+policy = "sequential"
+[guardrails]
+max_decision_flip_rate = 0.002
+max_mean_abs_score_diff = 0.002
+max_feature_mismatch_rate = 0.005
+max_error_rate = 0.01
+max_timeout_rate = 0.01
+[expect]
+outcome = "in_progress"
+"#;
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// The recorded requests.
+    pub requests: PathBuf,
+    /// Their format (from the file name when not given).
+    pub format: Option<Format>,
+    /// A field map for a user's own columns.
+    pub fields: Option<PathBuf>,
+    /// Skip rows that cannot be read (counted) instead of stopping at the first.
+    pub skip_bad_rows: bool,
+    /// The plan to dry-run (default: [`SHADOW_ONLY`]).
+    pub plan: Option<PathBuf>,
+    /// Folder that relative paths of the default plan resolve against.
+    pub base: PathBuf,
+    /// Seed for the simulated latencies (the plan's otherwise).
+    pub seed: Option<u64>,
+}
+
+/// Why a replay did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A row (or the file, or the field map) cannot be read.
+    #[error(transparent)]
+    Row(#[from] RowError),
+    /// The plan is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The stacks would not start.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Rows read and skipped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Rows {
+    /// Rows replayed.
+    pub replayed: u64,
+    /// Rows skipped as unreadable (`--skip-bad-rows`).
+    pub skipped: u64,
+    /// The first skipped row's error.
+    pub first_skipped: Option<String>,
+    /// Rows whose time was earlier than the row before (replayed at the earlier row's time).
+    pub out_of_order: u64,
+}
+
+/// Whether the in-process legacy path reproduces the recorded legacy answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Baseline {
+    /// Rows with a recorded score.
+    pub scores: u64,
+    /// Of those, recomputed within [`SCORE_TOLERANCE`].
+    pub scores_matched: u64,
+    /// Of those, bit for bit.
+    pub scores_exact: u64,
+    /// The largest |recorded - recomputed| score.
+    pub max_abs_score_diff: f64,
+    /// Rows with a recorded decision.
+    pub decisions: u64,
+    /// Of those, recomputed equal.
+    pub decisions_matched: u64,
+    /// The first row that differs, in words.
+    pub first_mismatch: Option<String>,
+}
+
+/// Recorded and recomputed scores agree within this (recorded files print decimals).
+pub const SCORE_TOLERANCE: f64 = 1e-6;
+
+impl Baseline {
+    /// One row's recorded answer against the recomputed one.
+    pub fn observe(&mut self, line: u64, recorded: (Option<f32>, Option<bool>), computed: (f32, bool)) {
+        if let Some(s) = recorded.0 {
+            self.scores += 1;
+            let d = f64::from((s - computed.0).abs());
+            self.max_abs_score_diff = self.max_abs_score_diff.max(d);
+            self.scores_exact += u64::from(s.to_bits() == computed.0.to_bits());
+            if d <= SCORE_TOLERANCE {
+                self.scores_matched += 1;
+            } else if self.first_mismatch.is_none() {
+                self.first_mismatch = Some(format!("line {line}: recorded score {s}, recomputed {}", computed.0));
+            }
+        }
+        if let Some(d) = recorded.1 {
+            self.decisions += 1;
+            if d == computed.1 {
+                self.decisions_matched += 1;
+            } else if self.first_mismatch.is_none() {
+                let word = |b: bool| if b { "block" } else { "allow" };
+                self.first_mismatch =
+                    Some(format!("line {line}: recorded decision {}, recomputed {}", word(d), word(computed.1)));
+            }
+        }
+    }
+
+    /// The expectation it makes, when anything was recorded.
+    pub fn expectation(&self) -> Option<Expectation> {
+        if self.scores == 0 && self.decisions == 0 {
+            return None;
+        }
+        let passed = self.scores_matched == self.scores && self.decisions_matched == self.decisions;
+        let mut detail = format!(
+            "the in-process legacy path reproduced {} of {} recorded scores (within {SCORE_TOLERANCE}; {} bit for bit; largest difference {:.3e}) and {} of {} recorded decisions",
+            self.scores_matched, self.scores, self.scores_exact, self.max_abs_score_diff, self.decisions_matched, self.decisions
+        );
+        if let Some(m) = &self.first_mismatch {
+            detail += &format!("; first difference at {m}");
+        }
+        Some(Expectation { name: "legacy_reproduces_recorded".into(), passed, detail })
+    }
+}
+
+/// A replay's result: the run (summary, timeline, history, parity, report data) and its rows.
+pub struct Replayed {
+    /// Everything `run` gives.
+    pub run: RunResult,
+    /// Rows read and skipped.
+    pub rows: Rows,
+}
+
+/// The recorded rows as a replay reads them: skips (counting) or stops at bad rows.
+pub struct Feed {
+    reader: Reader,
+    skip_bad_rows: bool,
+    state: Arc<Mutex<FeedState>>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    rows: Rows,
+    error: Option<RowError>,
+}
+
+impl Iterator for Feed {
+    type Item = Recorded;
+
+    fn next(&mut self) -> Option<Recorded> {
+        loop {
+            let row = self.reader.next_row()?;
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match row {
+                Ok(r) => {
+                    state.rows.replayed += 1;
+                    return Some(r);
+                }
+                Err(e) if self.skip_bad_rows => {
+                    state.rows.skipped += 1;
+                    if state.rows.first_skipped.is_none() {
+                        state.rows.first_skipped = Some(e.to_string());
+                    }
+                }
+                Err(e) => {
+                    state.error = Some(e);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Counts the lines of a file (the sequential judge's horizon), streaming.
+fn count_lines(path: &Path) -> Result<u64, RowError> {
+    use std::io::Read;
+    let bad = |e: std::io::Error| RowError {
+        file: path.display().to_string(),
+        line: 0,
+        column: None,
+        field: "-".into(),
+        message: format!("cannot read: {e}"),
+    };
+    let mut f = std::fs::File::open(path).map_err(bad)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(bad)?;
+        if k == 0 {
+            return Ok(n.max(1));
+        }
+        n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
+/// What a feed read, once it is done: the rows, or the bad row it stopped at.
+pub struct FeedHandle(Arc<Mutex<FeedState>>);
+
+impl FeedHandle {
+    /// The rows read and skipped, or the first bad row (without `--skip-bad-rows`).
+    pub fn finish(&self) -> Result<Rows, RowError> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match state.error.take() {
+            Some(e) => Err(e),
+            None => Ok(std::mem::take(&mut state.rows)),
+        }
+    }
+}
+
+/// Opens a replay: its plan (the horizon set to the file's lines) and its feed of rows.
+pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), ReplayError> {
+    let map = match &cfg.fields {
+        Some(p) => FieldMap::read(p)?,
+        None => FieldMap::default(),
+    };
+    let mut loaded = match &cfg.plan {
+        Some(p) => LoadedScenario::read(p)?,
+        None => LoadedScenario::parse(SHADOW_ONLY, "(default replay plan)", PathBuf::from("replay"), cfg.base.clone())?,
+    };
+    let reader = Reader::open(&cfg.requests, cfg.format, map)?;
+    // The sequential judge's horizon is the number of requests: the file's lines.
+    let lines = count_lines(&cfg.requests)?;
+    loaded.scenario.traffic.rate_rps = lines as f64;
+    loaded.scenario.traffic.duration_s = 1.0;
+    loaded.scenario.traffic.daily_curve = None;
+    let state = Arc::new(Mutex::new(FeedState::default()));
+    let feed = Feed { reader, skip_bad_rows: cfg.skip_bad_rows, state: state.clone() };
+    Ok((loaded, feed, FeedHandle(state)))
+}
+
+/// Replays the recorded requests under the plan, in process.
+pub fn replay(cfg: &ReplayConfig) -> Result<Replayed, ReplayError> {
+    let (loaded, feed, handle) = open(cfg)?;
+    let (run, out_of_order) = run_recorded(&loaded, cfg.seed, Box::new(feed))?;
+    let mut rows = handle.finish()?;
+    rows.out_of_order = out_of_order;
+    Ok(Replayed { run, rows })
+}

@@ -1,0 +1,343 @@
+//! `cutover replay --requests FILE [--plan SCENARIO.toml] [--out DIR]` and
+//! `cutover record --requests N --out FILE`.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use clap::ColorChoice;
+use cutover_loadgen::replay::{replay_http, HttpReplay};
+use cutover_sim::controller::Decision;
+use cutover_sim::dashboard::ReportData;
+use cutover_sim::history::Event;
+use cutover_sim::replay::record::write_recorded;
+use cutover_sim::replay::{open, replay, Format, ReplayConfig, ReplayError, Replayed};
+use cutover_sim::report::{timeline_of, write_outputs, write_run, Expectation, Summary};
+use cutover_sim::LoadedScenario;
+use serde::Serialize;
+
+use crate::{table, Failure};
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Recorded requests: CSV with a header row, or JSON lines (by the file's name, or --format).
+    #[arg(long)]
+    requests: PathBuf,
+    /// The file's format: csv or jsonl.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// A field map (TOML) naming the file's own columns for cutover's fields.
+    #[arg(long)]
+    fields: Option<PathBuf>,
+    /// Dry-run this scenario's rollout plan and guardrails on the recorded traffic (its
+    /// faults apply too); without it the traffic stays in shadow and the guardrails watch.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Seed of the simulated service times (the plan's otherwise).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Skip rows that cannot be read, counting them, instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Write summary.json, replay.json, timeline.csv, history.jsonl, parity.json and report.html here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Colour the verdict table: auto, always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Send the requests to this legacy service (with --new-url) instead of replaying in process.
+    #[arg(long, requires = "new_url")]
+    legacy_url: Option<String>,
+    /// The new service (with --legacy-url).
+    #[arg(long, requires = "legacy_url")]
+    new_url: Option<String>,
+    /// The services' answers' score field.
+    #[arg(long, default_value = "score")]
+    score_field: String,
+    /// The services' answers' decision field (`block`/`allow`, or a boolean).
+    #[arg(long, default_value = "decision")]
+    decision_field: String,
+    /// Ask the services for their model rows (`x-cutover-features: 1`, as cutover's own
+    /// stacks answer it) to compare features too.
+    #[arg(long)]
+    ask_features: bool,
+    /// Requests per second sent to the services, at most.
+    #[arg(long, default_value_t = 500.0)]
+    rate_rps: f64,
+    /// Requests in flight, at most (1 keeps the recorded order at the services).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Scenario seconds per wall second for the plan's clock against services (default:
+    /// the recorded pace, --rate-rps over the recorded rate of the first 1 000 rows).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Allow service URLs beyond this machine (loopback only otherwise).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// How many requests.
+    #[arg(long)]
+    requests: u64,
+    /// The file to write (.csv or .jsonl).
+    #[arg(long)]
+    out: PathBuf,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mean request rate of the recorded traffic.
+    #[arg(long, default_value_t = 200.0)]
+    rate_rps: f64,
+    /// The scenario whose `[domain]` gives the legacy stack (default: the bundled one).
+    #[arg(long, default_value = "scenarios/clean-baseline.toml")]
+    scenario: PathBuf,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "csv" => Ok(Format::Csv),
+        "jsonl" | "ndjson" | "json" => Ok(Format::JsonLines),
+        _ => Err(format!("unknown format `{s}` (expected csv or jsonl)")),
+    }
+}
+
+/// replay.json: the rows and the decisions the plan would have taken.
+#[derive(Serialize)]
+struct ReplayReport<'a> {
+    requests: String,
+    plan: String,
+    rows: &'a cutover_sim::replay::Rows,
+    baseline: Option<&'a cutover_sim::replay::Baseline>,
+    decisions: Vec<TimedDecision>,
+}
+
+#[derive(Serialize)]
+struct TimedDecision {
+    t_s: f64,
+    decision: Decision,
+}
+
+/// Every decision that moved the rollout (or refused to hold it), in order.
+fn decisions(events: &[Event]) -> Vec<TimedDecision> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Evaluation { t_s, decision, .. } if !matches!(decision, Decision::Hold { .. }) => {
+                Some(TimedDecision { t_s: *t_s, decision: decision.clone() })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn describe(d: &Decision) -> String {
+    match d {
+        Decision::Hold { reason } => format!("hold: {reason}"),
+        Decision::Advance { from_pct, to_pct } => format!("advance from {from_pct} % to {to_pct} %"),
+        Decision::Promote => "promote".into(),
+        Decision::RollBack { trigger } => format!("roll back: {}", trigger.describe()),
+        Decision::AllowRetirement => "allow legacy's retirement".into(),
+    }
+}
+
+pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
+    let cfg = ReplayConfig {
+        requests: args.requests.clone(),
+        format: args.format,
+        fields: args.fields.clone(),
+        skip_bad_rows: args.skip_bad_rows,
+        plan: args.plan.clone(),
+        base: std::env::current_dir().unwrap_or_default(),
+        seed: args.seed,
+    };
+    if let (Some(legacy), Some(new)) = (&args.legacy_url, &args.new_url) {
+        return run_http(args, &cfg, legacy, new);
+    }
+    let Replayed { mut run, rows } = replay(&cfg).map_err(|e| match e {
+        ReplayError::Row(e) => Failure::BadInput(e.to_string()),
+        other => Failure::BadInput(other.to_string()),
+    })?;
+    let mut command = format!("cutover replay --requests {}", args.requests.display());
+    if let Some(p) = &args.plan {
+        command += &format!(" --plan {}", p.display());
+    }
+    command += &format!(" --seed {}", run.summary.seed);
+    run.summary.reproduce = command;
+    let moves = decisions(&run.events);
+    if let Some(dir) = &args.out {
+        let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
+        write_run(dir, &run).map_err(err)?;
+        let report = ReplayReport {
+            requests: args.requests.display().to_string(),
+            plan: args.plan.as_ref().map_or("(shadow only)".into(), |p| p.display().to_string()),
+            rows: &rows,
+            baseline: run.baseline.as_ref(),
+            decisions: moves.iter().map(|d| TimedDecision { t_s: d.t_s, decision: d.decision.clone() }).collect(),
+        };
+        let text = serde_json::to_string_pretty(&report).expect("serializes") + "\n";
+        std::fs::write(dir.join("replay.json"), text).map_err(err)?;
+    }
+    println!(
+        "replayed {} rows of {} over {:.0} s of recorded time ({} skipped as unreadable, {} out of order)",
+        rows.replayed,
+        args.requests.display(),
+        run.duration_s,
+        rows.skipped,
+        rows.out_of_order
+    );
+    if let Some(first) = &rows.first_skipped {
+        println!("first skipped row: {first}");
+    }
+    for d in &moves {
+        println!("t={:>9.1} s  {}", d.t_s, describe(&d.decision));
+    }
+    if moves.is_empty() {
+        println!("the plan took no decision beyond holding");
+    }
+    finish(args, &run.summary)
+}
+
+/// The verdict table and the exit code.
+fn finish(args: &ReplayArgs, summary: &Summary) -> Result<(), Failure> {
+    print!("{}", table::verdicts(&[summary], table::use_color(args.color)));
+    if let Some(dir) = &args.out {
+        println!("report: {}", dir.join("report.html").display());
+    }
+    if summary.passed {
+        return Ok(());
+    }
+    for e in summary.expectations.iter().filter(|e| !e.passed) {
+        eprintln!("cutover: {}: {} did not hold: {}", summary.scenario, e.name, e.detail);
+    }
+    Err(Failure::Unmet(format!("the replay of {} did not meet its expectations", args.requests.display())))
+}
+
+fn loopback(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).unwrap_or("");
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.")
+}
+
+/// The recorded rate (requests per recorded second) over the file's first 1 000 rows.
+fn recorded_pace(cfg: &ReplayConfig) -> Option<f64> {
+    let map = match &cfg.fields {
+        Some(p) => cutover_sim::replay::FieldMap::read(p).ok()?,
+        None => cutover_sim::replay::FieldMap::default(),
+    };
+    let mut reader = cutover_sim::replay::Reader::open(&cfg.requests, cfg.format, map).ok()?;
+    let times: Vec<i64> = std::iter::from_fn(|| reader.next_row())
+        .take(1000)
+        .filter_map(|r| r.ok().map(|r| r.request.event_time_ms))
+        .collect();
+    let span_s = (*times.iter().max()? - *times.iter().min()?) as f64 / 1000.0;
+    (span_s > 0.0).then(|| (times.len() - 1) as f64 / span_s)
+}
+
+/// Replays against two HTTP services through cutover's router.
+fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> Result<(), Failure> {
+    for (flag, url) in [("--legacy-url", legacy), ("--new-url", new)] {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(Failure::BadInput(format!("{flag}: `{url}` is not an http:// or https:// URL")));
+        }
+        if !args.allow_remote && !loopback(url) {
+            return Err(Failure::BadInput(format!(
+                "{flag}: `{url}` is not on this machine; replays go to loopback addresses unless --allow-remote"
+            )));
+        }
+    }
+    if !(args.rate_rps > 0.0 && args.rate_rps <= 100_000.0) {
+        return Err(Failure::BadInput(format!("--rate-rps: must be within (0, 100000], got {}", args.rate_rps)));
+    }
+    if args.concurrency == 0 || args.concurrency > 1024 {
+        return Err(Failure::BadInput(format!("--concurrency: must be 1 to 1024, got {}", args.concurrency)));
+    }
+    let time_scale = match args.time_scale {
+        Some(x) if x > 0.0 && x <= 10_000.0 => x,
+        Some(x) => return Err(Failure::BadInput(format!("--time-scale: must be within (0, 10000], got {x}"))),
+        None => recorded_pace(cfg).map_or(1.0, |rps| (args.rate_rps / rps).clamp(0.001, 10_000.0)),
+    };
+    let (loaded, feed, handle) = open(cfg).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let http = HttpReplay {
+        legacy_url: legacy.trim_end_matches('/').to_string(),
+        new_url: new.trim_end_matches('/').to_string(),
+        score_field: args.score_field.clone(),
+        decision_field: args.decision_field.clone(),
+        ask_features: args.ask_features,
+        rate_rps: args.rate_rps,
+        concurrency: args.concurrency,
+        time_scale,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
+    let outcome =
+        runtime.block_on(replay_http(loaded, Box::new(feed), &http)).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let rows = handle.finish().map_err(|e| Failure::BadInput(e.to_string()))?;
+    let mut summary = outcome.view.summary.clone();
+    summary.reproduce =
+        format!("cutover replay --requests {} --legacy-url {legacy} --new-url {new}", args.requests.display());
+    summary.expectations.push(Expectation {
+        name: "zero_failed_requests".into(),
+        passed: outcome.failed == 0,
+        detail: format!("{} of {} replayed requests got no answer through the router", outcome.failed, outcome.sent),
+    });
+    if let Some(e) = outcome.baseline.expectation() {
+        summary.expectations.push(e);
+    }
+    summary.passed = summary.expectations.iter().all(|e| e.passed);
+    let snap = &outcome.snapshot;
+    let moves = decisions(&snap.events);
+    if let Some(dir) = &args.out {
+        let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
+        let data = ReportData {
+            summary: &summary,
+            events: &snap.events,
+            trace: &snap.trace,
+            stage_stats: &snap.stage_stats,
+            parity: &snap.parity,
+            lineage: None,
+            horizon_s: snap.now_s.max(1.0),
+        };
+        write_outputs(dir, &data, &timeline_of(&snap.events)).map_err(err)?;
+        let report = ReplayReport {
+            requests: args.requests.display().to_string(),
+            plan: args.plan.as_ref().map_or("(shadow only)".into(), |p| p.display().to_string()),
+            rows: &rows,
+            baseline: Some(&outcome.baseline),
+            decisions: moves.iter().map(|d| TimedDecision { t_s: d.t_s, decision: d.decision.clone() }).collect(),
+        };
+        let text = serde_json::to_string_pretty(&report).expect("serializes") + "\n";
+        std::fs::write(dir.join("replay.json"), text).map_err(err)?;
+    }
+    println!(
+        "sent {} rows of {} to {legacy} and {new} through the router in {:.1} s ({:.0} requests/s; {} skipped as unreadable; {} without an answer)",
+        outcome.sent,
+        args.requests.display(),
+        outcome.wall_s,
+        outcome.sent as f64 / outcome.wall_s.max(1e-9),
+        rows.skipped,
+        outcome.failed
+    );
+    for d in &moves {
+        println!("t={:>9.1} s  {}", d.t_s, describe(&d.decision));
+    }
+    finish(args, &summary)
+}
+
+pub fn record(args: &RecordArgs) -> Result<(), Failure> {
+    if !(args.rate_rps > 0.0 && args.rate_rps.is_finite()) {
+        return Err(Failure::BadInput(format!("--rate-rps: must be a positive number, got {}", args.rate_rps)));
+    }
+    let format = Format::of(&args.out)
+        .ok_or_else(|| Failure::BadInput(format!("--out: {}: name it .csv or .jsonl", args.out.display())))?;
+    let loaded = LoadedScenario::read(&args.scenario).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let err = |e: String| Failure::BadInput(format!("{}: {e}", args.out.display()));
+    let file = std::fs::File::create(&args.out).map_err(|e| err(format!("cannot write: {e}")))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    write_recorded(&loaded, args.requests, args.seed, args.rate_rps, format, &mut w).map_err(err)?;
+    w.flush().map_err(|e| err(format!("cannot write: {e}")))
+}
