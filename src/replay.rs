@@ -109,7 +109,24 @@ struct ReplayReport<'a> {
     plan: String,
     rows: &'a cutover_sim::replay::Rows,
     baseline: Option<&'a cutover_sim::replay::Baseline>,
-    decisions: Vec<TimedDecision>,
+    decisions: &'a [TimedDecision],
+}
+
+fn write_replay_json(
+    dir: &std::path::Path,
+    args: &ReplayArgs,
+    rows: &cutover_sim::replay::Rows,
+    baseline: Option<&cutover_sim::replay::Baseline>,
+    decisions: &[TimedDecision],
+) -> std::io::Result<()> {
+    let report = ReplayReport {
+        requests: args.requests.display().to_string(),
+        plan: args.plan.as_ref().map_or("(shadow only)".into(), |p| p.display().to_string()),
+        rows,
+        baseline,
+        decisions,
+    };
+    std::fs::write(dir.join("replay.json"), serde_json::to_string_pretty(&report).expect("serializes") + "\n")
 }
 
 #[derive(Serialize)]
@@ -168,15 +185,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.out {
         let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
         write_run(dir, &run).map_err(err)?;
-        let report = ReplayReport {
-            requests: args.requests.display().to_string(),
-            plan: args.plan.as_ref().map_or("(shadow only)".into(), |p| p.display().to_string()),
-            rows: &rows,
-            baseline: run.baseline.as_ref(),
-            decisions: moves.iter().map(|d| TimedDecision { t_s: d.t_s, decision: d.decision.clone() }).collect(),
-        };
-        let text = serde_json::to_string_pretty(&report).expect("serializes") + "\n";
-        std::fs::write(dir.join("replay.json"), text).map_err(err)?;
+        write_replay_json(dir, args, &rows, run.baseline.as_ref(), &moves).map_err(err)?;
     }
     println!(
         "replayed {} rows of {} over {:.0} s of recorded time ({} skipped as unreadable, {} out of order)",
@@ -303,15 +312,7 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
             horizon_s: snap.now_s.max(1.0),
         };
         write_outputs(dir, &data, &timeline_of(&snap.events)).map_err(err)?;
-        let report = ReplayReport {
-            requests: args.requests.display().to_string(),
-            plan: args.plan.as_ref().map_or("(shadow only)".into(), |p| p.display().to_string()),
-            rows: &rows,
-            baseline: Some(&outcome.baseline),
-            decisions: moves.iter().map(|d| TimedDecision { t_s: d.t_s, decision: d.decision.clone() }).collect(),
-        };
-        let text = serde_json::to_string_pretty(&report).expect("serializes") + "\n";
-        std::fs::write(dir.join("replay.json"), text).map_err(err)?;
+        write_replay_json(dir, args, &rows, Some(&outcome.baseline), &moves).map_err(err)?;
     }
     println!(
         "sent {} rows of {} to {legacy} and {new} through the router in {:.1} s ({:.0} requests/s; {} skipped as unreadable; {} without an answer)",

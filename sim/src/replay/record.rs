@@ -13,6 +13,7 @@ use cutover_models::store::Schedule;
 use cutover_models::Model;
 use serde::Serialize;
 
+use super::fields::FIELDS;
 use super::source::Format;
 use crate::scenario::LoadedScenario;
 
@@ -73,22 +74,8 @@ pub fn write_recorded(
     match format {
         Format::Csv => {
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-            let header = [
-                "transaction_id",
-                "customer_id",
-                "event_time_ms",
-                "amount",
-                "currency",
-                "merchant_category",
-                "country",
-                "channel",
-                "device_os",
-                "account_age_days",
-                "card_present",
-                "distance_from_home_km",
-                "legacy_score",
-                "legacy_decision",
-            ];
+            // Every field a replay reads, the time as milliseconds.
+            let header = FIELDS.iter().map(|f| f.0).filter(|&f| f != "event_time");
             w.write_record(header).map_err(|e| e.to_string())?;
             let o = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
             for i in 0..n {
