@@ -130,7 +130,8 @@ fn boxplots(data: &[Distribution], policies: &[&str], axis: &str) -> Result<Stri
             names.push(d.0.clone());
         }
     }
-    let top = data.iter().flat_map(|d| d.2.iter().copied()).fold(0.0f64, f64::max).max(1.0) as f32 * 1.05;
+    // Room on the right for the legend.
+    let top = data.iter().flat_map(|d| d.2.iter().copied()).fold(0.0f64, f64::max).max(1.0) as f32 * 1.3;
     let k = policies.len().max(1) as f64;
     let band = 18 * k as u32 + 10;
     let mut svg = String::new();
@@ -148,6 +149,10 @@ fn boxplots(data: &[Distribution], policies: &[&str], axis: &str) -> Result<Stri
             .configure_mesh()
             .disable_y_mesh()
             .light_line_style(RGBColor(238, 238, 238))
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(n) | SegmentValue::Exact(n) => n.to_string(),
+                SegmentValue::Last => String::new(),
+            })
             .x_desc(axis)
             .label_style(("sans-serif", 12))
             .draw()
