@@ -171,10 +171,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     if let (Some(legacy), Some(new)) = (&args.legacy_url, &args.new_url) {
         return run_http(args, &cfg, legacy, new);
     }
-    let Replayed { mut run, rows } = replay(&cfg).map_err(|e| match e {
-        ReplayError::Row(e) => Failure::BadInput(e.to_string()),
-        other => Failure::BadInput(other.to_string()),
-    })?;
+    let Replayed { mut run, rows } = replay(&cfg).map_err(|e: ReplayError| Failure::BadInput(e.to_string()))?;
     let mut command = format!("cutover replay --requests {}", args.requests.display());
     if let Some(p) = &args.plan {
         command += &format!(" --plan {}", p.display());
@@ -227,7 +224,8 @@ fn loopback(url: &str) -> bool {
     let host = rest.split(['/', '?']).next().unwrap_or("");
     let host =
         host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.")
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The recorded rate (requests per recorded second) over the file's first 1 000 rows.
@@ -248,8 +246,10 @@ fn recorded_pace(cfg: &ReplayConfig) -> Option<f64> {
 /// Replays against two HTTP services through cutover's router.
 fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> Result<(), Failure> {
     for (flag, url) in [("--legacy-url", legacy), ("--new-url", new)] {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(Failure::BadInput(format!("{flag}: `{url}` is not an http:// or https:// URL")));
+        if !url.starts_with("http://") {
+            return Err(Failure::BadInput(format!(
+                "{flag}: `{url}` is not an http:// URL (the router speaks plain HTTP to the services)"
+            )));
         }
         if !args.allow_remote && !loopback(url) {
             return Err(Failure::BadInput(format!(
@@ -341,4 +341,25 @@ pub fn record(args: &RecordArgs) -> Result<(), Failure> {
     let mut w = BufWriter::with_capacity(1 << 20, file);
     write_recorded(&loaded, args.requests, args.seed, args.rate_rps, format, &mut w).map_err(err)?;
     w.flush().map_err(|e| err(format!("cannot write: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback;
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for url in ["http://127.0.0.1:8080", "http://localhost:1/x", "http://[::1]:80", "https://127.3.4.5"] {
+            assert!(loopback(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1.example.com",
+            "http://10.0.0.1:80",
+            "http://user@127.0.0.1",
+            "ftp://127.0.0.1",
+            "http://[::2]",
+        ] {
+            assert!(!loopback(url), "{url}");
+        }
+    }
 }
