@@ -397,6 +397,10 @@ impl<'a> World<'a> {
     }
 
     fn start(&mut self) {
+        if self.records.is_some() {
+            // A replay runs until its last record, whatever the plan's duration.
+            self.duration_us = u64::MAX / 4;
+        }
         for k in 0..self.faults.len() {
             let (start, end) = (self.faults[k].start_us, self.faults[k].end_us);
             if start < self.duration_us {
@@ -407,8 +411,6 @@ impl<'a> World<'a> {
             }
         }
         if self.records.is_some() {
-            // A replay runs until its last record, whatever the plan's duration.
-            self.duration_us = u64::MAX / 4;
             match self.next_record() {
                 Some(first) => {
                     self.start_ms = first.request.event_time_ms;

@@ -100,6 +100,11 @@ fn a_plan_dry_run_reports_every_decision_it_would_have_taken_and_when() {
     let s = json(&out.join("summary.json"));
     assert_eq!(s["outcome"], "rolled_back");
     assert_eq!(s["fault_start_s"], 1500.0);
+    // The plan's fault is in the history at its time (and so shaded in the report).
+    let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+    let start = history.lines().find(|l| l.contains("\"event\":\"fault_start\"")).expect("no fault_start event");
+    assert!(start.contains("\"t_s\":1500.0"), "{start}");
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("fault: feature_skew"));
     // Same requests, same seed: the same history; another seed, other service times.
     let (again, _) = replay("plan-again", SAMPLE, &["--plan", "scenarios/skew-cents-at-canary-5.toml"]);
     assert_eq!(s["history_sha256"], json(&again.join("summary.json"))["history_sha256"]);
