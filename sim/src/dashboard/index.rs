@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::PALETTE;
+use super::charts::{legend, PALETTE};
 use super::{esc, head, AUDIT_SCRIPT};
 use crate::report::Summary;
 use crate::scenario::Outcome;
@@ -177,14 +177,7 @@ fn boxplots(data: &[Distribution], policies: &[&str], axis: &str) -> Result<Stri
                 .label(policy.to_string())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| err(&e))?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
