@@ -14,4 +14,5 @@ mod replay_cli;
 mod reports;
 mod runtimes;
 mod simulation;
+mod support;
 mod xgboost_parity;

@@ -5,21 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::{self, in_root as cutover, root};
+
 const SAMPLE: &str = "samples/recorded-requests.csv";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cutover-replay-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn cutover(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(root()).output().unwrap()
+    support::scratch("replay", name)
 }
 
 fn json(path: &Path) -> serde_json::Value {

@@ -3,17 +3,12 @@
 //! verdict table in the terminal (coloured only when asked or on a terminal).
 //! tests/live/browser.rs opens the same pages in a real browser.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{self, root};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cutover-reports-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    support::scratch("reports", name)
 }
 
 fn cutover(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

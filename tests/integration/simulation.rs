@@ -4,20 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::predict_cli::cutover;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{self, in_root as run_in_root, root};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cutover-sim-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run_in_root(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(root()).output().unwrap()
+    support::scratch("sim", name)
 }
 
 fn history(dir: &Path, scenario: &str) -> Vec<serde_json::Value> {
