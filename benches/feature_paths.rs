@@ -5,28 +5,38 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cutover_models::features::Pipeline;
-use cutover_models::fraud::{Generator, GeneratorConfig};
 use cutover_models::paths::DualPath;
+use cutover_models::schema::Record;
 use cutover_models::store::Schedule;
+use cutover_models::Migration;
 
-fn pipeline(file: &str) -> Pipeline {
-    Pipeline::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud").join(file), None).expect("spec")
+fn pipeline(m: &Migration, file: &str) -> Arc<Pipeline> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud").join(file);
+    Arc::new(Pipeline::from_file(&path, m.schema(), None).expect("spec"))
 }
 
 fn both_paths(c: &mut Criterion) {
-    let mut paths = DualPath::new(pipeline("legacy.toml"), pipeline("new.toml"), Schedule::default()).expect("paths");
+    let m = Migration::bundled_fraud().expect("the bundled migration");
+    let mut paths =
+        DualPath::new(pipeline(&m, "legacy.toml"), pipeline(&m, "new.toml"), Schedule::default()).expect("paths");
     // Six hours of traffic first, so the customer aggregates are materialized and read.
-    let g = Generator::with_config(9, GeneratorConfig { rate_rps: 2.0, ..GeneratorConfig::default() });
+    let g = m.source(9, 2.0).expect("traffic");
+    let request = |i: u64| {
+        let mut r = m.schema().record();
+        g.fill(i, g.time_at_rate(i, 2.0), &mut r);
+        r
+    };
     let warm = 43_200;
     for i in 0..warm {
-        let r = g.request(i);
+        let r = request(i);
         paths.compute(&r);
         paths.served(&r);
     }
-    let requests: Vec<_> = (warm..warm + 4096).map(|i| g.request(i)).collect();
+    let requests: Vec<Record> = (warm..warm + 4096).map(request).collect();
     let mut group = c.benchmark_group("feature_paths");
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
@@ -37,19 +47,21 @@ fn both_paths(c: &mut Criterion) {
             black_box(rows.diffs.len())
         })
     });
-    let legacy = pipeline("legacy.toml");
+    let legacy = pipeline(&m, "legacy.toml");
     let mut values = legacy.values();
     group.bench_function("legacy_only", |b| {
         b.iter(|| {
             i = (i + 1) % requests.len();
-            legacy.compute(black_box(&requests[i]), None, &mut values);
+            legacy.compute(black_box(&requests[i].values), &mut values);
             black_box(values.row[0])
         })
     });
+    let mut r = m.schema().record();
     group.bench_function("generate_request", |b| {
         b.iter(|| {
             i += 1;
-            black_box(g.request(black_box(i as u64)))
+            g.fill(black_box(i as u64), 1_772_323_200_000 + i as i64, &mut r);
+            black_box(r.entity)
         })
     });
     group.finish();

@@ -12,11 +12,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use cutover_models::fraud::{Generator, GeneratorConfig};
 use cutover_models::paths::DualPath;
-use cutover_models::registry::Registry;
-use cutover_models::stack::ScoringStack;
-use cutover_models::store::Schedule;
+use cutover_models::schema::Record;
+use cutover_models::Migration;
 use cutover_sim::LoadedScenario;
 
 fn root() -> PathBuf {
@@ -24,13 +22,17 @@ fn root() -> PathBuf {
 }
 
 fn dual_path_bare(c: &mut Criterion) {
-    let registry = Registry::open(&root().join("domain/fraud/registry"));
-    let legacy = ScoringStack::start_entry(&registry, "fraud-xgb/1").expect("legacy");
-    let new = ScoringStack::start_entry(&registry, "fraud-xgb/2").expect("new");
-    let mut paths =
-        DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), Schedule::default()).expect("paths");
-    let g = Generator::with_config(9, GeneratorConfig { rate_rps: 200.0, ..GeneratorConfig::default() });
-    let requests: Vec<_> = (0..120_000).map(|i| g.request(i)).collect();
+    let m = Migration::bundled_fraud().expect("the bundled migration");
+    let (legacy, new) = m.start_stacks().expect("stacks");
+    let mut paths = DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule()).expect("paths");
+    let g = m.source(9, 200.0).expect("traffic");
+    let requests: Vec<Record> = (0..120_000)
+        .map(|i| {
+            let mut r = m.schema().record();
+            g.fill(i, g.time_at_rate(i, 200.0), &mut r);
+            r
+        })
+        .collect();
     for r in &requests[..110_000] {
         paths.compute(r);
         paths.served(r);

@@ -1,90 +1,96 @@
-//! `cutover audit`: the baseline audit of both feature paths, the model and its lineage,
-//! as Markdown and JSON.
+//! `cutover audit`: the baseline audit of a migration: both feature paths, the model and
+//! its lineage, and the legacy stack's latency, as Markdown and JSON.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use cutover_models::audit::{model_summary, Audit, Latency};
 use cutover_models::features::{sha256_hex, Pipeline};
-use cutover_models::fraud::{Generator, GeneratorConfig};
-use cutover_models::registry::Registry;
-use cutover_models::store::{Event, EventLog, Materializer, OnlineStore, Schedule};
-use cutover_models::Model;
+use cutover_models::paths::LegacyRows;
+use cutover_models::{Migration, Model};
 use hdrhistogram::Histogram;
 
 use crate::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Audit the stacks a scenario's `[domain]` names (its registry entries' artifact and specs).
-    #[arg(long)]
+    /// Audit the migration a scenario runs.
+    #[arg(long, conflicts_with = "migration")]
     scenario: Option<PathBuf>,
+    /// The migration folder (default: the bundled card-fraud one).
+    #[arg(long)]
+    migration: Option<PathBuf>,
     /// Write audit.md and audit.json here (default: Markdown on standard output).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The legacy path's feature spec.
-    #[arg(long, default_value = "domain/fraud/legacy.toml")]
-    legacy_spec: PathBuf,
-    /// The new path's feature spec.
-    #[arg(long, default_value = "domain/fraud/new.toml")]
-    new_spec: PathBuf,
-    /// The model artifact.
-    #[arg(long, default_value = "domain/fraud/model.ubj")]
-    model: PathBuf,
-    /// The registry holding the stacks' entries.
-    #[arg(long, default_value = "domain/fraud/registry")]
-    registry: PathBuf,
-    /// Registry entries the legacy and the new stack claim (checked against the files).
-    #[arg(long, value_delimiter = ',', default_value = "fraud-xgb/1,fraud-xgb/2")]
-    entries: Vec<String>,
+    /// Another legacy feature spec than the legacy entry's (the registry check then names it).
+    #[arg(long)]
+    legacy_spec: Option<PathBuf>,
+    /// Another new feature spec than the new entry's.
+    #[arg(long)]
+    new_spec: Option<PathBuf>,
+    /// Another model artifact than the legacy entry's.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Skip the registry check (for specs or models not registered yet).
     #[arg(long)]
     no_lineage: bool,
-    /// Generated requests to time the legacy stack over.
+    /// Requests of the migration's traffic to time the legacy stack over.
     #[arg(long, default_value_t = 20_000)]
     requests: u64,
-    /// Generator seed for the timed requests.
+    /// Seed of the timed requests.
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
+fn migration(args: &Args) -> Result<Arc<Migration>, Failure> {
+    let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
+    match (&args.scenario, &args.migration) {
+        (Some(path), _) => Ok(cutover_sim::LoadedScenario::read(path).map_err(|e| bad(&e))?.migration),
+        (None, Some(dir)) => cutover_sim::scenario::load_migration(dir).map_err(|e| bad(&e)),
+        (None, None) => {
+            cutover_sim::scenario::load_migration(&cutover_sim::scenario::bundled_migration_dir()).map_err(|e| bad(&e))
+        }
+    }
+}
+
 pub fn run(args: &Args) -> Result<(), Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
-    let scenario_args;
-    let args = match &args.scenario {
-        None => args,
-        Some(path) => {
-            scenario_args = from_scenario(args, path)?;
-            &scenario_args
-        }
-    };
-    let bytes = std::fs::read(&args.model)
-        .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", args.model.display())))?;
-    let model = cutover_models::xgboost::load_bytes(&bytes, &args.model.display().to_string()).map_err(|e| bad(&e))?;
-    let legacy = Pipeline::from_file(&args.legacy_spec, Some(model.feature_names())).map_err(|e| bad(&e))?;
-    let new = Pipeline::from_file(&args.new_spec, Some(model.feature_names())).map_err(|e| bad(&e))?;
-
-    let registry = Registry::open(&args.registry);
-    let mut lineage = Vec::new();
-    let claimed = if args.no_lineage { &[][..] } else { &args.entries[..] };
-    if claimed.len() > 2 {
-        return Err(Failure::BadInput(format!("--entries: at most two (legacy, new), got {}", claimed.len())));
-    }
-    for (id, spec) in claimed.iter().zip([&args.legacy_spec, &args.new_spec]) {
-        let entry = registry.get(id).map_err(|e| bad(&e))?;
-        if let Err(mismatch) = registry.verify(&entry, &args.model, spec).map_err(|e| bad(&e))? {
-            return Err(Failure::Unmet(mismatch.to_string()));
-        }
-        lineage.push(entry);
-    }
     if args.requests == 0 {
         return Err(Failure::BadInput("--requests: must be at least 1".into()));
     }
-    let latency = time_legacy_stack(&legacy, &model, args.requests, args.seed);
-    let summary = model_summary(&model, &args.model.display().to_string(), &sha256_hex(&bytes));
+    let m = migration(args)?;
+    let registry = m.registry();
+    let (legacy_id, new_id) = m.entries();
+    let legacy_entry = registry.get(legacy_id).map_err(|e| bad(&e))?;
+    let new_entry = registry.get(new_id).map_err(|e| bad(&e))?;
+    let model_path = args.model.clone().unwrap_or_else(|| registry.resolve(&legacy_entry.artifact));
+    let legacy_spec = args.legacy_spec.clone().unwrap_or_else(|| registry.resolve(&legacy_entry.feature_spec));
+    let new_spec = args.new_spec.clone().unwrap_or_else(|| registry.resolve(&new_entry.feature_spec));
+    let bytes = std::fs::read(&model_path)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", model_path.display())))?;
+    let model = cutover_models::xgboost::load_bytes(&bytes, &model_path.display().to_string()).map_err(|e| bad(&e))?;
+    m.answer().check_model(&model).map_err(|e| Failure::BadInput(format!("{}: {e}", model_path.display())))?;
+    let legacy = Pipeline::from_file(&legacy_spec, m.schema(), Some(model.feature_names())).map_err(|e| bad(&e))?;
+    let new = Pipeline::from_file(&new_spec, m.schema(), Some(model.feature_names())).map_err(|e| bad(&e))?;
+
+    let mut lineage = Vec::new();
+    if !args.no_lineage {
+        for (entry, spec) in [(&legacy_entry, &legacy_spec), (&new_entry, &new_spec)] {
+            let artifact =
+                if entry.id() == legacy_entry.id() { model_path.clone() } else { registry.resolve(&entry.artifact) };
+            if let Err(mismatch) = registry.verify(entry, &artifact, spec).map_err(|e| bad(&e))? {
+                return Err(Failure::Unmet(mismatch.to_string()));
+            }
+            lineage.push(entry.clone());
+        }
+    }
+    let latency = time_legacy_stack(&m, Arc::new(legacy.clone()), &model, args.requests, args.seed)?;
+    let summary = model_summary(&model, &model_path.display().to_string(), &sha256_hex(&bytes));
     let audit = Audit::new(
-        (&legacy, &args.legacy_spec.display().to_string()),
-        (&new, &args.new_spec.display().to_string()),
+        (&legacy, &legacy_spec.display().to_string()),
+        (&new, &new_spec.display().to_string()),
         summary,
         lineage,
         latency,
@@ -113,51 +119,39 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Times the legacy stack (features from its own customer table, then the model) per
-/// request on the wall clock, after a warm-up, into an HDR histogram.
-fn time_legacy_stack(legacy: &Pipeline, model: &Model, requests: u64, seed: u64) -> Latency {
-    let generator = Generator::with_config(seed, GeneratorConfig { rate_rps: 2.0, ..GeneratorConfig::default() });
-    let mut table = Materializer::new(Schedule::default());
-    let mut log = EventLog::new();
-    let mut values = legacy.values();
+/// Times the legacy stack (features from its own entity table, then the model) per request
+/// of the migration's traffic on the wall clock, after a warm-up, into an HDR histogram.
+fn time_legacy_stack(
+    m: &Migration,
+    legacy: Arc<Pipeline>,
+    model: &Model,
+    requests: u64,
+    seed: u64,
+) -> Result<Latency, Failure> {
+    let source = m.source(seed, 2.0).map_err(Failure::BadInput)?;
+    let mut rows = LegacyRows::new(legacy, m.schedule());
+    let answer = m.answer();
+    let mut out = vec![0.0f32; answer.width()];
+    let mut record = m.schema().record();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
     let warm_up = 2_000;
     for i in 0..warm_up + requests {
-        let request = generator.request(i);
+        source.fill(i, source.time_at_rate(i, 2.0), &mut record);
         let start = Instant::now();
-        table.advance_to(request.event_time_ms, &log);
-        legacy.compute(&request, table.get(request.customer_id), &mut values);
-        let score = model.predict_one(&values.row);
+        let row = rows.next_row(&record);
+        answer.score(model, row, &mut out);
         let elapsed = start.elapsed().as_nanos() as u64;
-        std::hint::black_box(score);
+        std::hint::black_box(&out);
         if i >= warm_up {
             histogram.saturating_record(elapsed.max(1));
         }
-        log.append(Event::of(&request));
     }
     let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    Latency { requests, p50_us: us(0.5), p95_us: us(0.95), p99_us: us(0.99), max_us: histogram.max() as f64 / 1000.0 }
-}
-
-/// The arguments a scenario's `[domain]` implies: its registry and the two entries' files.
-fn from_scenario(args: &Args, path: &std::path::Path) -> Result<Args, Failure> {
-    let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
-    let loaded = cutover_sim::LoadedScenario::read(path).map_err(|e| bad(&e))?;
-    let d = &loaded.scenario.domain;
-    let registry_path = loaded.resolve(&d.registry);
-    let registry = Registry::open(&registry_path);
-    let legacy = registry.get(&d.legacy_entry).map_err(|e| bad(&e))?;
-    let new = registry.get(&d.new_entry).map_err(|e| bad(&e))?;
-    Ok(Args {
-        scenario: None,
-        out: args.out.clone(),
-        legacy_spec: registry.resolve(&legacy.feature_spec),
-        new_spec: registry.resolve(&new.feature_spec),
-        model: registry.resolve(&legacy.artifact),
-        registry: registry_path,
-        entries: vec![d.legacy_entry.clone(), d.new_entry.clone()],
-        no_lineage: false,
-        requests: args.requests,
-        seed: args.seed,
+    Ok(Latency {
+        requests,
+        p50_us: us(0.5),
+        p95_us: us(0.95),
+        p99_us: us(0.99),
+        max_us: histogram.max() as f64 / 1000.0,
     })
 }

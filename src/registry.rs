@@ -9,9 +9,13 @@ use crate::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The registry folder.
-    #[arg(long, global = true, default_value = "domain/fraud/registry")]
-    registry: PathBuf,
+    /// The migration folder whose registry (and request schema, for specs) is meant
+    /// (default: the bundled card-fraud one).
+    #[arg(long, global = true)]
+    migration: Option<PathBuf>,
+    /// Another registry folder than the migration's.
+    #[arg(long, global = true)]
+    registry: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,7 +69,12 @@ fn parse_stage(s: &str) -> Result<Stage, String> {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
-    let registry = Registry::open(&args.registry);
+    let dir = args.migration.clone().unwrap_or_else(cutover_sim::scenario::bundled_migration_dir);
+    let migration = cutover_sim::scenario::load_migration(&dir).map_err(|e| bad(&e))?;
+    let registry = match &args.registry {
+        Some(r) => Registry::open(r),
+        None => migration.registry(),
+    };
     match &args.command {
         Command::List => {
             let entries = registry.list().map_err(|e| bad(&e))?;
@@ -92,7 +101,16 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::Add { name, model, spec, training_record, parent, stage } => {
-            let entry = describe(&registry, name, model, spec, training_record.as_deref(), parent.clone(), *stage)?;
+            let entry = describe(
+                &registry,
+                migration.schema(),
+                name,
+                model,
+                spec,
+                training_record.as_deref(),
+                parent.clone(),
+                *stage,
+            )?;
             let entry = registry.add(entry).map_err(|e| bad(&e))?;
             println!("registered {} ({}, sha256 {})", entry.id(), entry.artifact, entry.sha256);
             Ok(())
@@ -113,8 +131,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 }
 
 /// Builds the manifest of a model and spec, validating both.
+#[allow(clippy::too_many_arguments)]
 fn describe(
     registry: &Registry,
+    schema: &std::sync::Arc<cutover_models::schema::Schema>,
     name: &str,
     model_path: &Path,
     spec_path: &Path,
@@ -131,7 +151,7 @@ fn describe(
     let model = cutover_models::xgboost::load_bytes(&bytes, &model_path.display().to_string()).map_err(|e| bad(&e))?;
     let spec_bytes = std::fs::read(spec_path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", spec_path.display())))?;
-    Pipeline::from_file(spec_path, Some(model.feature_names())).map_err(|e| bad(&e))?;
+    Pipeline::from_file(spec_path, schema, Some(model.feature_names())).map_err(|e| bad(&e))?;
     let training_data_sha256 = match training_record {
         None => None,
         Some(path) => {

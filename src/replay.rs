@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use clap::ColorChoice;
 use cutover_loadgen::replay::{replay_http, HttpReplay};
-use cutover_sim::controller::Decision;
-use cutover_sim::dashboard::ReportData;
-use cutover_sim::history::Event;
-use cutover_sim::replay::record::write_recorded;
-use cutover_sim::replay::{open, replay, Format, ReplayConfig, ReplayError, Replayed};
-use cutover_sim::report::{timeline_of, write_outputs, write_run, Expectation, Summary};
+use cutover_sim::core::controller::Decision;
+use cutover_sim::core::history::Event;
+use cutover_sim::core::verdict::{Expectation, Summary};
+use cutover_sim::report::dashboard::ReportData;
+use cutover_sim::report::{timeline_of, write_outputs, write_run};
+use cutover_sim::world::replay::record::write_recorded;
+use cutover_sim::world::replay::{open, replay, Format, ReplayConfig, ReplayError, Replayed};
 use cutover_sim::LoadedScenario;
 use serde::Serialize;
 
@@ -32,6 +33,10 @@ pub struct ReplayArgs {
     /// faults apply too); without it the traffic stays in shadow and the guardrails watch.
     #[arg(long)]
     plan: Option<PathBuf>,
+    /// The migration folder whose schema the file holds (default: the plan's, or the
+    /// bundled card-fraud one).
+    #[arg(long)]
+    migration: Option<PathBuf>,
     /// Seed of the simulated service times (the plan's otherwise).
     #[arg(long)]
     seed: Option<u64>,
@@ -89,9 +94,10 @@ pub struct RecordArgs {
     /// Mean request rate of the recorded traffic.
     #[arg(long, default_value_t = 200.0)]
     rate_rps: f64,
-    /// The scenario whose `[domain]` gives the legacy stack (default: the bundled one).
-    #[arg(long, default_value = "scenarios/clean-baseline.toml")]
-    scenario: PathBuf,
+    /// The migration whose traffic and legacy stack are recorded (default: the bundled
+    /// card-fraud one).
+    #[arg(long)]
+    migration: Option<PathBuf>,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -107,16 +113,16 @@ fn parse_format(s: &str) -> Result<Format, String> {
 struct ReplayReport<'a> {
     requests: String,
     plan: String,
-    rows: &'a cutover_sim::replay::Rows,
-    baseline: Option<&'a cutover_sim::replay::Baseline>,
+    rows: &'a cutover_sim::world::replay::Rows,
+    baseline: Option<&'a cutover_sim::world::replay::Baseline>,
     decisions: &'a [TimedDecision],
 }
 
 fn write_replay_json(
     dir: &std::path::Path,
     args: &ReplayArgs,
-    rows: &cutover_sim::replay::Rows,
-    baseline: Option<&cutover_sim::replay::Baseline>,
+    rows: &cutover_sim::world::replay::Rows,
+    baseline: Option<&cutover_sim::world::replay::Baseline>,
     decisions: &[TimedDecision],
 ) -> std::io::Result<()> {
     let report = ReplayReport {
@@ -165,6 +171,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         fields: args.fields.clone(),
         skip_bad_rows: args.skip_bad_rows,
         plan: args.plan.clone(),
+        migration: args.migration.clone(),
         base: std::env::current_dir().unwrap_or_default(),
         seed: args.seed,
     };
@@ -229,16 +236,16 @@ fn loopback(url: &str) -> bool {
 }
 
 /// The recorded rate (requests per recorded second) over the file's first 1 000 rows.
-fn recorded_pace(cfg: &ReplayConfig) -> Option<f64> {
+fn recorded_pace(cfg: &ReplayConfig, loaded: &LoadedScenario) -> Option<f64> {
+    let m = &loaded.migration;
     let map = match &cfg.fields {
-        Some(p) => cutover_sim::replay::FieldMap::read(p).ok()?,
-        None => cutover_sim::replay::FieldMap::default(),
+        Some(p) => cutover_sim::world::replay::FieldMap::read(p, m.schema(), m.answer()).ok()?,
+        None => cutover_sim::world::replay::FieldMap::default(),
     };
-    let mut reader = cutover_sim::replay::Reader::open(&cfg.requests, cfg.format, map).ok()?;
-    let times: Vec<i64> = std::iter::from_fn(|| reader.next_row())
-        .take(1000)
-        .filter_map(|r| r.ok().map(|r| r.request.event_time_ms))
-        .collect();
+    let mut reader =
+        cutover_sim::world::replay::Reader::open(&cfg.requests, cfg.format, m.schema(), m.answer(), map).ok()?;
+    let times: Vec<i64> =
+        std::iter::from_fn(|| reader.next_row()).take(1000).filter_map(|r| r.ok().map(|r| r.record.time_ms)).collect();
     let span_s = (*times.iter().max()? - *times.iter().min()?) as f64 / 1000.0;
     (span_s > 0.0).then(|| (times.len() - 1) as f64 / span_s)
 }
@@ -263,12 +270,13 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
     if args.concurrency == 0 || args.concurrency > 1024 {
         return Err(Failure::BadInput(format!("--concurrency: must be 1 to 1024, got {}", args.concurrency)));
     }
+    let (loaded, feed, handle) = open(cfg).map_err(|e| Failure::BadInput(e.to_string()))?;
     let time_scale = match args.time_scale {
         Some(x) if x > 0.0 && x <= 10_000.0 => x,
         Some(x) => return Err(Failure::BadInput(format!("--time-scale: must be within (0, 10000], got {x}"))),
-        None => recorded_pace(cfg).map_or(1.0, |rps| (args.rate_rps / rps).clamp(0.001, 10_000.0)),
+        None => recorded_pace(cfg, &loaded).map_or(1.0, |rps| (args.rate_rps / rps).clamp(0.001, 10_000.0)),
     };
-    let (loaded, feed, handle) = open(cfg).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let migration = loaded.migration.clone();
     let http = HttpReplay {
         legacy_url: legacy.trim_end_matches('/').to_string(),
         new_url: new.trim_end_matches('/').to_string(),
@@ -310,6 +318,7 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
             parity: &snap.parity,
             lineage: None,
             horizon_s: snap.now_s.max(1.0),
+            answer: migration.answer(),
         };
         write_outputs(dir, &data, &timeline_of(&snap.events)).map_err(err)?;
         write_replay_json(dir, args, &rows, Some(&outcome.baseline), &moves).map_err(err)?;
@@ -335,11 +344,12 @@ pub fn record(args: &RecordArgs) -> Result<(), Failure> {
     }
     let format = Format::of(&args.out)
         .ok_or_else(|| Failure::BadInput(format!("--out: {}: name it .csv or .jsonl", args.out.display())))?;
-    let loaded = LoadedScenario::read(&args.scenario).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let dir = args.migration.clone().unwrap_or_else(cutover_sim::scenario::bundled_migration_dir);
+    let m = cutover_sim::scenario::load_migration(&dir).map_err(|e| Failure::BadInput(e.to_string()))?;
     let err = |e: String| Failure::BadInput(format!("{}: {e}", args.out.display()));
     let file = std::fs::File::create(&args.out).map_err(|e| err(format!("cannot write: {e}")))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    write_recorded(&loaded, args.requests, args.seed, args.rate_rps, format, &mut w).map_err(err)?;
+    write_recorded(&m, args.requests, args.seed, args.rate_rps, format, &mut w).map_err(err)?;
     w.flush().map_err(|e| err(format!("cannot write: {e}")))
 }
 

@@ -5,10 +5,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::ColorChoice;
-use cutover_sim::dashboard::{suite_index, sweep_index, SuiteRow};
-use cutover_sim::report::{write_run, Summary};
+use cutover_sim::core::verdict::Summary;
+use cutover_sim::report::dashboard::{suite_index, sweep_index, SuiteRow};
+use cutover_sim::report::write_run;
 use cutover_sim::scenario::Policy;
-use cutover_sim::{suite, LoadedScenario, RunError};
+use cutover_sim::world::suite;
+use cutover_sim::{LoadedScenario, RunError};
 
 use crate::{table, Failure};
 
@@ -210,7 +212,7 @@ fn sweep(args: &SuiteArgs, files: &[PathBuf], seeds: u64, jobs: usize) -> Result
         .out
         .as_ref()
         .ok_or_else(|| Failure::BadInput("--seeds: a sweep writes sweep.json, so it needs --out DIR".into()))?;
-    let sweeps = cutover_sim::sweep::sweep(files, seeds, args.seed_base, args.shard, &args.policy, jobs)
+    let sweeps = cutover_sim::world::sweep::sweep(files, seeds, args.seed_base, args.shard, &args.policy, jobs)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
     let mut failed = Vec::new();
     if let [one] = sweeps.as_slice() {
@@ -225,7 +227,7 @@ fn sweep(args: &SuiteArgs, files: &[PathBuf], seeds: u64, jobs: usize) -> Result
             println!();
             failed.push((s, dir.join("sweep.json")));
         }
-        let table = cutover_sim::sweep::comparison(&sweeps);
+        let table = cutover_sim::world::sweep::comparison(&sweeps);
         let path = out.join("comparison.md");
         std::fs::write(&path, &table)
             .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
@@ -258,19 +260,19 @@ pub fn merge(args: &MergeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::BadInput(format!("{}:{}:{}: {e}", path.display(), e.line(), e.column())))?;
         parts.push(sweep);
     }
-    let merged = cutover_sim::sweep::merge(parts).map_err(Failure::BadInput)?;
+    let merged = cutover_sim::world::sweep::merge(parts).map_err(Failure::BadInput)?;
     write_sweep(&args.out, &merged)?;
     print_sweep(&merged);
     Ok(())
 }
 
-fn write_sweep(dir: &std::path::Path, sweep: &cutover_sim::sweep::Sweep) -> Result<(), Failure> {
+fn write_sweep(dir: &std::path::Path, sweep: &cutover_sim::world::sweep::Sweep) -> Result<(), Failure> {
     let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(err)?;
     std::fs::write(dir.join("sweep.json"), serde_json::to_string_pretty(sweep).expect("serializes") + "\n").map_err(err)
 }
 
-fn print_sweep(s: &cutover_sim::sweep::Sweep) {
+fn print_sweep(s: &cutover_sim::world::sweep::Sweep) {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let t = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     println!("policy {}, {} seeds from {}", s.policy, s.seeds, s.seed_base);

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use anstyle::{AnsiColor, Style};
 use clap::ColorChoice;
-use cutover_sim::report::Summary;
+use cutover_sim::core::verdict::Summary;
 use cutover_sim::scenario::Outcome;
 
 /// Whether to colour standard output.

@@ -27,7 +27,15 @@ async fn main() {
         eprintln!("fixed_rate: RATE within (0, 100000], SECONDS within (0, 600]");
         std::process::exit(2);
     }
-    let payloads = Arc::new(Payloads::new(1, 20_000, 1.0));
+    let payloads = Arc::new(
+        Payloads::for_migration(
+            &cutover_models::Migration::bundled_fraud().expect("the bundled migration"),
+            1,
+            200.0,
+            1.0,
+        )
+        .expect("its traffic"),
+    );
     let r = drive_rate(url, payloads, rate, Duration::from_secs_f64(secs), 64).await;
     let q = |p: f64| r.latency_us.value_at_quantile(p) as f64 / 1000.0;
     println!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use cutover_sim::dashboard::{self, PageKind, ReportData};
+use cutover_sim::report::dashboard::{self, PageKind, ReportData};
 
 use crate::http::ApiError;
 use crate::router::RouterState;
@@ -25,6 +25,7 @@ async fn render(state: Arc<RouterState>, whole: bool) -> Result<Response, ApiErr
             parity: &snap.parity,
             lineage: state.lineage(),
             horizon_s: snap.now_s.max(1.0),
+            answer: state.answer(),
         };
         if whole {
             dashboard::page(&data, PageKind::Live { panels_url: PANELS_URL })

@@ -1,44 +1,54 @@
 //! A plain load driver: `users` concurrent clients, each sending its next generated request
 //! as soon as the last is answered, for a bounded time. Tests use it where goose's reports
-//! are not needed; request payloads come from the domain's generator and the seed.
+//! are not needed; request payloads come from the migration's traffic source and the seed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_models::fraud::wire::WireRequest;
-use cutover_models::fraud::{Generator, GeneratorConfig};
+use cutover_models::schema::Schema;
+use cutover_models::traffic::SharedSource;
 use hdrhistogram::Histogram;
 
-/// Payloads for a live run: request `i` of the seed's generator, stamped with an event
-/// time that runs `time_scale` times faster than the wall clock (so the online store's
-/// materializations keep pace with the compressed plan).
+/// Payloads for a live run: request `i` of the migration's traffic source for the seed,
+/// stamped with an event time that runs `time_scale` times faster than the wall clock (so
+/// the online store's materializations keep pace with the compressed plan).
 pub struct Payloads {
-    generator: Generator,
+    source: SharedSource,
+    schema: Arc<Schema>,
     next: AtomicU64,
     began: Instant,
     time_scale: f64,
 }
 
 impl Payloads {
-    /// Payloads for `seed` over `customers` customers.
-    pub fn new(seed: u64, customers: u64, time_scale: f64) -> Payloads {
-        let generator = Generator::with_config(seed, GeneratorConfig { customers, ..GeneratorConfig::default() });
-        Payloads { generator, next: AtomicU64::new(0), began: Instant::now(), time_scale }
+    /// Payloads from a traffic source.
+    pub fn new(source: SharedSource, schema: Arc<Schema>, time_scale: f64) -> Payloads {
+        Payloads { source, schema, next: AtomicU64::new(0), began: Instant::now(), time_scale }
     }
 
-    /// The next request.
-    pub fn next_request(&self) -> WireRequest {
+    /// Payloads of a migration's traffic for `seed` at a mean `rate_rps`.
+    pub fn for_migration(
+        m: &cutover_models::Migration,
+        seed: u64,
+        rate_rps: f64,
+        time_scale: f64,
+    ) -> Result<Payloads, String> {
+        Ok(Payloads::new(m.source(seed, rate_rps)?, m.schema().clone(), time_scale))
+    }
+
+    /// The next request as JSON.
+    pub fn next_request(&self) -> serde_json::Value {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        let t =
-            self.generator.config().start_ms + (self.began.elapsed().as_secs_f64() * self.time_scale * 1000.0) as i64;
-        let (request, _) = self.generator.labeled_at(i, t);
-        WireRequest::of(&request)
+        let t = self.source.start_ms() + (self.began.elapsed().as_secs_f64() * self.time_scale * 1000.0) as i64;
+        let mut record = self.schema.record();
+        self.source.fill(i, t, &mut record);
+        self.source.render(i, &record)
     }
 
     /// The next request's JSON body.
     pub fn next_body(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.next_request()).expect("serializes")
+        serde_json::to_vec(&self.next_request()).unwrap_or_default()
     }
 }
 

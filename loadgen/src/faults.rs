@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use cutover_models::fraud::Request;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
+use cutover_models::schema::Record;
+use cutover_models::segments::Segments;
 use cutover_models::Model;
 use cutover_sim::faults::{resolve_one, Fault, Kind};
 use cutover_sim::scenario::{check_fault, FaultSpec};
@@ -24,8 +25,17 @@ pub struct LiveFault {
     pub fault: Fault,
     /// The table it was injected with.
     pub spec: serde_json::Value,
-    /// The model it serves, for `model_artifact` and `runtime_drift`.
-    pub scorer: Option<Arc<dyn Scorer>>,
+    /// What it scores with instead of the stack's model, for `model_artifact` and `runtime_drift`.
+    pub serves: Option<Serves>,
+}
+
+/// What a fault makes the new stack score with.
+#[derive(Clone)]
+pub enum Serves {
+    /// Another artifact.
+    Model(Arc<Model>),
+    /// The same model through another runtime.
+    Runtime(Arc<dyn Scorer>),
 }
 
 /// What a listing shows of a fault.
@@ -39,13 +49,15 @@ pub struct FaultView {
     pub spec: serde_json::Value,
 }
 
-/// A fault touching a request: its id, what it does, and the model it serves if any.
-pub type Hit = (u64, Kind, Option<Arc<dyn Scorer>>);
+/// A fault touching a request: its id, what it does, and what it scores with if anything.
+pub type Hit = (u64, Kind, Option<Serves>);
 
 /// The faults active now.
 pub struct FaultBoard {
     seed: u64,
     features: Vec<String>,
+    segments: Segments,
+    single_output: bool,
     base: PathBuf,
     model: Arc<Model>,
     active: RwLock<Vec<LiveFault>>,
@@ -64,11 +76,14 @@ pub struct FaultError {
 }
 
 impl FaultBoard {
-    /// An empty board for a stack whose model has `features`; artifacts resolve against `base`.
-    pub fn new(seed: u64, features: Vec<String>, model: Arc<Model>, base: &Path) -> FaultBoard {
+    /// An empty board for a stack whose model has `features`, over the migration's
+    /// `segments`; artifacts resolve against `base`.
+    pub fn new(seed: u64, features: Vec<String>, segments: Segments, model: Arc<Model>, base: &Path) -> FaultBoard {
         FaultBoard {
             seed,
             features,
+            segments,
+            single_output: model.objective().num_outputs() == 1 && model.objective().num_groups() == 1,
             base: base.to_path_buf(),
             model,
             active: RwLock::new(Vec::new()),
@@ -110,30 +125,36 @@ impl FaultBoard {
                 PathBuf::from(p)
             }
         };
-        let mut fault = resolve_one(&parsed, id as usize, &self.features, &mut params, &resolve_path)
+        let mut fault = resolve_one(&parsed, id as usize, &self.features, &self.segments, &mut params, &resolve_path)
             .map_err(|(field, message)| bad(&field, message))?;
         fault.start_us = 0;
         fault.end_us = u64::MAX;
-        let scorer: Option<Arc<dyn Scorer>> = match &fault.kind {
+        let serves = match &fault.kind {
             Kind::ModelArtifact { artifact } => {
                 let m = cutover_models::xgboost::load_file(artifact).map_err(|e| bad("artifact", e.to_string()))?;
-                if m.feature_names() != self.features.as_slice() {
+                if m.feature_names() != self.features.as_slice() || m.objective() != self.model.objective() {
                     return Err(bad(
                         "artifact",
-                        format!("{}: its features differ from the stack's", artifact.display()),
+                        format!("{}: its features or objective differ from the stack's", artifact.display()),
                     ));
                 }
-                Some(Arc::new(m))
+                Some(Serves::Model(Arc::new(m)))
             }
-            Kind::RuntimeDrift => Some(Arc::from(
+            Kind::RuntimeDrift if !self.single_output => {
+                return Err(bad(
+                    "kind",
+                    "runtime_drift scores through the gbdt crate: single-output models only".into(),
+                ))
+            }
+            Kind::RuntimeDrift => Some(Serves::Runtime(Arc::from(
                 scorer(&self.model, Runtime::GbdtUnmappedMissing, "new stack")
                     .map_err(|e| bad("kind", e.to_string()))?,
-            )),
+            ))),
             _ => None,
         };
         let view = FaultView { id, kind: fault.kind.name().into(), spec: spec.clone() };
         let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
-        active.push(LiveFault { id, fault, spec, scorer });
+        active.push(LiveFault { id, fault, spec, serves });
         self.down.send_replace(active.iter().any(|f| f.fault.kind == Kind::StackDown));
         Ok(view)
     }
@@ -153,14 +174,19 @@ impl FaultBoard {
         active.iter().map(|f| FaultView { id: f.id, kind: f.fault.kind.name().into(), spec: f.spec.clone() }).collect()
     }
 
-    /// The faults that touch `request` (by segment and fraction, keyed by its transaction
-    /// id), with their id and the model they serve if any.
-    pub fn hitting(&self, request: &Request) -> Vec<Hit> {
+    /// The faults that touch `request` (by segment and fraction, keyed by its id), with
+    /// their id and what they score with if anything.
+    pub fn hitting(&self, request: &Record) -> Vec<Hit> {
         let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        if active.is_empty() {
+            return Vec::new();
+        }
+        let mut segs = vec![0; self.segments.dims() + 1];
+        self.segments.of(request, &mut segs);
         active
             .iter()
-            .filter(|f| f.fault.hits(self.seed, request.transaction_id, request))
-            .map(|f| (f.id, f.fault.kind.clone(), f.scorer.clone()))
+            .filter(|f| f.fault.hits(self.seed, request.id, &segs))
+            .map(|f| (f.id, f.fault.kind.clone(), f.serves.clone()))
             .collect()
     }
 

@@ -51,12 +51,18 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::field(StatusCode::PAYLOAD_TOO_LARGE, "body", format!("larger than {MAX_BODY} bytes")))
 }
 
-/// Parses a scoring request, answering 400 for broken JSON and 422 for a bad field.
-pub fn parse_request(body: &[u8]) -> Result<cutover_models::fraud::Request, ApiError> {
-    cutover_models::fraud::wire::parse(body).map_err(|e| {
+/// Parses a scoring request of the migration's schema, answering 400 for a body that is
+/// not one JSON object and 422 for a bad field.
+pub fn parse_request(
+    schema: &cutover_models::schema::Schema,
+    body: &[u8],
+) -> Result<cutover_models::schema::Record, ApiError> {
+    let mut record = schema.record();
+    schema.parse_json(body, &mut record).map_err(|e| {
         let status = if e.field == "body" { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
         ApiError::field(status, e.field, e.message)
-    })
+    })?;
+    Ok(record)
 }
 
 /// The process's Prometheus recorder (installed on first use).

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use cutover_sim::dashboard::{self, PageKind, ReportData};
+use cutover_sim::core::verdict::{Expectation, Summary};
 use cutover_sim::faults::{resolve, Kind, SECOND};
-use cutover_sim::report::{Expectation, Summary};
+use cutover_sim::report::dashboard::{self, PageKind, ReportData};
 use cutover_sim::scenario::{LoadedScenario, Policy};
 use goose::config::GooseConfiguration;
 use goose::metrics::{GooseCoordinatedOmissionMitigation, GooseMetrics};
@@ -133,7 +133,9 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     let running = serve::start(cfg).await?;
     let url = running.url();
     eprintln!("cutover: live dashboard at {url}/dashboard");
-    let payloads = Arc::new(Payloads::new(s.seed, s.domain.customers, live.time_scale));
+    let m = &loaded.migration;
+    let source = m.source(s.seed, s.traffic.rate_rps).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let payloads = Arc::new(Payloads::new(source, m.schema().clone(), live.time_scale));
     *PAYLOADS.write().unwrap_or_else(|e| e.into_inner()) = Some(payloads);
     let mitigate = s.guardrails.max_p99_latency_ratio.is_some();
 
@@ -294,6 +296,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
         parity: &snapshot.parity,
         lineage: lineage.as_ref(),
         horizon_s: snapshot.now_s.max(1.0),
+        answer: loaded.migration.answer(),
     };
     write("report.html", dashboard::page(&data, PageKind::Report))?;
     Ok(Outcome { summary: live_summary })

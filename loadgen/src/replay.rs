@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_models::fraud::wire::WireRequest;
-use cutover_sim::replay::{Baseline, Recorded};
+use cutover_sim::core::pairing::{self, AnswerFields};
 use cutover_sim::scenario::LoadedScenario;
+use cutover_sim::world::replay::{Baseline, Recorded};
 use tokio::sync::{mpsc, Mutex, Semaphore};
 
 use crate::router::{RolloutView, Snapshot};
@@ -59,6 +59,7 @@ pub async fn replay_http(
     records: Box<dyn Iterator<Item = Recorded> + Send>,
     cfg: &HttpReplay,
 ) -> anyhow::Result<HttpOutcome> {
+    let m = loaded.migration.clone();
     let mut serve_cfg = ServeConfig::new(loaded);
     serve_cfg.legacy_url = Some(cfg.legacy_url.clone());
     serve_cfg.new_url = Some(cfg.new_url.clone());
@@ -81,31 +82,43 @@ pub async fn replay_http(
     });
     let client = reqwest::Client::builder().pool_max_idle_per_host(cfg.concurrency).tcp_nodelay(true).build()?;
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let baseline = Arc::new(Mutex::new(Baseline::default()));
+    let baseline = Arc::new(Mutex::new(Baseline { labels: m.answer().labels.clone(), ..Baseline::default() }));
     let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / cfg.rate_rps));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let began = Instant::now();
-    let fields = (Arc::new(cfg.score_field.clone()), Arc::new(cfg.decision_field.clone()));
+    let fields = Arc::new(AnswerFields {
+        score: serve::pointer(&cfg.score_field),
+        decision: Some(serve::pointer(&cfg.decision_field)),
+        probabilities: Some("/probabilities".into()),
+    });
     while let Some(record) = rx.recv().await {
         tick.tick().await;
         let permit = permits.clone().acquire_owned().await?;
         let (client, url, baseline, failed) = (client.clone(), url.clone(), baseline.clone(), failed.clone());
-        let fields = fields.clone();
+        let (fields, m) = (fields.clone(), m.clone());
         sent.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let body = serde_json::to_vec(&WireRequest::of(&record.request)).expect("serializes");
+            let texts = [record.id_text.clone(), record.entity_text.clone()];
+            let schema = m.schema();
+            let json = schema.to_json(&record.record, &|f, _| {
+                let k = if f == schema.id_field() { 0 } else { 1 };
+                texts[k].as_deref().map(String::from)
+            });
+            let body = serde_json::to_vec(&json).unwrap_or_default();
             let answer =
                 client.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body).send().await;
             let ok = match answer {
                 Ok(r) if r.status().is_success() => {
                     let v: Option<serde_json::Value> = r.json().await.ok();
-                    let got = v.as_ref().and_then(|v| read_answer(v, &fields.0, &fields.1));
-                    if let Some((score, block)) = got {
+                    let answer = m.answer();
+                    let mut values = vec![0.0f32; answer.width()];
+                    let got = v.as_ref().and_then(|v| pairing::read_answer(v, &fields, answer, &mut values).ok());
+                    if let Some(decision) = got {
                         baseline.lock().await.observe(
                             record.line,
                             (record.legacy_score, record.legacy_decision),
-                            (score, block),
+                            (answer.headline(&values), decision),
                         );
                     }
                     got.is_some()
@@ -134,15 +147,4 @@ pub async fn replay_http(
     running.shutdown().await;
     let baseline = baseline.lock().await.clone();
     Ok(HttpOutcome { view, snapshot, sent: n, failed: failed.load(Ordering::Relaxed), baseline, wall_s })
-}
-
-/// The score and decision of an answer (the decision a string, `block` blocking, or a boolean).
-fn read_answer(v: &serde_json::Value, score_field: &str, decision_field: &str) -> Option<(f32, bool)> {
-    let score = v.get(score_field)?.as_f64()? as f32;
-    let block = match v.get(decision_field)? {
-        serde_json::Value::Bool(b) => *b,
-        serde_json::Value::String(s) => s.eq_ignore_ascii_case("block"),
-        _ => return None,
-    };
-    Some((score, block))
 }

@@ -15,19 +15,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use cutover_models::features::{diff_rows, FeatureDiff, FeatureKind, FeatureParity, ParityStats, Segments};
-use cutover_models::fraud::wire::WireRequest;
-use cutover_models::fraud::Request;
-use cutover_sim::controller::{Decision, Phase};
+use cutover_models::features::{FeatureKind, FeatureParity, ParityStats};
+use cutover_models::schema::Record;
+use cutover_sim::core::controller::{Decision, Phase};
+use cutover_sim::core::history::{Event, History};
+use cutover_sim::core::pairing::{self, route, AnswerFields, Call, Called, Pairing};
+use cutover_sim::core::rollout::{Counts, Evaluated, Rollout};
+use cutover_sim::core::trace::{Lineage, StageStats, Trace};
+use cutover_sim::core::verdict::Summary;
 use cutover_sim::faults::Kind;
-use cutover_sim::history::{Event, History};
-use cutover_sim::monitor::Pair;
-use cutover_sim::report::Summary;
-use cutover_sim::rollout::{Counts, Evaluated, Rollout};
 use cutover_sim::scenario::{LoadedScenario, Policy};
-use cutover_sim::sequential::Observation;
-use cutover_sim::streams::mix;
-use cutover_sim::trace::{Lineage, StageStats, Trace};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -40,10 +37,8 @@ use crate::stack::FEATURES_HEADER;
 pub struct Upstream {
     /// Base URL (`http://127.0.0.1:PORT`); requests go to `{url}/v1/score`.
     pub url: String,
-    /// The answer's score field.
-    pub score_field: String,
-    /// The answer's decision field (a string, or a boolean where true blocks).
-    pub decision_field: String,
+    /// Where its answer holds the score, decision and class probabilities.
+    pub fields: AnswerFields,
     /// Whether the stack returns its model row in `features` when asked (cutover's own
     /// stacks do; external ones usually not, and then feature guardrails have no data).
     pub features: bool,
@@ -63,7 +58,7 @@ pub struct RouterConfig {
     pub time_scale: f64,
     /// The admin API's bearer token.
     pub token: String,
-    /// The model's feature names and kinds (for pairing rows).
+    /// The model's feature names (for pairing rows).
     pub features: Vec<String>,
     /// Their kinds.
     pub kinds: Vec<FeatureKind>,
@@ -82,7 +77,7 @@ pub struct Snapshot {
     /// summary.json as it stands.
     pub summary: Summary,
     /// The history so far.
-    pub events: Vec<cutover_sim::history::Event>,
+    pub events: Vec<cutover_sim::core::history::Event>,
     /// Guardrails per evaluation, score differences.
     pub trace: Trace,
     /// Every stage's statistics.
@@ -142,8 +137,7 @@ struct Live {
     counts: Counts,
     last: Option<Decision>,
     fault_start_us: Option<u64>,
-    mismatches: Vec<bool>,
-    diffs: Vec<FeatureDiff>,
+    pairing: Pairing,
     /// User latency (µs) per phase bucket: baseline, shadow, canary, promoted, rolled back.
     user_us: Vec<Histogram<u64>>,
     parity: Option<ParityStats>,
@@ -153,7 +147,6 @@ struct Live {
 pub struct RouterState {
     cfg: RouterConfig,
     client: reqwest::Client,
-    segments: Segments,
     /// Wall-clock start of the rollout (None while held).
     started: Mutex<Option<Instant>>,
     weight_bits: AtomicU64,
@@ -162,7 +155,6 @@ pub struct RouterState {
     /// load test alternates it to measure the shadow's cost under identical conditions.
     shadow_held: AtomicBool,
     live: Mutex<Live>,
-    threshold: f32,
     new_timeout: Duration,
     user_budget_ms: f64,
     stop: tokio::sync::watch::Sender<bool>,
@@ -184,15 +176,14 @@ fn phase_bucket(started: bool, phase: Phase) -> usize {
 
 /// A call's outcome.
 #[derive(Debug, Clone)]
-struct Called {
+struct CallResult {
     ms: f64,
     answer: Result<Scored, CallFailure>,
 }
 
 #[derive(Debug, Clone)]
 struct Scored {
-    score: f32,
-    block: bool,
+    values: Vec<f32>,
     features: Option<Vec<f32>>,
     /// The answer as the user gets it.
     body: axum::body::Bytes,
@@ -208,18 +199,17 @@ impl RouterState {
     /// The router's state; the controller starts with [`RouterState::spawn_controller`].
     pub fn new(mut cfg: RouterConfig) -> Result<Arc<RouterState>, String> {
         let s = &cfg.scenario.scenario;
-        let segments = Segments::default();
+        let m = &cfg.scenario.migration;
+        let segments = m.segments().map_err(|e| e.to_string())?.clone();
         let history = History::new();
-        let rollout = Rollout::new(s, cfg.policy, &cfg.features, &segments, history)?;
-        let n = cfg.features.len();
+        let rollout = Rollout::new(s, cfg.policy, m.answer(), &cfg.features, segments.names(), history)?;
         let hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
         let live = Live {
             rollout,
             counts: Counts::default(),
             last: None,
             fault_start_us: None,
-            mismatches: vec![false; n],
-            diffs: vec![FeatureDiff::Equal; n],
+            pairing: Pairing::new(m.answer().clone(), segments, cfg.kinds.clone()),
             user_us: PHASES.iter().map(|_| hist()).collect(),
             parity: cfg.parity.take(),
         };
@@ -231,12 +221,10 @@ impl RouterState {
         let (stop, _) = tokio::sync::watch::channel(false);
         let started = if cfg.hold { None } else { Some(Instant::now()) };
         Ok(Arc::new(RouterState {
-            threshold: s.domain.decision_threshold as f32,
             new_timeout: Duration::from_secs_f64(s.stacks.new.timeout_ms / 1000.0),
             user_budget_ms: s.stacks.user_budget_ms,
             cfg,
             client,
-            segments,
             started: Mutex::new(started),
             weight_bits: AtomicU64::new(0f64.to_bits()),
             rolled_back: AtomicBool::new(false),
@@ -394,17 +382,22 @@ impl RouterState {
         }
     }
 
+    /// The migration's answer.
+    pub fn answer(&self) -> &cutover_models::answer::Answer {
+        self.cfg.scenario.migration.answer()
+    }
+
     /// The stacks' lineage, when known.
     pub fn lineage(&self) -> Option<&Lineage> {
         self.cfg.lineage.as_ref()
     }
 
     /// The history's events so far.
-    pub fn events(&self) -> Vec<cutover_sim::history::Event> {
+    pub fn events(&self) -> Vec<cutover_sim::core::history::Event> {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).rollout.history.events().to_vec()
     }
 
-    async fn call(&self, up: &Upstream, body: &axum::body::Bytes, budget: Option<Duration>) -> Called {
+    async fn call(&self, up: &Upstream, body: &axum::body::Bytes, budget: Option<Duration>) -> CallResult {
         let began = Instant::now();
         let mut req = self
             .client
@@ -430,17 +423,14 @@ impl RouterState {
             self.read_answer(up, bytes).ok_or(CallFailure::Error)
         }
         .await;
-        Called { ms: began.elapsed().as_secs_f64() * 1000.0, answer: result }
+        CallResult { ms: began.elapsed().as_secs_f64() * 1000.0, answer: result }
     }
 
     fn read_answer(&self, up: &Upstream, bytes: axum::body::Bytes) -> Option<Scored> {
         let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        let score = v.get(&up.score_field)?.as_f64()? as f32;
-        let block = match v.get(&up.decision_field) {
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(serde_json::Value::String(s)) => s == "block",
-            _ => score >= self.threshold,
-        };
+        let answer = self.cfg.scenario.migration.answer();
+        let mut values = vec![0.0f32; answer.width()];
+        pairing::read_answer(&v, &up.fields, answer, &mut values).ok()?;
         let features = v
             .get("features")
             .and_then(|f| f.as_array())
@@ -456,7 +446,7 @@ impl RouterState {
         } else {
             bytes
         };
-        Some(Scored { score, block, features, body })
+        Some(Scored { values, features, body })
     }
 
     /// A request served while the rollout is held: counted, its latency kept by whether it
@@ -474,15 +464,16 @@ impl RouterState {
         self.shadow_held.store(on, Ordering::Relaxed);
     }
 
-    /// Pairs the two answers of one request and feeds the monitor.
+    /// Pairs the two answers of one request (the pairing step the simulator runs) and
+    /// feeds the monitor.
     #[allow(clippy::too_many_arguments)]
     fn pair(
         &self,
-        request: &Request,
+        request: &Record,
         routed_new: bool,
         routed_at: Option<u64>,
-        legacy: &Called,
-        new: &Called,
+        legacy: &CallResult,
+        new: &CallResult,
         context_lost: bool,
         user: (bool, f64, bool),
     ) {
@@ -491,66 +482,40 @@ impl RouterState {
             return;
         };
         let (served_new, user_ms, user_failed) = user;
-        let new_error = matches!(new.answer, Err(CallFailure::Error));
-        let new_timeout = matches!(new.answer, Err(CallFailure::Timeout));
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let live = &mut *live;
         let bucket = phase_bucket(true, live.rollout.controller.phase());
         live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
         live.counts.requests_total += 1;
         live.counts.requests_failed += u64::from(user_failed);
-        let (Ok(l), new_answer) = (&legacy.answer, &new.answer) else { return };
-        let (flipped, diff) = match new_answer {
-            Ok(n) => (n.block != l.block, f64::from((n.score - l.score).abs())),
-            Err(_) => (false, 0.0),
+        fn call(c: &CallResult) -> Call<'_> {
+            let outcome = match &c.answer {
+                Ok(s) => Called::Answered(&s.values),
+                Err(CallFailure::Error) => Called::Error,
+                Err(CallFailure::Timeout) => Called::Timeout,
+            };
+            Call { ms: c.ms, outcome }
+        }
+        let rows = match (&legacy.answer, &new.answer) {
+            (Ok(l), Ok(n)) => l.features.as_deref().zip(n.features.as_deref()),
+            _ => None,
         };
-        if served_new && flipped {
+        let (lc, nc) = (call(legacy), call(new));
+        let Some(p) = live.pairing.pair(request, false, rows, &lc, &nc, !routed_new, context_lost, served_new) else {
+            return;
+        };
+        if served_new && p.compared.wrong {
             live.counts.bad_decisions += 1;
         }
-        match (&l.features, new_answer.as_ref().ok().and_then(|n| n.features.as_ref())) {
-            (Some(lf), Some(nf)) => {
-                diff_rows(&self.cfg.kinds, lf, nf, &mut live.diffs);
-                if let Some(p) = &mut live.parity {
-                    p.observe(request, lf, nf, &live.diffs);
-                }
-            }
-            _ => live.diffs.fill(FeatureDiff::Equal),
+        if let (Some((lr, nr)), Some(parity)) = (rows, &mut live.parity) {
+            parity.observe(p.observation.segments, lr, nr, p.diffs);
         }
-        for (m, d) in live.mismatches.iter_mut().zip(&live.diffs) {
-            *m = d.is_mismatch();
-        }
-        let shadow = !routed_new;
-        let pair = Pair {
-            abs_score_diff: diff,
-            flipped,
-            mismatches: &live.mismatches,
-            legacy_ms: legacy.ms,
-            new_ms: new.ms,
-            new_error,
-            new_timeout,
-            shadow,
-            shadow_context_mismatch: context_lost,
-        };
-        let segs = self.segments.of(request);
-        let observation = Observation {
-            answered: new_answer.is_ok(),
-            flipped,
-            abs_score_diff: diff,
-            mismatches: &live.mismatches,
-            segments: &segs,
-            error: new_error,
-            timeout: new_timeout,
-            new_ms: new.ms,
-            legacy_ms: legacy.ms,
-            shadow,
-            shadow_context_mismatch: context_lost,
-        };
-        live.rollout.observe(t, &pair, &observation, served_new);
+        live.rollout.observe(t, &p.observation);
         // Judged at the moment of routing: a canary request in flight when the rollback
         // lands is not a violation, one routed after it is.
         let after_rollback = live.rollout.rollback_us.zip(routed_at).is_some_and(|(rb, at)| at > rb);
         if routed_new && after_rollback {
-            let detail = format!("request {} went to the new stack after the rollback", request.transaction_id);
+            let detail = format!("request {} went to the new stack after the rollback", request.id);
             live.rollout.violation(t, "nothing routed to new after a rollback", detail);
         }
     }
@@ -632,7 +597,8 @@ async fn readyz(State(state): State<Arc<RouterState>>) -> Response {
 async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Response, ApiError> {
     let began = Instant::now();
     let bytes = http::read_body(body).await?;
-    let request = match http::parse_request(&bytes) {
+    let m = &state.cfg.scenario.migration;
+    let request = match http::parse_request(m.schema(), &bytes) {
         Ok(r) => r,
         Err(e) => {
             metrics::counter!("cutover_router_bad_requests_total").increment(1);
@@ -641,8 +607,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     };
     let started = state.started.lock().unwrap_or_else(|e| e.into_inner()).is_some();
     let weight = f64::from_bits(state.weight_bits.load(Ordering::Acquire));
-    let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
-    let routed_new = started && bucket < weight && !state.rolled_back.load(Ordering::Acquire);
+    let routed_new = started && route(request.entity, weight).1 && !state.rolled_back.load(Ordering::Acquire);
     let routed_at = state.now_us();
     // Shadow calls may lose the production context (a fault at the router).
     let mut new_body = bytes.clone();
@@ -650,17 +615,18 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     if !routed_new {
         if let Some(board) = &state.cfg.faults {
             if board.hitting(&request).iter().any(|(_, k, _)| *k == Kind::ShadowContext) {
-                let mut wire = WireRequest::of(&request);
-                wire.device_os = None;
-                wire.account_age_days = None;
-                new_body = serde_json::to_vec(&wire).expect("serializes").into();
-                context_lost = true;
+                if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    pairing::strip_context_json(&mut v, m.schema(), m.shadow_context());
+                    new_body = serde_json::to_vec(&v).unwrap_or_default().into();
+                    context_lost = true;
+                }
             }
         }
     }
-    let joined =
-        |r: Result<Called, tokio::task::JoinError>| r.unwrap_or(Called { ms: 0.0, answer: Err(CallFailure::Error) });
-    let respond = |called: &Called| -> Response {
+    let joined = |r: Result<CallResult, tokio::task::JoinError>| {
+        r.unwrap_or(CallResult { ms: 0.0, answer: Err(CallFailure::Error) })
+    };
+    let respond = |called: &CallResult| -> Response {
         match &called.answer {
             Ok(scored) => {
                 ([(axum::http::header::CONTENT_TYPE, "application/json")], scored.body.clone()).into_response()
@@ -733,7 +699,7 @@ async fn admin_rollout(State(state): State<Arc<RouterState>>) -> Json<RolloutVie
     Json(state.view())
 }
 
-async fn admin_history(State(state): State<Arc<RouterState>>) -> Json<Vec<cutover_sim::history::Event>> {
+async fn admin_history(State(state): State<Arc<RouterState>>) -> Json<Vec<cutover_sim::core::history::Event>> {
     Json(state.events())
 }
 

@@ -4,11 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use cutover_models::features::Segments;
-use cutover_models::registry::Registry;
-use cutover_models::stack::ScoringStack;
+use cutover_sim::core::pairing::AnswerFields;
+use cutover_sim::core::trace::{parity_stats, Lineage};
 use cutover_sim::scenario::{LoadedScenario, Policy};
-use cutover_sim::trace::{parity_stats, Lineage};
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,9 +37,9 @@ pub struct ServeConfig {
     pub legacy_url: Option<String>,
     /// An external new stack instead of the in-process one.
     pub new_url: Option<String>,
-    /// External answers' score field.
+    /// External answers' score field (a key, or a JSON pointer such as `/result/score`).
     pub score_field: String,
-    /// External answers' decision field.
+    /// External answers' decision field (a key or a JSON pointer).
     pub decision_field: String,
     /// Ask external stacks for their model rows (`x-cutover-features: 1`), for feature parity.
     pub ask_features: bool,
@@ -167,35 +165,55 @@ async fn supervise(
     }
 }
 
+/// A field name as a JSON pointer: `score` is `/score`; a pointer stays as it is.
+pub fn pointer(field: &str) -> String {
+    if field.starts_with('/') {
+        field.to_string()
+    } else {
+        format!("/{}", field.replace('~', "~0").replace('/', "~1"))
+    }
+}
+
 /// Starts the services.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     // The recorder goes in before the first request so no count is lost.
     crate::http::metrics_handle();
     let s = &cfg.scenario.scenario;
+    let m = cfg.scenario.migration.clone();
     let file = cfg.scenario.path.display().to_string();
-    let registry = Registry::open(&cfg.scenario.resolve(&s.domain.registry));
-    let legacy = ScoringStack::start_entry(&registry, &s.domain.legacy_entry)
-        .map_err(|e| anyhow::anyhow!("{file}: legacy stack: {e}"))?;
-    let new = ScoringStack::start_entry(&registry, &s.domain.new_entry)
-        .map_err(|e| anyhow::anyhow!("{file}: new stack: {e}"))?;
+    let (legacy, new) = m.start_stacks().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let segments = m.segments().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
     let features = legacy.pipeline().output_names().to_vec();
     let kinds = legacy.pipeline().output_kinds();
-    let threshold = s.domain.decision_threshold as f32;
     let (shutdown, stop) = watch::channel(false);
     let log = cutover_models::paths::SharedLog::default();
     let mut tasks = Vec::new();
-    let own =
-        |url: String| Upstream { url, score_field: "score".into(), decision_field: "decision".into(), features: true };
+    let own = |url: String| Upstream { url, fields: AnswerFields::default(), features: true };
     let external = |url: &String| Upstream {
         url: url.trim_end_matches('/').to_string(),
-        score_field: cfg.score_field.clone(),
-        decision_field: cfg.decision_field.clone(),
+        fields: AnswerFields {
+            score: pointer(&cfg.score_field),
+            decision: Some(pointer(&cfg.decision_field)),
+            probabilities: Some("/probabilities".into()),
+        },
         features: cfg.ask_features,
+    };
+    let service = |name: &'static str, stack, board| {
+        Arc::new(StackService::new(
+            name,
+            stack,
+            m.schema().clone(),
+            m.answer().clone(),
+            m.schedule(),
+            board,
+            s.seed,
+            log.clone(),
+        ))
     };
     let (legacy_up, legacy_addr) = match &cfg.legacy_url {
         Some(url) => (external(url), None),
         None => {
-            let svc = Arc::new(StackService::new("legacy", &legacy, threshold, None, s.seed, log.clone()));
+            let svc = service("legacy", &legacy, None);
             let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
             tasks.push(spawn(listener, svc.router(), stop.clone()));
             (own(format!("http://{addr}")), Some(addr))
@@ -205,11 +223,16 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (new_up, new_addr) = match &cfg.new_url {
         Some(url) => (external(url), None),
         None => {
-            let model = Arc::new(new.model().clone());
-            let b = Arc::new(FaultBoard::new(s.seed, features.clone(), model, &cfg.scenario.base));
+            let b = Arc::new(FaultBoard::new(
+                s.seed,
+                features.clone(),
+                segments.clone(),
+                new.model().clone(),
+                &cfg.scenario.base,
+            ));
             board = Some(b.clone());
             let down = b.down();
-            let svc = Arc::new(StackService::new("new", &new, threshold, Some(b), s.seed, log.clone()));
+            let svc = service("new", &new, Some(b));
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
             tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), stop.clone(), down)));
             (own(format!("http://{addr}")), Some(addr))
@@ -220,7 +243,12 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let own_stacks = cfg.legacy_url.is_none() && cfg.new_url.is_none();
     let lineage = own_stacks.then(|| Lineage::of(&legacy, &new, Vec::new()));
     let rows = own_stacks || cfg.ask_features;
-    let parity = rows.then(|| parity_stats(legacy.pipeline(), s.seed, Segments::default()));
+    let parity = if rows {
+        let reference = m.source(s.seed, s.traffic.rate_rps).map_err(|e| anyhow::anyhow!("{e}"))?.reference(1000);
+        Some(parity_stats(legacy.pipeline(), &reference, segments.names().to_vec()))
+    } else {
+        None
+    };
     let state = RouterState::new(RouterConfig {
         legacy: legacy_up,
         new: new_up,

@@ -11,8 +11,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cutover_models::answer::Answer;
 use cutover_models::paths::{SharedLog, SinglePath};
-use cutover_models::runtime::Scorer;
+use cutover_models::schema::Schema;
 use cutover_models::stack::ScoringStack;
 use cutover_models::store::Schedule;
 use cutover_models::{Model, Output};
@@ -20,7 +21,7 @@ use cutover_sim::faults::Kind;
 use cutover_sim::streams::unit;
 use serde::{Deserialize, Serialize};
 
-use crate::faults::FaultBoard;
+use crate::faults::{FaultBoard, Serves};
 use crate::http::{self, ApiError};
 
 /// Ask a stack to include its model row in the answer (the router pairs feature rows).
@@ -28,11 +29,15 @@ pub const FEATURES_HEADER: &str = "x-cutover-features";
 
 /// A stack's answer to `POST /v1/score`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    /// The model's output (probability of fraud).
+pub struct AnswerBody {
+    /// The model's answer: the probability (binary), the most likely class's probability
+    /// (multiclass), or the prediction (regression).
     pub score: f32,
-    /// `block` when the score is at or above the threshold, else `allow`.
-    pub decision: String,
+    /// The decision's label (none for regression).
+    pub decision: Option<String>,
+    /// Every class's probability (multiclass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<f32>>,
     /// Which stack answered.
     pub stack: String,
     /// The artifact that scored it.
@@ -42,24 +47,16 @@ pub struct Answer {
     pub features: Option<Vec<f32>>,
 }
 
-/// The decision for a score.
-pub fn decision(score: f32, threshold: f32) -> &'static str {
-    if score >= threshold {
-        "block"
-    } else {
-        "allow"
-    }
-}
-
 /// How long an injected timeout holds a request: far past any caller's budget.
 const HELD_MS: u64 = 30_000;
 
 /// One stack's state.
 pub struct StackService {
     name: &'static str,
+    schema: Arc<Schema>,
+    answer: Answer,
     model: Arc<Model>,
     sha256: String,
-    threshold: f32,
     path: Mutex<PathState>,
     faults: Option<Arc<FaultBoard>>,
     seed: u64,
@@ -71,23 +68,28 @@ struct PathState {
 }
 
 impl StackService {
-    /// A stack named `name` (`legacy` or `new`) from a started scoring stack.
+    /// A stack named `name` (`legacy` or `new`) from a started scoring stack, answering as
+    /// the migration's `answer` says, on its store `schedule`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &'static str,
         stack: &ScoringStack,
-        threshold: f32,
+        schema: Arc<Schema>,
+        answer: Answer,
+        schedule: Schedule,
         faults: Option<Arc<FaultBoard>>,
         seed: u64,
         log: SharedLog,
     ) -> StackService {
         StackService {
             name,
-            model: Arc::new(stack.model().clone()),
+            schema,
+            answer,
+            model: stack.model().clone(),
             sha256: stack.entry().sha256.clone(),
-            threshold,
             path: Mutex::new(PathState {
                 // Legacy is the system of record: it appends what it serves to the log.
-                path: SinglePath::new(stack.pipeline().clone(), Schedule::default(), log, name == "legacy"),
+                path: SinglePath::new(stack.pipeline().clone(), schedule, log, name == "legacy"),
                 stalls_applied: Vec::new(),
             }),
             faults,
@@ -113,11 +115,15 @@ impl StackService {
     }
 }
 
-async fn score(State(svc): State<Arc<StackService>>, headers: HeaderMap, body: Body) -> Result<Json<Answer>, ApiError> {
+async fn score(
+    State(svc): State<Arc<StackService>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<AnswerBody>, ApiError> {
     let began = Instant::now();
     let stack = svc.name;
     let bytes = http::read_body(body).await?;
-    let request = match http::parse_request(&bytes) {
+    let request = match http::parse_request(&svc.schema, &bytes) {
         Ok(r) => r,
         Err(e) => {
             metrics::counter!("cutover_stack_bad_requests_total", "stack" => stack).increment(1);
@@ -126,7 +132,7 @@ async fn score(State(svc): State<Arc<StackService>>, headers: HeaderMap, body: B
     };
     let hits = svc.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default();
     let (mut delay_ms, mut error, mut timeout) = (0.0, false, false);
-    let txn = request.transaction_id;
+    let txn = request.id;
     for (id, kind, _) in &hits {
         match kind {
             Kind::Latency { add_ms, tail_ms, tail_fraction } => {
@@ -156,7 +162,7 @@ async fn score(State(svc): State<Arc<StackService>>, headers: HeaderMap, body: B
             if let Kind::StaleFeatures { stall_us } = kind {
                 if !state.stalls_applied.contains(id) {
                     state.stalls_applied.push(*id);
-                    state.path.stall_until(request.event_time_ms + (*stall_us / 1000) as i64);
+                    state.path.stall_until(request.time_ms + (*stall_us / 1000) as i64);
                 }
             }
         }
@@ -164,27 +170,27 @@ async fn score(State(svc): State<Arc<StackService>>, headers: HeaderMap, body: B
         state.path.served(&request);
         row
     };
-    let mut model: Option<&Arc<dyn Scorer>> = None;
-    for (_, kind, scorer) in &hits {
+    let mut serves: Option<&Serves> = None;
+    for (_, kind, with) in &hits {
         kind.apply_to_row(&mut row);
-        if scorer.is_some() {
-            model = scorer.as_ref();
+        if with.is_some() {
+            serves = with.as_ref();
         }
     }
-    let score = match model {
-        None => svc.model.predict_one(&row),
-        Some(m) => {
-            let mut out = [0.0f32];
-            m.score_batch(&row, Output::Prediction, &mut out);
-            out[0]
-        }
-    };
+    let mut out = vec![0.0f32; svc.answer.width()];
+    match serves {
+        None => svc.answer.score(&svc.model, &row, &mut out),
+        Some(Serves::Model(m)) => svc.answer.score(m, &row, &mut out),
+        Some(Serves::Runtime(r)) => r.score_batch(&row, Output::Prediction, &mut out),
+    }
     let want_features = headers.get(FEATURES_HEADER).is_some_and(|v| v == "1");
     metrics::counter!("cutover_stack_requests_total", "stack" => stack).increment(1);
     metrics::histogram!("cutover_stack_latency_seconds", "stack" => stack).record(began.elapsed().as_secs_f64());
-    Ok(Json(Answer {
-        score,
-        decision: decision(score, svc.threshold).into(),
+    let decision = svc.answer.decision(&out).map(|d| svc.answer.label(d).to_string());
+    Ok(Json(AnswerBody {
+        score: svc.answer.headline(&out),
+        decision,
+        probabilities: (out.len() > 1).then(|| out.clone()),
         stack: stack.into(),
         model_sha256: svc.sha256.clone(),
         features: want_features.then_some(row),

@@ -1,16 +1,18 @@
 //! The dual feature path: for one request, the legacy path (in-process preprocessing and
-//! the service's own customer table) and the new path (on-demand transforms and the online
+//! the service's own entity table) and the new path (on-demand transforms and the online
 //! store) each produce the model's input row, and the two are diffed feature by feature.
 
+use std::sync::Arc;
+
 use crate::features::{diff_rows, FeatureDiff, FeatureKind, FeatureValues, Pipeline, SpecError};
-use crate::fraud::Request;
-use crate::store::{Event, EventLog, Materializer, OnlineStore, Schedule};
+use crate::schema::Record;
+use crate::store::{EventLog, Materializer, OnlineStore, Schedule};
 
 /// Both paths and the event log they share.
 pub struct DualPath {
-    legacy: Pipeline,
+    legacy: Arc<Pipeline>,
     legacy_table: Materializer,
-    new: Pipeline,
+    new: Arc<Pipeline>,
     store: Box<dyn OnlineStore>,
     log: EventLog,
     kinds: Vec<FeatureKind>,
@@ -48,14 +50,15 @@ pub struct PathRows<'a> {
 
 impl DualPath {
     /// Both paths on the same materialization schedule, the new one with the embedded store.
-    pub fn new(legacy: Pipeline, new: Pipeline, schedule: Schedule) -> Result<DualPath, SpecError> {
-        DualPath::with_store(legacy, new, schedule, Box::new(Materializer::new(schedule)))
+    pub fn new(legacy: Arc<Pipeline>, new: Arc<Pipeline>, schedule: Schedule) -> Result<DualPath, SpecError> {
+        let store = Box::new(Materializer::new(schedule, new.clone()));
+        DualPath::with_store(legacy, new, schedule, store)
     }
 
     /// Both paths, the new one reading aggregates from `store`.
     pub fn with_store(
-        legacy: Pipeline,
-        new: Pipeline,
+        legacy: Arc<Pipeline>,
+        new: Arc<Pipeline>,
         schedule: Schedule,
         store: Box<dyn OnlineStore>,
     ) -> Result<DualPath, SpecError> {
@@ -81,8 +84,8 @@ impl DualPath {
         let (legacy_values, new_values) = (legacy.values(), new.values());
         let diffs = vec![FeatureDiff::Equal; kinds.len()];
         Ok(DualPath {
+            legacy_table: Materializer::new(schedule, legacy.clone()),
             legacy,
-            legacy_table: Materializer::new(schedule),
             new,
             store,
             log: EventLog::new(),
@@ -119,27 +122,29 @@ impl DualPath {
     }
 
     /// Computes both rows for `request` and their diff (allocation-free once warm).
-    pub fn compute(&mut self, request: &Request) -> PathRows<'_> {
+    pub fn compute(&mut self, request: &Record) -> PathRows<'_> {
         self.compute_with(request, request)
     }
 
     /// Computes the legacy row for `legacy` and the new row for `new`: the same request,
     /// unless the call to the new stack lost part of its context (a shadow mismatch).
-    pub fn compute_with(&mut self, legacy: &Request, new: &Request) -> PathRows<'_> {
-        let now = legacy.event_time_ms;
+    pub fn compute_with(&mut self, legacy: &Record, new: &Record) -> PathRows<'_> {
+        let now = legacy.time_ms;
         self.legacy_table.advance_to(now, &self.log);
         self.store.advance_to(now, &self.log);
         // Both readers are past these events: a long run keeps only what is still ahead.
         self.log.compact(self.legacy_table.cursor().min(self.store.cursor()));
-        self.legacy.compute(legacy, self.legacy_table.get(legacy.customer_id), &mut self.legacy_values);
-        self.new.compute(new, self.store.get(new.customer_id), &mut self.new_values);
+        self.legacy_table.read(legacy.entity, &mut self.legacy_values.aggregates);
+        self.legacy.compute(&legacy.values, &mut self.legacy_values);
+        self.store.read(new.entity, &mut self.new_values.aggregates);
+        self.new.compute(&new.values, &mut self.new_values);
         diff_rows(&self.kinds, &self.legacy_values.row, &self.new_values.row, &mut self.diffs);
         PathRows { legacy: &self.legacy_values.row, new: &self.new_values.row, diffs: &self.diffs }
     }
 
     /// Records that `request` was served: it joins the offline event log.
-    pub fn served(&mut self, request: &Request) {
-        self.log.append(Event::of(request));
+    pub fn served(&mut self, request: &Record) {
+        self.log.append(request);
     }
 }
 
@@ -148,12 +153,12 @@ impl DualPath {
 pub type SharedLog = std::sync::Arc<std::sync::RwLock<EventLog>>;
 
 /// One feature path on its own, as one live service computes it: its pipeline, and the
-/// customer aggregates it reads from its own store, materialized on the schedule from the
-/// shared offline log (the data warehouse), to which the system of record (legacy, which
-/// sees every request) appends what it served.
+/// aggregates it reads from its own store, materialized on the schedule from the shared
+/// offline log (the data warehouse), to which the system of record (legacy, which sees
+/// every request) appends what it served.
 #[derive(Debug, Clone)]
 pub struct SinglePath {
-    pipeline: Pipeline,
+    pipeline: Arc<Pipeline>,
     store: Materializer,
     log: SharedLog,
     records: bool,
@@ -162,9 +167,9 @@ pub struct SinglePath {
 
 impl SinglePath {
     /// A path with an empty store over `log`; with `records`, it appends what it serves.
-    pub fn new(pipeline: Pipeline, schedule: Schedule, log: SharedLog, records: bool) -> SinglePath {
+    pub fn new(pipeline: Arc<Pipeline>, schedule: Schedule, log: SharedLog, records: bool) -> SinglePath {
         let values = pipeline.values();
-        SinglePath { pipeline, store: Materializer::new(schedule), log, records, values }
+        SinglePath { store: Materializer::new(schedule, pipeline.clone()), pipeline, log, records, values }
     }
 
     /// The pipeline.
@@ -173,27 +178,27 @@ impl SinglePath {
     }
 
     /// The model row for `request`.
-    pub fn compute(&mut self, request: &Request) -> &[f32] {
+    pub fn compute(&mut self, request: &Record) -> &[f32] {
         {
             let log = self.log.read().unwrap_or_else(|e| e.into_inner());
-            let now = request.event_time_ms.max(log.last_ms().unwrap_or(i64::MIN));
+            let now = request.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
             self.store.advance_to(now, &log);
         }
-        self.pipeline.compute(request, self.store.get(request.customer_id), &mut self.values);
+        self.store.read(request.entity, &mut self.values.aggregates);
+        self.pipeline.compute(&request.values, &mut self.values);
         &self.values.row
     }
 
     /// Records that `request` was served (when this path is the system of record). Live
     /// requests arrive a little out of order, so the log keeps arrival order with times
     /// that never go back.
-    pub fn served(&mut self, request: &Request) {
+    pub fn served(&mut self, request: &Record) {
         if !self.records {
             return;
         }
         let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
-        let mut event = Event::of(request);
-        event.time_ms = event.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
-        log.append(event);
+        let time = request.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
+        log.append_at(request, time);
     }
 
     /// Holds materialization back until `until_ms` (the stale-features fault).
@@ -207,43 +212,34 @@ impl SinglePath {
     }
 }
 
-/// Training rows for the reference model: the legacy path's features for generated
-/// traffic, with the generator's hidden fraud label. The legacy customer table is
-/// materialized on `schedule` as the service's batch job does.
-pub struct TrainingRows<'a> {
-    pipeline: &'a Pipeline,
-    generator: &'a crate::fraud::Generator,
+/// One path over a stream of requests, with its own table materialized as the service's
+/// batch job does: the legacy features of a traffic source, for training data and audits.
+pub struct LegacyRows {
+    pipeline: Arc<Pipeline>,
     table: Materializer,
     log: EventLog,
     values: FeatureValues,
-    next: u64,
-    end: u64,
 }
 
-impl<'a> TrainingRows<'a> {
-    /// Rows for requests `0..n` of `generator`.
-    pub fn new(pipeline: &'a Pipeline, generator: &'a crate::fraud::Generator, n: u64, schedule: Schedule) -> Self {
-        TrainingRows {
-            pipeline,
-            generator,
-            table: Materializer::new(schedule),
-            log: EventLog::new(),
-            values: pipeline.values(),
-            next: 0,
-            end: n,
-        }
+impl LegacyRows {
+    /// An empty table for `pipeline` on `schedule`.
+    pub fn new(pipeline: Arc<Pipeline>, schedule: Schedule) -> LegacyRows {
+        let values = pipeline.values();
+        LegacyRows { table: Materializer::new(schedule, pipeline.clone()), pipeline, log: EventLog::new(), values }
     }
 
-    /// The next request's model row and label, or `None` at the end.
-    pub fn next_row(&mut self) -> Option<(&[f32], bool)> {
-        if self.next >= self.end {
-            return None;
-        }
-        let (request, fraud) = self.generator.labeled(self.next);
-        self.next += 1;
-        self.table.advance_to(request.event_time_ms, &self.log);
-        self.pipeline.compute(&request, self.table.get(request.customer_id), &mut self.values);
-        self.log.append(Event::of(&request));
-        Some((&self.values.row, fraud))
+    /// The model row of the next request (requests in time order), which then joins the log.
+    pub fn next_row(&mut self, request: &Record) -> &[f32] {
+        self.table.advance_to(request.time_ms, &self.log);
+        self.log.compact(self.table.cursor());
+        self.table.read(request.entity, &mut self.values.aggregates);
+        self.pipeline.compute(&request.values, &mut self.values);
+        self.log.append(request);
+        &self.values.row
+    }
+
+    /// The model row and every feature's value (f64) of the last request.
+    pub fn values(&self) -> &FeatureValues {
+        &self.values
     }
 }

@@ -2,10 +2,11 @@
 //! checked against the hashes the entry pins before anything is served.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::features::{Aggregates, FeatureValues, Pipeline, SpecError};
-use crate::fraud::Request;
+use crate::features::{Pipeline, SpecError};
 use crate::registry::{Entry, LineageMismatch, Registry, RegistryError};
+use crate::schema::Schema;
 use crate::{Model, ModelError};
 
 /// Why a stack refused to start.
@@ -29,25 +30,32 @@ pub enum StartError {
 #[derive(Debug, Clone)]
 pub struct ScoringStack {
     entry: Entry,
-    model: Model,
-    pipeline: Pipeline,
+    model: Arc<Model>,
+    pipeline: Arc<Pipeline>,
 }
 
 impl ScoringStack {
     /// Starts the stack that claims entry `id`, from these files: refuses, naming the
     /// hash that differs, when they are not the bytes the entry pins.
-    pub fn start(registry: &Registry, id: &str, model: &Path, spec: &Path) -> Result<ScoringStack, StartError> {
+    pub fn start(
+        registry: &Registry,
+        id: &str,
+        model: &Path,
+        spec: &Path,
+        schema: &Arc<Schema>,
+    ) -> Result<ScoringStack, StartError> {
         let entry = registry.get(id)?;
         registry.verify(&entry, model, spec)??;
         let model = crate::xgboost::load_file(model)?;
-        let pipeline = Pipeline::from_file(spec, Some(model.feature_names()))?;
-        Ok(ScoringStack { entry, model, pipeline })
+        let pipeline = Pipeline::from_file(spec, schema, Some(model.feature_names()))?;
+        Ok(ScoringStack { entry, model: Arc::new(model), pipeline: Arc::new(pipeline) })
     }
 
     /// Starts the stack from the files the entry names itself.
-    pub fn start_entry(registry: &Registry, id: &str) -> Result<ScoringStack, StartError> {
+    pub fn start_entry(registry: &Registry, id: &str, schema: &Arc<Schema>) -> Result<ScoringStack, StartError> {
         let entry = registry.get(id)?;
-        ScoringStack::start(registry, id, &registry.resolve(&entry.artifact), &registry.resolve(&entry.feature_spec))
+        let (model, spec) = (registry.resolve(&entry.artifact), registry.resolve(&entry.feature_spec));
+        ScoringStack::start(registry, id, &model, &spec, schema)
     }
 
     /// The registry entry it serves.
@@ -56,18 +64,12 @@ impl ScoringStack {
     }
 
     /// The model.
-    pub fn model(&self) -> &Model {
+    pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
 
     /// The feature pipeline.
-    pub fn pipeline(&self) -> &Pipeline {
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
-    }
-
-    /// Features and score of one request (`values` from `pipeline().values()`).
-    pub fn score(&self, request: &Request, aggregates: Option<&Aggregates>, values: &mut FeatureValues) -> f32 {
-        self.pipeline.compute(request, aggregates, values);
-        self.model.predict_one(&values.row)
     }
 }

@@ -1,43 +1,40 @@
-//! Customer aggregates on both paths, with Feast's online-store semantics.
+//! Per-entity aggregates on both paths, with Feast's online-store semantics.
 //!
-//! Every served request is appended to the offline [`EventLog`]. A [`Materializer`]
-//! folds the log into per-customer [`Aggregates`] up to a cut-off and publishes them at
-//! an interval: the latest value per entity key, with a freshness lag (now minus the
-//! cut-off) that can be measured and that a stalled job stretches. The legacy service's
-//! own customer table and the new platform's online store are both materializers on the
-//! same schedule by default, so with no fault the two paths read identical aggregates.
+//! Every served request is appended to the offline [`EventLog`]. A [`Materializer`] folds
+//! the log, up to a cut-off, into the aggregates its feature spec declares, and publishes
+//! them at an interval: per entity key, the value as of its latest event before the
+//! cut-off, with a freshness lag (now minus the cut-off) that can be measured and that a
+//! stalled job stretches. The value an aggregate folds is derived from each logged
+//! request by the materializer's own spec, so a new platform that derives it differently
+//! is a visible difference. The legacy service's own table and the new platform's online
+//! store are both materializers on the migration's schedule, so with no fault the two
+//! paths read identical aggregates.
+//!
+//! Windows (`window_s`) are kept as at most [`TILES`] tiles per entity, as tiled
+//! aggregation in feature platforms does: an event leaves a window of W between
+//! W - W/64 and W after it happened, on both paths alike.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::features::Aggregates;
-use crate::fraud::{generator::eur_rate, Request};
+use crate::features::{FeatureValues, Function, Pipeline};
+use crate::schema::{Record, Value};
 
-/// One event of the offline log.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Event {
-    /// When it happened, milliseconds since the epoch.
-    pub time_ms: i64,
-    /// The entity key.
-    pub customer_id: u64,
-    /// Its amount in euros (at the reference rates of the data warehouse).
-    pub amount_eur: f64,
-}
+/// Tiles per window.
+pub const TILES: i64 = 64;
+/// Entities a store keeps; events of further entities are not materialized (those
+/// entities read as never seen, on both paths alike).
+pub const MAX_ENTITIES: usize = 5_000_000;
 
-impl Event {
-    /// The event a served request leaves in the log.
-    pub fn of(request: &Request) -> Event {
-        Event {
-            time_ms: request.event_time_ms,
-            customer_id: request.customer_id,
-            amount_eur: request.amount * eur_rate(request.currency),
-        }
-    }
-}
-
-/// The offline event log, in arrival order.
+/// The offline event log, in arrival order: each event's time, entity and field values.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
-    events: Vec<Event>,
+    times: Vec<i64>,
+    entities: Vec<u64>,
+    values: Vec<Value>,
+    stride: usize,
     /// Events dropped from the front once every reader had folded them.
     offset: usize,
 }
@@ -48,53 +45,68 @@ impl EventLog {
         EventLog::default()
     }
 
-    /// Appends an event; events must arrive in time order.
-    pub fn append(&mut self, event: Event) {
-        debug_assert!(self.events.last().is_none_or(|e| e.time_ms <= event.time_ms), "events out of order");
-        self.events.push(event);
+    /// Appends a served request; requests must arrive in time order.
+    pub fn append(&mut self, r: &Record) {
+        self.append_at(r, r.time_ms);
     }
 
-    /// The event at position `at` since the log began, unless dropped or not yet there.
-    fn get(&self, at: usize) -> Option<&Event> {
-        self.events.get(at.checked_sub(self.offset)?)
+    /// Appends a served request at a given time (live requests arrive a little out of order).
+    pub fn append_at(&mut self, r: &Record, time_ms: i64) {
+        debug_assert!(self.times.last().is_none_or(|&t| t <= time_ms), "events out of order");
+        if self.times.is_empty() {
+            self.stride = r.values.len();
+        }
+        self.times.push(time_ms);
+        self.entities.push(r.entity);
+        self.values.extend_from_slice(&r.values);
+    }
+
+    /// The event at position `at` since the log began: (time, entity, values).
+    fn get(&self, at: usize) -> Option<(i64, u64, &[Value])> {
+        let i = at.checked_sub(self.offset)?;
+        let time = *self.times.get(i)?;
+        Some((time, self.entities[i], &self.values[i * self.stride..(i + 1) * self.stride]))
     }
 
     /// Drops the events before position `upto` (every reader has folded them), so a log
     /// that is read as it grows stays small. Amortized: it moves events only when at least
     /// half of those kept can go.
     pub fn compact(&mut self, upto: usize) {
-        let drop = upto.saturating_sub(self.offset).min(self.events.len());
-        if drop >= 4096 && drop * 2 >= self.events.len() {
-            self.events.drain(..drop);
+        let drop = upto.saturating_sub(self.offset).min(self.times.len());
+        if drop >= 4096 && drop * 2 >= self.times.len() {
+            self.times.drain(..drop);
+            self.entities.drain(..drop);
+            self.values.drain(..drop * self.stride);
             self.offset += drop;
         }
     }
 
     /// Events ever appended (dropped ones included).
     pub fn appended(&self) -> usize {
-        self.offset + self.events.len()
+        self.offset + self.times.len()
     }
 
     /// The time of the latest event.
     pub fn last_ms(&self) -> Option<i64> {
-        self.events.last().map(|e| e.time_ms)
+        self.times.last().copied()
     }
 
     /// Number of events kept.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.times.len()
     }
 
     /// Whether the log keeps no event.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.times.is_empty()
     }
 }
 
-/// A key-value store of the latest aggregates per customer (Feast's online store).
+/// A key-value store of the latest aggregates per entity (Feast's online store).
 pub trait OnlineStore: Send {
-    /// The latest aggregates of a customer, if the store has any.
-    fn get(&self, customer_id: u64) -> Option<&Aggregates>;
+    /// The entity's aggregates into `out` (the spec's order); false when it has none (then
+    /// counts and sums read 0 and the rest missing).
+    fn read(&self, entity: u64, out: &mut [f64]) -> bool;
     /// The cut-off of the data it serves (events before it are included), if materialized.
     fn as_of_ms(&self) -> Option<i64>;
     /// Runs every materialization due by `now_ms`.
@@ -127,12 +139,71 @@ impl Default for Schedule {
     }
 }
 
-/// Folds the event log into aggregates and publishes them on a schedule.
+/// What one aggregate keeps of one entity: events, values present, their sum, min, max.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Acc {
+    count: f64,
+    n: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Acc {
+    const EMPTY: Acc = Acc { count: 0.0, n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    fn add(&mut self, x: f64) {
+        self.count += 1.0;
+        if !x.is_nan() {
+            self.n += 1.0;
+            self.sum += x;
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        self.count += o.count;
+        self.n += o.n;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+
+    fn value(&self, f: Function) -> f64 {
+        match f {
+            Function::Count => self.count,
+            Function::Sum => self.sum,
+            _ if self.n == 0.0 => f64::NAN,
+            Function::Mean => self.sum / self.n,
+            Function::Min => self.min,
+            Function::Max => self.max,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    last_ms: i64,
+    /// One per aggregate with all history.
+    total: Vec<Acc>,
+    /// One per windowed aggregate: (tile index, what it holds), oldest first.
+    tiles: Vec<VecDeque<(i64, Acc)>>,
+}
+
+/// Folds the event log into a spec's aggregates and publishes them on a schedule.
 #[derive(Debug, Clone)]
 pub struct Materializer {
     schedule: Schedule,
+    pipeline: Arc<Pipeline>,
+    /// Per aggregate: index into `total` or `tiles`, and the tile length of a window.
+    layout: Vec<(usize, Option<i64>)>,
+    totals: usize,
+    windows: usize,
     /// Published values: the online table.
-    table: FxHashMap<u64, Aggregates>,
+    table: FxHashMap<u64, Slot>,
+    scratch: FeatureValues,
+    inputs: Vec<f64>,
     cursor: usize,
     as_of_ms: Option<i64>,
     /// A stalled job publishes nothing until this time (a fault).
@@ -140,9 +211,38 @@ pub struct Materializer {
 }
 
 impl Materializer {
-    /// A materializer on the given schedule.
-    pub fn new(schedule: Schedule) -> Self {
-        Materializer { schedule, table: FxHashMap::default(), cursor: 0, as_of_ms: None, stalled_until_ms: i64::MIN }
+    /// A materializer of `pipeline`'s aggregates on the given schedule.
+    pub fn new(schedule: Schedule, pipeline: Arc<Pipeline>) -> Self {
+        let (mut totals, mut windows) = (0, 0);
+        let layout = pipeline
+            .aggregates()
+            .iter()
+            .map(|a| match a.window_ms {
+                None => {
+                    totals += 1;
+                    (totals - 1, None)
+                }
+                Some(w) => {
+                    windows += 1;
+                    (windows - 1, Some(((w + TILES - 1) / TILES).max(1)))
+                }
+            })
+            .collect();
+        let scratch = pipeline.values();
+        let inputs = vec![0.0; pipeline.aggregates().len()];
+        Materializer {
+            schedule,
+            pipeline,
+            layout,
+            totals,
+            windows,
+            table: FxHashMap::default(),
+            scratch,
+            inputs,
+            cursor: 0,
+            as_of_ms: None,
+            stalled_until_ms: i64::MIN,
+        }
     }
 
     /// The schedule.
@@ -150,7 +250,7 @@ impl Materializer {
         self.schedule
     }
 
-    /// Number of customers with published aggregates.
+    /// Number of entities with published aggregates.
     pub fn len(&self) -> usize {
         self.table.len()
     }
@@ -160,14 +260,50 @@ impl Materializer {
         self.table.is_empty()
     }
 
+    fn fold(&mut self, time_ms: i64, entity: u64, values: &[Value]) {
+        let p = &self.pipeline;
+        for k in 0..self.inputs.len() {
+            self.inputs[k] = p.aggregate_input(k, values, &mut self.scratch);
+        }
+        if !self.table.contains_key(&entity) && self.table.len() >= MAX_ENTITIES {
+            return;
+        }
+        let (totals, windows) = (self.totals, self.windows);
+        let slot = self.table.entry(entity).or_insert_with(|| Slot {
+            last_ms: time_ms,
+            total: vec![Acc::EMPTY; totals],
+            tiles: vec![VecDeque::new(); windows],
+        });
+        slot.last_ms = time_ms;
+        for (k, &(at, tile_ms)) in self.layout.iter().enumerate() {
+            let x = self.inputs[k];
+            match tile_ms {
+                None => slot.total[at].add(x),
+                Some(tile_ms) => {
+                    let tile = time_ms.div_euclid(tile_ms);
+                    let tiles = &mut slot.tiles[at];
+                    while tiles.front().is_some_and(|&(t, _)| t <= tile - TILES) {
+                        tiles.pop_front();
+                    }
+                    match tiles.back_mut() {
+                        Some((t, acc)) if *t == tile => acc.add(x),
+                        _ => {
+                            let mut acc = Acc::EMPTY;
+                            acc.add(x);
+                            tiles.push_back((tile, acc));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn fold_until(&mut self, cutoff_ms: i64, log: &EventLog) {
-        while let Some(e) = log.get(self.cursor) {
-            if e.time_ms >= cutoff_ms {
+        while let Some((time, entity, values)) = log.get(self.cursor) {
+            if time >= cutoff_ms {
                 break;
             }
-            let row = self.table.entry(e.customer_id).or_default();
-            row.txn_count += 1.0;
-            row.amount_sum_eur += e.amount_eur;
+            self.fold(time, entity, values);
             self.cursor += 1;
         }
         self.as_of_ms = Some(cutoff_ms);
@@ -179,8 +315,29 @@ impl OnlineStore for Materializer {
         Box::new(self.clone())
     }
 
-    fn get(&self, customer_id: u64) -> Option<&Aggregates> {
-        self.table.get(&customer_id)
+    fn read(&self, entity: u64, out: &mut [f64]) -> bool {
+        let aggs = self.pipeline.aggregates();
+        let Some(slot) = self.table.get(&entity) else {
+            for (o, a) in out.iter_mut().zip(aggs) {
+                *o = Acc::EMPTY.value(a.function);
+            }
+            return false;
+        };
+        for ((o, a), &(at, tile_ms)) in out.iter_mut().zip(aggs).zip(&self.layout) {
+            *o = match tile_ms {
+                None => slot.total[at].value(a.function),
+                Some(tile_ms) => {
+                    // The window as of the entity's latest event.
+                    let newest = slot.last_ms.div_euclid(tile_ms);
+                    let mut acc = Acc::EMPTY;
+                    for (_, t) in slot.tiles[at].iter().filter(|(t, _)| *t > newest - TILES) {
+                        acc.merge(t);
+                    }
+                    acc.value(a.function)
+                }
+            };
+        }
+        true
     }
 
     fn as_of_ms(&self) -> Option<i64> {
@@ -209,84 +366,4 @@ impl OnlineStore for Materializer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(t: i64, c: u64, a: f64) -> Event {
-        Event { time_ms: t, customer_id: c, amount_eur: a }
-    }
-
-    #[test]
-    fn publishes_the_latest_value_per_key_at_each_cut_off() {
-        let mut log = EventLog::new();
-        let mut store = Materializer::new(Schedule { interval_ms: 1000, delay_ms: 0 });
-        log.append(event(100, 1, 10.0));
-        log.append(event(900, 1, 30.0));
-        log.append(event(1500, 2, 5.0));
-        store.advance_to(999, &log);
-        assert_eq!(store.as_of_ms(), Some(0));
-        assert_eq!(store.get(1), None);
-        store.advance_to(1200, &log);
-        assert_eq!(store.get(1), Some(&Aggregates { txn_count: 2.0, amount_sum_eur: 40.0 }));
-        assert_eq!(store.get(2), None, "after the cut-off");
-        assert_eq!(store.freshness_lag_ms(1200), Some(200));
-        store.advance_to(2000, &log);
-        assert_eq!(store.get(2), Some(&Aggregates { txn_count: 1.0, amount_sum_eur: 5.0 }));
-    }
-
-    #[test]
-    fn a_compacted_log_folds_into_the_same_tables_and_stays_small() {
-        // Two logs with the same events, one compacted behind its readers as it grows.
-        let (mut full, mut compacted) = (EventLog::new(), EventLog::new());
-        let schedule = Schedule { interval_ms: 1000, delay_ms: 0 };
-        let (mut a, mut b) = (Materializer::new(schedule), Materializer::new(schedule));
-        let mut stalled = Materializer::new(schedule);
-        stalled.stall_until(60_000);
-        let mut kept = 0;
-        for i in 0..200_000u64 {
-            let now = (i / 2) as i64;
-            a.advance_to(now, &full);
-            b.advance_to(now, &compacted);
-            stalled.advance_to(now, &compacted);
-            compacted.compact(b.cursor().min(stalled.cursor()));
-            kept = kept.max(compacted.len());
-            let e = event(now, i % 977, (i % 13) as f64);
-            full.append(e);
-            compacted.append(e);
-        }
-        assert_eq!(a.table, b.table);
-        assert_eq!(stalled.table, b.table, "the stalled reader caught up from events kept for it");
-        assert_eq!(compacted.appended(), full.len());
-        // A stall of 60 s at 2 events per ms holds back 120 000 events; afterwards the log
-        // keeps about one interval's worth.
-        assert!(kept <= 130_000, "kept {kept}");
-        assert!(compacted.len() < 10_000, "{} events kept at the end", compacted.len());
-    }
-
-    #[test]
-    fn a_stalled_job_serves_stale_values_and_catches_up() {
-        let mut log = EventLog::new();
-        let mut store = Materializer::new(Schedule { interval_ms: 1000, delay_ms: 0 });
-        store.stall_until(5000);
-        for t in 0..4 {
-            log.append(event(t * 1000 + 10, 7, 1.0));
-        }
-        store.advance_to(4500, &log);
-        assert_eq!(store.as_of_ms(), None);
-        assert_eq!(store.freshness_lag_ms(4500), None);
-        store.advance_to(5000, &log);
-        assert_eq!(store.get(7).map(|a| a.txn_count), Some(4.0));
-        assert_eq!(store.freshness_lag_ms(5300), Some(300));
-    }
-
-    #[test]
-    fn a_delay_shifts_what_is_visible() {
-        let mut log = EventLog::new();
-        let mut store = Materializer::new(Schedule { interval_ms: 1000, delay_ms: 250 });
-        log.append(event(500, 3, 2.0));
-        store.advance_to(1100, &log);
-        assert_eq!(store.get(3), None, "the 1000 ms cut-off is visible only from 1250 ms");
-        store.advance_to(1250, &log);
-        assert_eq!(store.get(3).map(|a| a.txn_count), Some(1.0));
-    }
-}
+mod tests;

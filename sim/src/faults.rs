@@ -3,13 +3,11 @@
 
 use std::path::PathBuf;
 
-use cutover_models::fraud::Request;
+use cutover_models::segments::Segments;
 
+pub use crate::core::SECOND;
 use crate::scenario::{FaultSpec, LoadedScenario, ScenarioError};
 use crate::streams::unit;
-
-/// Microseconds in a second.
-pub const SECOND: u64 = 1_000_000;
 
 /// What a fault does.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +59,7 @@ pub enum Kind {
         /// Share of calls.
         rate: f64,
     },
-    /// Shadow calls lack the production context (device, account).
+    /// Shadow calls lack the production context (the migration's `[shadow] context`).
     ShadowContext,
     /// The new stack serves another artifact.
     ModelArtifact {
@@ -133,6 +131,8 @@ pub struct Fault {
     pub end_us: u64,
     /// Segment it is limited to, as `dimension=value`.
     pub segment: Option<String>,
+    /// That segment as (dimension, segment index).
+    pub segment_at: Option<(usize, usize)>,
     /// Share of matching requests affected.
     pub fraction: f64,
 }
@@ -143,29 +143,15 @@ impl Fault {
         self.start_us <= t_us && t_us < self.end_us
     }
 
-    /// Whether it affects request number `index` (segment and fraction) — stateless, so
-    /// it never shifts any random stream.
-    pub fn hits(&self, seed: u64, index: u64, request: &Request) -> bool {
-        if let Some(seg) = &self.segment {
-            if !in_segment(seg, request) {
+    /// Whether it affects request number `index`, whose segments are `segs` (segment and
+    /// fraction): stateless, so it never shifts any random stream.
+    pub fn hits(&self, seed: u64, index: u64, segs: &[usize]) -> bool {
+        if let Some((dim, seg)) = self.segment_at {
+            if segs[dim + 1] != seg {
                 return false;
             }
         }
         self.fraction >= 1.0 || unit(seed, index, 0xFA17 + self.index as u64) < self.fraction
-    }
-}
-
-/// Whether a request is in a `dimension=value` segment.
-pub fn in_segment(segment: &str, r: &Request) -> bool {
-    let Some((dim, value)) = segment.split_once('=') else { return false };
-    match dim {
-        "country" => r.country == value,
-        "channel" => r.channel == value,
-        "device" => {
-            r.device_os.is_some_and(|os| os.eq_ignore_ascii_case(value)) || (value == "none" && r.device_os.is_none())
-        }
-        "tenure" => r.tenure() == value,
-        _ => false,
     }
 }
 
@@ -176,15 +162,13 @@ pub fn resolve(
     params: &mut rand_chacha::ChaCha8Rng,
 ) -> Result<Vec<Fault>, ScenarioError> {
     let file = loaded.path.display().to_string();
+    let segments = loaded.migration.segments()?;
     let mut out = Vec::new();
     for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
-        let fault = resolve_one(spanned.get_ref(), k, features, params, &|p| loaded.resolve(p)).map_err(
-            |(field, message)| ScenarioError {
-                file: file.clone(),
-                line: 0,
-                column: 0,
-                field: format!("faults[{k}].{field}"),
-                message,
+        let fault = resolve_one(spanned.get_ref(), k, features, segments, params, &|p| loaded.resolve(p)).map_err(
+            |(field, message)| {
+                let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
+                ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
             },
         )?;
         out.push(fault);
@@ -198,6 +182,7 @@ pub fn resolve_one(
     f: &FaultSpec,
     index: usize,
     features: &[String],
+    segments: &Segments,
     params: &mut rand_chacha::ChaCha8Rng,
     path: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Fault, (String, String)> {
@@ -238,5 +223,17 @@ pub fn resolve_one(
         other => return Err(bad("kind", format!("unknown fault kind \"{other}\""))),
     };
     let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);
-    Ok(Fault { index, kind, start_us: (start_s * SECOND as f64) as u64, end_us, segment: f.segment.clone(), fraction })
+    let segment_at = match &f.segment {
+        Some(s) => Some(segments.resolve(s).map_err(|m| bad("segment", m))?),
+        None => None,
+    };
+    Ok(Fault {
+        index,
+        kind,
+        start_us: (start_s * SECOND as f64) as u64,
+        end_us,
+        segment: f.segment.clone(),
+        segment_at,
+        fraction,
+    })
 }

@@ -1,29 +1,25 @@
-//! `cutover-sim`: the deterministic world. Seeded traffic through the legacy and new
-//! serving stacks side by side, faults at named points of the request path, a sticky
-//! router, a monitor pairing the two answers of every request, a pure rollout controller
-//! with pluggable judges, one ordered history with a hash, and checkers that read it.
+//! `cutover-sim`: the rollout core both faces run, and the deterministic world.
 //!
-//! No wall clock, no OS entropy, no unordered iteration: one seed in, one history out.
+//! * [`core`]: the plan's controller, the pairing step, the monitor, the judges, one
+//!   rollout's history, trace and verdict; pure, shared with the live router.
+//! * [`scenario`], [`faults`], [`streams`]: the plan file, the faults it declares (plain
+//!   data, resolved here, intercepted by either face), and named seeded streams.
+//! * [`world`]: seeded traffic through the legacy and new stacks side by side, faults at
+//!   named points of the request path, sticky routing, sweeps and replays; one seed in,
+//!   one history out.
+//! * [`report`]: the files a run writes and the dashboards, from either face's results.
+//!
+//! No wall clock, no OS entropy, no unordered iteration.
 #![deny(missing_docs)]
 
-pub mod controller;
-pub mod dashboard;
+pub mod core;
 pub mod faults;
-pub mod history;
-pub mod judge;
-pub mod monitor;
 pub mod param;
-pub mod replay;
 pub mod report;
-pub mod rollout;
 pub mod scenario;
-pub mod sequential;
 pub mod streams;
-pub mod suite;
-pub mod sweep;
-pub mod trace;
 pub mod world;
 
-pub use controller::{Controller, Decision, Phase, Plan};
+pub use crate::core::{Controller, Decision, Phase, Plan};
 pub use scenario::{LoadedScenario, ScenarioError};
 pub use world::{run, run_policies, run_recorded, Mode, RunError, RunResult};

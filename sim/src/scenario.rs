@@ -4,7 +4,10 @@
 //! file, the line and column where known, and the field.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use cutover_models::answer::AnswerKind;
+use cutover_models::Migration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -25,6 +28,10 @@ pub struct Scenario {
     /// Seed (`--seed` overrides).
     #[serde(default = "one")]
     pub seed: u64,
+    /// The migration folder, relative to the scenario file (the bundled card-fraud one
+    /// when absent).
+    #[serde(default)]
+    pub migration: Option<String>,
     /// Arrivals.
     pub traffic: Traffic,
     /// The plan.
@@ -41,9 +48,6 @@ pub struct Scenario {
     /// The two serving stacks.
     #[serde(default)]
     pub stacks: Stacks,
-    /// The model, specs and registry entries.
-    #[serde(default)]
-    pub domain: Domain,
     /// Faults, in the order installed.
     #[serde(default)]
     pub faults: Vec<Spanned<FaultSpec>>,
@@ -250,8 +254,11 @@ impl Default for ControllerConfig {
 pub struct Guardrails {
     /// Share of requests whose decision differs between the stacks.
     pub max_decision_flip_rate: Option<f64>,
-    /// Mean |new score - legacy score|.
+    /// Mean |new score - legacy score| (probability; largest class probability; or the
+    /// model's units for regression).
     pub max_mean_abs_score_diff: Option<f64>,
+    /// Mean |new - legacy| / |legacy| (regression).
+    pub max_mean_rel_score_diff: Option<f64>,
     /// Share of requests whose value of any one feature differs (worst feature).
     pub max_feature_mismatch_rate: Option<f64>,
     /// Share of new-stack calls that fail.
@@ -274,6 +281,7 @@ impl Guardrails {
         [
             ("decision_flip_rate", self.max_decision_flip_rate),
             ("mean_abs_score_diff", self.max_mean_abs_score_diff),
+            ("mean_rel_score_diff", self.max_mean_rel_score_diff),
             ("feature_mismatch_rate", self.max_feature_mismatch_rate),
             ("error_rate", self.max_error_rate),
             ("timeout_rate", self.max_timeout_rate),
@@ -368,56 +376,6 @@ impl Default for Stacks {
     }
 }
 
-/// The model, the two specs and the registry entries the stacks claim. Relative paths are
-/// resolved against the scenario file's folder; the defaults against the working directory.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Domain {
-    /// The registry folder.
-    #[serde(default = "d_registry")]
-    pub registry: String,
-    /// The entry the legacy stack claims.
-    #[serde(default = "d_legacy_entry")]
-    pub legacy_entry: String,
-    /// The entry the new stack claims.
-    #[serde(default = "d_new_entry")]
-    pub new_entry: String,
-    /// Decision threshold: a score at or above it is a positive decision (block).
-    #[serde(default = "d_threshold")]
-    pub decision_threshold: f64,
-    /// Customers in the generated population.
-    #[serde(default = "d_customers")]
-    pub customers: u64,
-}
-
-fn d_registry() -> String {
-    "domain/fraud/registry".into()
-}
-fn d_legacy_entry() -> String {
-    "fraud-xgb/1".into()
-}
-fn d_new_entry() -> String {
-    "fraud-xgb/2".into()
-}
-fn d_threshold() -> f64 {
-    0.5
-}
-fn d_customers() -> u64 {
-    cutover_models::fraud::CUSTOMERS_DEFAULT
-}
-
-impl Default for Domain {
-    fn default() -> Self {
-        Domain {
-            registry: d_registry(),
-            legacy_entry: d_legacy_entry(),
-            new_entry: d_new_entry(),
-            decision_threshold: d_threshold(),
-            customers: d_customers(),
-        }
-    }
-}
-
 /// One fault as written: common fields plus the parameters of its kind.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -502,7 +460,7 @@ pub enum Outcome {
     InProgress,
 }
 
-/// A scenario ready to run: validated, with its file and source.
+/// A scenario ready to run: validated against its migration, with its file and source.
 #[derive(Debug, Clone)]
 pub struct LoadedScenario {
     /// The parsed scenario.
@@ -511,6 +469,34 @@ pub struct LoadedScenario {
     pub path: PathBuf,
     /// Its folder, for relative paths.
     pub base: PathBuf,
+    /// The migration it runs.
+    pub migration: Arc<Migration>,
+    /// Its source, for positions of errors found later.
+    pub text: Arc<str>,
+}
+
+/// The bundled card-fraud migration folder: `domain/fraud` under the working directory,
+/// else under the source tree cutover was built from.
+pub fn bundled_migration_dir() -> PathBuf {
+    let here = PathBuf::from("domain/fraud");
+    if here.join(cutover_models::migration::FILE).is_file() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/fraud")
+}
+
+/// Loads a migration folder once per process (a suite's scenarios share it, and a recorded
+/// traffic file is read once).
+pub fn load_migration(dir: &Path) -> Result<Arc<Migration>, ScenarioError> {
+    static CACHE: Mutex<Vec<(PathBuf, Arc<Migration>)>> = Mutex::new(Vec::new());
+    let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, m)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(m.clone());
+    }
+    let m = Arc::new(Migration::load(dir)?);
+    cache.push((key, m.clone()));
+    Ok(m)
 }
 
 /// The fault kinds, each with the parameters it takes and the ones it needs.
@@ -538,14 +524,37 @@ impl LoadedScenario {
         LoadedScenario::parse(&text, &file, path.to_path_buf(), base)
     }
 
-    /// Parses and validates scenario text.
+    /// Parses and validates scenario text, loading its migration folder.
     pub fn parse(text: &str, file: &str, path: PathBuf, base: PathBuf) -> Result<LoadedScenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
-            err(file, line, column, "", e.message().trim().replace('\n', " "))
+            let mut message = e.message().trim().replace('\n', " ");
+            if message.starts_with("unknown field `domain`") {
+                message = "`[domain]` is no longer read: a scenario names its migration folder (migration = \"path\"), which declares the registry, entries and answer".into();
+            }
+            err(file, line, column, "", message)
         })?;
         validate(&scenario, text, file)?;
-        Ok(LoadedScenario { scenario, path, base })
+        let dir = match &scenario.migration {
+            Some(m) => {
+                let p = base.join(m);
+                if !p.exists() {
+                    let (line, column) = key_position(text, "", "migration");
+                    return Err(err(
+                        file,
+                        line,
+                        column,
+                        "migration",
+                        format!("{}: no such migration folder", p.display()),
+                    ));
+                }
+                p
+            }
+            None => bundled_migration_dir(),
+        };
+        let migration = load_migration(&dir)?;
+        validate_against(&scenario, &migration, text, file)?;
+        Ok(LoadedScenario { scenario, path, base, migration, text: text.into() })
     }
 
     /// A path from the scenario: relative to the scenario's folder when it exists there,
@@ -681,12 +690,6 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
                 format!("must be in [0, 1], got {}", m.error_rate),
             ));
         }
-        for seg in &m.slow_segments {
-            check_segment(&seg.segment).map_err(|e| at(&format!("stacks.{name}"), "slow_segments", e))?;
-        }
-    }
-    if !(0.0..=1.0).contains(&s.domain.decision_threshold) {
-        return Err(at("domain", "decision_threshold", "must be in [0, 1]".into()));
     }
     for (k, f) in s.faults.iter().enumerate() {
         validate_fault(k, f, text, file)?;
@@ -694,12 +697,54 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
     Ok(())
 }
 
-/// Checks a `dimension=value` segment name.
-pub fn check_segment(seg: &str) -> Result<(), String> {
-    match seg.split_once('=') {
-        Some(("country" | "channel" | "device" | "tenure", v)) if !v.is_empty() => Ok(()),
-        _ => Err(format!("segment \"{seg}\" must be country=.., channel=.., device=.. or tenure=..")),
+/// What a scenario asks of its migration: guardrails its answer has, segments it declares.
+fn validate_against(s: &Scenario, m: &Migration, text: &str, file: &str) -> Result<(), ScenarioError> {
+    let at = |section: &str, key: &str, message: String| {
+        let (line, column) = key_position(text, section, key);
+        err(file, line, column, &format!("{section}.{key}"), message)
+    };
+    let kind = m.answer().kind;
+    let g = &s.guardrails;
+    if kind == AnswerKind::Regression && g.max_decision_flip_rate.is_some() {
+        return Err(at("guardrails", "max_decision_flip_rate", format!("the migration `{}` answers with a number (regression): there is no decision to flip; use max_mean_abs_score_diff or max_mean_rel_score_diff", m.name)));
     }
+    if kind != AnswerKind::Regression && g.max_mean_rel_score_diff.is_some() {
+        return Err(at(
+            "guardrails",
+            "max_mean_rel_score_diff",
+            "relative differences apply to regression answers; use max_mean_abs_score_diff".into(),
+        ));
+    }
+    if kind != AnswerKind::Regression && g.max_mean_abs_score_diff.is_some_and(|v| v > 1.0) {
+        return Err(at("guardrails", "max_mean_abs_score_diff", "a probability difference is at most 1".into()));
+    }
+    if g.max_shadow_context_mismatch_rate.is_some() && m.shadow_context().is_empty() {
+        return Err(at(
+            "guardrails",
+            "max_shadow_context_mismatch_rate",
+            format!("the migration `{}` declares no shadow context ([shadow] context)", m.name),
+        ));
+    }
+    let segments = m.segments()?;
+    for (name, stack) in [("legacy", &s.stacks.legacy), ("new", &s.stacks.new)] {
+        for seg in &stack.slow_segments {
+            segments.resolve(&seg.segment).map_err(|e| at(&format!("stacks.{name}"), "slow_segments", e))?;
+        }
+    }
+    for (k, f) in s.faults.iter().enumerate() {
+        let (line, column) = line_column(text, f.span().start);
+        let fail = |field: &str, message: String| err(file, line, column, &format!("faults[{k}].{field}"), message);
+        if let Some(seg) = &f.get_ref().segment {
+            segments.resolve(seg).map_err(|e| fail("segment", e))?;
+        }
+        if f.get_ref().kind == "shadow_context" && m.shadow_context().is_empty() {
+            return Err(fail(
+                "kind",
+                format!("the migration `{}` declares no shadow context ([shadow] context)", m.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_fault(k: usize, f: &Spanned<FaultSpec>, text: &str, file: &str) -> Result<(), ScenarioError> {
@@ -758,8 +803,8 @@ pub fn check_fault(spec: &FaultSpec) -> Result<(), (String, String)> {
             }
         }
     }
-    if let Some(seg) = &spec.segment {
-        check_segment(seg).map_err(|m| e("segment", m))?;
+    if spec.segment.as_deref().is_some_and(|s| !s.contains('=')) {
+        return Err(e("segment", "must be dimension=value, like country=DE".into()));
     }
     Ok(())
 }

@@ -26,13 +26,7 @@ pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
     rng
 }
 
-/// SplitMix64: a fixed, portable mixing of one word.
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use crate::core::pairing::mix;
 
 /// A uniform in [0, 1) that depends only on its inputs.
 pub fn unit(seed: u64, a: u64, b: u64) -> f64 {

@@ -17,12 +17,13 @@ fn the_bundled_migration_audits_clean_with_lineage_and_latency() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let audit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("audit.json")).unwrap()).unwrap();
-    assert_eq!(audit["legacy_spec"]["features"].as_array().unwrap().len(), 14);
+    // 14 model features and the intermediate amount in euros the aggregates fold.
+    assert_eq!(audit["legacy_spec"]["features"].as_array().unwrap().len(), 15);
     assert_eq!(audit["model"]["trees"], 150);
     assert_eq!(audit["model"]["objective"], "binary:logistic");
     assert_eq!(audit["lineage"].as_array().unwrap().len(), 2);
     assert_eq!(audit["spec_differences"].as_array().unwrap().len(), 0);
-    let device = &audit["legacy_spec"]["features"][7];
+    let device = &audit["legacy_spec"]["features"][8];
     assert_eq!(device["name"], "device_os");
     assert_eq!(device["vocabulary_size"], 6);
     assert_eq!(device["unknown"], "NaN, case-insensitive");
@@ -46,11 +47,9 @@ fn the_bundled_migration_audits_clean_with_lineage_and_latency() {
 fn a_changed_new_spec_is_flagged_before_traffic_and_breaks_lineage() {
     let dir = scratch("changed");
     let text = std::fs::read_to_string(domain("new.toml")).unwrap();
-    let changed = text.replacen("zone = \"local\"", "zone = \"UTC\"", 1).replacen(
-        "case_sensitive = false",
-        "case_sensitive = true",
-        1,
-    );
+    let local = "zone = { field = \"country\", table = \"country_zones\", default = \"UTC\" }";
+    let changed =
+        text.replacen(local, "zone = \"UTC\"", 1).replacen("case_sensitive = false", "case_sensitive = true", 1);
     let spec = dir.join("new.toml");
     std::fs::write(&spec, changed).unwrap();
     let out = cutover(&["audit", "--new-spec", spec.to_str().unwrap(), "--requests", "100"]);
@@ -63,7 +62,7 @@ fn a_changed_new_spec_is_flagged_before_traffic_and_breaks_lineage() {
     assert!(md.contains("2 semantic difference(s)"), "{md}");
     assert!(
         md.contains(
-            "| hour_local | steps | hour_of_day(local) | hour_of_day(UTC) | time computed in UTC instead of local |"
+            "| hour_local | steps | hour_of_day(zone of country via country_zones, else UTC) | hour_of_day(UTC) | time computed in UTC instead of zone of country via country_zones, else UTC |"
         ),
         "{md}"
     );

@@ -106,7 +106,11 @@ fn a_sweeps_lean_run_reads_what_the_full_run_reads() {
                 assert!(lean.history_sha256.is_empty(), "a sweep keeps no history");
                 if full.outcome != Outcome::RolledBack {
                     // Nothing settled early: the whole run, request for request.
-                    assert_eq!(lean, &cutover_sim::report::Summary { history_sha256: String::new(), ..full }, "{what}");
+                    assert_eq!(
+                        lean,
+                        &cutover_sim::core::verdict::Summary { history_sha256: String::new(), ..full },
+                        "{what}"
+                    );
                 }
             }
         }

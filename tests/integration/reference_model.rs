@@ -16,7 +16,8 @@ fn both_specs_feed_the_model_its_features_in_order() {
     let model = reference_model();
     assert_eq!(model.objective(), Objective::BinaryLogistic);
     for spec in ["legacy.toml", "new.toml"] {
-        Pipeline::from_file(&domain(spec), Some(model.feature_names())).unwrap_or_else(|e| panic!("{e}"));
+        Pipeline::from_file(&domain(spec), crate::feature_paths::schema(), Some(model.feature_names()))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     assert!(!model.forest().has_categorical(), "codes are plain numbers, as the legacy service fed them");
     // So the second runtime can score it, and with NaN mapped agrees bit for bit.

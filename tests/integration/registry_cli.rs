@@ -97,22 +97,26 @@ fn bad_manifests_and_ids_exit_2_with_the_place() {
 fn a_stack_refuses_to_start_on_a_wrong_artifact_and_says_which_hash() {
     use cutover_models::registry::Registry;
     use cutover_models::stack::ScoringStack;
+    let schema = crate::feature_paths::schema();
     let registry = Registry::open(&domain("registry"));
-    let legacy = ScoringStack::start_entry(&registry, "fraud-xgb/1").unwrap_or_else(|e| panic!("{e}"));
-    let new = ScoringStack::start_entry(&registry, "fraud-xgb/2").unwrap_or_else(|e| panic!("{e}"));
+    let legacy = ScoringStack::start_entry(&registry, "fraud-xgb/1", schema).unwrap_or_else(|e| panic!("{e}"));
+    let new = ScoringStack::start_entry(&registry, "fraud-xgb/2", schema).unwrap_or_else(|e| panic!("{e}"));
     // Same artifact, equivalent specs: the same score for a request.
-    let r = cutover_models::fraud::Generator::new(4).request(17);
+    let source = crate::feature_paths::fraud().source(4, 200.0).unwrap();
+    let r = crate::feature_paths::request(&source, 17);
     let (mut lv, mut nv) = (legacy.pipeline().values(), new.pipeline().values());
-    assert_eq!(legacy.score(&r, None, &mut lv).to_bits(), new.score(&r, None, &mut nv).to_bits());
+    legacy.pipeline().compute(&r.values, &mut lv);
+    new.pipeline().compute(&r.values, &mut nv);
+    assert_eq!(legacy.model().predict_one(&lv.row).to_bits(), new.model().predict_one(&nv.row).to_bits());
 
     let wrong = domain("model_v0.ubj");
-    let e = ScoringStack::start(&registry, "fraud-xgb/2", &wrong, &domain("new.toml"))
+    let e = ScoringStack::start(&registry, "fraud-xgb/2", &wrong, &domain("new.toml"), schema)
         .expect_err("wrong artifact")
         .to_string();
     let want =
         format!("refusing to start: fraud-xgb/2: model artifact sha256 differs: the registry pins {}", pinned_model());
     assert!(e.starts_with(&want), "{e}");
-    let e = ScoringStack::start(&registry, "fraud-xgb/1", &domain("model.ubj"), &domain("new.toml"))
+    let e = ScoringStack::start(&registry, "fraud-xgb/1", &domain("model.ubj"), &domain("new.toml"), schema)
         .expect_err("wrong spec")
         .to_string();
     assert!(e.contains("fraud-xgb/1: feature spec sha256 differs"), "{e}");

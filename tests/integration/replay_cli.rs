@@ -129,7 +129,7 @@ fn the_same_requests_replay_the_same_whatever_the_format_or_the_column_names() {
     let map = dir.join("map.toml");
     std::fs::write(
         &map,
-        "[fields]\ntransaction_id = \"txn\"\ncustomer_id = \"cust\"\nevent_time = \"ts\"\namount = \"amt\"\nlegacy_score = \"prob\"\nlegacy_decision = \"action\"\n[decisions]\nblock = [\"DECLINE\"]\nallow = [\"APPROVE\"]\n",
+        "[fields]\ntransaction_id = \"txn\"\ncustomer_id = \"cust\"\nevent_time_ms = \"ts\"\namount = \"amt\"\nlegacy_score = \"prob\"\nlegacy_decision = \"action\"\n[decisions]\nblock = [\"DECLINE\"]\nallow = [\"APPROVE\"]\n",
     )
     .unwrap();
     let hash = |file: &Path, extra: &[&str]| {

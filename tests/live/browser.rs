@@ -183,7 +183,9 @@ async fn the_live_dashboard_refreshes_itself_with_every_panel_rendered() {
     let plan = PLAN.replace("outcome = \"promoted\"", "outcome = \"rolled_back\"\nrollback_within_s = 120");
     let r = start(&plan, true).await;
     let url = r.url();
-    let payloads = Arc::new(Payloads::new(9, 20_000, 60.0));
+    let payloads = Arc::new(
+        Payloads::for_migration(&cutover_models::Migration::bundled_fraud().unwrap(), 9, 200.0, 60.0).unwrap(),
+    );
     let target = url.clone();
     let load = tokio::spawn(async move { drive(&target, payloads, 4, Duration::from_secs(6), || false).await });
     admin(&r, reqwest::Method::POST, "/admin/start").send().await.unwrap();

@@ -68,8 +68,11 @@ async fn rollout(r: &Running) -> Value {
 }
 
 fn body(seed: u64, i: u64) -> Value {
-    let g = cutover_models::fraud::Generator::new(seed);
-    serde_json::to_value(cutover_models::fraud::wire::WireRequest::of(&g.request(i))).unwrap()
+    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let source = m.source(seed, 200.0).unwrap();
+    let mut r = m.schema().record();
+    source.fill(i, source.time_at_rate(i, 200.0), &mut r);
+    source.render(i, &r)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +151,9 @@ async fn the_admin_api_refuses_calls_without_the_token() {
 /// the drive's failures.
 async fn rollout_with(text: &str, fault: Option<(f64, Value)>) -> (Value, u64, Running) {
     let r = start(text, true).await;
-    let payloads = Arc::new(Payloads::new(9, 20_000, 60.0));
+    let payloads = Arc::new(
+        Payloads::for_migration(&cutover_models::Migration::bundled_fraud().unwrap(), 9, 200.0, 60.0).unwrap(),
+    );
     let state = r.state.clone();
     let settled = move || {
         let v = state.view();

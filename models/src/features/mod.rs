@@ -8,9 +8,15 @@ mod spec;
 pub mod spec_diff;
 
 pub use diff::{diff_rows, FeatureDiff};
-pub use parity::{FeatureParity, ParityStats, SegmentParity, Segments};
-pub use pipeline::{sha256_hex, Aggregates, FeatureKind, FeatureValues, Pipeline, AGGREGATES};
-pub use spec::{FeatureDef, Missing, SpecFile, Step, Unknown};
+pub use parity::{FeatureParity, ParityStats, SegmentParity};
+pub use pipeline::{sha256_hex, Aggregate, FeatureKind, FeatureValues, Pipeline};
+pub use spec::{
+    AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, Sentinels, SpecFile, Step, TableValue, Unknown,
+    ZoneSpec,
+};
 
 /// A specification that cannot be used: the file, the position where known, the field.
 pub type SpecError = crate::FieldError;
+
+#[cfg(test)]
+mod tests;

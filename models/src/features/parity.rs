@@ -10,61 +10,9 @@ use serde::Serialize;
 
 use super::diff::FeatureDiff;
 use super::FeatureKind;
-use crate::fraud::{Request, COUNTRIES};
 
 /// Smoothing for empty bins in PSI and Jensen-Shannon, as Evidently does.
 const EPS: f64 = 1e-4;
-
-/// The segments requests are sliced by.
-#[derive(Debug, Clone)]
-pub struct Segments {
-    names: Vec<String>,
-    countries: Vec<&'static str>,
-    devices: Vec<&'static str>,
-}
-
-const CHANNELS: [&str; 3] = ["pos", "web", "app"];
-const TENURES: [&str; 3] = ["guest", "new", "established"];
-const DEVICES: [&str; 7] = ["android", "ios", "windows", "macos", "linux", "harmonyos", "kaios"];
-
-impl Default for Segments {
-    fn default() -> Self {
-        let countries: Vec<&str> = COUNTRIES.iter().map(|c| c.code).collect();
-        let mut names = vec!["all".to_string()];
-        names.extend(countries.iter().map(|c| format!("country={c}")));
-        names.push("country=other".into());
-        names.extend(CHANNELS.iter().map(|c| format!("channel={c}")));
-        names.extend(DEVICES.iter().map(|d| format!("device={d}")));
-        names.push("device=none".into());
-        names.push("device=other".into());
-        names.extend(TENURES.iter().map(|t| format!("tenure={t}")));
-        Segments { names, countries, devices: DEVICES.to_vec() }
-    }
-}
-
-impl Segments {
-    /// Segment names, `all` first, then `country=..`, `channel=..`, `device=..`, `tenure=..`.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// The five segments a request belongs to (all, country, channel, device, tenure).
-    pub fn of(&self, r: &Request) -> [usize; 5] {
-        let nc = self.countries.len();
-        let country = 1 + self.countries.iter().position(|&c| c == r.country).unwrap_or(nc);
-        let channel = 2 + nc + CHANNELS.iter().position(|&c| c == r.channel).unwrap_or(0);
-        let base = 2 + nc + CHANNELS.len();
-        let device = base
-            + match r.device_os {
-                None => self.devices.len(),
-                Some(os) => {
-                    self.devices.iter().position(|d| d.eq_ignore_ascii_case(os)).unwrap_or(self.devices.len() + 1)
-                }
-            };
-        let tenure = base + self.devices.len() + 2 + TENURES.iter().position(|&t| t == r.tenure()).unwrap_or(0);
-        [0, country, channel, device, tenure]
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 struct Cell {
@@ -84,7 +32,7 @@ pub struct ParityStats {
     names: Vec<String>,
     kinds: Vec<FeatureKind>,
     edges: Vec<Vec<f64>>,
-    segments: Segments,
+    segments: Vec<String>,
     cells: Vec<Cell>,
     /// Every cell's bin counts, flat: fewer pointers to chase per request.
     counts: Vec<u64>,
@@ -92,11 +40,11 @@ pub struct ParityStats {
 
 impl ParityStats {
     /// Statistics for these features; `edges[f]` are the bin edges of numeric feature `f`
-    /// (see [`decile_edges`]), ignored for categorical ones.
-    pub fn new(names: Vec<String>, kinds: Vec<FeatureKind>, edges: Vec<Vec<f64>>, segments: Segments) -> Self {
+    /// (see [`decile_edges`]), ignored for categorical ones; `segments` are the segment names.
+    pub fn new(names: Vec<String>, kinds: Vec<FeatureKind>, edges: Vec<Vec<f64>>, segments: Vec<String>) -> Self {
         assert_eq!(names.len(), kinds.len());
         assert_eq!(names.len(), edges.len());
-        let mut cells = Vec::with_capacity(names.len() * segments.names().len());
+        let mut cells = Vec::with_capacity(names.len() * segments.len());
         let mut offset = 0;
         for (k, e) in kinds.iter().zip(&edges) {
             // One bin per code or per interval, plus one for missing (and out-of-vocabulary codes).
@@ -104,7 +52,7 @@ impl ParityStats {
                 FeatureKind::Categorical { cardinality } => *cardinality as usize + 1,
                 FeatureKind::Numeric => e.len() + 2,
             };
-            for _ in 0..segments.names().len() {
+            for _ in 0..segments.len() {
                 cells.push(Cell { offset, bins, ..Cell::default() });
                 offset += 2 * bins;
             }
@@ -132,14 +80,13 @@ impl ParityStats {
         }
     }
 
-    /// Adds one request's pair of rows and their diff.
-    pub fn observe(&mut self, request: &Request, legacy: &[f32], new: &[f32], diffs: &[FeatureDiff]) {
-        let segs = self.segments.of(request);
-        let per_feature = self.segments.names().len();
+    /// Adds one request's pair of rows and their diff; `segs` are the request's segments.
+    pub fn observe(&mut self, segs: &[usize], legacy: &[f32], new: &[f32], diffs: &[FeatureDiff]) {
+        let per_feature = self.segments.len();
         for f in 0..self.names.len() {
             let bl = self.bin(f, legacy[f]);
             let bn = if legacy[f].to_bits() == new[f].to_bits() { bl } else { self.bin(f, new[f]) };
-            for &s in &segs {
+            for &s in segs {
                 let c = &mut self.cells[f * per_feature + s];
                 c.n += 1;
                 self.counts[c.offset + bl] += 1;
@@ -160,7 +107,7 @@ impl ParityStats {
 
     /// The statistics, per feature and per segment that saw traffic.
     pub fn report(&self) -> Vec<FeatureParity> {
-        let per_feature = self.segments.names().len();
+        let per_feature = self.segments.len();
         (0..self.names.len())
             .map(|f| FeatureParity {
                 feature: self.names[f].clone(),
@@ -180,7 +127,7 @@ impl ParityStats {
         let bins = &self.counts[c.offset..c.offset + 2 * c.bins];
         let (p, q) = (distribution(&bins[c.bins..]), distribution(&bins[..c.bins]));
         SegmentParity {
-            segment: self.segments.names()[s].clone(),
+            segment: self.segments[s].clone(),
             requests: c.n,
             mismatch_rate: c.mismatches as f64 / c.n as f64,
             mean_abs_diff: if c.numeric_diffs > 0 { c.sum_abs / c.numeric_diffs as f64 } else { 0.0 },

@@ -1,34 +1,60 @@
-//! Feature specifications as data: one TOML file per path, validated on load.
+//! Feature specifications as data: one TOML file per path, validated on load against the
+//! migration's request schema.
 //!
 //! ```toml
 //! name = "legacy-v3"
-//! [currency_rates]                  # euros per unit, for `{ op = "currency" }`
+//!
+//! [tables.eur_per_unit]               # lookup tables: text key to number (or zone name)
 //! EUR = 1.0
 //! USD = 0.92
 //!
+//! [[aggregate]]                        # per entity, materialized on the store's schedule
+//! name = "customer_avg_amount_eur"
+//! function = "mean"                    # count, sum, mean, min, max
+//! of = "amount_in_eur"                 # a request field or a feature of this spec
+//! window_s = 604800                    # optional: the last 7 days (tiled); default: all history
+//!
+//! [[feature]]
+//! name = "amount_in_eur"
+//! source = "amount"                    # a request field, an aggregate, or an earlier feature
+//! steps = [{ op = "lookup", table = "eur_per_unit", key = "currency" }]
+//! output = false                       # intermediate: the model does not read it
+//!
 //! [[feature]]
 //! name = "amount_eur"
-//! source = "amount"                 # a request field, an aggregate, or an earlier feature
-//! steps = [{ op = "currency" }, { op = "clip", min = 0.0, max = 25000.0 }]
-//! missing = "nan"                   # or { constant = 0.0 }, or { mean = 41.5 }
+//! source = "amount_in_eur"
+//! steps = [{ op = "clip", min = 0.0, max = 25000.0 }]
 //!
 //! [[feature]]
 //! name = "device_os"
 //! source = "device_os"
 //! vocabulary = ["android", "ios", "windows"]
-//! unknown = "nan"                   # or { code = 0 }
+//! unknown = "nan"                      # or { code = 0 }
 //! case_sensitive = false
+//! missing = "nan"                      # or { constant = 0.0 }, or { mean = 41.5 }
 //!
 //! [[feature]]
 //! name = "amount_to_customer_avg"
-//! ratio = ["amount_eur", "customer_avg_amount_eur"]
+//! divide = ["amount_eur", "customer_avg_amount_eur"]   # also add, subtract, multiply
+//! on_zero = 0.0                        # default: a division by zero is missing
+//! fill_operands = 0.0                  # default: a missing operand makes the result missing
+//!
+//! [[feature]]
+//! name = "hour_local"
+//! source = "event_time_ms"             # a timestamp field
+//! steps = [{ op = "hour_of_day", zone = { field = "country", table = "country_zones", default = "UTC" } }]
 //! ```
 //!
-//! Steps: `scale` (`factor`, `offset`), `log1p`, `clip` (`min`, `max`), `bucketize`
-//! (`boundaries`), `currency` (converts by the request's currency with `currency_rates`),
-//! `hour_of_day` and `day_of_week` (`zone`: `local` for the merchant country's zone,
-//! `UTC`, or an IANA name). Features with `output = false` are intermediate; the rest,
-//! in order, must be exactly the model's `feature_names`.
+//! Steps: `scale` (`factor`, `offset`), `log1p`, `clip` (`min`, `max`), `round`
+//! (`digits`), `bucketize` (`boundaries`), `lookup` (`table`, `key` field, `apply`:
+//! multiply, divide, add, subtract or replace, `default` for an absent key,
+//! `case_sensitive`; without `key` on a category source, the source's own value is the
+//! key), and the time steps `hour_of_day`, `day_of_week` (0 = Monday), `day_of_month`,
+//! `month` in a `zone`: an IANA name or `UTC`, or `{ field, table, default }` (the zone
+//! named by a field's value, through a table of zone names when given). A value that is
+//! not finite after the steps takes the feature's `missing` policy. Features with
+//! `output = false` are intermediate; the rest, in order, must be exactly the model's
+//! `feature_names`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,12 +73,79 @@ pub struct SpecFile {
     /// What it is for.
     #[serde(default)]
     pub description: String,
-    /// Euros per unit of each currency.
+    /// Lookup tables: key to a number or a zone name.
     #[serde(default)]
-    pub currency_rates: BTreeMap<String, f64>,
+    pub tables: BTreeMap<String, Spanned<BTreeMap<String, TableValue>>>,
+    /// Per-entity aggregates.
+    #[serde(default, rename = "aggregate")]
+    pub aggregates: Vec<Spanned<AggregateDef>>,
     /// The features, in order.
     #[serde(rename = "feature")]
     pub features: Vec<Spanned<FeatureDef>>,
+}
+
+/// A table's value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TableValue {
+    /// A number.
+    Number(f64),
+    /// A text (a zone name).
+    Text(String),
+}
+
+impl std::fmt::Display for TableValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableValue::Number(x) => write!(f, "{x}"),
+            TableValue::Text(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// What an aggregate computes over an entity's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Function {
+    /// Events (0 for an entity never seen).
+    Count,
+    /// Sum of the values present (0 for none).
+    Sum,
+    /// Their mean (missing for none).
+    Mean,
+    /// Their minimum (missing for none).
+    Min,
+    /// Their maximum (missing for none).
+    Max,
+}
+
+impl Function {
+    /// Its name in specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Count => "count",
+            Function::Sum => "sum",
+            Function::Mean => "mean",
+            Function::Min => "min",
+            Function::Max => "max",
+        }
+    }
+}
+
+/// One aggregate as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateDef {
+    /// Its name, which features use as a source.
+    pub name: Spanned<String>,
+    /// What it computes.
+    pub function: Function,
+    /// The value aggregated: a request field or a feature of this spec (not for `count`).
+    #[serde(default)]
+    pub of: Option<Spanned<String>>,
+    /// Only events in the last this many seconds (default: all history).
+    #[serde(default)]
+    pub window_s: Option<f64>,
 }
 
 /// One feature as written.
@@ -64,9 +157,27 @@ pub struct FeatureDef {
     /// Where its value comes from: a request field, an aggregate, or an earlier feature.
     #[serde(default)]
     pub source: Option<Spanned<String>>,
-    /// Instead of a source: the ratio of two earlier features.
+    /// Instead of a source: `a / b` (the same as `divide`).
     #[serde(default)]
     pub ratio: Option<Spanned<[String; 2]>>,
+    /// Instead of a source: `a + b`.
+    #[serde(default)]
+    pub add: Option<Spanned<[String; 2]>>,
+    /// Instead of a source: `a - b`.
+    #[serde(default)]
+    pub subtract: Option<Spanned<[String; 2]>>,
+    /// Instead of a source: `a * b`.
+    #[serde(default)]
+    pub multiply: Option<Spanned<[String; 2]>>,
+    /// Instead of a source: `a / b`.
+    #[serde(default)]
+    pub divide: Option<Spanned<[String; 2]>>,
+    /// Arithmetic: a missing operand counts as this (default: the result is missing).
+    #[serde(default)]
+    pub fill_operands: Option<f64>,
+    /// Division: `x / 0` is this (default: missing).
+    #[serde(default)]
+    pub on_zero: Option<f64>,
     /// Numeric steps applied in order.
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,
@@ -82,6 +193,9 @@ pub struct FeatureDef {
     /// What a missing value becomes.
     #[serde(default)]
     pub missing: Missing,
+    /// How the schema's missing values (sentinels) are read: as missing, or as sent.
+    #[serde(default)]
+    pub sentinels: Sentinels,
     /// Whether the model reads it (false for intermediate features).
     #[serde(default = "yes")]
     pub output: bool,
@@ -89,6 +203,112 @@ pub struct FeatureDef {
 
 fn yes() -> bool {
     true
+}
+
+/// How a feature reads a field's declared missing values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Sentinels {
+    /// As missing (the feature's `missing` policy applies).
+    #[default]
+    Missing,
+    /// As sent: `-1` is the number -1 (a preprocessing drift, when the other path differs).
+    Keep,
+}
+
+/// The arithmetic of a feature computed from two others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Subtract,
+    /// `a * b`.
+    Multiply,
+    /// `a / b`.
+    Divide,
+}
+
+impl Arithmetic {
+    /// The operator.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Arithmetic::Add => "+",
+            Arithmetic::Subtract => "-",
+            Arithmetic::Multiply => "*",
+            Arithmetic::Divide => "/",
+        }
+    }
+}
+
+impl FeatureDef {
+    /// The arithmetic inputs given: (operation, operands, span).
+    pub fn arithmetic(&self) -> Vec<(Arithmetic, &Spanned<[String; 2]>)> {
+        [
+            (Arithmetic::Divide, &self.ratio),
+            (Arithmetic::Add, &self.add),
+            (Arithmetic::Subtract, &self.subtract),
+            (Arithmetic::Multiply, &self.multiply),
+            (Arithmetic::Divide, &self.divide),
+        ]
+        .into_iter()
+        .filter_map(|(op, v)| v.as_ref().map(|v| (op, v)))
+        .collect()
+    }
+}
+
+/// How a lookup combines the table's value with the feature's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Apply {
+    /// `x * table[key]` (a rate).
+    #[default]
+    Multiply,
+    /// `x / table[key]`.
+    Divide,
+    /// `x + table[key]`.
+    Add,
+    /// `x - table[key]`.
+    Subtract,
+    /// `table[key]`.
+    Replace,
+}
+
+/// Where a time step's zone comes from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ZoneSpec {
+    /// `UTC` or an IANA name.
+    Fixed(String),
+    /// The zone named by a request field's value.
+    FromField {
+        /// The field.
+        field: String,
+        /// A table from the field's values to zone names (else the values are zone names).
+        #[serde(default)]
+        table: Option<String>,
+        /// The zone when the value is missing or unknown (else the feature is missing).
+        #[serde(default)]
+        default: Option<String>,
+    },
+}
+
+impl std::fmt::Display for ZoneSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ZoneSpec::Fixed(z) => write!(f, "{z}"),
+            ZoneSpec::FromField { field, table, default } => {
+                write!(f, "zone of {field}")?;
+                if let Some(t) = table {
+                    write!(f, " via {t}")?;
+                }
+                if let Some(d) = default {
+                    write!(f, ", else {d}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A numeric step.
@@ -112,23 +332,66 @@ pub enum Step {
         /// Upper bound.
         max: f64,
     },
+    /// Round half away from zero to `digits` decimals.
+    Round {
+        /// Decimals kept (negative rounds to tens, hundreds, ...).
+        #[serde(default)]
+        digits: i32,
+    },
     /// The index of the first boundary greater than x (0..=len).
     Bucketize {
         /// Increasing boundaries.
         boundaries: Vec<f64>,
     },
-    /// Multiply by the request currency's rate from `currency_rates`.
-    Currency,
-    /// Hour of day (0-23) of a millisecond timestamp in a zone.
+    /// Combines x with a table's value for a key.
+    Lookup {
+        /// The table.
+        table: String,
+        /// The category field whose value is the key (default: the feature's own source).
+        #[serde(default)]
+        key: Option<String>,
+        /// How the value combines with x.
+        #[serde(default)]
+        apply: Apply,
+        /// The value for a key the table lacks (default: the feature is missing).
+        #[serde(default)]
+        default: Option<f64>,
+        /// Whether keys match case-sensitively.
+        #[serde(default = "yes")]
+        case_sensitive: bool,
+    },
+    /// Hour of day (0-23) of a timestamp in a zone.
     HourOfDay {
-        /// `local`, `UTC`, or an IANA zone name.
-        zone: String,
+        /// The zone.
+        zone: ZoneSpec,
     },
-    /// Day of week (0 = Monday) of a millisecond timestamp in a zone.
+    /// Day of week (0 = Monday) of a timestamp in a zone.
     DayOfWeek {
-        /// `local`, `UTC`, or an IANA zone name.
-        zone: String,
+        /// The zone.
+        zone: ZoneSpec,
     },
+    /// Day of month (1-31) of a timestamp in a zone.
+    DayOfMonth {
+        /// The zone.
+        zone: ZoneSpec,
+    },
+    /// Month (1-12) of a timestamp in a zone.
+    Month {
+        /// The zone.
+        zone: ZoneSpec,
+    },
+}
+
+impl Step {
+    /// The zone of a time step.
+    pub fn zone(&self) -> Option<&ZoneSpec> {
+        match self {
+            Step::HourOfDay { zone } | Step::DayOfWeek { zone } | Step::DayOfMonth { zone } | Step::Month { zone } => {
+                Some(zone)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What an out-of-vocabulary categorical value becomes.

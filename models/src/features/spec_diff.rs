@@ -3,16 +3,16 @@
 
 use serde::Serialize;
 
-use super::spec::{FeatureDef, Missing, Step, Unknown};
+use super::spec::{Apply, FeatureDef, Missing, Sentinels, Step, Unknown};
 use super::Pipeline;
 
 /// One semantic difference between the two specs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpecDifference {
-    /// The feature (or `currency_rates`).
+    /// The feature (or `tables.NAME`, or `aggregate NAME`).
     pub feature: String,
     /// What differs: `source`, `steps`, `vocabulary`, `unknown`, `case_sensitive`, `missing`,
-    /// `output`, `presence`, or a currency code.
+    /// `sentinels`, `output`, `presence`, a table's key, or an aggregate's definition.
     pub aspect: String,
     /// The legacy definition.
     pub legacy: String,
@@ -24,14 +24,26 @@ pub struct SpecDifference {
 
 /// Renders a feature's input as written.
 pub fn describe_source(d: &FeatureDef) -> String {
-    match (&d.source, &d.ratio) {
-        (Some(s), _) => s.get_ref().clone(),
-        (None, Some(r)) => format!("{} / {}", r.get_ref()[0], r.get_ref()[1]),
-        (None, None) => "-".into(),
+    if let Some(s) = &d.source {
+        return s.get_ref().clone();
+    }
+    match d.arithmetic().first() {
+        Some((op, pair)) => {
+            let [a, b] = pair.get_ref();
+            let mut out = format!("{a} {} {b}", op.symbol());
+            if let Some(f) = d.fill_operands {
+                out += &format!(" (missing as {f})");
+            }
+            if let Some(z) = d.on_zero {
+                out += &format!(" (x/0 = {z})");
+            }
+            out
+        }
+        None => "-".into(),
     }
 }
 
-/// Renders a feature's steps compactly, for example `currency, clip[0, 25000]`.
+/// Renders a feature's steps compactly, for example `lookup(rates by currency), clip[0, 25000]`.
 pub fn describe_steps(d: &FeatureDef) -> String {
     if d.steps.is_empty() {
         return if d.vocabulary.is_some() { "vocabulary".into() } else { "raw".into() };
@@ -45,10 +57,22 @@ fn describe_step(s: &Step) -> String {
         Step::Scale { factor, offset } => format!("scale(x{factor} {offset:+})"),
         Step::Log1p => "log1p".into(),
         Step::Clip { min, max } => format!("clip[{min}, {max}]"),
+        Step::Round { digits } => format!("round({digits})"),
         Step::Bucketize { boundaries } => format!("bucketize({} bounds)", boundaries.len()),
-        Step::Currency => "currency".into(),
+        Step::Lookup { table, key, apply, .. } => {
+            let how = match apply {
+                Apply::Multiply => "x",
+                Apply::Divide => "/",
+                Apply::Add => "+",
+                Apply::Subtract => "-",
+                Apply::Replace => "=",
+            };
+            format!("lookup({how} {table} by {})", key.as_deref().unwrap_or("value"))
+        }
         Step::HourOfDay { zone } => format!("hour_of_day({zone})"),
         Step::DayOfWeek { zone } => format!("day_of_week({zone})"),
+        Step::DayOfMonth { zone } => format!("day_of_month({zone})"),
+        Step::Month { zone } => format!("month({zone})"),
     }
 }
 
@@ -85,35 +109,68 @@ pub fn diff_specs(legacy: &Pipeline, new: &Pipeline) -> Vec<SpecDifference> {
             out.push(diff(n.name.get_ref(), "presence", "absent", "defined", "a feature only the new spec computes"));
         }
     }
-    let rates = |p: &Pipeline| p.currency_rates().to_vec();
-    let (lr, nr) = (rates(legacy), rates(new));
-    for (code, rate) in &lr {
-        match nr.iter().find(|(c, _)| c == code) {
-            None => out.push(diff(
-                "currency_rates",
-                code,
-                &rate.to_string(),
-                "absent",
-                "amounts in this currency become missing",
-            )),
-            Some((_, r)) if r != rate => out.push(diff(
-                "currency_rates",
-                code,
-                &rate.to_string(),
-                &r.to_string(),
-                &format!("amounts in {code} scale by {:.4}", r / rate),
+    for (name, l) in legacy.tables() {
+        let table = format!("tables.{name}");
+        let Some((_, n)) = new.tables().iter().find(|(m, _)| m == name) else {
+            out.push(diff(&table, "presence", "defined", "absent", "lookups in this table fail on the new path"));
+            continue;
+        };
+        for (key, v) in l {
+            match n.iter().find(|(k, _)| k == key) {
+                None => {
+                    out.push(diff(&table, key, &v.to_string(), "absent", "this key becomes missing (or the default)"))
+                }
+                Some((_, w)) if w != v => {
+                    let effect = match (v, w) {
+                        (super::TableValue::Number(a), super::TableValue::Number(b)) => {
+                            format!("values looked up by {key} scale by {:.4}", b / a)
+                        }
+                        _ => format!("{key} maps to another value"),
+                    };
+                    out.push(diff(&table, key, &v.to_string(), &w.to_string(), &effect));
+                }
+                _ => {}
+            }
+        }
+        for (key, w) in n {
+            if !l.iter().any(|(k, _)| k == key) {
+                out.push(diff(&table, key, "absent", &w.to_string(), "a key only the new spec knows"));
+            }
+        }
+    }
+    for (name, _) in new.tables() {
+        if !legacy.tables().iter().any(|(m, _)| m == name) {
+            out.push(diff(&format!("tables.{name}"), "presence", "absent", "defined", "a table only the new spec has"));
+        }
+    }
+    let describe = |a: &super::AggregateDef| {
+        let of = a.of.as_ref().map_or(String::new(), |o| format!(" of {}", o.get_ref()));
+        let window = a.window_s.map_or(" over all history".to_string(), |w| format!(" over {w} s"));
+        format!("{}{of}{window}", a.function.name())
+    };
+    for l in legacy.aggregate_definitions() {
+        let name = l.name.get_ref();
+        let label = format!("aggregate {name}");
+        match new.aggregate_definitions().iter().find(|n| n.name.get_ref() == name) {
+            None => out.push(diff(&label, "presence", &describe(l), "absent", "features reading it have no source")),
+            Some(n) if describe(n) != describe(l) => out.push(diff(
+                &label,
+                "definition",
+                &describe(l),
+                &describe(n),
+                "the store serves another value under the same name",
             )),
             _ => {}
         }
     }
-    for (code, rate) in &nr {
-        if !lr.iter().any(|(c, _)| c == code) {
+    for n in new.aggregate_definitions() {
+        if !legacy.aggregate_definitions().iter().any(|l| l.name.get_ref() == n.name.get_ref()) {
             out.push(diff(
-                "currency_rates",
-                code,
+                &format!("aggregate {}", n.name.get_ref()),
+                "presence",
                 "absent",
-                &rate.to_string(),
-                "a currency only the new spec converts",
+                &describe(n),
+                "an aggregate only the new store has",
             ));
         }
     }
@@ -190,6 +247,17 @@ fn compare(name: &str, l: &FeatureDef, n: &FeatureDef, out: &mut Vec<SpecDiffere
             "missing values reach the model differently",
         ),
         (
+            "sentinels",
+            l.sentinels != n.sentinels,
+            format!("{:?}", l.sentinels).to_lowercase(),
+            format!("{:?}", n.sentinels).to_lowercase(),
+            if n.sentinels == Sentinels::Keep {
+                "values the schema declares missing reach the model as sent on the new path"
+            } else {
+                "values the schema declares missing reach the model as sent on the legacy path"
+            },
+        ),
+        (
             "output",
             l.output != n.output,
             l.output.to_string(),
@@ -205,12 +273,7 @@ fn compare(name: &str, l: &FeatureDef, n: &FeatureDef, out: &mut Vec<SpecDiffere
 }
 
 fn step_effect(l: &[Step], n: &[Step]) -> String {
-    let zone = |s: &[Step]| {
-        s.iter().find_map(|x| match x {
-            Step::HourOfDay { zone } | Step::DayOfWeek { zone } => Some(zone.clone()),
-            _ => None,
-        })
-    };
+    let zone = |s: &[Step]| s.iter().find_map(|x| x.zone().map(|z| z.to_string()));
     if let (Some(a), Some(b)) = (zone(l), zone(n)) {
         if a != b {
             return format!("time computed in {b} instead of {a}");
@@ -232,28 +295,35 @@ fn step_effect(l: &[Step], n: &[Step]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::tests::{fraud_schema, pipeline};
 
     const BASE: &str = r#"
 name = "x"
-[currency_rates]
+[tables.rates]
 EUR = 1.0
 USD = 0.92
+[[aggregate]]
+name = "n"
+function = "count"
 [[feature]]
 name = "amount"
 source = "amount"
-steps = [{ op = "currency" }]
+steps = [{ op = "lookup", table = "rates", key = "currency" }]
 [[feature]]
 name = "hour"
-source = "event_time"
-steps = [{ op = "hour_of_day", zone = "local" }]
+source = "event_time_ms"
+steps = [{ op = "hour_of_day", zone = "Europe/Berlin" }]
 [[feature]]
 name = "os"
 source = "device_os"
 vocabulary = ["android", "ios"]
+[[feature]]
+name = "ratio"
+divide = ["amount", "n"]
 "#;
 
     fn spec(text: &str) -> Pipeline {
-        Pipeline::from_text(text, "s.toml", None).unwrap()
+        pipeline(text, &fraud_schema())
     }
 
     #[test]
@@ -265,20 +335,24 @@ vocabulary = ["android", "ios"]
     fn each_change_is_named_with_its_effect() {
         let changed = BASE
             .replace(
-                "steps = [{ op = \"currency\" }]",
-                "steps = [{ op = \"currency\" }, { op = \"scale\", factor = 100.0 }]",
+                "steps = [{ op = \"lookup\", table = \"rates\", key = \"currency\" }]",
+                "steps = [{ op = \"lookup\", table = \"rates\", key = \"currency\" }, { op = \"scale\", factor = 100.0 }]",
             )
-            .replace("zone = \"local\"", "zone = \"UTC\"")
+            .replace("zone = \"Europe/Berlin\"", "zone = \"UTC\"")
             .replace("[\"android\", \"ios\"]", "[\"ios\", \"android\"]\ncase_sensitive = true\nunknown = { code = 0 }")
-            .replace("USD = 0.92", "USD = 0.9");
+            .replace("USD = 0.92", "USD = 0.9")
+            .replace("function = \"count\"", "function = \"count\"\nwindow_s = 3600")
+            .replace("divide = [\"amount\", \"n\"]", "divide = [\"amount\", \"n\"]\non_zero = 0.0");
         let d = diff_specs(&spec(BASE), &spec(&changed));
         let found = |f: &str, a: &str| d.iter().find(|x| x.feature == f && x.aspect == a).map(|x| x.effect.clone());
         assert_eq!(found("amount", "steps").as_deref(), Some("values scaled by 100 (units differ)"));
-        assert_eq!(found("hour", "steps").as_deref(), Some("time computed in UTC instead of local"));
+        assert_eq!(found("hour", "steps").as_deref(), Some("time computed in UTC instead of Europe/Berlin"));
         assert!(found("os", "vocabulary").unwrap().contains("another order"));
         assert!(found("os", "case_sensitive").is_some());
         assert!(found("os", "unknown").is_some());
-        assert!(found("currency_rates", "USD").unwrap().contains("scale by 0.9783"));
-        assert_eq!(d.len(), 6, "{d:#?}");
+        assert!(found("tables.rates", "USD").unwrap().contains("scale by 0.9783"));
+        assert!(found("aggregate n", "definition").is_some());
+        assert!(found("ratio", "source").is_some());
+        assert_eq!(d.len(), 8, "{d:#?}");
     }
 }

@@ -2,12 +2,11 @@
 
 use super::charts::{self, Frame, Line, LEGACY, NEW, PALETTE};
 use super::{esc, ReportData};
-use crate::controller::Phase;
-use crate::history::Event;
-use crate::monitor::WindowSummary;
-use crate::report;
+use crate::core::controller::Phase;
+use crate::core::history::Event;
+use crate::core::monitor::WindowSummary;
+use crate::core::verdict;
 use crate::scenario::Outcome;
-use crate::trace::SCORE_DIFF_EDGES;
 
 /// (t, value) points of one line.
 type Series = Vec<(f64, Option<f64>)>;
@@ -155,7 +154,7 @@ fn timeline(d: &ReportData<'_>, frame: &Frame) -> String {
         table += &format!(
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{weight} %</td><td class=\"num\">{t:.1} s</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
             i + 1,
-            report::phase_name(phase),
+            verdict::phase_name(phase),
             secs(next.map(|n| n.0)),
             esc(&verdict)
         );
@@ -286,23 +285,50 @@ fn parity(d: &ReportData<'_>) -> String {
 }
 
 fn scores(d: &ReportData<'_>, frame: &Frame, evals: &[(f64, &WindowSummary)]) -> String {
+    use cutover_models::answer::AnswerKind;
     let sd = &d.trace.score_diffs;
     let mut labels = vec!["0".to_string()];
-    labels.extend(SCORE_DIFF_EDGES.iter().map(|e| format!("≤{e:.0e}")));
+    labels.extend(sd.edges.iter().map(|e| format!("≤{e:.0e}")));
     let mut counts = vec![sd.zero];
     counts.extend(sd.bins);
-    let hist = chart_or_error(charts::bars(&labels, &counts, "|new score − legacy score|", "requests"));
-    let flips: Vec<(f64, Option<f64>)> = evals.iter().map(|(t, w)| (*t, w.flip_rate)).collect();
-    let line = Line { label: "decision flip rate".into(), points: &flips, color: NEW, steps: false };
-    let over_time = chart_or_error(charts::time_chart((560, 300), "flip rate", frame, &[line], None, &[]));
-    let rate = sd.flip_rate().map_or("-".into(), |r| format!("{:.3} %", 100.0 * r));
+    let (axis, title) = match d.answer.kind {
+        AnswerKind::Binary => ("|new score − legacy score|", "Score differences and decision flips"),
+        AnswerKind::Multiclass => ("largest |Δ class probability|", "Class-probability differences and argmax flips"),
+        AnswerKind::Regression => ("|new − legacy| (model units)", "Prediction differences"),
+    };
+    let hist = chart_or_error(charts::bars(&labels, &counts, axis, "requests"));
+    let (series, what): (Vec<(f64, Option<f64>)>, &str) = match d.answer.kind {
+        AnswerKind::Regression => {
+            (evals.iter().map(|(t, w)| (*t, w.mean_rel_score_diff)).collect(), "mean relative difference")
+        }
+        _ => (evals.iter().map(|(t, w)| (*t, w.flip_rate)).collect(), "decision flip rate"),
+    };
+    let line = Line { label: what.into(), points: &series, color: NEW, steps: false };
+    let over_time = chart_or_error(charts::time_chart((560, 300), what, frame, &[line], None, &[]));
+    let share =
+        |k: u64| if sd.answered > 0 { format!("{:.3} %", 100.0 * k as f64 / sd.answered as f64) } else { "-".into() };
+    let summary = match d.answer.kind {
+        AnswerKind::Regression => format!(
+            "{} requests answered by both stacks; {} of them (<b>{}</b>) differ by more than the tolerance of {} the migration declares.",
+            sd.answered, sd.wrong, share(sd.wrong), d.answer.tolerance
+        ),
+        _ => format!(
+            "{} requests answered by both stacks; decisions flipped on {} of them (<b>{}</b>).",
+            sd.answered, sd.flips, share(sd.flips)
+        ),
+    };
     let body = format!(
-        "<p>{} requests answered by both stacks; decisions flipped on {} of them (<b>{rate}</b>).</p>\
-         <div class=\"grid\"><figure><figcaption>Distribution of score differences</figcaption>{hist}</figure>\
-         <figure><figcaption>Decision flip rate per evaluation</figcaption>{over_time}</figure></div>\n",
-        sd.answered, sd.flips
+        "<p>{summary}</p>\
+         <div class=\"grid\"><figure><figcaption>Distribution of the differences</figcaption>{hist}</figure>\
+         <figure><figcaption>{} per evaluation</figcaption>{over_time}</figure></div>\n",
+        capitalize(what)
     );
-    section("scores", "Score differences and decision flips", sd.answered as usize + flips.len(), &body)
+    section("scores", title, sd.answered as usize + series.len(), &body)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
 fn latency(d: &ReportData<'_>) -> String {

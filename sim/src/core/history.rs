@@ -5,8 +5,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::controller::{Decision, Phase};
-use crate::monitor::WindowSummary;
+use super::controller::{Decision, Phase};
+use super::monitor::WindowSummary;
 
 /// An event of the history (requests are folded into the hash, not kept).
 #[derive(Debug, Clone, PartialEq, Serialize)]

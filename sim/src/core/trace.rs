@@ -5,13 +5,13 @@
 
 use cutover_models::features::parity::decile_edges;
 use cutover_models::features::spec_diff::{diff_specs, SpecDifference};
-use cutover_models::features::{ParityStats, Pipeline, Segments};
-use cutover_models::fraud::Generator;
+use cutover_models::features::{ParityStats, Pipeline};
 use cutover_models::registry::Entry;
+use cutover_models::schema::Record;
 use cutover_models::stack::ScoringStack;
 use serde::Serialize;
 
-use crate::monitor::{Pair, Window, WindowSummary};
+use super::monitor::{Observation, Window, WindowSummary};
 
 /// One guardrail at one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,8 +45,10 @@ pub struct StageStats {
     pub window: WindowSummary,
 }
 
-/// Bin edges of |score difference|: exactly 0, then decades up to 1.
+/// Bin edges of |score difference| for probabilities: exactly 0, then decades up to 1.
 pub const SCORE_DIFF_EDGES: [f64; 7] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0];
+/// Bin edges for answers in a model's own units (regression): decades up to 10 000.
+pub const UNIT_DIFF_EDGES: [f64; 7] = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e2, 1e4];
 
 /// The distribution of |new score - legacy score| over requests both stacks answered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -55,20 +57,25 @@ pub struct ScoreDiffs {
     pub zero: u64,
     /// Per decade bin: (edge below, edge above], from 0 to 1e-6 up to 0.1 to 1.
     pub bins: [u64; 7],
+    /// The bins' upper edges.
+    pub edges: [f64; 7],
     /// Requests both answered.
     pub answered: u64,
     /// Of those, decisions that differ.
     pub flips: u64,
+    /// Of those, answers that would be wrong to serve (flips, or past the regression tolerance).
+    pub wrong: u64,
 }
 
 impl ScoreDiffs {
-    fn add(&mut self, diff: f64, flipped: bool) {
+    fn add(&mut self, diff: f64, flipped: bool, wrong: bool) {
         self.answered += 1;
         self.flips += u64::from(flipped);
+        self.wrong += u64::from(wrong);
         if diff == 0.0 {
             self.zero += 1;
         } else {
-            let k = SCORE_DIFF_EDGES.iter().position(|&e| diff <= e).unwrap_or(SCORE_DIFF_EDGES.len() - 1);
+            let k = self.edges.iter().position(|&e| diff <= e).unwrap_or(self.edges.len() - 1);
             self.bins[k] += 1;
         }
     }
@@ -95,15 +102,22 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// An empty trace for these guardrails.
-    pub fn new(guardrails: Vec<(&'static str, f64)>) -> Trace {
-        Trace { guardrails, phase: "shadow".into(), ..Trace::default() }
+    /// An empty trace for these guardrails; `units`: score differences are in a model's
+    /// own units (regression).
+    pub fn new(guardrails: Vec<(&'static str, f64)>, units: bool) -> Trace {
+        let edges = if units { UNIT_DIFF_EDGES } else { SCORE_DIFF_EDGES };
+        Trace {
+            guardrails,
+            phase: "shadow".into(),
+            score_diffs: ScoreDiffs { edges, ..ScoreDiffs::default() },
+            ..Trace::default()
+        }
     }
 
     /// One request's paired outcome.
-    pub fn observe(&mut self, p: &Pair<'_>) {
-        if !(p.new_error || p.new_timeout) {
-            self.score_diffs.add(p.abs_score_diff, p.flipped);
+    pub fn observe(&mut self, p: &Observation<'_>) {
+        if p.answered {
+            self.score_diffs.add(p.abs_score_diff, p.flipped, p.wrong);
         }
     }
 
@@ -154,14 +168,24 @@ impl Lineage {
     }
 }
 
-/// Parity statistics binned on the legacy path's deciles over 1 000 reference requests.
-pub fn parity_stats(legacy: &Pipeline, seed: u64, segments: Segments) -> ParityStats {
+/// Parity statistics binned on the legacy path's deciles over reference requests (their
+/// aggregates read as for entities never seen), per feature and segment.
+pub fn parity_stats(legacy: &Pipeline, reference: &[Record], segments: Vec<String>) -> ParityStats {
     let features = legacy.output_names().to_vec();
     let mut values = legacy.values();
     let mut sample: Vec<Vec<f32>> = vec![Vec::new(); features.len()];
-    let reference = Generator::new(seed ^ 0x5EED);
-    for i in 0..1000 {
-        legacy.compute(&reference.request(i), None, &mut values);
+    for r in reference {
+        for (a, agg) in values.aggregates.iter_mut().zip(legacy.aggregates()) {
+            *a = if matches!(
+                agg.function,
+                cutover_models::features::Function::Count | cutover_models::features::Function::Sum
+            ) {
+                0.0
+            } else {
+                f64::NAN
+            };
+        }
+        legacy.compute(&r.values, &mut values);
         for (col, v) in sample.iter_mut().zip(&values.row) {
             col.push(*v);
         }

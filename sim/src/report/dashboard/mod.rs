@@ -9,13 +9,14 @@ mod charts;
 mod index;
 mod panels;
 
+use cutover_models::answer::Answer;
 use cutover_models::features::FeatureParity;
 
 pub use index::{suite_index, sweep_index, SuiteRow};
 
-use crate::history::Event;
-use crate::report::Summary;
-use crate::trace::{Lineage, StageStats, Trace};
+use crate::core::history::Event;
+use crate::core::trace::{Lineage, StageStats, Trace};
+use crate::core::verdict::Summary;
 use crate::world::RunResult;
 
 /// Everything a report draws, borrowed from a finished run or a live rollout.
@@ -34,6 +35,8 @@ pub struct ReportData<'a> {
     pub lineage: Option<&'a Lineage>,
     /// The x axis ends here: the scenario's duration, or now for a live rollout.
     pub horizon_s: f64,
+    /// The migration's answer: what the score panel draws.
+    pub answer: &'a Answer,
 }
 
 impl<'a> ReportData<'a> {
@@ -47,6 +50,7 @@ impl<'a> ReportData<'a> {
             parity: &run.parity,
             lineage: run.lineage.as_deref(),
             horizon_s: run.duration_s,
+            answer: &run.answer,
         }
     }
 }

@@ -6,27 +6,39 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// One request's paired outcome, as the monitor records it.
+/// One request's paired evidence: what the monitor records, the judges test, and the
+/// trace draws. Both faces build it with the same pairing step ([`super::pairing`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Pair<'a> {
-    /// |new score - legacy score| (NaN when the new stack failed).
-    pub abs_score_diff: f64,
-    /// Decisions differ (only when both answered).
+pub struct Observation<'a> {
+    /// Both stacks answered; then the answer comparisons mean something.
+    pub answered: bool,
+    /// The decisions differ (never for regression).
     pub flipped: bool,
+    /// |new - legacy| as the answer kind measures it (probability, largest class
+    /// probability, or model units); 0 when the new stack failed.
+    pub abs_score_diff: f64,
+    /// The difference relative to legacy's answer (regression).
+    pub rel_score_diff: f64,
+    /// Serving the new answer would be wrong (a flip, or beyond the regression tolerance).
+    pub wrong: bool,
     /// Per feature, whether the values differ.
     pub mismatches: &'a [bool],
+    /// The request's segments (indices into the segment list; 0 is `all`).
+    pub segments: &'a [usize],
     /// Legacy service time, ms.
     pub legacy_ms: f64,
     /// New service time, ms (capped at its timeout).
     pub new_ms: f64,
     /// The new stack failed.
-    pub new_error: bool,
+    pub error: bool,
     /// The new stack timed out.
-    pub new_timeout: bool,
+    pub timeout: bool,
     /// The new stack was called as a shadow (the user got legacy).
     pub shadow: bool,
     /// That shadow call lacked the production context.
     pub shadow_context_mismatch: bool,
+    /// The user got the new stack's answer.
+    pub served_new: bool,
 }
 
 /// Statistics of one window.
@@ -40,6 +52,8 @@ pub struct Window {
     pub flips: u64,
     /// Sum of |score difference| among them.
     pub sum_abs_diff: f64,
+    /// Sum of relative score differences among them.
+    pub sum_rel_diff: f64,
     /// Per feature, requests whose values differ.
     pub feature_mismatches: Vec<u64>,
     /// New-stack failures.
@@ -60,6 +74,8 @@ pub struct Window {
     pub new_latency: Histogram<u64>,
     /// Store freshness lag at the window's end, seconds.
     pub staleness_s: Option<f64>,
+    /// Whether summaries report relative score differences (regression answers).
+    pub relative: bool,
 }
 
 impl Window {
@@ -71,6 +87,7 @@ impl Window {
             answered: 0,
             flips: 0,
             sum_abs_diff: 0.0,
+            sum_rel_diff: 0.0,
             feature_mismatches: vec![0; features],
             new_errors: 0,
             new_timeouts: 0,
@@ -81,25 +98,33 @@ impl Window {
             legacy_latency: h(),
             new_latency: h(),
             staleness_s: None,
+            relative: false,
         }
     }
 
+    /// The same window, reporting relative score differences too (regression answers).
+    pub fn with_relative(mut self, relative: bool) -> Window {
+        self.relative = relative;
+        self
+    }
+
     /// Adds one request.
-    pub fn record(&mut self, p: &Pair<'_>, served_new: bool) {
+    pub fn record(&mut self, p: &Observation<'_>) {
         self.requests += 1;
-        if !(p.new_error || p.new_timeout) {
+        if p.answered {
             self.answered += 1;
             self.flips += u64::from(p.flipped);
             self.sum_abs_diff += p.abs_score_diff;
+            self.sum_rel_diff += p.rel_score_diff;
         }
         for (c, &m) in self.feature_mismatches.iter_mut().zip(p.mismatches) {
             *c += u64::from(m);
         }
-        self.new_errors += u64::from(p.new_error);
-        self.new_timeouts += u64::from(p.new_timeout);
+        self.new_errors += u64::from(p.error);
+        self.new_timeouts += u64::from(p.timeout);
         self.shadow_calls += u64::from(p.shadow);
         self.shadow_context_mismatches += u64::from(p.shadow_context_mismatch);
-        if served_new {
+        if p.served_new {
             self.served_new += 1;
         } else {
             self.served_legacy += 1;
@@ -114,6 +139,7 @@ impl Window {
         self.answered = 0;
         self.flips = 0;
         self.sum_abs_diff = 0.0;
+        self.sum_rel_diff = 0.0;
         self.feature_mismatches.fill(0);
         self.new_errors = 0;
         self.new_timeouts = 0;
@@ -156,6 +182,7 @@ impl Window {
         match name {
             "decision_flip_rate" => rate(self.flips, self.answered),
             "mean_abs_score_diff" => (self.answered > 0).then(|| self.sum_abs_diff / self.answered as f64),
+            "mean_rel_score_diff" => (self.answered > 0).then(|| self.sum_rel_diff / self.answered as f64),
             "feature_mismatch_rate" => self.worst_feature().and_then(|(_, c)| rate(c, self.requests)),
             "error_rate" => rate(self.new_errors, self.requests),
             "timeout_rate" => rate(self.new_timeouts, self.requests),
@@ -196,6 +223,9 @@ pub struct WindowSummary {
     pub flip_rate: Option<f64>,
     /// Mean |score difference|.
     pub mean_abs_score_diff: Option<f64>,
+    /// Mean relative score difference (regression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_rel_score_diff: Option<f64>,
     /// Worst feature mismatch rate.
     pub feature_mismatch_rate: Option<f64>,
     /// New error rate.
@@ -220,6 +250,7 @@ impl Window {
             served_new: self.served_new,
             flip_rate: self.metric("decision_flip_rate"),
             mean_abs_score_diff: self.metric("mean_abs_score_diff"),
+            mean_rel_score_diff: if self.relative { self.metric("mean_rel_score_diff") } else { None },
             feature_mismatch_rate: self.metric("feature_mismatch_rate"),
             error_rate: self.metric("error_rate"),
             timeout_rate: self.metric("timeout_rate"),

@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::monitor::Window;
+use super::monitor::Window;
 
 /// What caused a rollback (summary.json's `trigger`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,7 +71,7 @@ pub trait Judge: Send {
     /// Its policy name.
     fn name(&self) -> &'static str;
     /// One request's paired evidence (judges that test continuously use it).
-    fn observe(&mut self, _now_us: u64, _o: &crate::sequential::Observation<'_>) {}
+    fn observe(&mut self, _now_us: u64, _o: &super::monitor::Observation<'_>) {}
     /// The rollout entered a new stage.
     fn restart_stage(&mut self, _now_us: u64) {}
     /// Per guardrail, how far its evidence has gone towards a rollback (1 rolls back), for

@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
-use crate::judge::{Judge, Trigger, Verdict};
-use crate::monitor::Window;
+use super::judge::{Judge, Trigger, Verdict};
+use super::monitor::Window;
 use crate::scenario::{Guardrails, Success};
 
 /// Where the rollout stands.
@@ -183,7 +183,7 @@ impl Controller {
     }
 
     /// One request's paired evidence, for judges that test after every request.
-    pub fn observe(&mut self, now_us: u64, o: &crate::sequential::Observation<'_>) {
+    pub fn observe(&mut self, now_us: u64, o: &super::monitor::Observation<'_>) {
         if !matches!(self.phase, Phase::RolledBack | Phase::Retired) {
             self.judge.observe(now_us, o);
         }
@@ -314,7 +314,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::judge::{Argo, Flagger};
+    use crate::core::judge::{Argo, Flagger};
 
     const S: u64 = 1_000_000;
 

@@ -7,20 +7,18 @@
 //!
 //! The file is streamed: memory does not grow with its length.
 
-pub mod fields;
 pub mod record;
-pub mod source;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use cutover_models::answer::Answer;
+pub use cutover_models::recorded::{FieldMap, Format, Reader, Recorded, RowError};
 use serde::Serialize;
 
-use crate::report::Expectation;
+use crate::core::verdict::Expectation;
 use crate::scenario::{LoadedScenario, ScenarioError};
 use crate::world::{run_recorded, RunError, RunResult};
-pub use fields::FieldMap;
-pub use source::{Format, Reader, Recorded, RowError};
 
 /// The plan a replay without `--plan` uses: shadow for the whole file, every parity
 /// guardrail watching.
@@ -61,6 +59,8 @@ pub struct ReplayConfig {
     pub skip_bad_rows: bool,
     /// The plan to dry-run (default: [`SHADOW_ONLY`]).
     pub plan: Option<PathBuf>,
+    /// The migration folder, for the default plan (and to check a plan's own).
+    pub migration: Option<PathBuf>,
     /// Folder that relative paths of the default plan resolve against.
     pub base: PathBuf,
     /// Seed for the simulated latencies (the plan's otherwise).
@@ -111,6 +111,9 @@ pub struct Baseline {
     pub decisions_matched: u64,
     /// The first row that differs, in words.
     pub first_mismatch: Option<String>,
+    /// The decision labels, for the words.
+    #[serde(skip)]
+    pub labels: Vec<String>,
 }
 
 /// Recorded and recomputed scores agree within this (recorded files print decimals).
@@ -118,7 +121,7 @@ pub const SCORE_TOLERANCE: f64 = 1e-6;
 
 impl Baseline {
     /// One row's recorded answer against the recomputed one.
-    pub fn observe(&mut self, line: u64, recorded: (Option<f32>, Option<bool>), computed: (f32, bool)) {
+    pub fn observe(&mut self, line: u64, recorded: (Option<f32>, Option<u32>), computed: (f32, Option<u32>)) {
         if let Some(s) = recorded.0 {
             self.scores += 1;
             let d = f64::from((s - computed.0).abs());
@@ -132,12 +135,15 @@ impl Baseline {
         }
         if let Some(d) = recorded.1 {
             self.decisions += 1;
-            if d == computed.1 {
+            if Some(d) == computed.1 {
                 self.decisions_matched += 1;
             } else if self.first_mismatch.is_none() {
-                let word = |b: bool| if b { "block" } else { "allow" };
+                let word = |d: Option<u32>| match d {
+                    Some(d) => self.labels.get(d as usize).cloned().unwrap_or_else(|| d.to_string()),
+                    None => "none".into(),
+                };
                 self.first_mismatch =
-                    Some(format!("line {line}: recorded decision {}, recomputed {}", word(d), word(computed.1)));
+                    Some(format!("line {line}: recorded decision {}, recomputed {}", word(Some(d)), word(computed.1)));
             }
         }
     }
@@ -243,17 +249,56 @@ impl FeedHandle {
     }
 }
 
+/// The default plan for a migration: [`SHADOW_ONLY`], its guardrails fitting the answer.
+fn default_plan(answer: &Answer, migration: &Path) -> String {
+    let mut text =
+        SHADOW_ONLY.replace("seed = 1\n", &format!("seed = 1\nmigration = {:?}\n", migration.display().to_string()));
+    if !answer.has_decision() {
+        text = text.replace(
+            "max_decision_flip_rate = 0.002\nmax_mean_abs_score_diff = 0.002\n",
+            "max_mean_rel_score_diff = 0.01\n",
+        );
+    }
+    text
+}
+
 /// Opens a replay: its plan (the horizon set to the file's lines) and its feed of rows.
 pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), ReplayError> {
-    let map = match &cfg.fields {
-        Some(p) => FieldMap::read(p)?,
-        None => FieldMap::default(),
-    };
     let mut loaded = match &cfg.plan {
         Some(p) => LoadedScenario::read(p)?,
-        None => LoadedScenario::parse(SHADOW_ONLY, "(default replay plan)", PathBuf::from("replay"), cfg.base.clone())?,
+        None => {
+            let dir = match &cfg.migration {
+                Some(m) => m.clone(),
+                None => crate::scenario::bundled_migration_dir(),
+            };
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            let m = crate::scenario::load_migration(&dir)?;
+            let text = default_plan(m.answer(), &dir);
+            LoadedScenario::parse(&text, "(default replay plan)", PathBuf::from("replay"), cfg.base.clone())?
+        }
     };
-    let reader = Reader::open(&cfg.requests, cfg.format, map)?;
+    if let (Some(plan), Some(m)) = (&cfg.plan, &cfg.migration) {
+        let named = crate::scenario::load_migration(m)?;
+        if !Arc::ptr_eq(&named, &loaded.migration) {
+            return Err(ReplayError::Scenario(ScenarioError {
+                file: plan.display().to_string(),
+                line: 0,
+                column: 0,
+                field: "migration".into(),
+                message: format!(
+                    "the plan runs the migration at {}, not --migration {}",
+                    loaded.migration.dir.display(),
+                    m.display()
+                ),
+            }));
+        }
+    }
+    let m = loaded.migration.clone();
+    let map = match &cfg.fields {
+        Some(p) => FieldMap::read(p, m.schema(), m.answer())?,
+        None => FieldMap::default(),
+    };
+    let reader = Reader::open(&cfg.requests, cfg.format, m.schema(), m.answer(), map)?;
     // The sequential judge's horizon is the number of requests: the file's lines.
     let lines = count_lines(&cfg.requests)?;
     loaded.scenario.traffic.rate_rps = lines as f64;

@@ -3,17 +3,17 @@
 //! simulator runs one per judge in a world; the live router runs one on the wall clock.
 //! Times are microseconds of scenario time.
 
-use cutover_models::features::Segments;
+use cutover_models::answer::{Answer, AnswerKind};
 
-use crate::controller::{Controller, Decision, Phase, Plan};
-use crate::faults::SECOND;
-use crate::history::{Event, History};
-use crate::judge::{Argo, Flagger, Judge, Trigger};
-use crate::monitor::{Pair, Window};
-use crate::report::{self, Summary, TimelineRow};
+use super::controller::{Controller, Decision, Phase, Plan};
+use super::history::{Event, History};
+use super::judge::{Argo, Flagger, Judge, Trigger};
+use super::monitor::{Observation, Window};
+use super::sequential::Sequential;
+use super::trace::{StageStats, Trace};
+use super::verdict::{self, Summary, TimelineRow};
+use super::SECOND;
 use crate::scenario::{Outcome, Policy, Scenario};
-use crate::sequential::{Observation, Sequential};
-use crate::trace::{StageStats, Trace};
 
 /// A rollout under one judge.
 #[derive(Clone)]
@@ -54,14 +54,17 @@ pub struct Evaluated {
 }
 
 impl Rollout {
-    /// A rollout of `scenario`'s plan under `policy`, at the start of shadow.
+    /// A rollout of `scenario`'s plan under `policy`, at the start of shadow, judging a
+    /// migration's `answer` over its model `features` and `segments` (names).
     pub fn new(
         s: &Scenario,
         policy: Policy,
+        answer: &Answer,
         features: &[String],
-        segments: &Segments,
+        segments: &[String],
         history: History,
     ) -> Result<Rollout, String> {
+        let units = answer.kind == AnswerKind::Regression;
         let c = &s.controller;
         let judge: Box<dyn Judge> = match policy {
             Policy::Flagger => Box::new(Flagger::new(c.threshold)),
@@ -69,11 +72,12 @@ impl Rollout {
             Policy::Sequential => Box::new(Sequential::new(
                 &s.guardrails.set(),
                 features.len(),
-                segments.names().to_vec(),
+                segments.to_vec(),
                 c.false_rollback_budget,
                 c.min_evidence,
                 // The horizon: twice the expected requests of the whole scenario.
                 (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
+                units,
             )),
         };
         // The sequential tests look every few seconds and need no minimum window.
@@ -92,13 +96,13 @@ impl Rollout {
         };
         let controller = Controller::new(plan, judge).map_err(|e| e.to_string())?;
         let n = features.len();
-        let trace = history.kept().then(|| Box::new(Trace::new(s.guardrails.set())));
+        let trace = history.kept().then(|| Box::new(Trace::new(s.guardrails.set(), units)));
         let mut rollout = Rollout {
             controller,
             history,
             interval_us: us(if sequential { c.check_interval_s } else { c.interval_s }),
-            eval_window: Window::new(n),
-            stage_window: Window::new(n),
+            eval_window: Window::new(n).with_relative(units),
+            stage_window: Window::new(n).with_relative(units),
             detected_us: None,
             rollback_us: None,
             trigger: None,
@@ -118,13 +122,13 @@ impl Rollout {
     }
 
     /// One request's paired evidence.
-    pub fn observe(&mut self, t: u64, pair: &Pair<'_>, observation: &Observation<'_>, served_new: bool) {
+    pub fn observe(&mut self, t: u64, observation: &Observation<'_>) {
         self.controller.observe(t, observation);
         if let Some(trace) = &mut self.trace {
-            trace.observe(pair);
+            trace.observe(observation);
         }
-        self.eval_window.record(pair, served_new);
-        self.stage_window.record(pair, served_new);
+        self.eval_window.record(observation);
+        self.stage_window.record(observation);
     }
 
     /// Records an invariant violation.
@@ -216,7 +220,7 @@ impl Rollout {
         if let Some(last) = self.stages.last_mut() {
             last.2 = Some(t);
             if let Some(trace) = &mut self.trace {
-                let next = report::phase_name(self.controller.phase());
+                let next = verdict::phase_name(self.controller.phase());
                 trace.stage_ended(last.0, last.1 as f64 / 1e6, t as f64 / 1e6, &self.stage_window, next);
             }
         }
@@ -260,7 +264,7 @@ impl Rollout {
         counts: Counts,
         reproduce: String,
     ) -> Summary {
-        report::summarize(report::Facts {
+        verdict::summarize(verdict::Facts {
             scenario: s.name.clone(),
             seed,
             policy: self.controller.policy(),

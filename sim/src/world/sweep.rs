@@ -192,7 +192,7 @@ pub fn sweep(
         .collect())
 }
 
-fn record(seed: u64, s: &crate::report::Summary) -> RunRecord {
+fn record(seed: u64, s: &crate::core::verdict::Summary) -> RunRecord {
     let after = match (s.rollback_completed_s, s.fault_start_s) {
         (Some(r), Some(f)) if r >= f => Some(r - f),
         _ => None,

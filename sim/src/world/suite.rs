@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::report::Summary;
+use crate::core::verdict::Summary;
 use crate::scenario::Policy;
 use crate::world::{run_file, RunError, RunResult};
 

@@ -4,33 +4,39 @@
 //! the controller evaluates a window every `interval_s`; the timeline closes a window
 //! every minute. Everything lands in one history.
 
+pub mod replay;
+mod stacks;
+pub mod suite;
+pub mod sweep;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats, Segments};
-use cutover_models::fraud::{Generator, GeneratorConfig, Request};
+use cutover_models::answer::Answer;
+use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats};
 use cutover_models::paths::DualPath;
-use cutover_models::registry::Registry;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
-use cutover_models::stack::ScoringStack;
-use cutover_models::store::Schedule;
+use cutover_models::schema::Record;
+use cutover_models::traffic::SharedSource;
 use cutover_models::{Model, Output};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-use crate::controller::Phase;
-use crate::faults::{self, in_segment, Fault, Kind, SECOND};
-use crate::history::{Event, History};
-use crate::monitor::{Pair, Window};
-use crate::replay::{Baseline, Recorded};
-use crate::report::{Summary, TimelineRow};
-use crate::rollout::{Counts, Rollout};
-use crate::scenario::{LoadedScenario, Policy, ScenarioError, StackModel};
-use crate::sequential::Observation;
-use crate::streams::{exponential, mix, normal, stream, Stream};
-use crate::trace::{parity_stats, Lineage, StageStats, Trace};
-use rand::RngExt;
+use crate::core::history::{Event, History};
+use crate::core::monitor::Window;
+use crate::core::pairing::{route, strip_context, Call, Called, Pairing, UserAnswer};
+use crate::core::rollout::{Counts, Rollout};
+use crate::core::trace::{parity_stats, Lineage, StageStats, Trace};
+use crate::core::verdict::{Summary, TimelineRow};
+use crate::core::Phase;
+use crate::faults::{self, Fault, Kind, SECOND};
+use crate::scenario::{LoadedScenario, Policy, ScenarioError};
+use crate::streams;
+use crate::streams::{exponential, stream, Stream};
+use replay::{Baseline, Recorded};
+use stacks::Stack;
 
 /// Why a scenario could not run.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,8 @@ pub struct RunResult {
     pub duration_s: f64,
     /// A replay's check of the recorded legacy answers.
     pub baseline: Option<Baseline>,
+    /// The migration's answer (what the dashboard draws of the scores).
+    pub answer: Answer,
 }
 
 /// Timeline windows are one minute long.
@@ -93,35 +101,15 @@ enum NewModel {
     Drift,
 }
 
-#[derive(Clone)]
-struct Stack {
-    mu: f64,
-    sigma: f64,
+/// What the faults active at a request do to it.
+#[derive(Clone, Copy)]
+struct Touch {
+    model: NewModel,
+    add_ms: f64,
     error_rate: f64,
-    timeout_ms: f64,
-    slow: Vec<(String, f64)>,
-}
-
-impl Stack {
-    fn new(m: &StackModel) -> Stack {
-        Stack {
-            mu: m.latency_ms_p50.ln(),
-            sigma: (m.latency_ms_p99 / m.latency_ms_p50).ln() / 2.326_347_874,
-            error_rate: m.error_rate,
-            timeout_ms: m.timeout_ms,
-            slow: m.slow_segments.iter().map(|s| (s.segment.clone(), s.factor)).collect(),
-        }
-    }
-
-    fn latency_ms(&self, rng: &mut ChaCha8Rng, r: &Request) -> f64 {
-        let mut ms = (self.mu + self.sigma * normal(rng)).exp();
-        for (seg, factor) in &self.slow {
-            if in_segment(seg, r) {
-                ms *= factor;
-            }
-        }
-        ms
-    }
+    timeout_rate: f64,
+    context_lost: bool,
+    feature_faults: bool,
 }
 
 /// What a run computes and how long it goes on.
@@ -204,18 +192,20 @@ struct World<'a> {
     duration_us: u64,
     rate_rps: f64,
     curve: Option<Vec<f64>>,
-    generator: Generator,
+    source: SharedSource,
     paths: DualPath,
+    answer: Answer,
     legacy_model: Arc<Model>,
     new_model: Arc<Model>,
     alternates: Vec<Arc<Model>>,
     drift: Option<Arc<dyn Scorer>>,
     features: Vec<String>,
-    threshold: f32,
     legacy: Stack,
     new: Stack,
     user_budget_ms: f64,
     faults: Vec<Fault>,
+    /// The fields a shadow call can lose.
+    context: Vec<usize>,
     lanes: Vec<Lane>,
     timeline_window: Window,
     parity: ParityStats,
@@ -224,12 +214,16 @@ struct World<'a> {
     arrivals: ChaCha8Rng,
     latency_rng: ChaCha8Rng,
     error_rng: ChaCha8Rng,
-    segments: Segments,
+    pairing: Pairing,
     next_index: u64,
+    /// The request at hand, and as the new stack gets it.
+    record: Record,
+    new_record: Record,
     legacy_row: Vec<f32>,
     new_row: Vec<f32>,
-    mismatches: Vec<bool>,
     diffs: Vec<FeatureDiff>,
+    legacy_out: Vec<f32>,
+    new_out: Vec<f32>,
     // Outcomes, the same for every lane of the world.
     requests_total: u64,
     requests_failed: u64,
@@ -245,17 +239,16 @@ impl<'a> World<'a> {
         records: Option<Records>,
     ) -> Result<World<'a>, RunError> {
         let s = &loaded.scenario;
+        let m = &loaded.migration;
         let file = loaded.path.display().to_string();
         let setup = |message: String| RunError::Setup { file: file.clone(), message };
         let seed = seed_override.unwrap_or(s.seed);
-        let registry = Registry::open(&loaded.resolve(&s.domain.registry));
-        let legacy = ScoringStack::start_entry(&registry, &s.domain.legacy_entry)
-            .map_err(|e| setup(format!("legacy stack: {e}")))?;
-        let new =
-            ScoringStack::start_entry(&registry, &s.domain.new_entry).map_err(|e| setup(format!("new stack: {e}")))?;
+        let (legacy, new) = m.start_stacks().map_err(setup)?;
+        let answer = m.answer().clone();
         let features = legacy.pipeline().output_names().to_vec();
-        let paths = DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), Schedule::default())
+        let paths = DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule())
             .map_err(|e| setup(e.to_string()))?;
+        let segments = m.segments()?.clone();
         let mut params = stream(seed, Stream::Params);
         let faults = faults::resolve(loaded, &features, &mut params)?;
         let mut alternates = Vec::new();
@@ -266,85 +259,89 @@ impl<'a> World<'a> {
                     let bytes = std::fs::read(artifact).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
                     swapped_artifacts.push((artifact.display().to_string(), sha256_hex(&bytes)));
                 }
-                let m = cutover_models::xgboost::load_file(artifact).map_err(|e| setup(e.to_string()))?;
-                if m.feature_names() != features.as_slice() {
+                let alt = cutover_models::xgboost::load_file(artifact).map_err(|e| setup(e.to_string()))?;
+                if alt.feature_names() != features.as_slice() {
                     return Err(setup(format!("{}: its features differ from the stack's", artifact.display())));
                 }
-                alternates.push(Arc::new(m));
+                answer.check_model(&alt).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
+                alternates.push(Arc::new(alt));
             }
         }
         // One artifact, one model: both stacks share it, and an unchanged row is scored once.
-        let legacy_model = Arc::new(legacy.model().clone());
-        let new_model = if new.entry().sha256 == legacy.entry().sha256 {
-            legacy_model.clone()
-        } else {
-            Arc::new(new.model().clone())
-        };
+        let legacy_model = legacy.model().clone();
+        let new_model =
+            if new.entry().sha256 == legacy.entry().sha256 { legacy_model.clone() } else { new.model().clone() };
         let drift: Option<Arc<dyn Scorer>> = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
+            if answer.width() != 1 {
+                return Err(setup(
+                    "runtime_drift scores through the gbdt crate, which gives one output per row".into(),
+                ));
+            }
             let boxed =
                 scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?;
             Some(Arc::from(boxed))
         } else {
             None
         };
-        let segments = Segments::default();
         let us = |sec: f64| (sec * SECOND as f64) as u64;
         let n = features.len();
         let history = || if mode == Mode::Full { History::new() } else { History::discarded() };
         let mut lanes = Vec::new();
         for (id, &policy) in policies.iter().enumerate() {
-            let r = Rollout::new(s, policy, &features, &segments, history()).map_err(setup)?;
+            let r = Rollout::new(s, policy, &answer, &features, segments.names(), history()).map_err(setup)?;
             lanes.push(Lane { id, r });
         }
-        let generator = Generator::with_config(
-            seed,
-            GeneratorConfig {
-                customers: s.domain.customers,
-                rate_rps: s.traffic.rate_rps,
-                ..GeneratorConfig::default()
-            },
-        );
-        let parity = parity_stats(legacy.pipeline(), seed, segments.clone());
+        let source = m.source(seed, s.traffic.rate_rps).map_err(setup)?;
+        let parity = if mode == Mode::Full {
+            parity_stats(legacy.pipeline(), &source.reference(1000), segments.names().to_vec())
+        } else {
+            ParityStats::new(Vec::new(), Vec::new(), Vec::new(), Vec::new())
+        };
         let lineage = (mode == Mode::Full).then(|| Arc::new(Lineage::of(&legacy, &new, swapped_artifacts)));
-        let start_ms = generator.config().start_ms;
+        let width = answer.width();
+        let relative = answer.kind == cutover_models::answer::AnswerKind::Regression;
         let mut world = World {
             loaded,
             lineage,
             records,
             pending: None,
-            baseline: Baseline::default(),
+            baseline: Baseline { labels: m.answer().labels.clone(), ..Baseline::default() },
             out_of_order: 0,
-            start_ms,
+            start_ms: source.start_ms(),
             mode,
             seed,
             duration_us: us(s.traffic.duration_s),
             rate_rps: s.traffic.rate_rps,
-            curve: s.traffic.daily_curve.clone(),
-            generator,
+            curve: s.traffic.daily_curve.clone().or_else(|| source.daily_curve()),
+            source,
             paths,
             legacy_model,
             new_model,
             alternates,
             drift,
-            threshold: s.domain.decision_threshold as f32,
-            legacy: Stack::new(&s.stacks.legacy),
-            new: Stack::new(&s.stacks.new),
+            legacy: Stack::new(&s.stacks.legacy, &segments).map_err(setup)?,
+            new: Stack::new(&s.stacks.new, &segments).map_err(setup)?,
             user_budget_ms: s.stacks.user_budget_ms,
             faults,
+            context: m.shadow_context().to_vec(),
             lanes,
-            timeline_window: Window::new(n),
+            timeline_window: Window::new(n).with_relative(relative),
             parity,
             queue: BinaryHeap::new(),
             seq: 0,
             arrivals: stream(seed, Stream::Arrivals),
             latency_rng: stream(seed, Stream::Latency),
             error_rng: stream(seed, Stream::Errors),
-            segments,
+            pairing: Pairing::new(answer.clone(), segments, legacy.pipeline().output_kinds()),
             next_index: 0,
+            record: m.schema().record(),
+            new_record: m.schema().record(),
             legacy_row: vec![0.0; n],
             new_row: vec![0.0; n],
-            mismatches: vec![false; n],
             diffs: vec![FeatureDiff::Equal; n],
+            legacy_out: vec![0.0; width],
+            new_out: vec![0.0; width],
+            answer,
             features,
             requests_total: 0,
             requests_failed: 0,
@@ -368,7 +365,7 @@ impl<'a> World<'a> {
     fn schedule_record(&mut self, t: u64) {
         match self.next_record() {
             Some(r) => {
-                let at_ms = r.request.event_time_ms.saturating_sub(self.start_ms);
+                let at_ms = r.record.time_ms.saturating_sub(self.start_ms);
                 let at = u64::try_from(at_ms).unwrap_or(0).saturating_mul(1000);
                 if at < t {
                     self.out_of_order += 1;
@@ -413,7 +410,7 @@ impl<'a> World<'a> {
         if self.records.is_some() {
             match self.next_record() {
                 Some(first) => {
-                    self.start_ms = first.request.event_time_ms;
+                    self.start_ms = first.record.time_ms;
                     self.pending = Some(first);
                     self.schedule(0, Ev::Arrival);
                 }
@@ -564,138 +561,173 @@ impl<'a> World<'a> {
         }
     }
 
+    /// One request, start to end: the steps below, in order.
     fn serve(&mut self, t: u64) {
+        let index = self.next_request(t);
+        let weight = self.weight_pct();
+        let (bucket, routed_new) = route(self.record.entity, weight);
+        let shadow = !routed_new;
+        let touch = self.faults_touching(t, index, shadow);
+        self.feature_rows(t, index, &touch);
+        let same_input = self.answers(&touch);
+        let (legacy_call, new_call, user_ms) = self.calls(routed_new, &touch);
+        let user = UserAnswer::of(routed_new, new_call.ok(), legacy_call.ok(), user_ms, self.user_budget_ms);
+        self.check_invariants(t, index, bucket, weight, routed_new, &user, &new_call, legacy_call.ok());
+        self.pair(t, index, routed_new, &touch, legacy_call, new_call, &user, same_input);
+        self.paths.served(&self.record);
+    }
+
+    /// The next request into `self.record`: a recorded one (a replay) or the source's.
+    fn next_request(&mut self, t: u64) -> u64 {
         let index = self.next_index;
         self.next_index += 1;
-        let recorded = self.pending.take();
-        let request = match &recorded {
-            Some(r) => r.request,
-            None => self.generator.labeled_at(index, self.start_ms + (t / 1000) as i64).0,
-        };
-        let weight = self.weight_pct();
-        let bucket = (mix(request.customer_id ^ 0xB0C7) % 10_000) as f64 / 100.0;
-        let routed_new = bucket < weight;
-        let shadow = !routed_new;
+        match self.pending.take() {
+            Some(r) => {
+                self.record.copy_from(&r.record);
+                self.pending = Some(r);
+            }
+            None => self.source.fill(index, self.start_ms + (t / 1000) as i64, &mut self.record),
+        }
+        index
+    }
 
-        // Which faults touch this request.
-        let (mut new_request, mut model, mut add_ms, mut err_rate, mut timeout_rate) =
-            (request, NewModel::Same, 0.0, 0.0, 0.0);
-        let mut context_lost = false;
-        let mut feature_faults = false;
+    /// What the faults active now do to this request (by its segments and the fault's fraction).
+    fn faults_touching(&mut self, t: u64, index: u64, shadow: bool) -> Touch {
+        let segs = self.pairing.segments_of(&self.record);
+        let mut touch = Touch {
+            model: NewModel::Same,
+            add_ms: 0.0,
+            error_rate: 0.0,
+            timeout_rate: 0.0,
+            context_lost: false,
+            feature_faults: false,
+        };
         for f in &self.faults {
-            if !f.active(t) || !f.hits(self.seed, index, &request) {
+            if !f.active(t) || !f.hits(self.seed, index, segs) {
                 continue;
             }
             match &f.kind {
-                Kind::ShadowContext if shadow => {
-                    new_request.device_os = None;
-                    new_request.account_age_days = None;
-                    context_lost = true;
-                }
+                Kind::ShadowContext if shadow => touch.context_lost = true,
                 Kind::ModelArtifact { .. } => {
                     let k =
                         self.faults[..f.index].iter().filter(|g| matches!(g.kind, Kind::ModelArtifact { .. })).count();
-                    model = NewModel::Alternate(k);
+                    touch.model = NewModel::Alternate(k);
                 }
-                Kind::RuntimeDrift => model = NewModel::Drift,
-                Kind::Latency { add_ms: a, tail_ms, tail_fraction } => {
-                    add_ms += a;
-                    if crate::streams::unit(self.seed, index, 0x7A11 + f.index as u64) < *tail_fraction {
-                        add_ms += tail_ms;
+                Kind::RuntimeDrift => touch.model = NewModel::Drift,
+                Kind::Latency { add_ms, tail_ms, tail_fraction } => {
+                    touch.add_ms += add_ms;
+                    if streams::unit(self.seed, index, 0x7A11 + f.index as u64) < *tail_fraction {
+                        touch.add_ms += tail_ms;
                     }
                 }
-                Kind::Errors { rate } => err_rate += rate,
+                Kind::Errors { rate } => touch.error_rate += rate,
                 // Connection refused: an error, at once.
-                Kind::StackDown => err_rate += 1.0,
-                Kind::Timeouts { rate } => timeout_rate += rate,
+                Kind::StackDown => touch.error_rate += 1.0,
+                Kind::Timeouts { rate } => touch.timeout_rate += rate,
                 Kind::FeatureSkew { .. } | Kind::MissingValuePolicy { .. } | Kind::CategoricalEncoding { .. } => {
-                    feature_faults = true
+                    touch.feature_faults = true
                 }
                 _ => {}
             }
         }
+        touch
+    }
 
-        let rows = self.paths.compute_with(&request, &new_request);
+    /// Both feature paths (the new one on the request as the new stack gets it), then the
+    /// feature faults on the new row.
+    fn feature_rows(&mut self, t: u64, index: u64, touch: &Touch) {
+        self.new_record.copy_from(&self.record);
+        if touch.context_lost {
+            strip_context(&mut self.new_record, &self.context);
+        }
+        let rows = self.paths.compute_with(&self.record, &self.new_record);
         self.legacy_row.copy_from_slice(rows.legacy);
         self.new_row.copy_from_slice(rows.new);
         self.diffs.copy_from_slice(rows.diffs);
-        if feature_faults {
+        if touch.feature_faults {
+            let segs = self.pairing.segments_of(&self.record);
             for f in &self.faults {
-                if !f.active(t) || !f.hits(self.seed, index, &request) {
-                    continue;
+                if f.active(t) && f.hits(self.seed, index, segs) {
+                    f.kind.apply_to_row(&mut self.new_row);
                 }
-                f.kind.apply_to_row(&mut self.new_row);
             }
-            cutover_models::features::diff_rows(self.paths.kinds(), &self.legacy_row, &self.new_row, &mut self.diffs);
         }
-        for (m, d) in self.mismatches.iter_mut().zip(&self.diffs) {
-            *m = d.is_mismatch();
-        }
+    }
 
-        // Scores: one model call when both stacks would compute the same thing, none in a
-        // sweep (the two answers are equal whatever the score, and only the history reads it).
-        let same_input = model == NewModel::Same
+    /// Both models' answers. One model call when both stacks would compute the same thing,
+    /// none in a sweep (the two answers are equal whatever they are, and only the history
+    /// reads them). Returns whether the two inputs were the same.
+    fn answers(&mut self, touch: &Touch) -> bool {
+        let same_input = touch.model == NewModel::Same
             && Arc::ptr_eq(&self.legacy_model, &self.new_model)
-            && self.diffs.iter().all(|d| *d == FeatureDiff::Equal)
             && self.legacy_row.iter().zip(&self.new_row).all(|(a, b)| a.to_bits() == b.to_bits());
-        let (legacy_score, new_score) = if same_input && self.mode == Mode::Sweep {
-            (0.0, 0.0)
-        } else {
-            let legacy_score = self.legacy_model.predict_one(&self.legacy_row);
-            let new_score = match model {
-                NewModel::Same if same_input => legacy_score,
-                NewModel::Same => self.new_model.predict_one(&self.new_row),
-                NewModel::Alternate(k) => self.alternates[k].predict_one(&self.new_row),
-                NewModel::Drift => {
-                    let mut out = [0.0f32];
-                    self.drift.as_ref().expect("built with the fault").score_batch(
-                        &self.new_row,
-                        Output::Prediction,
-                        &mut out,
-                    );
-                    out[0]
-                }
-            };
-            (legacy_score, new_score)
-        };
-        let legacy_decision = legacy_score >= self.threshold;
-        let new_decision = new_score >= self.threshold;
-        if let Some(r) = &recorded {
-            self.baseline.observe(r.line, (r.legacy_score, r.legacy_decision), (legacy_score, legacy_decision));
+        if same_input && self.mode == Mode::Sweep {
+            self.legacy_out.fill(0.0);
+            self.new_out.fill(0.0);
+            return true;
         }
+        self.answer.score(&self.legacy_model, &self.legacy_row, &mut self.legacy_out);
+        match touch.model {
+            NewModel::Same if same_input => self.new_out.copy_from_slice(&self.legacy_out),
+            NewModel::Same => self.answer.score(&self.new_model, &self.new_row, &mut self.new_out),
+            NewModel::Alternate(k) => self.answer.score(&self.alternates[k], &self.new_row, &mut self.new_out),
+            NewModel::Drift => self.drift.as_ref().expect("built with the fault").score_batch(
+                &self.new_row,
+                Output::Prediction,
+                &mut self.new_out,
+            ),
+        }
+        same_input
+    }
 
-        // Service times and outcomes.
-        let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, &request);
-        let new_ms_raw = self.new.latency_ms(&mut self.latency_rng, &request) + add_ms;
+    /// Both calls' service times and failures, and the user's end-to-end time.
+    fn calls(&mut self, routed_new: bool, touch: &Touch) -> (Call<'static>, Call<'static>, f64) {
+        let segs = self.pairing.segments_of(&self.record);
+        let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, segs);
+        let new_ms_raw = self.new.latency_ms(&mut self.latency_rng, segs) + touch.add_ms;
         let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
-        let new_error = self.error_rng.random::<f64>() < self.new.error_rate + err_rate;
-        let forced_timeout = self.error_rng.random::<f64>() < timeout_rate;
+        let new_error = self.error_rng.random::<f64>() < self.new.error_rate + touch.error_rate;
+        let forced_timeout = self.error_rng.random::<f64>() < touch.timeout_rate;
         let new_timeout = !new_error && (forced_timeout || new_ms_raw > self.new.timeout_ms);
         let new_ms = if new_timeout { self.new.timeout_ms } else { new_ms_raw.min(self.new.timeout_ms) };
         let new_failed = new_error || new_timeout;
-
-        // The user's answer.
-        let (served_new, user_ms, user_failed) = if routed_new && !new_failed {
-            (true, new_ms, false)
-        } else if routed_new {
-            // Fallback to legacy within the budget, counted against the new stack.
-            let total = new_ms + legacy_ms;
-            (false, total, legacy_error || total > self.user_budget_ms)
-        } else {
-            (false, legacy_ms, legacy_error || legacy_ms > self.user_budget_ms)
+        // The answers are in the world's buffers; the calls say only how each ended.
+        let outcome = |error: bool, timeout: bool| match (error, timeout) {
+            (true, _) => Called::Error,
+            (_, true) => Called::Timeout,
+            _ => Called::Answered(&[]),
         };
-        self.requests_total += 1;
-        self.requests_failed += u64::from(user_failed);
-        if served_new && new_decision != legacy_decision {
-            self.bad_decisions += 1;
-        }
+        let user_ms = match (routed_new, new_failed) {
+            (true, false) => new_ms,
+            // The fallback to legacy: its call was in flight beside the new one.
+            (true, true) => new_ms + legacy_ms,
+            (false, _) => legacy_ms,
+        };
+        (
+            Call { ms: legacy_ms, outcome: outcome(legacy_error, false) },
+            Call { ms: new_ms, outcome: outcome(new_error, new_timeout) },
+            user_ms,
+        )
+    }
 
-        // Invariants, on every request.
+    /// The invariants, on every request.
+    #[allow(clippy::too_many_arguments)]
+    fn check_invariants(
+        &mut self,
+        t: u64,
+        index: u64,
+        bucket: f64,
+        weight: f64,
+        routed_new: bool,
+        user: &UserAnswer,
+        new: &Call<'_>,
+        legacy_ok: bool,
+    ) {
         if routed_new && bucket >= weight {
             self.violation(
                 t,
                 "new-stack share never above the stage weight",
-                format!("customer bucket {bucket:.2} % routed to new at weight {weight} %"),
+                format!("entity bucket {bucket:.2} % routed to new at weight {weight} %"),
             );
         }
         if routed_new && self.phase() == Phase::RolledBack {
@@ -705,59 +737,80 @@ impl<'a> World<'a> {
                 format!("request {index} went to the new stack after the rollback"),
             );
         }
-        if user_failed && !legacy_error && routed_new {
+        if user.failed && legacy_ok && routed_new {
             self.violation(
                 t,
                 "no user-visible failure while legacy is healthy",
                 format!(
                     "request {index} failed for the user after the new stack's {}",
-                    if new_error { "error" } else { "timeout" }
+                    if new.outcome == Called::Error { "error" } else { "timeout" }
                 ),
             );
         }
+    }
 
-        let pair = Pair {
-            abs_score_diff: f64::from((new_score - legacy_score).abs()),
-            flipped: new_decision != legacy_decision,
-            mismatches: &self.mismatches,
-            legacy_ms,
-            new_ms,
-            new_error,
-            new_timeout,
-            shadow,
-            shadow_context_mismatch: context_lost,
+    /// The pairing step (shared with the live router), then every lane's evidence, the
+    /// counts, the history, the timeline and parity.
+    #[allow(clippy::too_many_arguments)]
+    fn pair(
+        &mut self,
+        t: u64,
+        index: u64,
+        routed_new: bool,
+        touch: &Touch,
+        legacy: Call<'static>,
+        new: Call<'static>,
+        user: &UserAnswer,
+        same_input: bool,
+    ) {
+        self.requests_total += 1;
+        self.requests_failed += u64::from(user.failed);
+        let legacy = Call {
+            ms: legacy.ms,
+            outcome: if legacy.ok() { Called::Answered(&self.legacy_out) } else { legacy.outcome },
         };
-        let segs = self.segments.of(&request);
-        let observation = Observation {
-            answered: !(new_error || new_timeout),
-            flipped: pair.flipped,
-            abs_score_diff: pair.abs_score_diff,
-            mismatches: &self.mismatches,
-            segments: &segs,
-            error: new_error,
-            timeout: new_timeout,
-            new_ms,
-            legacy_ms,
-            shadow,
-            shadow_context_mismatch: context_lost,
-        };
+        let new = Call { ms: new.ms, outcome: if new.ok() { Called::Answered(&self.new_out) } else { new.outcome } };
+        if let Some(r) = &self.pending {
+            let decision = self.answer.decision(&self.legacy_out);
+            self.baseline.observe(
+                r.line,
+                (r.legacy_score, r.legacy_decision),
+                (self.answer.headline(&self.legacy_out), decision),
+            );
+        }
+        let rows = Some((&self.legacy_row[..], &self.new_row[..]));
+        let paired = self.pairing.pair(
+            &self.record,
+            true,
+            rows,
+            &legacy,
+            &new,
+            !routed_new,
+            touch.context_lost,
+            user.served_new,
+        );
+        let Some(p) = paired else { return };
+        let (o, wrong) = (p.observation, p.compared.wrong);
+        if user.served_new && wrong && !same_input {
+            self.bad_decisions += 1;
+        }
         let flags = u64::from(routed_new)
-            | u64::from(served_new) << 1
-            | u64::from(new_error) << 2
-            | u64::from(new_timeout) << 3
-            | u64::from(user_failed) << 4
-            | u64::from(legacy_decision) << 5
-            | u64::from(new_decision) << 6;
-        let scores = u64::from(legacy_score.to_bits()) << 32 | u64::from(new_score.to_bits());
+            | u64::from(user.served_new) << 1
+            | u64::from(o.error) << 2
+            | u64::from(o.timeout) << 3
+            | u64::from(user.failed) << 4
+            | u64::from(self.answer.decision(&self.legacy_out).unwrap_or(0)) << 5
+            | u64::from(self.answer.decision(&self.new_out).unwrap_or(0)) << 12;
+        let scores = u64::from(self.answer.headline(&self.legacy_out).to_bits()) << 32
+            | u64::from(self.answer.headline(&self.new_out).to_bits());
         for lane in &mut self.lanes {
-            lane.r.observe(t, &pair, &observation, served_new);
-            lane.r.history.request(&[t, index, request.customer_id, flags, scores, user_ms.to_bits()]);
+            lane.r.observe(t, &o);
+            lane.r.history.request(&[t, index, self.record.entity, flags, scores, user.ms.to_bits()]);
         }
         if self.mode == Mode::Full {
-            self.timeline_window.record(&pair, served_new);
-            self.parity.observe(&request, &self.legacy_row, &self.new_row, &self.diffs);
+            self.timeline_window.record(&o);
+            self.parity.observe(o.segments, &self.legacy_row, &self.new_row, p.diffs);
         }
-        self.paths.served(&request);
     }
 
     fn staleness_s(&self, t: u64) -> Option<f64> {
@@ -809,6 +862,7 @@ impl<'a> World<'a> {
         }
         let stage_stats = lane.r.stage_stats();
         RunResult {
+            answer: self.answer.clone(),
             summary,
             stage_stats,
             trace: lane.r.trace.map(|t| *t).unwrap_or_default(),

@@ -6,9 +6,9 @@ use plotters::prelude::*;
 
 use super::charts::{legend, PALETTE};
 use super::{esc, head, AUDIT_SCRIPT};
-use crate::report::Summary;
+use crate::core::verdict::Summary;
 use crate::scenario::Outcome;
-use crate::sweep::Sweep;
+use crate::world::sweep::Sweep;
 
 /// One scenario of a suite: its summary and the relative link to its report.
 pub struct SuiteRow<'a> {
@@ -106,7 +106,7 @@ type Distribution = (String, usize, Vec<f64>);
 fn distributions(
     sweeps: &[Sweep],
     faults_only: bool,
-    value: impl Fn(&crate::sweep::RunRecord) -> Option<f64>,
+    value: impl Fn(&crate::world::sweep::RunRecord) -> Option<f64>,
 ) -> Vec<Distribution> {
     let mut out = Vec::new();
     let Some(first) = sweeps.first() else { return out };

@@ -16,7 +16,9 @@
 //! * Latency quantiles become exceedance rates (Howard and Ramdas, "Sequential estimation
 //!   of quantiles", Bernoulli 2022): "p99 at most c" is "P(latency > c) <= 1 %"; for the
 //!   ratio guardrail c is the limit times legacy's p99 over its first 5 000 requests.
-//! * The mean absolute score difference is a bounded mean in [0, 1], tested by betting.
+//! * The mean absolute score difference is a bounded mean, tested by betting: in [0, 1]
+//!   for probabilities; in a model's own units (regression) capped at 20 times its limit,
+//!   as is the mean relative difference.
 //! * Feature staleness is a measured state, not a sample: compared directly.
 //!
 //! The budget. A false alarm needs some test, some alternative and some start point whose
@@ -30,11 +32,13 @@
 //! everywhere and at any time is logarithmic: ln A = ln K + ln G + ln N + ln(1/alpha).
 //! A test may only reject after `min_evidence` observations.
 
-use crate::judge::{Judge, Trigger, Verdict};
-use crate::monitor::Window;
+use super::judge::{Judge, Trigger, Verdict};
+use super::monitor::{Observation, Window};
 
 /// Alternatives (or bets) per test.
 const GRID: usize = 12;
+/// Answers in a model's own units (regression) are capped at this many times their limit.
+pub const UNIT_CAP: f64 = 20.0;
 /// Latency guardrails are about the 99th percentile: 1 % may exceed.
 const P99_EXCEEDANCE: f64 = 0.01;
 /// Legacy latencies that fix the reference p99 for the ratio guardrail.
@@ -109,12 +113,19 @@ impl RateTest {
     }
 }
 
-/// A one-sided test for the mean of values in [0, 1], H0 mean <= mu0, by betting: for
-/// each bet lambda on a grid in (0, 1/mu0), log prod(1 + lambda (x - mu0)) in CUSUM form.
-/// Unlike a Hoeffding bound it adapts to the small variance of score differences.
+/// A one-sided test for the mean of nonnegative values, H0 mean <= mu0, by betting: each
+/// value is capped at `cap` and scaled into [0, 1], and for each bet lambda on a grid in
+/// (0, cap/mu0), log prod(1 + lambda (x - mu0)) is kept in CUSUM form. Capping never makes
+/// a clean stack look worse (the capped mean is at most the mean), so the guarantee holds
+/// for any cap; probabilities take a cap of 1, answers in a model's own units a cap of
+/// [`UNIT_CAP`] times the limit. Unlike a Hoeffding bound it adapts to the small variance
+/// of score differences.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeanTest {
     mu0: f64,
+    cap: f64,
+    /// The limit as written (before scaling).
+    limit: f64,
     lambdas: Vec<f64>,
     cusum: Vec<f64>,
     idle: bool,
@@ -125,19 +136,38 @@ pub struct MeanTest {
 }
 
 impl MeanTest {
-    /// A test of `mean <= mu0`.
+    /// A test of `mean <= mu0` for values in [0, 1].
     pub fn new(mu0: f64) -> MeanTest {
-        let mu0 = mu0.clamp(1e-9, 1.0 - 1e-9);
-        let lambdas: Vec<f64> = (0..GRID).map(|i| 0.5 / mu0 / 2f64.powi(i as i32)).collect();
-        let cusum = vec![0.0; lambdas.len()];
-        MeanTest { mu0, lambdas, cusum, idle: true, n: 0, sum: 0.0 }
+        MeanTest::capped(mu0, 1.0)
     }
 
-    /// Adds one observation (clamped to [0, 1]).
-    pub fn add(&mut self, x: f64) {
-        let x = x.clamp(0.0, 1.0);
+    /// A test of `mean <= limit` for values capped at `cap`.
+    pub fn capped(limit: f64, cap: f64) -> MeanTest {
+        let mu0 = (limit / cap).clamp(1e-9, 1.0 - 1e-9);
+        let lambdas: Vec<f64> = (0..GRID).map(|i| 0.5 / mu0 / 2f64.powi(i as i32)).collect();
+        let cusum = vec![0.0; lambdas.len()];
+        MeanTest { mu0, cap, limit, lambdas, cusum, idle: true, n: 0, sum: 0.0 }
+    }
+
+    /// The observed mean, in the values' own units.
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum / self.n as f64
+        }
+    }
+
+    /// The limit it tests, in the values' own units.
+    pub fn limit(&self) -> f64 {
+        self.limit
+    }
+
+    /// Adds one observation.
+    pub fn add(&mut self, raw: f64) {
         self.n += 1;
-        self.sum += x;
+        self.sum += raw.max(0.0);
+        let x = (raw / self.cap).clamp(0.0, 1.0);
         // A bet on a value at or below mu0 loses: from 0 every CUSUM stays at 0.
         if x <= self.mu0 && self.idle {
             return;
@@ -156,33 +186,6 @@ impl MeanTest {
     }
 }
 
-/// What one request tells the sequential judge.
-#[derive(Debug, Clone, Copy)]
-pub struct Observation<'a> {
-    /// Both stacks answered; then `flipped` and `abs_score_diff` mean something.
-    pub answered: bool,
-    /// Decisions differ.
-    pub flipped: bool,
-    /// |score difference|, in [0, 1].
-    pub abs_score_diff: f64,
-    /// Per feature, whether the values differ.
-    pub mismatches: &'a [bool],
-    /// The request's segments (indices into the segment list; 0 is `all`).
-    pub segments: &'a [usize],
-    /// New-stack error.
-    pub error: bool,
-    /// New-stack timeout.
-    pub timeout: bool,
-    /// New latency, ms.
-    pub new_ms: f64,
-    /// Legacy latency, ms.
-    pub legacy_ms: f64,
-    /// A shadow call.
-    pub shadow: bool,
-    /// That shadow call lacked the production context.
-    pub shadow_context_mismatch: bool,
-}
-
 /// The sequential judge.
 #[derive(Debug, Clone)]
 pub struct Sequential {
@@ -191,6 +194,7 @@ pub struct Sequential {
     segments: Vec<String>,
     flips: Option<RateTest>,
     score: Option<MeanTest>,
+    rel_score: Option<MeanTest>,
     /// Per feature, per segment.
     mismatch: Option<Vec<Vec<RateTest>>>,
     errors: Option<RateTest>,
@@ -205,7 +209,8 @@ pub struct Sequential {
 impl Sequential {
     /// A judge for these guardrails over `features` and `segments`, with the rollout's
     /// `alpha` over a horizon of at most `horizon` requests, acting only after
-    /// `min_evidence` observations.
+    /// `min_evidence` observations. `units`: the score differences are in a model's own
+    /// units (regression), not probabilities.
     pub fn new(
         guardrails: &[(&'static str, f64)],
         features: usize,
@@ -213,13 +218,16 @@ impl Sequential {
         alpha: f64,
         min_evidence: u64,
         horizon: u64,
+        units: bool,
     ) -> Sequential {
+        let cap = |limit: f64| if units { UNIT_CAP * limit } else { 1.0 };
         let get = |name: &str| guardrails.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         let mut judge = Sequential {
             log_threshold: 0.0,
             min_evidence,
             flips: get("decision_flip_rate").map(RateTest::new),
-            score: get("mean_abs_score_diff").map(MeanTest::new),
+            score: get("mean_abs_score_diff").map(|l| MeanTest::capped(l, cap(l))),
+            rel_score: get("mean_rel_score_diff").map(|l| MeanTest::capped(l, UNIT_CAP * l)),
             mismatch: get("feature_mismatch_rate").map(|p| vec![vec![RateTest::new(p); segments.len()]; features]),
             segments,
             errors: get("error_rate").map(RateTest::new),
@@ -240,6 +248,7 @@ impl Sequential {
         let one = |b: bool| usize::from(b);
         one(self.flips.is_some())
             + one(self.score.is_some())
+            + one(self.rel_score.is_some())
             + self.mismatch.as_ref().map_or(0, |m| m.len() * self.segments.len())
             + one(self.errors.is_some())
             + one(self.timeouts.is_some())
@@ -261,6 +270,9 @@ impl Sequential {
             }
             if let Some(t) = &mut self.score {
                 t.add(o.abs_score_diff);
+            }
+            if let Some(t) = &mut self.rel_score {
+                t.add(o.rel_score_diff);
             }
         }
         if let Some(m) = &mut self.mismatch {
@@ -309,8 +321,10 @@ impl Sequential {
         if let Some(t) = self.flips.as_ref().filter(|t| fires(t)) {
             return Some(trigger("decision_flip_rate", None, None, t.rate(), t.limit()));
         }
-        if let Some(t) = self.score.as_ref().filter(|t| t.n >= min && t.log_statistic() >= threshold) {
-            return Some(trigger("mean_abs_score_diff", None, None, t.sum / t.n as f64, t.mu0));
+        for (name, t) in [("mean_abs_score_diff", &self.score), ("mean_rel_score_diff", &self.rel_score)] {
+            if let Some(t) = t.as_ref().filter(|t| t.n >= min && t.log_statistic() >= threshold) {
+                return Some(trigger(name, None, None, t.mean(), t.limit()));
+            }
         }
         if let Some(m) = &self.mismatch {
             for (f, tests) in m.iter().enumerate() {
@@ -369,6 +383,9 @@ impl Judge for Sequential {
         }
         if let Some(t) = &self.score {
             out.push(("mean_abs_score_diff", t.log_statistic() / self.log_threshold));
+        }
+        if let Some(t) = &self.rel_score {
+            out.push(("mean_rel_score_diff", t.log_statistic() / self.log_threshold));
         }
         if let Some(m) = &self.mismatch {
             out.push(("feature_mismatch_rate", m.iter().flatten().map(share).fold(0.0, f64::max)));
