@@ -100,9 +100,14 @@ pub struct Traffic {
     pub rate_rps: f64,
     /// How long the scenario runs.
     pub duration_s: f64,
-    /// Optional rate multipliers for each hour of the day (24 values, UTC).
+    /// Optional rate multipliers for each hour of the day (24 values, UTC); without them,
+    /// the traffic source's own curve (a recording that covers every hour) or a flat rate.
     #[serde(default)]
     pub daily_curve: Option<Vec<f64>>,
+    /// Start the scenario at this hour of the day (UTC), on the traffic source's first day
+    /// (or the next): a rollout planned for the morning peak, say.
+    #[serde(default)]
+    pub start_hour_utc: Option<u32>,
 }
 
 /// Why the migration happens.
@@ -615,6 +620,9 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
             "duration_s",
             format!("must be positive and at most 30 days, got {}", s.traffic.duration_s),
         ));
+    }
+    if s.traffic.start_hour_utc.is_some_and(|h| h > 23) {
+        return Err(at("traffic", "start_hour_utc", "must be an hour, 0 to 23".into()));
     }
     if let Some(curve) = &s.traffic.daily_curve {
         if curve.len() != 24 || curve.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || curve.iter().all(|v| *v == 0.0) {

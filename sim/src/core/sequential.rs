@@ -311,20 +311,16 @@ impl Sequential {
         }
     }
 
-    /// The first test past the threshold with enough evidence, if any.
+    /// The first test past the threshold with enough evidence, if any: causes (shadow
+    /// context, features, errors, timeouts, latency) before effects (flips, scores).
     pub fn check(&self, features: &[String]) -> Option<Trigger> {
         let (threshold, min) = (self.log_threshold, self.min_evidence);
         let trigger = |guardrail: &str, feature: Option<String>, segment: Option<String>, observed: f64, limit: f64| {
             Trigger { guardrail: guardrail.into(), feature, segment, observed, limit }
         };
         let fires = |t: &RateTest| t.n >= min && t.log_statistic() >= threshold;
-        if let Some(t) = self.flips.as_ref().filter(|t| fires(t)) {
-            return Some(trigger("decision_flip_rate", None, None, t.rate(), t.limit()));
-        }
-        for (name, t) in [("mean_abs_score_diff", &self.score), ("mean_rel_score_diff", &self.rel_score)] {
-            if let Some(t) = t.as_ref().filter(|t| t.n >= min && t.log_statistic() >= threshold) {
-                return Some(trigger(name, None, None, t.mean(), t.limit()));
-            }
+        if let Some(t) = self.shadow_context.as_ref().filter(|t| fires(t)) {
+            return Some(trigger("shadow_context_mismatch_rate", None, None, t.rate(), t.limit()));
         }
         if let Some(m) = &self.mismatch {
             for (f, tests) in m.iter().enumerate() {
@@ -342,11 +338,7 @@ impl Sequential {
                 }
             }
         }
-        for (name, t) in [
-            ("error_rate", &self.errors),
-            ("timeout_rate", &self.timeouts),
-            ("shadow_context_mismatch_rate", &self.shadow_context),
-        ] {
+        for (name, t) in [("error_rate", &self.errors), ("timeout_rate", &self.timeouts)] {
             if let Some(t) = t.as_ref().filter(|t| fires(t)) {
                 return Some(trigger(name, None, None, t.rate(), t.limit()));
             }
@@ -357,6 +349,16 @@ impl Sequential {
         if let Some((r, _, t)) = self.latency_ratio.as_ref().filter(|(_, reference, t)| reference.is_some() && fires(t))
         {
             return Some(trigger("p99_latency_ratio", None, None, t.rate(), *r));
+        }
+        // The answers last: when a cause (a feature, errors, the context) fired at the same
+        // look, the trigger names the cause rather than its effect on the scores.
+        if let Some(t) = self.flips.as_ref().filter(|t| fires(t)) {
+            return Some(trigger("decision_flip_rate", None, None, t.rate(), t.limit()));
+        }
+        for (name, t) in [("mean_abs_score_diff", &self.score), ("mean_rel_score_diff", &self.rel_score)] {
+            if let Some(t) = t.as_ref().filter(|t| t.n >= min && t.log_statistic() >= threshold) {
+                return Some(trigger(name, None, None, t.mean(), t.limit()));
+            }
         }
         None
     }

@@ -307,7 +307,7 @@ impl<'a> World<'a> {
             pending: None,
             baseline: Baseline { labels: m.answer().labels.clone(), ..Baseline::default() },
             out_of_order: 0,
-            start_ms: source.start_ms(),
+            start_ms: start_at_hour(source.start_ms(), s.traffic.start_hour_utc),
             mode,
             seed,
             duration_us: us(s.traffic.duration_s),
@@ -874,6 +874,17 @@ impl<'a> World<'a> {
             parity: if self.mode == Mode::Full { self.parity.report() } else { Vec::new() },
         }
     }
+}
+
+/// The first time at or after `start_ms` on the hour `hour` (UTC), or `start_ms` itself.
+fn start_at_hour(start_ms: i64, hour: Option<u32>) -> i64 {
+    const HOUR_MS: i64 = 3_600_000;
+    let Some(h) = hour else { return start_ms };
+    let first = start_ms.div_euclid(HOUR_MS) * HOUR_MS;
+    (0..=24)
+        .map(|k| first + k * HOUR_MS)
+        .find(|&t| t >= start_ms && t.div_euclid(HOUR_MS).rem_euclid(24) == i64::from(h))
+        .unwrap_or(start_ms)
 }
 
 /// Replays recorded requests under a scenario's plan (one judge, the scenario's), in their
