@@ -17,6 +17,9 @@ pub struct Args {
     /// The scenario whose stacks, plan and guardrails apply.
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// Serve this migration folder under its default plan (without --scenario).
+    #[arg(long, conflicts_with = "scenario")]
+    migration: Option<PathBuf>,
     /// The judge (overrides the scenario's).
     #[arg(long, value_parser = crate::simulate::parse_policy)]
     policy: Option<Policy>,
@@ -60,6 +63,7 @@ pub struct Args {
 #[serde(deny_unknown_fields)]
 struct File {
     scenario: Option<PathBuf>,
+    migration: Option<PathBuf>,
     policy: Option<String>,
     bind: Option<IpAddr>,
     port: Option<u16>,
@@ -103,8 +107,17 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
         Some(p) => read_config(p)?,
         None => File::default(),
     };
-    let scenario = args.scenario.clone().or(file.scenario).unwrap_or_else(|| PathBuf::from(DEFAULT_SCENARIO));
-    let loaded = LoadedScenario::read(&scenario).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let bad = |e: cutover_sim::ScenarioError| Failure::BadInput(e.to_string());
+    let loaded = match (args.scenario.clone().or(file.scenario), args.migration.clone().or(file.migration)) {
+        (Some(scenario), _) => LoadedScenario::read(&scenario).map_err(bad)?,
+        (None, Some(dir)) => {
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            let m = cutover_sim::scenario::load_migration(&dir).map_err(bad)?;
+            let text = cutover_sim::scenario::default_plan(&m, &dir, false);
+            LoadedScenario::parse(&text, "(default plan)", PathBuf::from("serve"), PathBuf::new()).map_err(bad)?
+        }
+        (None, None) => LoadedScenario::read(&PathBuf::from(DEFAULT_SCENARIO)).map_err(bad)?,
+    };
     let mut cfg = ServeConfig::new(loaded);
     let where_ = || args.config.as_ref().map_or(String::new(), |p| format!("{}: ", p.display()));
     cfg.policy = match (args.policy, file.policy) {

@@ -51,3 +51,52 @@ fn scoring_rows_allocates_nothing() {
         assert!(margins.iter().any(|&m| m != 0.0), "{}: nothing was scored", case.name);
     }
 }
+
+#[test]
+fn both_feature_paths_and_both_answers_allocate_nothing_per_request_once_warm() {
+    // Each bundled migration: its traffic through both paths (the online store and the
+    // legacy table materializing on their schedules), the row diff and both models' answers.
+    // Warm means every entity already has its row in both tables (a new entity's row is an
+    // allocation, once): the measured requests are the first ones again, two days later.
+    for dir in ["domain/fraud", "domain/eta"] {
+        let m = cutover_models::Migration::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap();
+        let (legacy, new) = m.start_stacks().unwrap();
+        let mut paths =
+            cutover_models::paths::DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule())
+                .unwrap();
+        let source = m.source(3, 20.0).unwrap();
+        let mut requests: Vec<_> = (0..10_000u64)
+            .map(|i| {
+                let mut r = m.schema().record();
+                source.fill(i, source.start_ms() + i as i64 * 500, &mut r);
+                r
+            })
+            .collect();
+        let time = m.schema().time_field();
+        for day in 1..=2 {
+            for i in 0..2000 {
+                let mut again = requests[i].clone();
+                again.time_ms += day * 86_400_000;
+                again.values[time] = cutover_models::schema::Value::Number(again.time_ms as f64);
+                requests.push(again);
+            }
+        }
+        let answer = m.answer();
+        let (mut a, mut b) = (vec![0.0f32; answer.width()], vec![0.0f32; answer.width()]);
+        // Warm: the tables hold every entity, the log has grown.
+        for r in &requests[..12_000] {
+            paths.compute(r);
+            paths.served(r);
+        }
+        let before = allocations();
+        let mut flips = 0;
+        for r in &requests[12_000..] {
+            let rows = paths.compute(r);
+            answer.score(legacy.model(), rows.legacy, &mut a);
+            answer.score(new.model(), rows.new, &mut b);
+            flips += usize::from(answer.compare(&a, &b).flipped);
+        }
+        assert_eq!(allocations(), before, "{dir}: the paths or the answers allocated");
+        assert_eq!(flips, 0, "{dir}: clean paths, equal answers");
+    }
+}

@@ -7,6 +7,7 @@ mod feature_paths;
 mod fixtures;
 mod loader_fuzz;
 mod lockstep;
+mod migrations;
 mod predict_cli;
 mod reference_model;
 mod registry_cli;

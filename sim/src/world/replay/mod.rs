@@ -12,39 +12,12 @@ pub mod record;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cutover_models::answer::Answer;
 pub use cutover_models::recorded::{FieldMap, Format, Reader, Recorded, RowError};
 use serde::Serialize;
 
 use crate::core::verdict::Expectation;
 use crate::scenario::{LoadedScenario, ScenarioError};
 use crate::world::{run_recorded, RunError, RunResult};
-
-/// The plan a replay without `--plan` uses: shadow for the whole file, every parity
-/// guardrail watching.
-pub const SHADOW_ONLY: &str = r#"
-name = "replay"
-description = "Recorded traffic through both paths in shadow: nothing ramps, the guardrails watch"
-seed = 1
-[traffic]
-rate_rps = 1
-duration_s = 1
-[rollout]
-shadow_s = 2592000
-stages_pct = [100]
-bake_s = 60
-keep_legacy_warm_s = 60
-[controller]
-policy = "sequential"
-[guardrails]
-max_decision_flip_rate = 0.002
-max_mean_abs_score_diff = 0.002
-max_feature_mismatch_rate = 0.005
-max_error_rate = 0.01
-max_timeout_rate = 0.01
-[expect]
-outcome = "in_progress"
-"#;
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -57,7 +30,7 @@ pub struct ReplayConfig {
     pub fields: Option<PathBuf>,
     /// Skip rows that cannot be read (counted) instead of stopping at the first.
     pub skip_bad_rows: bool,
-    /// The plan to dry-run (default: [`SHADOW_ONLY`]).
+    /// The plan to dry-run (default: the migration's default plan, all in shadow).
     pub plan: Option<PathBuf>,
     /// The migration folder, for the default plan (and to check a plan's own).
     pub migration: Option<PathBuf>,
@@ -249,19 +222,6 @@ impl FeedHandle {
     }
 }
 
-/// The default plan for a migration: [`SHADOW_ONLY`], its guardrails fitting the answer.
-fn default_plan(answer: &Answer, migration: &Path) -> String {
-    let mut text =
-        SHADOW_ONLY.replace("seed = 1\n", &format!("seed = 1\nmigration = {:?}\n", migration.display().to_string()));
-    if !answer.has_decision() {
-        text = text.replace(
-            "max_decision_flip_rate = 0.002\nmax_mean_abs_score_diff = 0.002\n",
-            "max_mean_rel_score_diff = 0.01\n",
-        );
-    }
-    text
-}
-
 /// Opens a replay: its plan (the horizon set to the file's lines) and its feed of rows.
 pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), ReplayError> {
     let mut loaded = match &cfg.plan {
@@ -273,7 +233,7 @@ pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), Re
             };
             let dir = std::path::absolute(&dir).unwrap_or(dir);
             let m = crate::scenario::load_migration(&dir)?;
-            let text = default_plan(m.answer(), &dir);
+            let text = crate::scenario::default_plan(&m, &dir, true);
             LoadedScenario::parse(&text, "(default replay plan)", PathBuf::from("replay"), cfg.base.clone())?
         }
     };
