@@ -6,18 +6,14 @@
 # files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-env=target/train-venv
-if [ ! -x "$env/bin/python" ]; then
-  python3 -m venv "$env"
-  "$env/bin/pip" install -q xgboost-cpu==3.2.0 pandas==3.1.1 numpy==2.4.6
-fi
+python=$(scripts/train-venv.sh)
 mkdir -p target/train
-"$env/bin/python" scripts/make_eta.py domain/eta/requests.csv
+"$python" scripts/make_eta.py domain/eta/requests.csv
 cargo build --release --quiet
 cutover=target/release/cutover
 command="cutover dataset --migration domain/eta --spec domain/eta/legacy.toml --from domain/eta/requests.csv --label delivered_minutes --out target/train/eta.csv"
 $cutover ${command#cutover }
-"$env/bin/python" scripts/train_eta.py target/train/eta.csv domain/eta/requests.csv domain/eta "$command"
+"$python" scripts/train_eta.py target/train/eta.csv domain/eta/requests.csv domain/eta "$command"
 rm -rf domain/eta/registry && mkdir -p domain/eta/registry
 $cutover registry --migration domain/eta add --name eta-xgb --model domain/eta/model.ubj \
   --spec domain/eta/legacy.toml --training-record domain/eta/training.json --stage production

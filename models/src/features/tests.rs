@@ -3,18 +3,14 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::schema::{Cell, Record, RequestDef, Schema, Value};
+use crate::schema::{Cell, Record, Schema, Value};
 
 /// The bundled fraud migration's schema.
 pub(crate) fn fraud_schema() -> Arc<Schema> {
     crate::migration::Migration::bundled_fraud().unwrap().schema().clone()
 }
 
-/// A schema from `[request]` text.
-pub(crate) fn schema(text: &str) -> Arc<Schema> {
-    let def: RequestDef = toml::from_str(text).unwrap();
-    Arc::new(Schema::compile(&def, text, "m.toml").unwrap())
-}
+use crate::schema::tests::compiled as schema;
 
 pub(crate) fn pipeline(text: &str, schema: &Arc<Schema>) -> Pipeline {
     Pipeline::from_text(text, "s.toml", schema, None).unwrap_or_else(|e| panic!("{e}"))

@@ -26,6 +26,11 @@ pub(crate) fn schema(text: &str) -> Result<Schema, FieldError> {
     Schema::compile(&def, text, "m.toml")
 }
 
+/// A schema from `[request]` text, shared by the crate's tests.
+pub(crate) fn compiled(text: &str) -> std::sync::Arc<Schema> {
+    std::sync::Arc::new(schema(text).unwrap_or_else(|e| panic!("{e}")))
+}
+
 fn parse(s: &Schema, body: &str) -> Result<Record, WireError> {
     let mut r = s.record();
     s.parse_json(body.as_bytes(), &mut r).map(|()| r)

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::schema::{RequestDef, Schema};
 
 const SCHEMA: &str = r#"
 id = "id"
@@ -47,8 +46,7 @@ source = "n"
 "#;
 
 fn pipeline() -> Arc<Pipeline> {
-    let def: RequestDef = toml::from_str(SCHEMA).unwrap();
-    let schema = Arc::new(Schema::compile(&def, SCHEMA, "m.toml").unwrap());
+    let schema = crate::schema::tests::compiled(SCHEMA);
     Arc::new(Pipeline::from_text(SPEC, "s.toml", &schema, None).unwrap())
 }
 
