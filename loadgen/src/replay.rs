@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cutover_models::recorded::Recorded;
+use cutover_sim::core::baseline::Baseline;
 use cutover_sim::core::pairing::{self, AnswerFields};
 use cutover_sim::scenario::LoadedScenario;
-use cutover_sim::world::replay::{Baseline, Recorded};
 use tokio::sync::{mpsc, Mutex, Semaphore};
 
 use crate::router::{RolloutView, Snapshot};

@@ -186,7 +186,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let features = legacy.pipeline().output_names().to_vec();
     let kinds = legacy.pipeline().output_kinds();
     let (shutdown, stop) = watch::channel(false);
-    let log = cutover_models::paths::SharedLog::default();
+    let log = cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]);
     let mut tasks = Vec::new();
     let own = |url: String| Upstream { url, fields: AnswerFields::default(), features: true };
     let external = |url: &String| Upstream {

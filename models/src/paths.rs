@@ -85,10 +85,10 @@ impl DualPath {
         let diffs = vec![FeatureDiff::Equal; kinds.len()];
         Ok(DualPath {
             legacy_table: Materializer::new(schedule, legacy.clone()),
+            log: EventLog::for_pipelines(&[&legacy, &new]),
             legacy,
             new,
             store,
-            log: EventLog::new(),
             kinds,
             legacy_values,
             new_values,
@@ -151,6 +151,11 @@ impl DualPath {
 /// The offline event log as services share it: the data warehouse every store
 /// materializes from.
 pub type SharedLog = std::sync::Arc<std::sync::RwLock<EventLog>>;
+
+/// A shared log keeping what these pipelines' aggregates read.
+pub fn shared_log(pipelines: &[&Pipeline]) -> SharedLog {
+    std::sync::Arc::new(std::sync::RwLock::new(EventLog::for_pipelines(pipelines)))
+}
 
 /// One feature path on its own, as one live service computes it: its pipeline, and the
 /// aggregates it reads from its own store, materialized on the schedule from the shared
@@ -225,7 +230,8 @@ impl LegacyRows {
     /// An empty table for `pipeline` on `schedule`.
     pub fn new(pipeline: Arc<Pipeline>, schedule: Schedule) -> LegacyRows {
         let values = pipeline.values();
-        LegacyRows { table: Materializer::new(schedule, pipeline.clone()), pipeline, log: EventLog::new(), values }
+        let log = EventLog::for_pipelines(&[&pipeline]);
+        LegacyRows { table: Materializer::new(schedule, pipeline.clone()), pipeline, log, values }
     }
 
     /// The model row of the next request (requests in time order), which then joins the log.

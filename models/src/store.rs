@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::features::{FeatureValues, Function, Pipeline};
 use crate::schema::{Record, Value};
@@ -28,21 +29,37 @@ pub const TILES: i64 = 64;
 /// entities read as never seen, on both paths alike).
 pub const MAX_ENTITIES: usize = 5_000_000;
 
-/// The offline event log, in arrival order: each event's time, entity and field values.
+/// The offline event log, in arrival order: each event's time, entity and the field values
+/// its readers' aggregates read (all fields unless told which).
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
     times: Vec<i64>,
     entities: Vec<u64>,
     values: Vec<Value>,
     stride: usize,
+    /// The fields kept, when not all.
+    fields: Option<Vec<usize>>,
     /// Events dropped from the front once every reader had folded them.
     offset: usize,
 }
 
 impl EventLog {
-    /// An empty log.
+    /// An empty log keeping every field.
     pub fn new() -> Self {
         EventLog::default()
+    }
+
+    /// An empty log keeping only what these pipelines' aggregates read.
+    pub fn for_pipelines(pipelines: &[&Pipeline]) -> Self {
+        let mut fields: Vec<usize> = pipelines.iter().flat_map(|p| p.aggregate_fields().iter().copied()).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        EventLog { stride: fields.len(), fields: Some(fields), ..EventLog::default() }
+    }
+
+    /// The fields kept (all when none are named).
+    pub fn fields(&self) -> Option<&[usize]> {
+        self.fields.as_deref()
     }
 
     /// Appends a served request; requests must arrive in time order.
@@ -53,12 +70,15 @@ impl EventLog {
     /// Appends a served request at a given time (live requests arrive a little out of order).
     pub fn append_at(&mut self, r: &Record, time_ms: i64) {
         debug_assert!(self.times.last().is_none_or(|&t| t <= time_ms), "events out of order");
-        if self.times.is_empty() {
-            self.stride = r.values.len();
-        }
         self.times.push(time_ms);
         self.entities.push(r.entity);
-        self.values.extend_from_slice(&r.values);
+        match &self.fields {
+            Some(fields) => self.values.extend(fields.iter().map(|&i| r.values[i])),
+            None => {
+                self.stride = r.values.len();
+                self.values.extend_from_slice(&r.values);
+            }
+        }
     }
 
     /// The event at position `at` since the log began: (time, entity, values).
@@ -182,9 +202,68 @@ impl Acc {
     }
 }
 
+/// The online table: per entity, the values its aggregates publish, in the spec's order.
+/// Read twice per request (the legacy table, the online store), so the values sit inline in
+/// the hash table's entries for the usual few aggregates: one cache line per lookup.
+#[derive(Debug, Clone)]
+enum Published {
+    Two(FxHashMap<u64, [f64; 2]>),
+    Four(FxHashMap<u64, [f64; 4]>),
+    Any(FxHashMap<u64, SmallVec<[f64; 8]>>),
+}
+
+impl Published {
+    fn new(width: usize) -> Published {
+        match width {
+            0..=2 => Published::Two(FxHashMap::default()),
+            3..=4 => Published::Four(FxHashMap::default()),
+            _ => Published::Any(FxHashMap::default()),
+        }
+    }
+
+    fn get(&self, entity: u64) -> Option<&[f64]> {
+        match self {
+            Published::Two(m) => m.get(&entity).map(|v| &v[..]),
+            Published::Four(m) => m.get(&entity).map(|v| &v[..]),
+            Published::Any(m) => m.get(&entity).map(|v| &v[..]),
+        }
+    }
+
+    fn set(&mut self, entity: u64, values: &[f64]) {
+        fn fill<const N: usize>(values: &[f64]) -> [f64; N] {
+            let mut a = [0.0; N];
+            a[..values.len()].copy_from_slice(values);
+            a
+        }
+        match self {
+            Published::Two(m) => {
+                m.insert(entity, fill(values));
+            }
+            Published::Four(m) => {
+                m.insert(entity, fill(values));
+            }
+            Published::Any(m) => {
+                let v = m.entry(entity).or_default();
+                v.clear();
+                v.extend_from_slice(values);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Published::Two(m) => m.len(),
+            Published::Four(m) => m.len(),
+            Published::Any(m) => m.len(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Slot {
     last_ms: i64,
+    /// Folded since the last publication.
+    dirty: bool,
     /// One per aggregate with all history.
     total: Vec<Acc>,
     /// One per windowed aggregate: (tile index, what it holds), oldest first.
@@ -200,9 +279,17 @@ pub struct Materializer {
     layout: Vec<(usize, Option<i64>)>,
     totals: usize,
     windows: usize,
-    /// Published values: the online table.
+    /// What each entity's aggregates have folded.
     table: FxHashMap<u64, Slot>,
+    /// Published values: the online table, read on every request.
+    published: Published,
+    /// Scratch for one entity's values.
+    values: Vec<f64>,
+    /// Entities folded since the last publication.
+    touched: Vec<u64>,
     scratch: FeatureValues,
+    /// A logged event's values at their fields' places (a projected log keeps fewer).
+    row: Vec<Value>,
     inputs: Vec<f64>,
     cursor: usize,
     as_of_ms: Option<i64>,
@@ -230,6 +317,8 @@ impl Materializer {
             .collect();
         let scratch = pipeline.values();
         let inputs = vec![0.0; pipeline.aggregates().len()];
+        let row = vec![Value::Missing; pipeline.schema().len()];
+        let width = pipeline.aggregates().len();
         Materializer {
             schedule,
             pipeline,
@@ -237,6 +326,10 @@ impl Materializer {
             totals,
             windows,
             table: FxHashMap::default(),
+            published: Published::new(width),
+            values: Vec::with_capacity(width),
+            touched: Vec::new(),
+            row,
             scratch,
             inputs,
             cursor: 0,
@@ -252,16 +345,25 @@ impl Materializer {
 
     /// Number of entities with published aggregates.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.published.len()
     }
 
     /// Whether nothing is published.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.published.len() == 0
     }
 
-    fn fold(&mut self, time_ms: i64, entity: u64, values: &[Value]) {
+    fn fold(&mut self, time_ms: i64, entity: u64, logged: &[Value], fields: Option<&[usize]>) {
         let p = &self.pipeline;
+        let values = match fields {
+            None => logged,
+            Some(fields) => {
+                for (&i, v) in fields.iter().zip(logged) {
+                    self.row[i] = *v;
+                }
+                &self.row[..]
+            }
+        };
         for k in 0..self.inputs.len() {
             self.inputs[k] = p.aggregate_input(k, values, &mut self.scratch);
         }
@@ -271,10 +373,15 @@ impl Materializer {
         let (totals, windows) = (self.totals, self.windows);
         let slot = self.table.entry(entity).or_insert_with(|| Slot {
             last_ms: time_ms,
+            dirty: false,
             total: vec![Acc::EMPTY; totals],
             tiles: vec![VecDeque::new(); windows],
         });
         slot.last_ms = time_ms;
+        if !slot.dirty {
+            slot.dirty = true;
+            self.touched.push(entity);
+        }
         for (k, &(at, tile_ms)) in self.layout.iter().enumerate() {
             let x = self.inputs[k];
             match tile_ms {
@@ -303,10 +410,37 @@ impl Materializer {
             if time >= cutoff_ms {
                 break;
             }
-            self.fold(time, entity, values);
+            self.fold(time, entity, values, log.fields());
             self.cursor += 1;
         }
         self.as_of_ms = Some(cutoff_ms);
+        self.publish();
+    }
+
+    /// Publishes the values of every entity folded since the last time: each as of its
+    /// latest event.
+    fn publish(&mut self) {
+        let aggs = self.pipeline.aggregates();
+        for entity in self.touched.drain(..) {
+            let Some(slot) = self.table.get_mut(&entity) else { continue };
+            slot.dirty = false;
+            let values = &mut self.values;
+            values.clear();
+            for (a, &(at, tile_ms)) in aggs.iter().zip(&self.layout) {
+                values.push(match tile_ms {
+                    None => slot.total[at].value(a.function),
+                    Some(tile_ms) => {
+                        let newest = slot.last_ms.div_euclid(tile_ms);
+                        let mut acc = Acc::EMPTY;
+                        for (_, t) in slot.tiles[at].iter().filter(|(t, _)| *t > newest - TILES) {
+                            acc.merge(t);
+                        }
+                        acc.value(a.function)
+                    }
+                });
+            }
+            self.published.set(entity, values);
+        }
     }
 }
 
@@ -316,28 +450,18 @@ impl OnlineStore for Materializer {
     }
 
     fn read(&self, entity: u64, out: &mut [f64]) -> bool {
-        let aggs = self.pipeline.aggregates();
-        let Some(slot) = self.table.get(&entity) else {
-            for (o, a) in out.iter_mut().zip(aggs) {
-                *o = Acc::EMPTY.value(a.function);
+        match self.published.get(entity) {
+            Some(values) => {
+                out.copy_from_slice(&values[..out.len()]);
+                true
             }
-            return false;
-        };
-        for ((o, a), &(at, tile_ms)) in out.iter_mut().zip(aggs).zip(&self.layout) {
-            *o = match tile_ms {
-                None => slot.total[at].value(a.function),
-                Some(tile_ms) => {
-                    // The window as of the entity's latest event.
-                    let newest = slot.last_ms.div_euclid(tile_ms);
-                    let mut acc = Acc::EMPTY;
-                    for (_, t) in slot.tiles[at].iter().filter(|(t, _)| *t > newest - TILES) {
-                        acc.merge(t);
-                    }
-                    acc.value(a.function)
+            None => {
+                for (o, a) in out.iter_mut().zip(self.pipeline.aggregates()) {
+                    *o = Acc::EMPTY.value(a.function);
                 }
-            };
+                false
+            }
         }
-        true
     }
 
     fn as_of_ms(&self) -> Option<i64> {

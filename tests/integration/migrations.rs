@@ -410,3 +410,55 @@ fn file_rows(m: &cutover_models::Migration) -> Vec<cutover_models::schema::Recor
     .unwrap();
     std::iter::from_fn(|| reader.next_row()).map(|r| r.unwrap().record).collect()
 }
+
+#[test]
+fn no_code_outside_an_example_knows_its_field_names() {
+    // The harness (the CLI, the live face, the simulator, the model side) reads every field
+    // through a migration folder; only an example's own generator names its fields.
+    let names = [
+        "fraud::",
+        "transaction_id",
+        "customer_id",
+        "amount_eur",
+        "merchant_category",
+        "device_os",
+        "card_present",
+        "courier_id",
+        "distance_km",
+        "prep_minutes",
+    ];
+    let mut offenders = Vec::new();
+    let mut stack =
+        vec![root().join("src"), root().join("sim/src"), root().join("loadgen/src"), root().join("models/src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("fraud") {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let is_tests = p.file_name().is_some_and(|n| n == "tests.rs");
+            if p.extension().is_none_or(|x| x != "rs") || is_tests {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (i, line) in code.lines().enumerate() {
+                let l = line.trim_start();
+                if l.starts_with("//") {
+                    continue;
+                }
+                // The one binding of the bundled generator, by the name a migration folder uses.
+                if p.ends_with("models/src/traffic/mod.rs") && l.contains("crate::fraud::") {
+                    continue;
+                }
+                if let Some(n) = names.iter().find(|n| l.contains(*n)) {
+                    offenders.push(format!("{}:{}: {n}", p.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

@@ -37,6 +37,7 @@ struct FieldRead {
 }
 
 impl FieldRead {
+    #[inline]
     fn value(&self, values: &[Value]) -> Value {
         let v = values[self.index];
         match &self.check {
@@ -153,6 +154,8 @@ pub struct Pipeline {
     table_defs: Vec<(String, Vec<(String, TableValue)>)>,
     aggregates: Vec<Aggregate>,
     aggregate_defs: Vec<AggregateDef>,
+    /// The request fields the aggregates' inputs read (what the event log must keep).
+    aggregate_fields: Vec<usize>,
     zone_names: Option<Arc<FxHashMap<u32, Tz>>>,
     defs: Vec<FeatureDef>,
 }
@@ -281,6 +284,16 @@ impl Pipeline {
             c.aggregates[k].of = Some(resolved);
         }
         let features = c.features;
+        let mut aggregate_fields: Vec<usize> = Vec::new();
+        for a in &c.aggregates {
+            match a.of {
+                Some(AggregateOf::Field(i, _)) => aggregate_fields.push(i),
+                Some(AggregateOf::Feature(j)) => aggregate_fields.extend(features[..=j].iter().flat_map(fields_read)),
+                None => {}
+            }
+        }
+        aggregate_fields.sort_unstable();
+        aggregate_fields.dedup();
         let outputs: Vec<usize> = (0..features.len()).filter(|&i| features[i].output).collect();
         let output_names: Vec<String> = outputs.iter().map(|&i| features[i].name.clone()).collect();
         if let Some(model) = model_features {
@@ -309,6 +322,7 @@ impl Pipeline {
                 .collect(),
             aggregates: c.aggregates,
             aggregate_defs: spec.aggregates.iter().map(|a| a.get_ref().clone()).collect(),
+            aggregate_fields,
             zone_names: c.zone_names,
             defs: spec.features.iter().map(|d| d.get_ref().clone()).collect(),
         })
@@ -365,6 +379,11 @@ impl Pipeline {
     /// The aggregates as written.
     pub fn aggregate_definitions(&self) -> &[AggregateDef] {
         &self.aggregate_defs
+    }
+
+    /// The request fields the aggregates' inputs read: all a store needs of a logged request.
+    pub fn aggregate_fields(&self) -> &[usize] {
+        &self.aggregate_fields
     }
 
     /// A reusable buffer for [`Pipeline::compute`].
@@ -433,6 +452,7 @@ impl Pipeline {
         }
     }
 
+    #[inline]
     fn operand(&self, o: &Operand, values: &[Value], out: &FeatureValues) -> f64 {
         match o {
             Operand::Field(r) => match r.value(values) {
@@ -570,7 +590,9 @@ impl Compiler<'_> {
 
     fn field_read(&self, index: usize, sentinels: Sentinels) -> FieldRead {
         let f = self.schema.field(index);
-        let check = (sentinels == Sentinels::Missing).then(|| f.clone());
+        // Only fields with declared missing values need the check (absent is missing anyway).
+        let has = !(f.missing_numbers.is_empty() && f.missing_symbols.is_empty());
+        let check = (sentinels == Sentinels::Missing && has).then(|| f.clone());
         FieldRead { index, check }
     }
 
@@ -863,6 +885,31 @@ impl Compiler<'_> {
         }
         Ok(AggregateOf::Feature(j))
     }
+}
+
+/// The request fields a feature reads: its input, a lookup's key, a zone's field.
+fn fields_read(f: &Compiled) -> Vec<usize> {
+    let mut out = Vec::new();
+    let operand = |o: &Operand, out: &mut Vec<usize>| {
+        if let Operand::Field(r) = o {
+            out.push(r.index);
+        }
+    };
+    match &f.input {
+        Input::Operand(o) => operand(o, &mut out),
+        Input::Arithmetic { a, b, .. } => {
+            operand(a, &mut out);
+            operand(b, &mut out);
+        }
+    }
+    for op in &f.ops {
+        match op {
+            Op::Lookup { key, .. } => out.push(*key),
+            Op::Time(_, Zone::Field { field, .. }) => out.push(*field),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Compares output names with the model's: `Err((position, message))`.

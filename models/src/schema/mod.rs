@@ -172,6 +172,7 @@ pub struct Field {
 
 impl Field {
     /// Whether a record's value of this field means missing (absent, or a sentinel).
+    #[inline]
     pub fn is_missing(&self, v: Value) -> bool {
         match v {
             Value::Missing => true,

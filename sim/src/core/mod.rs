@@ -3,6 +3,7 @@
 //! the judges, one rollout's history and trace, and the verdict. The simulated world and
 //! the live router call into it; nothing here knows either.
 
+pub mod baseline;
 pub mod controller;
 pub mod history;
 pub mod judge;
