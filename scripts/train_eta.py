@@ -12,13 +12,12 @@ absolute error, and writes OUT_DIR/model.ubj, OUT_DIR/model_v0.ubj (an older art
 column `legacy_eta`: the model's prediction for each row, as the legacy service answered.
 """
 
-import hashlib
-import json
 import sys
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
+
+from xgb_training import load, record, write
 
 PARAMS = {
     "objective": "reg:squarederror",
@@ -37,12 +36,7 @@ ROUNDS = 200
 
 def main():
     data_path, requests_path, out_dir, command = sys.argv[1:5]
-    raw = open(data_path, "rb").read()
-    frame = pd.read_csv(data_path, dtype=np.float64)
-    y = frame.pop("label").to_numpy()
-    names = list(frame.columns)
-    types = ["q"] * len(names)
-    x = frame.to_numpy(dtype=np.float64)
+    raw, frame, y, names, types, x = load(data_path)
     cut = int(len(x) * 0.8)
     train = xgb.DMatrix(x[:cut], label=y[:cut], feature_names=names, feature_types=types)
     hold = xgb.DMatrix(x[cut:], label=y[cut:], feature_names=names, feature_types=types)
@@ -51,26 +45,10 @@ def main():
     booster.save_model(f"{out_dir}/model.ubj")
     old = xgb.DMatrix(x[: cut // 2], label=y[: cut // 2], feature_names=names, feature_types=types)
     xgb.train(dict(PARAMS, seed=7, max_depth=4), old, num_boost_round=40).save_model(f"{out_dir}/model_v0.ubj")
-    mean_baseline = float(np.abs(y[cut:] - y[:cut].mean()).mean())
-    report = {
-        "xgboost_version": xgb.__version__,
-        "numpy_version": np.__version__,
-        "pandas_version": pd.__version__,
-        "params": PARAMS,
-        "rounds": ROUNDS,
-        "feature_names": names,
-        "feature_types": types,
-        "data": {"command": command, "rows": int(len(x)), "sha256": hashlib.sha256(raw).hexdigest(),
-                 "label": "delivered_minutes", "label_mean": float(y.mean())},
-        "holdout": {"rows": int(len(p)), "mae_minutes": float(np.abs(p - y[cut:]).mean()),
-                    "mae_of_the_mean_minutes": mean_baseline},
-    }
-    with open(f"{out_dir}/training.json", "w") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
-    check = frame.iloc[cut:cut + 300].copy()
-    check["xgboost_prediction"] = [repr(float(v)) for v in np.asarray(p[:300], dtype=np.float32)]
-    check.to_csv(f"{out_dir}/model_check.csv", index=False, na_rep="")
+    holdout = {"rows": int(len(p)), "mae_minutes": float(np.abs(p - y[cut:]).mean()),
+               "mae_of_the_mean_minutes": float(np.abs(y[cut:] - y[:cut].mean()).mean())}
+    extra = {"label": "delivered_minutes", "label_mean": float(y.mean())}
+    write(out_dir, record(PARAMS, ROUNDS, names, types, command, raw, len(x), extra, holdout), frame, cut, p)
     # The legacy service's answers, in the log: xgboost's float32 prediction for each row.
     every = booster.predict(xgb.DMatrix(x, feature_names=names, feature_types=types))
     lines = open(requests_path).read().splitlines()
@@ -83,7 +61,6 @@ def main():
     assert len(out) == len(lines)
     with open(requests_path, "w") as f:
         f.write("\n".join(out) + "\n")
-    print(json.dumps(report["holdout"]))
 
 
 if __name__ == "__main__":

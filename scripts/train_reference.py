@@ -10,13 +10,12 @@ sha256, the command that made the data, and the holdout metrics) and OUT_DIR/mod
 (300 holdout rows with xgboost's own predictions).
 """
 
-import hashlib
-import json
 import sys
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
+
+from xgb_training import load, record, write
 
 # The legacy service fed category codes to xgboost as plain numbers (no enable_categorical),
 # as many services trained before xgboost 1.6 do; that also lets the gbdt runtime score it.
@@ -46,12 +45,7 @@ def auc(y, p):
 
 def main():
     data_path, out_dir, command = sys.argv[1], sys.argv[2], sys.argv[3]
-    raw = open(data_path, "rb").read()
-    frame = pd.read_csv(data_path, dtype=np.float64)
-    y = frame.pop("label").to_numpy()
-    names = list(frame.columns)
-    types = ["q"] * len(names)
-    x = frame.to_numpy(dtype=np.float64)
+    raw, frame, y, names, types, x = load(data_path)
     cut = int(len(x) * 0.8)
     train = xgb.DMatrix(x[:cut], label=y[:cut], feature_names=names, feature_types=types, enable_categorical=False)
     hold = xgb.DMatrix(x[cut:], label=y[cut:], feature_names=names, feature_types=types, enable_categorical=False)
@@ -62,27 +56,10 @@ def main():
     # deployment can ship, for the model-artifact fault.
     old = xgb.DMatrix(x[:cut // 2], label=y[:cut // 2], feature_names=names, feature_types=types)
     xgb.train(dict(PARAMS, seed=7), old, num_boost_round=60).save_model(f"{out_dir}/model_v0.ubj")
-    report = {
-        "xgboost_version": xgb.__version__,
-        "numpy_version": np.__version__,
-        "pandas_version": pd.__version__,
-        "params": PARAMS,
-        "rounds": ROUNDS,
-        "feature_names": names,
-        "feature_types": types,
-        "data": {"command": command, "rows": int(len(x)), "sha256": hashlib.sha256(raw).hexdigest(),
-                 "positive_rate": float(y.mean())},
-        "holdout": {"rows": int(len(p)), "auc": auc(y[cut:], p),
-                    "share_above_0.5": float((p > 0.5).mean()), "positive_rate": float(y[cut:].mean())},
-    }
-    # xgboost's own outputs on 300 holdout rows, so tests can check the exact evaluator on it.
-    check = frame.iloc[cut:cut + 300].copy()
-    check["xgboost_prediction"] = [repr(float(v)) for v in np.asarray(p[:300], dtype=np.float32)]
-    check.to_csv(f"{out_dir}/model_check.csv", index=False, na_rep="", float_format="%.17g")
-    with open(f"{out_dir}/training.json", "w") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
-    print(json.dumps(report["holdout"]))
+    holdout = {"rows": int(len(p)), "auc": auc(y[cut:], p),
+               "share_above_0.5": float((p > 0.5).mean()), "positive_rate": float(y[cut:].mean())}
+    report = record(PARAMS, ROUNDS, names, types, command, raw, len(x), {"positive_rate": float(y.mean())}, holdout)
+    write(out_dir, report, frame, cut, p, float_format="%.17g")
 
 
 if __name__ == "__main__":
