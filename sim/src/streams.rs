@@ -26,12 +26,7 @@ pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
     rng
 }
 
-pub use crate::core::pairing::mix;
-
-/// A uniform in [0, 1) that depends only on its inputs.
-pub fn unit(seed: u64, a: u64, b: u64) -> f64 {
-    (mix(seed ^ mix(a ^ mix(b))) >> 11) as f64 / (1u64 << 53) as f64
-}
+pub use cutover_models::schema::{mix, unit};
 
 /// A standard normal draw.
 pub fn normal(rng: &mut ChaCha8Rng) -> f64 {

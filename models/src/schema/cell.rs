@@ -289,3 +289,25 @@ pub(super) fn to_json(
     }
     serde_json::Value::Object(out)
 }
+
+pub(super) fn cell_text(
+    schema: &Schema,
+    i: usize,
+    v: Value,
+    key_text: &dyn Fn(usize, u64) -> Option<String>,
+) -> String {
+    let f = &schema.fields[i];
+    match v {
+        Value::Missing => String::new(),
+        Value::Number(x) => match f.kind {
+            Kind::Boolean => (x != 0.0).to_string(),
+            Kind::Integer | Kind::Timestamp if x.fract() == 0.0 && x.abs() < 9e15 => (x as i64).to_string(),
+            _ => x.to_string(),
+        },
+        Value::Text(t) => schema.interner.resolve(t.id).unwrap_or_default(),
+        Value::Key(k) => match f.kind {
+            Kind::Integer => k.to_string(),
+            _ => key_text(i, k).unwrap_or_else(|| format!("{k:016x}")),
+        },
+    }
+}

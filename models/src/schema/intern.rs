@@ -58,6 +58,11 @@ impl Interner {
 
     /// Interns a value (and its lowercased form), while the table has room.
     pub fn intern(&self, s: &str) -> Text {
+        // Most values of a file are known already: a shared lock finds them.
+        let known = self.lookup(s);
+        if known.id != UNSEEN && known.folded != UNSEEN {
+            return known;
+        }
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
         let id = t.get_or_add(s, self.limit);
         let folded = if s.bytes().any(|b| b.is_ascii_uppercase()) {

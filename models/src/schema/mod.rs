@@ -30,7 +30,7 @@ use toml::Spanned;
 
 pub use cell::{number_text, Cell, WireError};
 pub use intern::{Interner, MAX_INTERNED};
-pub use value::{key_of_text, KeyHasher, Record, Text, Value, UNSEEN};
+pub use value::{key_of_text, mix, unit, KeyHasher, Record, Text, Value, UNSEEN};
 
 use crate::error::FieldError;
 
@@ -393,6 +393,12 @@ impl Schema {
     /// table (files a user brings), otherwise they are only looked up (client requests).
     pub fn value(&self, i: usize, c: Cell<'_>, intern: bool) -> Result<Value, String> {
         cell::value(self, i, c, intern)
+    }
+
+    /// A field's value as a CSV cell: numbers as Rust prints them (they read back exactly),
+    /// booleans as `true`/`false`, categories as their text, missing as empty.
+    pub fn cell_text(&self, i: usize, v: Value, key_text: &dyn Fn(usize, u64) -> Option<String>) -> String {
+        cell::cell_text(self, i, v, key_text)
     }
 
     /// A record as a JSON object (category symbols resolved; keys of text ids and

@@ -96,6 +96,20 @@ impl Record {
     }
 }
 
+/// SplitMix64: a fixed, portable mixing of one word (canary buckets, seeded choices).
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform in [0, 1) that depends only on its inputs: choices that must not depend on
+/// the order of any draws.
+pub fn unit(seed: u64, a: u64, b: u64) -> f64 {
+    (mix(seed ^ mix(a ^ mix(b))) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// FNV-1a, 64 bits: a stable hash of a text key, the same on every machine and run.
 pub fn key_of_text(text: &str) -> u64 {
     let mut h = KeyHasher::new();

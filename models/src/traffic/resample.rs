@@ -22,8 +22,8 @@ use rustc_hash::FxHashMap;
 
 use super::Source;
 use crate::answer::Answer;
-use crate::recorded::{FieldMap, Format, Reader, RowError};
-use crate::schema::{key_of_text, KeyHasher, Kind, Record, Schema, Value};
+use crate::recorded::{count_lines, FieldMap, Format, Reader, RowError};
+use crate::schema::{key_of_text, mix, unit, KeyHasher, Kind, Record, Schema, Value};
 
 /// Rows a resampler keeps in memory.
 pub const MAX_ROWS: usize = 1_000_000;
@@ -42,20 +42,8 @@ pub struct RecordedFile {
     rate_rps: f64,
     /// The text of each text entity key.
     entity_text: FxHashMap<u64, Box<str>>,
-    /// Rows in the file, and rows kept.
+    /// Rows in the file.
     pub rows_read: u64,
-}
-
-/// SplitMix64.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit(seed: u64, a: u64, b: u64) -> f64 {
-    (mix(seed ^ mix(a ^ mix(b))) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl RecordedFile {
@@ -67,16 +55,27 @@ impl RecordedFile {
         answer: &Answer,
         max_rows: usize,
     ) -> Result<RecordedFile, RowError> {
-        let total = {
-            let mut reader = Reader::open(path, format, schema, answer, FieldMap::default())?;
-            let mut n = 0u64;
-            while let Some(row) = reader.next_row() {
-                row?;
-                n += 1;
+        // Over the bound, keep every row of a fixed share of the entities (the share from the
+        // file's lines, counted without parsing them).
+        let keep = (max_rows as f64 / count_lines(path)? as f64).min(1.0);
+        let mut reader = Reader::open(path, format, schema, answer, FieldMap::default())?;
+        let mut rows = Vec::new();
+        let entity = schema.entity_field();
+        let text_entity = schema.field(entity).kind == Kind::Category;
+        let mut entity_text = FxHashMap::default();
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut total = 0u64;
+        while let Some(row) = reader.next_row() {
+            let r = row?.record;
+            total += 1;
+            if keep < 1.0 && unit(0x5AFE, r.entity, 7) >= keep {
+                continue;
             }
-            n
-        };
-        if total == 0 {
+            first = first.min(r.time_ms);
+            last = last.max(r.time_ms);
+            rows.push(r);
+        }
+        if rows.is_empty() {
             return Err(RowError {
                 file: path.display().to_string(),
                 line: 0,
@@ -84,23 +83,6 @@ impl RecordedFile {
                 field: "-".into(),
                 message: "holds no requests".into(),
             });
-        }
-        // Over the bound, keep every row of a fixed share of the entities.
-        let keep = (max_rows as f64 / total as f64).min(1.0);
-        let mut reader = Reader::open(path, format, schema, answer, FieldMap::default())?;
-        let mut rows = Vec::new();
-        let entity = schema.entity_field();
-        let text_entity = schema.field(entity).kind == Kind::Category;
-        let mut entity_text = FxHashMap::default();
-        let (mut first, mut last) = (i64::MAX, i64::MIN);
-        while let Some(row) = reader.next_row() {
-            let r = row?.record;
-            if keep < 1.0 && unit(0x5AFE, r.entity, 7) >= keep {
-                continue;
-            }
-            first = first.min(r.time_ms);
-            last = last.max(r.time_ms);
-            rows.push(r);
         }
         if text_entity {
             // The entity texts, for the bodies a live test sends.

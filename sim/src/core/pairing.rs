@@ -15,13 +15,7 @@ use super::monitor::Observation;
 /// The salt of the canary bucket: every face routes an entity the same way.
 const BUCKET_SALT: u64 = 0xB0C7;
 
-/// SplitMix64: a fixed, portable mixing of one word.
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use cutover_models::schema::mix;
 
 /// An entity's canary bucket in [0, 100), and whether at `weight_pct` it goes to the new
 /// stack: the same entity always lands in the same bucket, so a user sees one stack.
@@ -202,6 +196,11 @@ impl Pairing {
     /// The segments of a request (before faults that act on a segment are looked up).
     pub fn segments_of(&mut self, record: &Record) -> &[usize] {
         self.segments.of(record, &mut self.segs);
+        &self.segs
+    }
+
+    /// The segments [`Pairing::segments_of`] found last, without looking again.
+    pub fn last_segments(&self) -> &[usize] {
         &self.segs
     }
 

@@ -591,7 +591,8 @@ impl<'a> World<'a> {
         index
     }
 
-    /// What the faults active now do to this request (by its segments and the fault's fraction).
+    /// What the faults active now do to this request (by its segments and the fault's
+    /// fraction). Its segments are found here, once; the later steps read them.
     fn faults_touching(&mut self, t: u64, index: u64, shadow: bool) -> Touch {
         let segs = self.pairing.segments_of(&self.record);
         let mut touch = Touch {
@@ -645,7 +646,7 @@ impl<'a> World<'a> {
         self.new_row.copy_from_slice(rows.new);
         self.diffs.copy_from_slice(rows.diffs);
         if touch.feature_faults {
-            let segs = self.pairing.segments_of(&self.record);
+            let segs = self.pairing.last_segments();
             for f in &self.faults {
                 if f.active(t) && f.hits(self.seed, index, segs) {
                     f.kind.apply_to_row(&mut self.new_row);
@@ -682,7 +683,7 @@ impl<'a> World<'a> {
 
     /// Both calls' service times and failures, and the user's end-to-end time.
     fn calls(&mut self, routed_new: bool, touch: &Touch) -> (Call<'static>, Call<'static>, f64) {
-        let segs = self.pairing.segments_of(&self.record);
+        let segs = self.pairing.last_segments();
         let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, segs);
         let new_ms_raw = self.new.latency_ms(&mut self.latency_rng, segs) + touch.add_ms;
         let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;

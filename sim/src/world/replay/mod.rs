@@ -9,10 +9,10 @@
 
 pub mod record;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-pub use cutover_models::recorded::{FieldMap, Format, Reader, Recorded, RowError};
+pub use cutover_models::recorded::{count_lines, FieldMap, Format, Reader, Recorded, RowError};
 use serde::Serialize;
 
 pub use crate::core::baseline::{Baseline, SCORE_TOLERANCE};
@@ -112,28 +112,6 @@ impl Iterator for Feed {
                 }
             }
         }
-    }
-}
-
-/// Counts the lines of a file (the sequential judge's horizon), streaming.
-fn count_lines(path: &Path) -> Result<u64, RowError> {
-    use std::io::Read;
-    let bad = |e: std::io::Error| RowError {
-        file: path.display().to_string(),
-        line: 0,
-        column: None,
-        field: "-".into(),
-        message: format!("cannot read: {e}"),
-    };
-    let mut f = std::fs::File::open(path).map_err(bad)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(bad)?;
-        if k == 0 {
-            return Ok(n.max(1));
-        }
-        n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
     }
 }
 

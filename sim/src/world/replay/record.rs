@@ -7,7 +7,7 @@ use std::io::Write;
 use cutover_models::answer::Answer;
 use cutover_models::paths::LegacyRows;
 use cutover_models::recorded::Format;
-use cutover_models::schema::{Kind, Record, Schema, Value};
+use cutover_models::schema::Record;
 use cutover_models::Model;
 use std::sync::Arc;
 
@@ -43,25 +43,6 @@ impl Recorder {
     }
 }
 
-/// A field's value as a CSV cell: numbers as Rust prints them (they read back exactly),
-/// booleans as `true`/`false`, categories as their text, missing as empty.
-pub fn cell_text(schema: &Schema, i: usize, v: Value, key_text: &dyn Fn(usize, u64) -> Option<String>) -> String {
-    let f = schema.field(i);
-    match v {
-        Value::Missing => String::new(),
-        Value::Number(x) => match f.kind {
-            Kind::Boolean => (x != 0.0).to_string(),
-            Kind::Integer | Kind::Timestamp if x.fract() == 0.0 && x.abs() < 9e15 => (x as i64).to_string(),
-            _ => x.to_string(),
-        },
-        Value::Text(t) => schema.interner().resolve(t.id).unwrap_or_default(),
-        Value::Key(k) => match f.kind {
-            Kind::Integer => k.to_string(),
-            _ => key_text(i, k).unwrap_or_else(|| format!("{k:016x}")),
-        },
-    }
-}
-
 /// Writes `n` requests of the migration's traffic (seed, mean rate) with their legacy answers.
 pub fn write_recorded(
     m: &Migration,
@@ -93,7 +74,7 @@ pub fn write_recorded(
                 let json = source.render(i, &record);
                 let key_text = |f: usize, _| json.get(&schema.field(f).name).and_then(|v| v.as_str()).map(String::from);
                 cells.clear();
-                cells.extend((0..schema.len()).map(|f| cell_text(&schema, f, record.values[f], &key_text)));
+                cells.extend((0..schema.len()).map(|f| schema.cell_text(f, record.values[f], &key_text)));
                 cells.push(score.to_string());
                 if let Some(d) = decision {
                     cells.push(answer.label(d).to_string());
