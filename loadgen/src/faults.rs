@@ -27,6 +27,8 @@ pub struct LiveFault {
     pub spec: serde_json::Value,
     /// What it scores with instead of the stack's model, for `model_artifact` and `runtime_drift`.
     pub serves: Option<Serves>,
+    /// When it was injected (a `ramp_s` counts from then, on the wall clock).
+    pub injected: std::time::Instant,
 }
 
 /// What a fault makes the new stack score with.
@@ -154,7 +156,7 @@ impl FaultBoard {
         };
         let view = FaultView { id, kind: fault.kind.name().into(), spec: spec.clone() };
         let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
-        active.push(LiveFault { id, fault, spec, serves });
+        active.push(LiveFault { id, fault, spec, serves, injected: std::time::Instant::now() });
         self.down.send_replace(active.iter().any(|f| f.fault.kind == Kind::StackDown));
         Ok(view)
     }
@@ -185,7 +187,10 @@ impl FaultBoard {
         self.segments.of(request, &mut segs);
         active
             .iter()
-            .filter(|f| f.fault.hits(self.seed, request.id, &segs))
+            .filter(|f| {
+                let since_us = u64::try_from(f.injected.elapsed().as_micros()).unwrap_or(u64::MAX);
+                f.fault.hits(self.seed, request.id, &segs, since_us)
+            })
             .map(|f| (f.id, f.fault.kind.clone(), f.serves.clone()))
             .collect()
     }

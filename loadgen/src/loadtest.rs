@@ -172,12 +172,18 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
         let specs: Vec<serde_json::Value> = s
             .faults
             .iter()
-            .map(|f| {
+            .zip(&faults)
+            .map(|(f, resolved)| {
                 let mut v = serde_json::to_value(f.get_ref()).expect("serializes");
                 if let Some(o) = v.as_object_mut() {
                     o.remove("start_s");
                     o.remove("end_s");
                     o.retain(|_, x| !x.is_null());
+                    // A drift's ramp runs on the compressed clock too.
+                    if o.contains_key("ramp_s") {
+                        let wall_s = resolved.ramp_us as f64 / 1e6 / live.time_scale;
+                        o.insert("ramp_s".into(), serde_json::json!(wall_s));
+                    }
                 }
                 v
             })

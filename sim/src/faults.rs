@@ -135,6 +135,8 @@ pub struct Fault {
     pub segment_at: Option<(usize, usize)>,
     /// Share of matching requests affected.
     pub fraction: f64,
+    /// The share grows linearly from 0 to `fraction` over this long after the start, µs.
+    pub ramp_us: u64,
 }
 
 impl Fault {
@@ -143,15 +145,18 @@ impl Fault {
         self.start_us <= t_us && t_us < self.end_us
     }
 
-    /// Whether it affects request number `index`, whose segments are `segs` (segment and
-    /// fraction): stateless, so it never shifts any random stream.
-    pub fn hits(&self, seed: u64, index: u64, segs: &[usize]) -> bool {
+    /// Whether it affects request number `index`, whose segments are `segs`, `since_us`
+    /// after the fault began (segment, fraction and ramp): stateless, so it never shifts
+    /// any random stream.
+    pub fn hits(&self, seed: u64, index: u64, segs: &[usize], since_us: u64) -> bool {
         if let Some((dim, seg)) = self.segment_at {
             if segs[dim + 1] != seg {
                 return false;
             }
         }
-        self.fraction >= 1.0 || unit(seed, index, 0xFA17 + self.index as u64) < self.fraction
+        let share =
+            if since_us < self.ramp_us { self.fraction * since_us as f64 / self.ramp_us as f64 } else { self.fraction };
+        share >= 1.0 || unit(seed, index, 0xFA17 + self.index as u64) < share
     }
 }
 
@@ -197,6 +202,7 @@ pub fn resolve_one(
     let end_s = f.end_s.map(|e| e.resolve(params));
     let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
     let fraction = p(f.fraction, 1.0);
+    let ramp_us = (p(f.ramp_s, 0.0) * SECOND as f64) as u64;
     let kind = match f.kind.as_str() {
         "feature_skew" => Kind::FeatureSkew { feature: feature()?, scale: p(f.scale, 1.0), offset: p(f.offset, 0.0) },
         "missing_value_policy" => Kind::MissingValuePolicy { feature: feature()?, fill: p(f.fill, 0.0) },
@@ -235,5 +241,6 @@ pub fn resolve_one(
         segment: f.segment.clone(),
         segment_at,
         fraction,
+        ramp_us,
     })
 }

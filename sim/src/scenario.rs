@@ -398,6 +398,10 @@ pub struct FaultSpec {
     /// Share of matching requests affected.
     #[serde(default)]
     pub fraction: Option<Param>,
+    /// A slow drift: the share grows linearly from 0 at `start_s` to `fraction` (1 if
+    /// absent) `ramp_s` seconds later.
+    #[serde(default)]
+    pub ramp_s: Option<Param>,
     /// feature_skew, missing_value_policy, categorical_encoding: the model feature.
     #[serde(default)]
     pub feature: Option<String>,
@@ -824,6 +828,14 @@ pub fn check_fault(spec: &FaultSpec) -> Result<(), (String, String)> {
     if let Some(end) = spec.end_s {
         if end.min() < spec.start_s.max() {
             return Err(e("end_s", "must not come before start_s".into()));
+        }
+    }
+    if let Some(ramp) = spec.ramp_s {
+        if !(ramp.min() >= 0.0 && ramp.max().is_finite()) {
+            return Err(e("ramp_s", "must be a finite number of seconds, at least 0".into()));
+        }
+        if matches!(spec.kind.as_str(), "stale_features" | "decommission_legacy") {
+            return Err(e("ramp_s", format!("does not apply to kind \"{}\" (it does not act per request)", spec.kind)));
         }
     }
     if let Some(frac) = spec.fraction {

@@ -34,10 +34,13 @@ pub struct Trigger {
 impl Trigger {
     /// The trigger in words.
     pub fn describe(&self) -> String {
-        let what = match &self.feature {
+        let mut what = match &self.feature {
             Some(f) => format!("{} of `{f}`", self.guardrail),
             None => self.guardrail.clone(),
         };
+        if let Some(s) = &self.segment {
+            what = format!("{what} in segment `{s}`");
+        }
         if self.observed.is_nan() {
             format!("no data for {what}")
         } else if self.observed <= self.limit {

@@ -53,6 +53,15 @@ pub struct Evaluated {
     pub stage_changed: bool,
 }
 
+/// J, the looks the sequential judge plans for: one every `check_interval_s` over the
+/// scenario, and never more than its requests (a look starts a new e-process only when
+/// something was observed since the last one), counted twice over to be safe.
+pub fn planned_looks(s: &Scenario) -> u64 {
+    let looks = (s.traffic.duration_s / s.controller.check_interval_s.max(1e-3)).ceil() + 1.0;
+    let requests = (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() + 1.0;
+    looks.min(requests).clamp(1.0, 1e15) as u64
+}
+
 impl Rollout {
     /// A rollout of `scenario`'s plan under `policy`, at the start of shadow, judging a
     /// migration's `answer` over its model `features` and `segments` (names).
@@ -75,8 +84,7 @@ impl Rollout {
                 segments.to_vec(),
                 c.false_rollback_budget,
                 c.min_evidence,
-                // The horizon: twice the expected requests of the whole scenario.
-                (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() as u64,
+                planned_looks(s),
                 units,
             )),
         };

@@ -604,7 +604,7 @@ impl<'a> World<'a> {
             feature_faults: false,
         };
         for f in &self.faults {
-            if !f.active(t) || !f.hits(self.seed, index, segs) {
+            if !f.active(t) || !f.hits(self.seed, index, segs, t - f.start_us) {
                 continue;
             }
             match &f.kind {
@@ -648,7 +648,7 @@ impl<'a> World<'a> {
         if touch.feature_faults {
             let segs = self.pairing.last_segments();
             for f in &self.faults {
-                if f.active(t) && f.hits(self.seed, index, segs) {
+                if f.active(t) && f.hits(self.seed, index, segs, t - f.start_us) {
                     f.kind.apply_to_row(&mut self.new_row);
                 }
             }

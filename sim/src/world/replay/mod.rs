@@ -166,10 +166,12 @@ pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), Re
         None => FieldMap::default(),
     };
     let reader = Reader::open(&cfg.requests, cfg.format, m.schema(), m.answer(), map)?;
-    // The sequential judge's horizon is the number of requests: the file's lines.
+    // A replay runs until its last row, at the recorded times. The sequential judge's
+    // looks start a new e-process only after new rows, so the file's lines bound them: a
+    // duration of that many looks plans for every one.
     let lines = count_lines(&cfg.requests)?;
     loaded.scenario.traffic.rate_rps = lines as f64;
-    loaded.scenario.traffic.duration_s = 1.0;
+    loaded.scenario.traffic.duration_s = lines.max(1) as f64 * loaded.scenario.controller.check_interval_s;
     loaded.scenario.traffic.daily_curve = None;
     let state = Arc::new(Mutex::new(FeedState::default()));
     let feed = Feed { reader, skip_bad_rows: cfg.skip_bad_rows, state: state.clone() };

@@ -1,0 +1,570 @@
+//! The `sequential` judge: an e-detector on the paired evidence of every request.
+//!
+//! Every guardrail is a one-sided test of H0 "the new stack is within the limit" against
+//! "it is worse", over all traffic and over every segment the migration declares. Its
+//! building block is a likelihood ratio (or a bet) that is a nonnegative supermartingale
+//! under H0 (the mSPRT of Johari, Pekelis and Walsh, "Always valid inference",
+//! Operations Research 2022; betting for bounded means, Waudby-Smith and Ramdas, JRSS B
+//! 2024). A fault starts in the middle of a rollout, after thousands of clean requests
+//! whose evidence would mask it; so each test is an e-detector (Shin, Ramdas and Rinaldo,
+//! "E-detectors: a nonparametric framework for sequential change detection", 2023): a
+//! weighted sum of e-processes, a new one started at every look of the judge, kept in
+//! Shiryaev-Roberts form in O(1) memory, R <- (R + w) L.
+//!
+//! * Rates (decision flips, feature mismatches per feature, errors, timeouts,
+//!   shadow-context mismatches, latency exceedances) are Bernoulli: H0 p <= p0, the
+//!   guardrail's limit, against a mixture over a geometric grid of alternatives p1 > p0.
+//! * Latency quantiles become exceedance rates (Howard and Ramdas, "Sequential estimation
+//!   of quantiles", Bernoulli 2022): "p99 at most c" is "P(latency > c) <= 1 %"; for the
+//!   ratio guardrail c is the limit times legacy's p99 over its first requests (of the
+//!   segment, for a segment's test).
+//! * Mean score differences are bounded means, tested by betting: in [0, 1] for
+//!   probabilities; in a model's own units (regression) capped at 20 times the limit, as
+//!   is the mean relative difference.
+//! * Feature staleness is a measured state, not a sample: compared directly.
+//!
+//! The budget (derived in docs/sequential.md). With w_k the weight of test k (all-traffic
+//! tests share three quarters of the budget, segment tests the rest), starts weighted 1/J over
+//! the J planned looks (a tail of 1 % beyond them) and alternatives 1/G, the sum over
+//! tests, starts and alternatives of w R, plus the weight of the starts still to come, is
+//! one nonnegative supermartingale under H0 that starts at 1. By Ville's inequality it
+//! ever reaches 1/alpha with probability at most alpha, so rolling back when any test's
+//! mixture reaches J (1 + tail) / (alpha w_k) rolls back a clean migration with probability
+//! at most alpha, however often it looks. No union bound over start points: the threshold
+//! grows with the number of looks, not of requests. A test may only reject after
+//! `min_evidence` observations.
+
+use super::judge::{Judge, Trigger, Verdict};
+use super::monitor::{Observation, Window};
+
+mod detector;
+
+pub use detector::{start_weight, Detector, Grid, MeanTest, RateTest, TAIL};
+
+/// The share of the budget for the all-traffic tests (the segments' tests share the rest).
+const ALL_TRAFFIC_SHARE: f64 = 0.75;
+/// Answers in a model's own units (regression) are capped at this many times their limit.
+pub const UNIT_CAP: f64 = 20.0;
+/// Latency guardrails are about the 99th percentile: 1 % may exceed.
+const P99_EXCEEDANCE: f64 = 0.01;
+/// Legacy latencies that fix the reference p99 for the ratio guardrail: over all traffic,
+/// and in one segment.
+const LATENCY_REFERENCE: usize = 5000;
+const SEGMENT_LATENCY_REFERENCE: usize = 2000;
+
+/// The requests a test observes; one counter per kind and segment serves all its tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Seen {
+    /// Every request.
+    All = 0,
+    /// Requests both stacks answered.
+    Answered = 1,
+    /// Shadow calls.
+    Shadow = 2,
+}
+
+/// What a family tests.
+#[derive(Debug, Clone, PartialEq)]
+enum Measure {
+    /// A rate, H0 p <= p0.
+    Rate(f64),
+    /// A mean of values capped at `cap`, H0 mean <= limit.
+    Mean { limit: f64, cap: f64, mu0: f64 },
+}
+
+/// One test: its detector and what it has seen.
+#[derive(Debug, Clone)]
+struct Cell {
+    detector: Detector,
+    /// Events (rates) or values above zero (means).
+    k: u64,
+    /// Sum of the values (means).
+    sum: f64,
+    /// The counter's value when the test began (a ratio test begins once its reference
+    /// is known); None until then.
+    base: Option<u64>,
+}
+
+/// One guardrail's tests (one per feature for feature mismatches): over all traffic
+/// (index 0) and each segment.
+#[derive(Debug, Clone)]
+struct Family {
+    guardrail: &'static str,
+    /// The limit a trigger reports.
+    limit: f64,
+    seen: Seen,
+    measure: Measure,
+    /// The all-traffic grid, and the segments'.
+    grids: [Grid; 2],
+    cells: Vec<Cell>,
+}
+
+impl Family {
+    fn new(guardrail: &'static str, limit: f64, seen: Seen, measure: Measure, segments: usize) -> Family {
+        let grids = match measure {
+            Measure::Rate(p0) => {
+                let p0 = p0.clamp(1e-9, 1.0 - 1e-9);
+                [Grid::rate(p0), Grid::segment_rate(p0)]
+            }
+            Measure::Mean { mu0, .. } => [Grid::mean(mu0), Grid::mean(mu0)],
+        };
+        let cell =
+            |s: usize| Cell { detector: Detector::new(&grids[usize::from(s > 0)], 0), k: 0, sum: 0.0, base: Some(0) };
+        let cells = (0..segments).map(cell).collect();
+        Family { guardrail, limit, seen, measure, grids, cells }
+    }
+
+    fn rate(guardrail: &'static str, p0: f64, seen: Seen, segments: usize) -> Family {
+        Family::new(guardrail, p0, seen, Measure::Rate(p0), segments)
+    }
+
+    fn mean(guardrail: &'static str, limit: f64, cap: f64, segments: usize) -> Family {
+        let mu0 = (limit / cap).clamp(1e-9, 1.0 - 1e-9);
+        Family::new(guardrail, limit, Seen::Answered, Measure::Mean { limit, cap, mu0 }, segments)
+    }
+
+    /// An event (a rate's success) in segment `s`, the counter at `n`.
+    #[inline]
+    fn event(&mut self, s: usize, n: u64) {
+        let grid = &self.grids[usize::from(s > 0)];
+        let cell = &mut self.cells[s];
+        if cell.base.is_some() {
+            cell.k += 1;
+            cell.detector.step(grid, n, |g| grid.event(g));
+        }
+    }
+
+    /// A value (a mean's observation) in segment `s`, the counter at `n`.
+    #[inline]
+    fn value(&mut self, s: usize, n: u64, raw: f64) {
+        let Measure::Mean { cap, mu0, .. } = self.measure else { return };
+        let x = (raw / cap).clamp(0.0, 1.0);
+        if x > 0.0 {
+            let grid = &self.grids[usize::from(s > 0)];
+            let cell = &mut self.cells[s];
+            cell.k += 1;
+            cell.sum += raw;
+            cell.detector.step(grid, n, |g| grid.bet(g, x, mu0));
+        }
+    }
+
+    /// A look: every test that has begun starts a new e-process.
+    fn look(&mut self, counts: &[u64], planned: u64) {
+        for (s, cell) in self.cells.iter_mut().enumerate() {
+            if cell.base.is_some() {
+                cell.detector.look(&self.grids[usize::from(s > 0)], counts[s], planned);
+            }
+        }
+    }
+
+    /// Observations of segment `s`'s test, the counter at `n`.
+    fn observations(&self, s: usize, n: u64) -> u64 {
+        self.cells[s].base.map_or(0, |b| n - b)
+    }
+
+    /// What a trigger reports as observed: the rate, or the mean, over everything seen.
+    fn observed(&self, s: usize, n: u64) -> f64 {
+        let (cell, obs) = (&self.cells[s], self.observations(s, n).max(1) as f64);
+        match self.measure {
+            Measure::Rate(_) => cell.k as f64 / obs,
+            Measure::Mean { .. } => cell.sum / obs,
+        }
+    }
+}
+
+/// Legacy's reference p99 for a latency ratio test, per segment.
+#[derive(Debug, Clone, Default)]
+struct Reference {
+    samples: Vec<f64>,
+    p99: Option<f64>,
+}
+
+impl Reference {
+    /// Adds a sample; the p99 once `needed` are in.
+    fn add(&mut self, ms: f64, needed: usize) -> Option<f64> {
+        self.samples.push(ms);
+        if self.samples.len() >= needed {
+            let mut v = std::mem::take(&mut self.samples);
+            v.sort_by(f64::total_cmp);
+            self.p99 = Some(v[(v.len() * 99) / 100]);
+        }
+        self.p99
+    }
+}
+
+/// The sequential judge.
+#[derive(Debug, Clone)]
+pub struct Sequential {
+    /// J, the planned looks.
+    planned: u64,
+    /// ln of the threshold for an all-traffic test and for a segment's test.
+    log_threshold: [f64; 2],
+    min_evidence: u64,
+    segments: Vec<String>,
+    /// Per kind of request ([`Seen`]), per segment, the requests seen.
+    counts: [Vec<u64>; 3],
+    /// In check order, causes before effects: shadow context, features, errors, timeouts,
+    /// latency, decision flips, score differences.
+    families: Vec<Family>,
+    /// Indices into `families`.
+    shadow_context: Option<usize>,
+    mismatch: Option<std::ops::Range<usize>>,
+    errors: Option<usize>,
+    timeouts: Option<usize>,
+    latency_abs: Option<(usize, f64)>,
+    latency_ratio: Option<(usize, f64)>,
+    references: Vec<Reference>,
+    flips: Option<usize>,
+    score: Option<usize>,
+    rel_score: Option<usize>,
+    staleness: Option<f64>,
+}
+
+impl Sequential {
+    /// A judge for these guardrails over `features` and `segments` (`all` first), with the
+    /// rollout's `alpha` over `planned` looks (J; starts beyond it draw on a 1 % tail),
+    /// acting only after `min_evidence` observations. `units`: the score differences are
+    /// in a model's own units (regression), not probabilities.
+    pub fn new(
+        guardrails: &[(&'static str, f64)],
+        features: usize,
+        segments: Vec<String>,
+        alpha: f64,
+        min_evidence: u64,
+        planned: u64,
+        units: bool,
+    ) -> Sequential {
+        let get = |name: &str| guardrails.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let s = segments.len().max(1);
+        let mut families = Vec::new();
+        let mut add = |f: Family| {
+            families.push(f);
+            families.len() - 1
+        };
+        let shadow_context = get("shadow_context_mismatch_rate")
+            .map(|p| add(Family::rate("shadow_context_mismatch_rate", p, Seen::Shadow, s)));
+        let mismatch = get("feature_mismatch_rate").map(|p| {
+            let first = (0..features).map(|_| add(Family::rate("feature_mismatch_rate", p, Seen::All, s))).min();
+            let first = first.unwrap_or(0);
+            first..first + features
+        });
+        let errors = get("error_rate").map(|p| add(Family::rate("error_rate", p, Seen::All, s)));
+        let timeouts = get("timeout_rate").map(|p| add(Family::rate("timeout_rate", p, Seen::All, s)));
+        let latency_abs = get("p99_latency_ms").map(|c| {
+            let mut f = Family::rate("p99_latency_ms", P99_EXCEEDANCE, Seen::All, s);
+            f.limit = c;
+            (add(f), c)
+        });
+        let latency_ratio = get("p99_latency_ratio").map(|r| {
+            let mut f = Family::rate("p99_latency_ratio", P99_EXCEEDANCE, Seen::All, s);
+            f.limit = r;
+            // A ratio test begins once legacy's reference is known.
+            f.cells.iter_mut().for_each(|c| c.base = None);
+            (add(f), r)
+        });
+        let flips = get("decision_flip_rate").map(|p| add(Family::rate("decision_flip_rate", p, Seen::Answered, s)));
+        let cap = |limit: f64| if units { UNIT_CAP * limit } else { 1.0 };
+        let score = get("mean_abs_score_diff").map(|l| add(Family::mean("mean_abs_score_diff", l, cap(l), s)));
+        let rel_score =
+            get("mean_rel_score_diff").map(|l| add(Family::mean("mean_rel_score_diff", l, UNIT_CAP * l, s)));
+        // Three quarters of the budget for the all-traffic tests, the rest for the
+        // segments' (all of it for the all-traffic tests when the migration declares no
+        // segment): a fault confined to a segment matters when it is large there, and a
+        // large effect needs little of the threshold.
+        let k = families.len().max(1) as f64;
+        let planned = planned.max(1);
+        let base = (planned as f64 * (1.0 + TAIL)).ln() + (1.0 / alpha).ln();
+        let log_threshold = if s > 1 {
+            [base + (k / ALL_TRAFFIC_SHARE).ln(), base + (k * (s - 1) as f64 / (1.0 - ALL_TRAFFIC_SHARE)).ln()]
+        } else {
+            [base + k.ln(); 2]
+        };
+        Sequential {
+            planned,
+            log_threshold,
+            min_evidence,
+            counts: [vec![0; s], vec![0; s], vec![0; s]],
+            families,
+            shadow_context,
+            mismatch,
+            errors,
+            timeouts,
+            latency_abs,
+            latency_ratio,
+            references: if latency_ratio.is_some() { vec![Reference::default(); s] } else { Vec::new() },
+            flips,
+            score,
+            rel_score,
+            staleness: get("feature_staleness_s"),
+            segments,
+        }
+    }
+
+    /// Number of tests: every guardrail's (every feature's, for mismatches) over all
+    /// traffic and each segment.
+    pub fn tests(&self) -> usize {
+        self.families.len() * self.segments.len().max(1)
+    }
+
+    /// ln A for an all-traffic test.
+    pub fn log_threshold(&self) -> f64 {
+        self.log_threshold[0]
+    }
+
+    /// ln A for one segment's test.
+    pub fn log_threshold_segment(&self) -> f64 {
+        self.log_threshold[1]
+    }
+
+    /// Adds one request's evidence.
+    pub fn add(&mut self, o: &Observation<'_>) {
+        let segs = o.segments;
+        let [all, answered, shadow] = &mut self.counts;
+        for &s in segs {
+            all[s] += 1;
+        }
+        let events = |families: &mut [Family], i: Option<usize>, event: bool| {
+            if let (Some(i), true) = (i, event) {
+                for &s in segs {
+                    families[i].event(s, all[s]);
+                }
+            }
+        };
+        if let Some(range) = &self.mismatch {
+            for (i, &m) in range.clone().zip(o.mismatches) {
+                events(&mut self.families, Some(i), m);
+            }
+        }
+        events(&mut self.families, self.errors, o.error);
+        events(&mut self.families, self.timeouts, o.timeout);
+        if let Some((i, c)) = self.latency_abs {
+            events(&mut self.families, Some(i), o.timeout || o.new_ms > c);
+        }
+        if let Some((i, ratio)) = self.latency_ratio {
+            let f = &mut self.families[i];
+            for &s in segs {
+                let reference = &mut self.references[s];
+                match reference.p99 {
+                    Some(c) if o.timeout || o.new_ms > ratio * c => f.event(s, all[s]),
+                    Some(_) => {}
+                    None => {
+                        let needed = if s == 0 { LATENCY_REFERENCE } else { SEGMENT_LATENCY_REFERENCE };
+                        if reference.add(o.legacy_ms, needed).is_some() {
+                            let cell = &mut f.cells[s];
+                            cell.base = Some(all[s]);
+                            cell.detector = Detector::new(&f.grids[usize::from(s > 0)], all[s]);
+                        }
+                    }
+                }
+            }
+        }
+        if o.shadow {
+            for &s in segs {
+                shadow[s] += 1;
+            }
+            if let (Some(i), true) = (self.shadow_context, o.shadow_context_mismatch) {
+                for &s in segs {
+                    self.families[i].event(s, shadow[s]);
+                }
+            }
+        }
+        if o.answered {
+            for &s in segs {
+                answered[s] += 1;
+            }
+            if let (Some(i), true) = (self.flips, o.flipped) {
+                for &s in segs {
+                    self.families[i].event(s, answered[s]);
+                }
+            }
+            for (i, raw) in [(self.score, o.abs_score_diff), (self.rel_score, o.rel_score_diff)] {
+                if let Some(i) = i {
+                    for &s in segs {
+                        self.families[i].value(s, answered[s], raw);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A look: every test applies what rested and starts a new e-process (if it saw
+    /// anything since its last); the statistics the check reads.
+    pub fn look(&mut self) {
+        for f in &mut self.families {
+            f.look(&self.counts[f.seen as usize], self.planned);
+        }
+    }
+
+    /// The trigger of the first family, in check order, with a test past its threshold
+    /// at the last look and enough evidence: over all traffic if that test is past it,
+    /// else the segment furthest past.
+    pub fn check(&self, features: &[String]) -> Option<Trigger> {
+        for (i, f) in self.families.iter().enumerate() {
+            let counts = &self.counts[f.seen as usize];
+            let mut best: Option<(usize, f64)> = None;
+            for (s, cell) in f.cells.iter().enumerate() {
+                let margin = cell.detector.looked() - self.log_threshold[usize::from(s > 0)];
+                if margin < 0.0 || f.observations(s, counts[s]) < self.min_evidence {
+                    continue;
+                }
+                if best.is_none_or(|(b, m)| b != 0 && (s == 0 || margin > m)) {
+                    best = Some((s, margin));
+                }
+            }
+            if let Some((s, _)) = best {
+                let feature = self.mismatch.as_ref().filter(|r| r.contains(&i)).map(|r| features[i - r.start].clone());
+                return Some(Trigger {
+                    guardrail: f.guardrail.into(),
+                    feature,
+                    segment: (s > 0).then(|| self.segments[s].clone()),
+                    observed: f.observed(s, counts[s]),
+                    limit: f.limit,
+                });
+            }
+        }
+        None
+    }
+}
+
+impl Judge for Sequential {
+    fn clone_box(&self) -> Box<dyn Judge> {
+        Box::new(self.clone())
+    }
+
+    fn name(&self) -> &'static str {
+        "sequential"
+    }
+
+    fn observe(&mut self, _now_us: u64, o: &Observation<'_>) {
+        self.add(o);
+    }
+
+    /// Per guardrail, the largest share of its threshold any of its tests reached at the
+    /// last look.
+    fn evidence(&self) -> Vec<(&'static str, f64)> {
+        let mut out: Vec<(&'static str, f64)> = Vec::new();
+        for f in &self.families {
+            let share = f
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(s, c)| (c.detector.looked() / self.log_threshold[usize::from(s > 0)]).max(0.0))
+                .fold(0.0, f64::max);
+            match out.iter_mut().find(|(n, _)| *n == f.guardrail) {
+                Some((_, x)) => *x = x.max(share),
+                None => out.push((f.guardrail, share)),
+            }
+        }
+        out
+    }
+
+    fn judge(&mut self, window: &Window, _guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
+        if let (Some(limit), Some(lag)) = (self.staleness, window.staleness_s) {
+            if lag > limit {
+                let t = Trigger {
+                    guardrail: "feature_staleness_s".into(),
+                    feature: None,
+                    segment: None,
+                    observed: lag,
+                    limit,
+                };
+                return Verdict::RollBack(t);
+            }
+        }
+        // The look starts new e-processes before the check: one at 1 adds to the sum what
+        // the supermartingale of the guarantee already counts (the weight of starts to
+        // come), so reading it now keeps the bound.
+        self.look();
+        match self.check(features) {
+            Some(t) => Verdict::RollBack(t),
+            None => Verdict::Pass,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn judge(segments: usize) -> Sequential {
+        let names = (0..segments).map(|s| if s == 0 { "all".to_string() } else { format!("country=C{s}") }).collect();
+        Sequential::new(&[("error_rate", 0.01), ("decision_flip_rate", 0.002)], 0, names, 0.01, 200, 720, false)
+    }
+
+    fn observation<'a>(segments: &'a [usize], error: bool) -> Observation<'a> {
+        Observation {
+            answered: !error,
+            flipped: false,
+            abs_score_diff: 0.0,
+            rel_score_diff: 0.0,
+            wrong: false,
+            mismatches: &[],
+            segments,
+            legacy_ms: 10.0,
+            new_ms: 10.0,
+            error,
+            timeout: false,
+            shadow: false,
+            shadow_context_mismatch: false,
+            served_new: false,
+        }
+    }
+
+    #[test]
+    fn errors_confined_to_a_small_segment_are_named_by_their_segment() {
+        let mut j = judge(21);
+        let window = Window::new(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut looks = 0;
+        // 100 rps over 20 segments; from look 100 on, half of segment 7's requests fail:
+        // 2.5 % of all traffic, close to the 1 % limit, but 50 % in the segment.
+        let trigger = (0..300_000).find_map(|i| {
+            let s = 1 + rng.random_range(0..20);
+            let error = looks >= 100 && s == 7 && rng.random::<f64>() < 0.5;
+            j.add(&observation(&[0, s], error));
+            if i % 500 == 499 {
+                looks += 1;
+                if let Verdict::RollBack(t) = j.judge(&window, &[], &[]) {
+                    return Some((looks, t));
+                }
+            }
+            None
+        });
+        let (at, t) = trigger.expect("rolled back");
+        assert_eq!((t.guardrail.as_str(), t.segment.as_deref()), ("error_rate", Some("country=C7")));
+        assert!(at <= 102, "rolled back at look {at}, the fault began at look 100");
+    }
+
+    #[test]
+    fn a_fault_everywhere_is_named_for_all_traffic() {
+        let mut j = judge(21);
+        let window = Window::new(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let trigger = (0..100_000).find_map(|i| {
+            let s = 1 + rng.random_range(0..20);
+            j.add(&observation(&[0, s], rng.random::<f64>() < 0.2));
+            (i % 500 == 499).then(|| j.judge(&window, &[], &[])).and_then(|v| match v {
+                Verdict::RollBack(t) => Some(t),
+                _ => None,
+            })
+        });
+        let t = trigger.expect("rolled back");
+        assert_eq!((t.guardrail.as_str(), t.segment), ("error_rate", None));
+    }
+
+    #[test]
+    fn segments_split_the_budget_and_every_guardrail_is_tested_per_segment() {
+        let one = judge(1);
+        let many = judge(35);
+        assert_eq!((one.tests(), many.tests()), (2, 70));
+        // Three quarters of the budget for the two all-traffic tests, a quarter for the 68
+        // segment tests.
+        assert!((many.log_threshold() - one.log_threshold() - (4.0f64 / 3.0).ln()).abs() < 1e-9);
+        assert!((many.log_threshold_segment() - one.log_threshold() - (4.0 * 34.0f64).ln()).abs() < 1e-9);
+        // Nothing grows with the request rate: the looks set it.
+        assert!((one.log_threshold() - ((720.0f64 * 1.01).ln() + 100f64.ln() + 2f64.ln())).abs() < 1e-9);
+    }
+}
