@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Detection quality of the three judges, side by side (issue 5, point 4): every fault
+# Detection quality of the three judges, side by side (issues 5 and 15): every fault
 # scenario over FAULT_SEEDS seeds and every clean scenario over CLEAN_SEEDS seeds, for
 # sequential, flagger and argo at once (the judges of one seed share a world until their
 # decisions diverge). Sweeps land in target/quality/{faults,clean}/<policy>/sweep.json, the
@@ -13,8 +13,13 @@ fault_seeds=${1:-100}
 clean_seeds=${2:-500}
 jobs=${3:-2}
 cargo build --release --quiet
-faults=$(ls scenarios/*.toml | grep -v '/clean-')
-cleans=$(ls scenarios/clean-*.toml)
+# The whole library, both bundled migrations: a scenario that expects a rollback is a
+# fault scenario, any other (promoted, or held in progress) a clean one.
+library=$(ls scenarios/*.toml scenarios/eta/*.toml)
+# shellcheck disable=SC2086
+faults=$(grep -l '^outcome = "rolled_back"' $library)
+# shellcheck disable=SC2086
+cleans=$(grep -L '^outcome = "rolled_back"' $library)
 run() {
   local part=$1 seeds=$2
   shift 2

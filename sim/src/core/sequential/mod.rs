@@ -43,6 +43,8 @@ pub use detector::{start_weight, Detector, Grid, MeanTest, RateTest, TAIL};
 
 /// The share of the budget for the all-traffic tests (the segments' tests share the rest).
 const ALL_TRAFFIC_SHARE: f64 = 0.75;
+/// The features' mismatch tests together weigh as much as this many guardrails.
+const FEATURE_GUARDRAILS: f64 = 2.0;
 /// Answers in a model's own units (regression) are capped at this many times their limit.
 pub const UNIT_CAP: f64 = 20.0;
 /// Latency guardrails are about the 99th percentile: 1 % may exceed.
@@ -197,8 +199,10 @@ impl Reference {
 pub struct Sequential {
     /// J, the planned looks.
     planned: u64,
-    /// ln of the threshold for an all-traffic test and for a segment's test.
+    /// ln of the threshold for an all-traffic test and for a segment's test, and the same
+    /// for one feature's mismatch test.
     log_threshold: [f64; 2],
+    feature_log_threshold: [f64; 2],
     min_evidence: u64,
     segments: Vec<String>,
     /// Per kind of request ([`Seen`]), per segment, the requests seen.
@@ -243,6 +247,7 @@ impl Sequential {
         };
         let shadow_context = get("shadow_context_mismatch_rate")
             .map(|p| add(Family::rate("shadow_context_mismatch_rate", p, Seen::Shadow, s)));
+        let features_tested = if get("feature_mismatch_rate").is_some() { features } else { 0 };
         let mismatch = get("feature_mismatch_rate").map(|p| {
             let first = (0..features).map(|_| add(Family::rate("feature_mismatch_rate", p, Seen::All, s))).min();
             let first = first.unwrap_or(0);
@@ -270,18 +275,28 @@ impl Sequential {
         // Three quarters of the budget for the all-traffic tests, the rest for the
         // segments' (all of it for the all-traffic tests when the migration declares no
         // segment): a fault confined to a segment matters when it is large there, and a
-        // large effect needs little of the threshold.
-        let k = families.len().max(1) as f64;
+        // large effect needs little of the threshold. Among guardrails, the features'
+        // mismatch tests share the weight of FEATURE_GUARDRAILS guardrails, whatever the
+        // number of features: a feature breaks in large ways (units, encodings), and an
+        // error rate near its limit should not pay for a wide model.
+        let others = (families.len() - features_tested) as f64;
+        let feature_share = if features_tested > 0 { FEATURE_GUARDRAILS } else { 0.0 };
+        let weight_units = (others + feature_share).max(1.0);
+        let per_feature = if features_tested > 0 { feature_share / features_tested as f64 } else { 1.0 };
         let planned = planned.max(1);
         let base = (planned as f64 * (1.0 + TAIL)).ln() + (1.0 / alpha).ln();
-        let log_threshold = if s > 1 {
-            [base + (k / ALL_TRAFFIC_SHARE).ln(), base + (k * (s - 1) as f64 / (1.0 - ALL_TRAFFIC_SHARE)).ln()]
+        // ln(1/w) for a guardrail's test and a feature's, over all traffic and in a segment.
+        let (all, segment) = if s > 1 {
+            (weight_units / ALL_TRAFFIC_SHARE, weight_units * (s - 1) as f64 / (1.0 - ALL_TRAFFIC_SHARE))
         } else {
-            [base + k.ln(); 2]
+            (weight_units, weight_units)
         };
+        let log_threshold = [base + all.ln(), base + segment.ln()];
+        let feature_log_threshold = [log_threshold[0] - per_feature.ln(), log_threshold[1] - per_feature.ln()];
         Sequential {
             planned,
             log_threshold,
+            feature_log_threshold,
             min_evidence,
             counts: [vec![0; s], vec![0; s], vec![0; s]],
             families,
@@ -306,14 +321,21 @@ impl Sequential {
         self.families.len() * self.segments.len().max(1)
     }
 
-    /// ln A for an all-traffic test.
+    /// ln A for a guardrail's all-traffic test.
     pub fn log_threshold(&self) -> f64 {
         self.log_threshold[0]
     }
 
-    /// ln A for one segment's test.
+    /// ln A for a guardrail's test in one segment.
     pub fn log_threshold_segment(&self) -> f64 {
         self.log_threshold[1]
+    }
+
+    /// ln A of family `i`'s test in segment `s`.
+    fn threshold(&self, i: usize, s: usize) -> f64 {
+        let mismatch = self.mismatch.as_ref().is_some_and(|r| r.contains(&i));
+        let t = if mismatch { &self.feature_log_threshold } else { &self.log_threshold };
+        t[usize::from(s > 0)]
     }
 
     /// Adds one request's evidence.
@@ -403,7 +425,7 @@ impl Sequential {
             let counts = &self.counts[f.seen as usize];
             let mut best: Option<(usize, f64)> = None;
             for (s, cell) in f.cells.iter().enumerate() {
-                let margin = cell.detector.looked() - self.log_threshold[usize::from(s > 0)];
+                let margin = cell.detector.looked() - self.threshold(i, s);
                 if margin < 0.0 || f.observations(s, counts[s]) < self.min_evidence {
                     continue;
                 }
@@ -443,12 +465,12 @@ impl Judge for Sequential {
     /// last look.
     fn evidence(&self) -> Vec<(&'static str, f64)> {
         let mut out: Vec<(&'static str, f64)> = Vec::new();
-        for f in &self.families {
+        for (i, f) in self.families.iter().enumerate() {
             let share = f
                 .cells
                 .iter()
                 .enumerate()
-                .map(|(s, c)| (c.detector.looked() / self.log_threshold[usize::from(s > 0)]).max(0.0))
+                .map(|(s, c)| (c.detector.looked() / self.threshold(i, s)).max(0.0))
                 .fold(0.0, f64::max);
             match out.iter_mut().find(|(n, _)| *n == f.guardrail) {
                 Some((_, x)) => *x = x.max(share),

@@ -77,17 +77,19 @@ pub fn sweep_index(sweeps: &[Sweep]) -> String {
     // Time to rollback over fault scenarios; bad decisions over all.
     let ttr = distributions(sweeps, true, |r| r.time_to_rollback_s);
     let bad = distributions(sweeps, false, |r| Some(r.bad_decisions_served as f64));
-    for (name, title, axis, data) in [
+    for (name, title, axis, data, log) in [
         (
             "time-to-rollback",
             "Time to rollback after the fault (fault scenarios)",
-            "seconds from the fault's start",
+            "seconds from the fault's start (logarithmic)",
             &ttr,
+            true,
         ),
-        ("bad-decisions", "Bad decisions served", "user-facing decisions that differ from legacy's", &bad),
+        ("bad-decisions", "Bad decisions served", "user-facing decisions that differ from legacy's", &bad, false),
     ] {
         let n: usize = data.iter().map(|d| d.2.len()).sum();
-        let svg = boxplots(data, &policies, axis).unwrap_or_else(|e| format!("<p class=\"fail\">{}</p>", esc(&e)));
+        let svg = boxplots(data, &policies, axis, log, log && policies.len() > 1)
+            .unwrap_or_else(|e| format!("<p class=\"fail\">{}</p>", esc(&e)));
         out += &format!(
             "<section class=\"panel\" data-panel=\"{name}\" data-points=\"{n}\"><h2>{title}</h2>\
              <p class=\"muted\">Box: quartiles; whiskers: the extremes over the runs.</p>{svg}</section>\n"
@@ -122,62 +124,114 @@ fn distributions(
     out
 }
 
-fn boxplots(data: &[Distribution], policies: &[&str], axis: &str) -> Result<String, String> {
-    let err = |e: &dyn std::fmt::Display| format!("chart: {e}");
-    let mut names: Vec<String> = Vec::new();
+/// The median of a distribution.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 })
+}
+
+/// Per scenario (in order), the judge with the lowest median and that median; None where
+/// no judge has a value.
+fn fastest(data: &[Distribution], policies: &[&str]) -> Vec<(String, Option<(String, f64)>)> {
+    let mut out: Vec<(String, Option<(String, f64)>)> = Vec::new();
     for d in data {
-        if !names.contains(&d.0) {
-            names.push(d.0.clone());
+        if out.last().is_none_or(|(n, _)| *n != d.0) {
+            out.push((d.0.clone(), None));
+        }
+        let slot = &mut out.last_mut().expect("pushed above").1;
+        if let (Some(m), Some(policy)) = (median(&d.2), policies.get(d.1)) {
+            if slot.as_ref().is_none_or(|(_, best)| m < *best) {
+                *slot = Some((policy.to_string(), m));
+            }
         }
     }
+    out
+}
+
+/// One horizontal box per (scenario, judge), every scenario labelled. `log`: a
+/// logarithmic value axis (times from 5 s to thousands of seconds); `fastest`: each label
+/// names the judge with the lowest median.
+fn boxplots(
+    data: &[Distribution],
+    policies: &[&str],
+    axis: &str,
+    log: bool,
+    with_fastest: bool,
+) -> Result<String, String> {
+    let err = |e: &dyn std::fmt::Display| format!("chart: {e}");
+    let labels: Vec<String> = fastest(data, policies)
+        .into_iter()
+        .map(|(name, best)| match best {
+            Some((policy, m)) if with_fastest => format!("{name} · {policy} fastest ({m:.0} s)"),
+            _ => name,
+        })
+        .collect();
+    let names: Vec<String> = fastest(data, policies).into_iter().map(|(n, _)| n).collect();
+    let label_of = |n: &str| names.iter().position(|x| x == n).map(|i| &labels[i]);
     // Room on the right for the legend.
-    let top = data.iter().flat_map(|d| d.2.iter().copied()).fold(0.0f64, f64::max).max(1.0) as f32 * 1.3;
+    let max = data.iter().flat_map(|d| d.2.iter().copied()).fold(0.0f64, f64::max).max(1.0) as f32;
     let k = policies.len().max(1) as f64;
-    let band = 18 * k as u32 + 10;
+    // Every band tall enough for its label, so the axis can name every scenario.
+    let band = (18 * k as u32 + 10).max(24);
+    let size = (1100, (names.len() as u32 * band + 90).max(200));
     let mut svg = String::new();
     {
-        let size = (1100, (names.len() as u32 * band + 90).max(200));
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(260)
-            .build_cartesian_2d(0.0f32..top, names.as_slice().into_segmented())
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(RGBColor(238, 238, 238))
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(n) | SegmentValue::Exact(n) => n.to_string(),
-                SegmentValue::Last => String::new(),
-            })
-            .x_desc(axis)
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(|e| err(&e))?;
-        for (p, policy) in policies.iter().enumerate() {
-            let color = PALETTE[p % PALETTE.len()];
-            let offset = (p as f64 - (k - 1.0) / 2.0) * 16.0;
-            let boxes: Vec<_> = data
-                .iter()
-                .filter(|d| d.1 == p && !d.2.is_empty())
-                .map(|d| {
-                    let key = names.iter().find(|n| **n == d.0).expect("collected above");
-                    Boxplot::new_horizontal(SegmentValue::CenterOf(key), &Quartiles::new(&d.2))
-                        .width(12)
-                        .offset(offset)
-                        .style(color.stroke_width(2))
-                })
-                .collect();
-            chart
-                .draw_series(boxes)
-                .map_err(|e| err(&e))?
-                .label(policy.to_string())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(8).x_label_area_size(36).y_label_area_size(380);
+        let keys = labels.as_slice().into_segmented();
+        let y_labels = names.len().max(1);
+        macro_rules! draw {
+            ($chart:ident) => {{
+                $chart
+                    .configure_mesh()
+                    .disable_y_mesh()
+                    .y_labels(y_labels)
+                    .light_line_style(RGBColor(238, 238, 238))
+                    .y_label_formatter(&|v| match v {
+                        SegmentValue::CenterOf(n) | SegmentValue::Exact(n) => n.to_string(),
+                        SegmentValue::Last => String::new(),
+                    })
+                    .x_desc(axis)
+                    .label_style(("sans-serif", 12))
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                for (p, policy) in policies.iter().enumerate() {
+                    let color = PALETTE[p % PALETTE.len()];
+                    let offset = (p as f64 - (k - 1.0) / 2.0) * 16.0;
+                    let boxes: Vec<_> = data
+                        .iter()
+                        .filter(|d| d.1 == p && !d.2.is_empty())
+                        .filter_map(|d| {
+                            let key = label_of(&d.0)?;
+                            // A log axis starts at 1 s: a value below it sits on the axis.
+                            let values: Vec<f64> = d.2.iter().map(|v| if log { v.max(1.0) } else { *v }).collect();
+                            Some(
+                                Boxplot::new_horizontal(SegmentValue::CenterOf(key), &Quartiles::new(&values))
+                                    .width(12)
+                                    .offset(offset)
+                                    .style(color.stroke_width(2)),
+                            )
+                        })
+                        .collect();
+                    $chart
+                        .draw_series(boxes)
+                        .map_err(|e| err(&e))?
+                        .label(policy.to_string())
+                        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+                }
+                legend(&mut $chart, SeriesLabelPosition::UpperRight)?;
+            }};
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        if log {
+            let mut chart = builder.build_cartesian_2d((1.0f32..max * 4.0).log_scale(), keys).map_err(|e| err(&e))?;
+            draw!(chart);
+        } else {
+            let mut chart = builder.build_cartesian_2d(0.0f32..max * 1.3, keys).map_err(|e| err(&e))?;
+            draw!(chart);
+        }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
