@@ -13,7 +13,9 @@ ln(1/alpha), K = 14 features x 35 segments + 6, N twice the scenario's requests;
 feature mismatches were tested per segment then, the other rows' segment columns show
 what the same threshold would have given.
 
-usage: scripts/detectable_effects.py [--cusum] [RATE_RPS] [DURATION_S] [FAMILIES] [SEGMENTS]
+usage: scripts/detectable_effects.py [--cusum] [RATE_RPS] [DURATION_S] [GUARDRAILS] [FEATURES] [SEGMENTS]
+(defaults: the bundled card-fraud plan at 200 rps for 2 hours: 6 guardrails besides the
+features' mismatches, 14 features, 35 segments counting `all`)
 """
 import math
 import sys
@@ -22,15 +24,20 @@ args = [a for a in sys.argv[1:] if a != "--cusum"]
 cusum = "--cusum" in sys.argv[1:]
 rate = float(args[0]) if len(args) > 0 else 200.0
 duration = float(args[1]) if len(args) > 1 else 7200.0
-families = int(args[2]) if len(args) > 2 else 20
-segments = int(args[3]) if len(args) > 3 else 35
+guardrails = int(args[2]) if len(args) > 2 else 6
+features = int(args[3]) if len(args) > 3 else 14
+segments = int(args[4]) if len(args) > 4 else 35
+# The features' mismatch tests weigh as much as two guardrails together.
+units = guardrails + 2
 look_s, alpha, tail, all_share = 5.0, 0.01, 0.01, 0.75
 planned = math.ceil(duration / look_s) + 1
 base = math.log(planned * (1 + tail)) + math.log(1 / alpha)
-ln_a_all = base + math.log(families / all_share)
-ln_a_seg = base + math.log(families * (segments - 1) / (1 - all_share))
+ln_a_all = base + math.log(units / all_share)
+ln_a_seg = base + math.log(units * (segments - 1) / (1 - all_share))
+feature_extra = math.log(features / 2)
 if cusum:
-    ln_a_all = ln_a_seg = math.log(14 * 35 + 6) + math.log(12) + math.log(2 * rate * duration) + math.log(1 / alpha)
+    ln_a_all = ln_a_seg = math.log(features * segments + 6) + math.log(12) + math.log(2 * rate * duration) + math.log(1 / alpha)
+    feature_extra = 0.0
 
 
 def geometric(p0, first, ratio, last):
@@ -54,8 +61,8 @@ def grid(p0, segment):
     return [(m, wf) for m in fine] + [(m, wc) for m in coarse]
 
 
-def detected(p, p0, n, segment):
-    ln_a = ln_a_seg if segment else ln_a_all
+def detected(p, p0, n, segment, feature):
+    ln_a = (ln_a_seg if segment else ln_a_all) + (feature_extra if feature else 0.0)
     for m, w in grid(p0, segment):
         p1 = m * p0
         drift = p * math.log(p1 / p0) + (1 - p) * math.log((1 - p1) / (1 - p0))
@@ -64,14 +71,14 @@ def detected(p, p0, n, segment):
     return False
 
 
-def smallest(p0, share, seconds, segment):
+def smallest(p0, share, seconds, segment, feature):
     n = rate * share * max(seconds - look_s, 0)
     lo, hi = p0, 1.0 - 1e-9
-    if not detected(hi, p0, n, segment):
+    if not detected(hi, p0, n, segment, feature):
         return None
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if detected(mid, p0, n, segment) else (mid, hi)
+        lo, hi = (lo, mid) if detected(mid, p0, n, segment, feature) else (mid, hi)
     return hi
 
 
@@ -81,19 +88,22 @@ def pct(x):
     return f"{100 * x:.2f} %" if x < 0.1 else f"{100 * x:.1f} %"
 
 
-print(f"{'CUSUM' if cusum else 'e-detector'}, {rate:g} rps, {duration:g} s: J = {planned}, ln A = {ln_a_all:.1f} (all traffic), {ln_a_seg:.1f} (a segment)")
+print(
+    f"{'CUSUM' if cusum else 'e-detector'}, {rate:g} rps, {duration:g} s: J = {planned}, ln A = {ln_a_all:.1f} "
+    f"(all traffic), {ln_a_seg:.1f} (a segment), {feature_extra:.1f} more for a feature's mismatch"
+)
 print()
 cols = [("all", 1.0, False), ("22 % segment", 0.22, True), ("3 % segment", 0.03, True)]
 head = " | ".join(f"{name}, {t} s" for name, _, _ in cols for t in (60, 600))
 print(f"| guardrail (limit) | {head} |")
 print("|" + " --- |" * 7)
 rows = [
-    ("decision flips (0.2 %)", 0.002, 1.0),
-    ("feature mismatch (0.5 %)", 0.005, 1.0),
-    ("errors, timeouts (1 %)", 0.01, 1.0),
-    ("p99 latency exceedance (1 %)", 0.01, 1.0),
-    ("shadow context (0.1 %)", 0.001, 1.0),
+    ("decision flips (0.2 %)", 0.002, False),
+    ("feature mismatch (0.5 %)", 0.005, True),
+    ("errors, timeouts (1 %)", 0.01, False),
+    ("p99 latency exceedance (1 %)", 0.01, False),
+    ("shadow context (0.1 %)", 0.001, False),
 ]
-for name, p0, _ in rows:
-    cells = [pct(smallest(p0, share, t, seg)) for _, share, seg in cols for t in (60, 600)]
+for name, p0, feature in rows:
+    cells = [pct(smallest(p0, share, t, seg, feature)) for _, share, seg in cols for t in (60, 600)]
     print(f"| {name} | " + " | ".join(cells) + " |")
