@@ -244,3 +244,41 @@ pub fn resolve_one(
         ramp_us,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(fraction: f64, ramp_s: u64) -> Fault {
+        Fault {
+            index: 0,
+            kind: Kind::Errors { rate: 1.0 },
+            start_us: 0,
+            end_us: u64::MAX,
+            segment: None,
+            segment_at: None,
+            fraction,
+            ramp_us: ramp_s * SECOND,
+        }
+    }
+
+    /// The share of 20 000 requests a fault touches `since_s` after it began.
+    fn share(f: &Fault, since_s: u64) -> f64 {
+        (0..20_000u64).filter(|&i| f.hits(7, i, &[0], since_s * SECOND)).count() as f64 / 20_000.0
+    }
+
+    #[test]
+    fn a_ramp_grows_the_share_linearly_up_to_the_fraction() {
+        let f = errors(0.8, 100);
+        assert_eq!(share(&f, 0), 0.0);
+        for (since, want) in [(25, 0.2), (50, 0.4), (75, 0.6), (100, 0.8), (1000, 0.8)] {
+            let got = share(&f, since);
+            assert!((got - want).abs() < 0.015, "{since} s in: {got}, wanted {want}");
+        }
+        // The requests touched early stay touched later (one draw per request, no reshuffle).
+        let early: Vec<u64> = (0..2000).filter(|&i| f.hits(7, i, &[0], 30 * SECOND)).collect();
+        assert!(early.iter().all(|&i| f.hits(7, i, &[0], 60 * SECOND)));
+        // Without a ramp the share is the fraction from the first moment.
+        assert!((share(&errors(0.8, 0), 0) - 0.8).abs() < 0.015);
+    }
+}

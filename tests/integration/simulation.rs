@@ -165,6 +165,12 @@ fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
             "field `faults[0].feature`: does not apply to kind \"errors\"",
         ),
         ("rate = 0.1", "", "field `faults[0].rate`: kind \"errors\" needs `rate`"),
+        ("rate = 0.1", "rate = 0.1\nramp_s = -30", "field `faults[0].ramp_s`: must be a finite number of seconds"),
+        (
+            "kind = \"errors\"\nstart_s = \"400..500\"\nrate = 0.1",
+            "kind = \"stale_features\"\nstart_s = 400\nstall_s = 600\nramp_s = 60",
+            "field `faults[0].ramp_s`: does not apply to kind \"stale_features\"",
+        ),
         ("start_s = \"400..500\"", "start_s = \"500..400\"", "invalid range \"500..400\""),
         ("bake_s = 120", "bake_s = 120\nstages_pct = [5, 1, 100]", "field `rollout.stages_pct`: must increase"),
         ("rate_rps = 50", "rate_rps = -1", "field `traffic.rate_rps`: must be a positive number"),
