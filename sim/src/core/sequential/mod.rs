@@ -174,6 +174,19 @@ impl Family {
     }
 }
 
+/// Counts a request of one kind in its segments `segs`, and, if it is an event, gives it to
+/// family `i`'s tests there.
+fn count(counts: &mut [u64], families: &mut [Family], segs: &[usize], i: Option<usize>, event: bool) {
+    for &s in segs {
+        counts[s] += 1;
+    }
+    if let (Some(i), true) = (i, event) {
+        for &s in segs {
+            families[i].event(s, counts[s]);
+        }
+    }
+}
+
 /// Legacy's reference p99 for a latency ratio test, per segment.
 #[derive(Debug, Clone, Default)]
 struct Reference {
@@ -381,24 +394,10 @@ impl Sequential {
             }
         }
         if o.shadow {
-            for &s in segs {
-                shadow[s] += 1;
-            }
-            if let (Some(i), true) = (self.shadow_context, o.shadow_context_mismatch) {
-                for &s in segs {
-                    self.families[i].event(s, shadow[s]);
-                }
-            }
+            count(shadow, &mut self.families, segs, self.shadow_context, o.shadow_context_mismatch);
         }
         if o.answered {
-            for &s in segs {
-                answered[s] += 1;
-            }
-            if let (Some(i), true) = (self.flips, o.flipped) {
-                for &s in segs {
-                    self.families[i].event(s, answered[s]);
-                }
-            }
+            count(answered, &mut self.families, segs, self.flips, o.flipped);
             for (i, raw) in [(self.score, o.abs_score_diff), (self.rel_score, o.rel_score_diff)] {
                 if let Some(i) = i {
                     for &s in segs {

@@ -160,14 +160,16 @@ fn boxplots(
     with_fastest: bool,
 ) -> Result<String, String> {
     let err = |e: &dyn std::fmt::Display| format!("chart: {e}");
-    let labels: Vec<String> = fastest(data, policies)
+    let (names, labels): (Vec<String>, Vec<String>) = fastest(data, policies)
         .into_iter()
-        .map(|(name, best)| match best {
-            Some((policy, m)) if with_fastest => format!("{name} · {policy} fastest ({m:.0} s)"),
-            _ => name,
+        .map(|(name, best)| {
+            let label = match best {
+                Some((policy, m)) if with_fastest => format!("{name} · {policy} fastest ({m:.0} s)"),
+                _ => name.clone(),
+            };
+            (name, label)
         })
-        .collect();
-    let names: Vec<String> = fastest(data, policies).into_iter().map(|(n, _)| n).collect();
+        .unzip();
     let label_of = |n: &str| names.iter().position(|x| x == n).map(|i| &labels[i]);
     // Room on the right for the legend.
     let max = data.iter().flat_map(|d| d.2.iter().copied()).fold(0.0f64, f64::max).max(1.0) as f32;
