@@ -3,6 +3,7 @@
 
 mod audit;
 mod dataset;
+mod init;
 mod loadtest;
 mod predict;
 mod registry;
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a migration folder from a saved model and a file of recorded requests.
+    Init(init::Args),
     /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
     Predict(predict::Args),
     /// Run one scenario in the deterministic simulator.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Init(args) => init::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Run(args) => simulate::run(&args),
         Command::Suite(args) => simulate::suite(&args),

@@ -50,9 +50,34 @@ pub struct Model {
     pub(crate) feature_names: Vec<String>,
     pub(crate) feature_types: Vec<FeatureType>,
     pub(crate) version: (u32, u32, u32),
+    pub(crate) importance: Vec<Importance>,
+    pub(crate) categories: Vec<Option<Vec<String>>>,
+}
+
+/// How much a model relies on one feature, over every split on it (xgboost's
+/// `total_gain`, `total_cover` and `weight` importance types).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Importance {
+    /// Splits on the feature.
+    pub splits: u64,
+    /// Their loss reductions, summed.
+    pub gain: f64,
+    /// Their hessian sums (the rows they route, weighted), summed.
+    pub cover: f64,
 }
 
 impl Model {
+    /// Per feature, in order: how much the model relies on it.
+    pub fn importance(&self) -> &[Importance] {
+        &self.importance
+    }
+
+    /// Per feature, the category names xgboost saved with a categorical feature (3.x), in
+    /// the order of their codes.
+    pub fn category_names(&self, feature: usize) -> Option<&[String]> {
+        self.categories.get(feature)?.as_deref()
+    }
+
     /// The flattened forest.
     pub fn forest(&self) -> &Forest {
         &self.forest

@@ -223,6 +223,22 @@ impl Pipeline {
             let (line, column) = line_column(text, span.start);
             SpecError { file: file.to_string(), line, column, field, message }
         };
+        let placeholders: Vec<&toml::Spanned<FeatureDef>> =
+            spec.features.iter().filter(|f| f.get_ref().placeholder.is_some()).collect();
+        if let Some(first) = placeholders.first() {
+            let names: Vec<String> = placeholders.iter().map(|f| format!("`{}`", f.get_ref().name.get_ref())).collect();
+            let (one, them) = if names.len() == 1 { ("feature", "it") } else { ("features", "them") };
+            return Err(err(
+                first.span(),
+                "feature.placeholder".into(),
+                format!(
+                    "{one} {} {} placeholder{} written by `cutover init` (no request field provides {them}): define {them} (source, steps, divide, ...) and delete the `placeholder` line",
+                    names.join(", "),
+                    if names.len() == 1 { "is a" } else { "are" },
+                    if names.len() == 1 { "" } else { "s" },
+                ),
+            ));
+        }
         let mut c = Compiler {
             schema,
             tables: Vec::new(),

@@ -54,7 +54,8 @@
 //! named by a field's value, through a table of zone names when given). A value that is
 //! not finite after the steps takes the feature's `missing` policy. Features with
 //! `output = false` are intermediate; the rest, in order, must be exactly the model's
-//! `feature_names`.
+//! `feature_names`. A feature with `placeholder = "..."` (as `cutover init` writes for a
+//! model feature no request field provides) stops the spec compiling until it is defined.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -199,6 +200,10 @@ pub struct FeatureDef {
     /// Whether the model reads it (false for intermediate features).
     #[serde(default = "yes")]
     pub output: bool,
+    /// Written by `cutover init` for a model feature no request field provides: why, and
+    /// what to do. A spec with one does not compile until it is replaced by a definition.
+    #[serde(default)]
+    pub placeholder: Option<String>,
 }
 
 fn yes() -> bool {

@@ -33,6 +33,126 @@ pub fn format_name(bytes: &[u8]) -> &'static str {
     }
 }
 
+/// The same model as an earlier checkpoint of its training: the first half of its
+/// boosting rounds (at least one), as JSON text xgboost and this crate both load. What a
+/// pipeline that picked the wrong artifact serves: the same features, other scores.
+pub fn earlier_checkpoint(bytes: &[u8], origin: &str) -> Result<String, ModelError> {
+    use value::Value;
+    let mut doc = match encoding(bytes) {
+        Encoding::Json => json::parse(bytes, origin)?,
+        Encoding::Ubjson => ubjson::parse(bytes, origin)?,
+    };
+    // Checks the model is one this crate reads.
+    schema::model_from_document(&doc, origin)?;
+    let field = |f: &str| ModelError::field(origin, f, "missing or not the shape xgboost writes");
+    let model = get_mut(&mut doc, &["learner", "gradient_booster", "model"]).ok_or_else(|| field("learner.gradient_booster.model"))?;
+    let Value::Object(entries) = model else { return Err(field("learner.gradient_booster.model")) };
+    let find = |entries: &[(String, Value)], k: &str| entries.iter().position(|(n, _)| n == k);
+    let trees = find(entries, "trees").ok_or_else(|| field("trees"))?;
+    let total = match &entries[trees].1 {
+        Value::Array(a) => a.len(),
+        _ => return Err(field("trees")),
+    };
+    let info = find(entries, "tree_info").ok_or_else(|| field("tree_info"))?;
+    let groups = match &entries[info].1 {
+        Value::Numbers(n) => n.iter().filter_map(|x| x.as_i64()).max().unwrap_or(0) as usize + 1,
+        _ => 1,
+    };
+    let keep = match find(entries, "iteration_indptr").map(|i| (i, &entries[i].1)) {
+        Some((i, Value::Numbers(ptr))) if ptr.len() >= 2 => {
+            let iterations = ptr.len() - 1;
+            let k = (iterations / 2).max(1);
+            let n = ptr[k].as_i64().unwrap_or(total as i64) as usize;
+            entries[i].1 = Value::Numbers(ptr[..=k].to_vec());
+            n
+        }
+        _ => ((total / groups / 2).max(1) * groups).min(total),
+    };
+    if let Value::Array(a) = &mut entries[trees].1 {
+        a.truncate(keep);
+    }
+    if let Value::Numbers(n) = &mut entries[info].1 {
+        n.truncate(keep);
+    }
+    if let Some(p) = find(entries, "gbtree_model_param") {
+        if let Value::Object(param) = &mut entries[p].1 {
+            for (k, v) in param.iter_mut() {
+                if k == "num_trees" {
+                    *v = Value::Str(keep.to_string());
+                }
+            }
+        }
+    }
+    let mut out = String::with_capacity(bytes.len() * 2);
+    write_json(&doc, &mut out);
+    Ok(out)
+}
+
+fn get_mut<'a>(v: &'a mut value::Value, path: &[&str]) -> Option<&'a mut value::Value> {
+    let mut at = v;
+    for key in path {
+        let value::Value::Object(entries) = at else { return None };
+        at = entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)?;
+    }
+    Some(at)
+}
+
+/// JSON text of a document: whole numbers as integers, others at the precision they carry
+/// (an f32 as its shortest round-tripping decimal).
+fn write_json(v: &value::Value, out: &mut String) {
+    use std::fmt::Write;
+    use value::{Num, Value};
+    let num = |n: &Num, out: &mut String| {
+        if let Some(i) = n.as_i64() {
+            let _ = write!(out, "{i}");
+        } else if !n.f64.is_finite() {
+            out.push_str("null");
+        } else if f64::from(n.f32) == n.f64 {
+            let _ = write!(out, "{:?}", n.f32);
+        } else {
+            let _ = write!(out, "{:?}", n.f64);
+        }
+    };
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => num(n, out),
+        Value::Str(s) => out.push_str(&serde_json::to_string(s).expect("strings serialize")),
+        Value::Numbers(items) => {
+            out.push('[');
+            for (i, n) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                num(n, out);
+            }
+            out.push(']');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(entries) => {
+            out.push('{');
+            for (i, (k, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).expect("strings serialize"));
+                out.push(':');
+                write_json(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum Encoding {
     Json,

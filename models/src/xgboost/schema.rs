@@ -3,7 +3,7 @@
 use super::value::{Num, Value};
 use crate::error::ModelError;
 use crate::forest::{Forest, RawNode, MAX_FEATURE};
-use crate::model::{FeatureType, Model};
+use crate::model::{FeatureType, Importance, Model};
 use crate::objective::Objective;
 
 /// A field being read, with its dotted path for error messages.
@@ -184,9 +184,54 @@ fn read_learner(learner: At<'_>, version: (u32, u32, u32)) -> Result<Model, Mode
         _ => vec![FeatureType::Quantitative; num_features],
     };
 
-    let trees = learner.with("gradient_booster", |gb| gb.with("model", |m| read_trees(m, num_groups, num_features)))?;
+    let mut importance = vec![Importance::default(); num_features];
+    let trees = learner.with("gradient_booster", |gb| {
+        gb.with("model", |m| read_trees(m, num_groups, num_features, &mut importance))
+    })?;
     let forest = Forest::new(&trees, num_groups, num_features);
-    Ok(Model { forest, objective, base_margins, feature_names, feature_types, version })
+    let categories = learner
+        .value
+        .get("gradient_booster")
+        .and_then(|gb| gb.get("model"))
+        .and_then(|m| m.get("cats"))
+        .and_then(|c| read_category_names(c, num_features))
+        .unwrap_or_else(|| vec![None; num_features]);
+    Ok(Model { forest, objective, base_margins, feature_names, feature_types, version, importance, categories })
+}
+
+/// The category names xgboost 3 keeps per feature (`cats.enc`: each feature's names as
+/// UTF-8 bytes cut at `offsets`), in code order. Metadata only: a shape this reader does
+/// not know gives none rather than refusing the model.
+fn read_category_names(cats: &Value, num_features: usize) -> Option<Vec<Option<Vec<String>>>> {
+    let Value::Array(enc) = cats.get("enc")? else { return None };
+    if enc.len() != num_features {
+        return None;
+    }
+    let ints = |v: Option<&Value>| -> Option<Vec<i64>> {
+        match v? {
+            Value::Numbers(n) => n.iter().map(|x| x.as_i64()).collect(),
+            Value::Array(a) if a.is_empty() => Some(Vec::new()),
+            _ => None,
+        }
+    };
+    enc.iter()
+        .map(|feature| {
+            let offsets = ints(feature.get("offsets"))?;
+            let bytes = ints(feature.get("values"))?;
+            if offsets.len() < 2 {
+                return Some(None);
+            }
+            let bytes: Vec<u8> = bytes.iter().map(|&b| u8::try_from(b).ok()).collect::<Option<_>>()?;
+            let names = offsets
+                .windows(2)
+                .map(|w| {
+                    let (a, b) = (usize::try_from(w[0]).ok()?, usize::try_from(w[1]).ok()?);
+                    String::from_utf8(bytes.get(a..b)?.to_vec()).ok()
+                })
+                .collect::<Option<Vec<String>>>()?;
+            Some(Some(names))
+        })
+        .collect()
 }
 
 /// `"5E-1"` (up to 3.0) or `"[4.414E-1]"`, one value per output group (3.1 on).
@@ -208,7 +253,12 @@ fn parse_base_score(at: At<'_>, num_groups: usize) -> Result<Vec<f32>, ModelErro
     }
 }
 
-fn read_trees(model: At<'_>, num_groups: usize, num_features: usize) -> Result<Vec<(Vec<RawNode>, u32)>, ModelError> {
+fn read_trees(
+    model: At<'_>,
+    num_groups: usize,
+    num_features: usize,
+    importance: &mut [Importance],
+) -> Result<Vec<(Vec<RawNode>, u32)>, ModelError> {
     let trees = match model.value.get("trees") {
         Some(Value::Array(a)) => a,
         Some(v) => {
@@ -232,12 +282,12 @@ fn read_trees(model: At<'_>, num_groups: usize, num_features: usize) -> Result<V
         if group < 0 || group as usize >= num_groups {
             return Err(model.err(format!("tree_info[{i}] = {group} is not an output group (0..{num_groups})")));
         }
-        out.push((read_tree(at, num_features)?, group as u32));
+        out.push((read_tree(at, num_features, importance)?, group as u32));
     }
     Ok(out)
 }
 
-fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError> {
+fn read_tree(at: At<'_>, num_features: usize, importance: &mut [Importance]) -> Result<Vec<RawNode>, ModelError> {
     let leaf_vector =
         at.with_opt("tree_param", |p| p.with_opt("size_leaf_vector", |v| v.usize_param()))?.flatten().unwrap_or(1);
     if leaf_vector > 1 {
@@ -279,6 +329,9 @@ fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError
         ));
     }
     let categories = read_categories(at, n)?;
+    // Gain and cover, as xgboost's `get_score` totals them (absent from hand-made models).
+    let gain = at.with_opt("loss_changes", |v| v.f32s())?.filter(|g| g.len() == n);
+    let cover = at.with_opt("sum_hessian", |v| v.f32s())?.filter(|c| c.len() == n);
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let node_err =
@@ -298,6 +351,10 @@ fn read_tree(at: At<'_>, num_features: usize) -> Result<Vec<RawNode>, ModelError
             return Err(node_err("split_indices", format!("feature {f} is outside 0..{num_features}")));
         }
         let (feature, left, right, default_left) = (f as u32, l as u32, r as u32, default_left[i]);
+        let used = &mut importance[f as usize];
+        used.splits += 1;
+        used.gain += gain.as_ref().map_or(0.0, |g| f64::from(g[i]));
+        used.cover += cover.as_ref().map_or(0.0, |c| f64::from(c[i]));
         nodes.push(match split_type[i] {
             0 => RawNode::Numeric { feature, threshold: condition[i], default_left, left, right },
             1 => {

@@ -1,0 +1,353 @@
+//! The starter scenario library `cutover init` writes, chosen from the data, and its SLOs
+//! set from what the sequential judge achieves on this traffic: every scenario runs over a
+//! few seeds, a fault too small to be caught on every one of them is made larger (up to
+//! three times), and the SLO is the slowest seed's time to rollback with half again as
+//! margin. A judge twice as slow fails the library.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use cutover_models::answer::AnswerKind;
+use cutover_models::infer::Plan;
+use cutover_models::schema::Kind;
+use cutover_models::Model;
+use cutover_sim::scenario::Outcome;
+use cutover_sim::world::sweep::{sweep, ScenarioRuns};
+
+use super::write::{num, q};
+use crate::Failure;
+
+/// When faults start: in the first canary stage (shadow 600 s, stages of 600 s).
+const FAULT_S: f64 = 900.0;
+
+/// One scenario of the library, before its SLOs are known.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// Its file's stem and the scenario's name suffix.
+    pub name: String,
+    /// What it rehearses.
+    pub description: String,
+    /// Mean rate.
+    pub rate_rps: f64,
+    /// Duration.
+    pub duration_s: f64,
+    /// The hour the rollout starts.
+    pub start_hour: u32,
+    /// Its fault and what it does, one per magnitude tried in turn (empty: a clean scenario).
+    pub magnitudes: Vec<(String, String)>,
+    /// Which magnitude is in use.
+    pub level: usize,
+    /// What it expects.
+    pub outcome: Outcome,
+    /// Its seed.
+    pub seed: u64,
+}
+
+/// What the calibration runs found for one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibrated {
+    /// Seeds run.
+    pub runs: usize,
+    /// Runs that ended as expected.
+    pub as_expected: usize,
+    /// The slowest time from the fault's start to the rollback.
+    pub slowest_s: Option<f64>,
+    /// The most bad decisions served.
+    pub most_bad: u64,
+}
+
+impl Calibrated {
+    /// The SLO written: the slowest seed with half again, rounded up to 5 s.
+    pub fn slo_s(&self) -> Option<f64> {
+        self.slowest_s.map(|s| ((s * 1.5 + 5.0) / 5.0).ceil() * 5.0)
+    }
+
+    /// The bad-decision budget written: the most seen with half again, plus 5.
+    pub fn bad_budget(&self) -> u64 {
+        (self.most_bad as f64 * 1.5).ceil() as u64 + 5
+    }
+
+    pub fn describe(&self) -> String {
+        match self.slo_s() {
+            Some(slo) => format!(
+                "{} of {} seeds rolled back, slowest {:.0} s after the fault: SLO {slo:.0} s",
+                self.as_expected,
+                self.runs,
+                self.slowest_s.unwrap_or(0.0)
+            ),
+            None => format!("{} of {} seeds ended as expected", self.as_expected, self.runs),
+        }
+    }
+}
+
+/// The library the data calls for.
+pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
+    let busiest = (0..24).max_by_key(|&h| (plan.hours[h], std::cmp::Reverse(h))).unwrap_or(9) as u32;
+    let quietest = (0..24).min_by_key(|&h| (plan.hours[h], h)).unwrap_or(3) as u32;
+    let draft = |name: &str, description: String, magnitudes: Vec<(String, String)>, outcome: Outcome| Draft {
+        name: name.to_string(),
+        description,
+        rate_rps: rate,
+        duration_s: 4800.0,
+        start_hour: busiest,
+        magnitudes,
+        level: 0,
+        outcome,
+        seed: 0,
+    };
+    let mut out = Vec::new();
+    let clean = Draft { duration_s: 7200.0, ..draft("clean-promotes", "Nothing goes wrong: the rollout promotes".into(), Vec::new(), Outcome::Promoted) };
+    out.push(clean.clone());
+    let low = (rate / 10.0).clamp(0.5, 5.0);
+    out.push(Draft {
+        name: "clean-low-traffic".into(),
+        description: format!("Nothing goes wrong at {} requests a second, from the quietest hour", num(round1(low))),
+        rate_rps: round1(low),
+        duration_s: 14400.0,
+        start_hour: quietest,
+        ..clean.clone()
+    });
+
+    // The model's features by how much it relies on them, with their fields' kinds.
+    let field_kind = |i: usize| -> Option<(Kind, bool)> {
+        let source = plan.features[i].source.as_deref()?;
+        plan.field(source).map(|f| (f.kind, f.optional))
+    };
+    let ranked: Vec<usize> = plan.ranked.iter().copied().filter(|&i| model.importance()[i].splits > 0).collect();
+    let fault = |kind: &str, rest: &str| format!("kind = {}\nstart_s = {}\n{rest}", q(kind), num(FAULT_S));
+    if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((Kind::Number | Kind::Integer, _)))) {
+        let f = &plan.features[i].name;
+        out.push(draft(
+            &format!("skew-{}", slug(f)),
+            String::new(),
+            [100.0, 1000.0]
+                .iter()
+                .map(|s| {
+                    (
+                        fault("feature_skew", &format!("feature = {}\nscale = {}", q(f), num(*s))),
+                        format!("The new path reads `{f}`, the numeric feature the model relies on most, in other units (x{s})"),
+                    )
+                })
+                .collect(),
+            Outcome::RolledBack,
+        ));
+    }
+    let missing_share = |i: usize| -> f64 {
+        plan.features[i].source.as_deref().and_then(|s| plan.missing_share(s)).unwrap_or(0.0)
+    };
+    if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((_, true))) && missing_share(i) >= 0.01) {
+        let f = &plan.features[i].name;
+        out.push(draft(
+            &format!("missing-{}-filled", slug(f)),
+            String::new(),
+            vec![(
+                fault("missing_value_policy", &format!("feature = {}\nfill = 0.0", q(f))),
+                format!(
+                    "The new path fills a missing `{f}` ({:.1} % of requests) with 0 where legacy passes it as missing",
+                    100.0 * missing_share(i)
+                ),
+            )],
+            Outcome::RolledBack,
+        ));
+    }
+    if let Some(&i) = ranked.iter().find(|&&i| plan.features[i].vocabulary.is_some()) {
+        let f = &plan.features[i].name;
+        out.push(draft(
+            &format!("{}-recoded", slug(f)),
+            String::new(),
+            vec![(
+                fault("categorical_encoding", &format!("feature = {}\nshift = 1.0", q(f))),
+                format!("The new path codes `{f}` with a reordered vocabulary (every code shifted by one)"),
+            )],
+            Outcome::RolledBack,
+        ));
+    }
+    out.push(draft(
+        "wrong-model-artifact",
+        String::new(),
+        vec![(
+            "kind = \"model_artifact\"\nstart_s = 700.0\nartifact = \"../model_checkpoint.json\"".into(),
+            "The new stack serves an earlier checkpoint of the model (the first half of its boosting rounds)".into(),
+        )],
+        Outcome::RolledBack,
+    ));
+    out.push(draft(
+        "latency-median",
+        String::new(),
+        [40.0, 100.0, 250.0]
+            .iter()
+            .map(|ms| (fault("latency", &format!("add_ms = {}", num(*ms))), format!("The new stack answers {ms} ms slower on every call")))
+            .collect(),
+        Outcome::RolledBack,
+    ));
+    out.push(draft(
+        "errors",
+        String::new(),
+        [0.05, 0.1, 0.2]
+            .iter()
+            .map(|r| (fault("errors", &format!("rate = {}", num(*r))), format!("The new stack fails {} % of its calls", r * 100.0)))
+            .collect(),
+        Outcome::RolledBack,
+    ));
+    out.push(draft(
+        "timeouts",
+        String::new(),
+        [0.05, 0.1, 0.2]
+            .iter()
+            .map(|r| (fault("timeouts", &format!("rate = {}", num(*r))), format!("{} % of the new stack's calls time out", r * 100.0)))
+            .collect(),
+        Outcome::RolledBack,
+    ));
+    out.push(draft(
+        "early-decommission",
+        String::new(),
+        vec![(
+            "kind = \"decommission_legacy\"\nstart_s = 3600.0".into(),
+            "Someone decommissions legacy before the post-migration window ends: refused, and the rollout promotes".into(),
+        )],
+        Outcome::Promoted,
+    ));
+    for (k, d) in out.iter_mut().enumerate() {
+        d.seed = 101 + k as u64;
+    }
+    out
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// A file-name-safe form of a feature name.
+fn slug(s: &str) -> String {
+    let s: String = s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    s.trim_matches('-').chars().take(40).collect()
+}
+
+/// The guardrails for the answer's kind (the bundled plans' limits).
+fn guardrails(plan: &Plan) -> String {
+    let mut t = String::from("[guardrails]\n");
+    match plan.kind {
+        AnswerKind::Regression => {
+            let tol = plan.tolerance.unwrap_or(1.0);
+            let _ = writeln!(
+                t,
+                "max_mean_abs_score_diff = {}   # the model's units: a twentieth of the answer's tolerance",
+                num(cutover_models::infer::round2(tol / 20.0))
+            );
+            t += "max_mean_rel_score_diff = 0.005\n";
+        }
+        _ => t += "max_decision_flip_rate = 0.002\nmax_mean_abs_score_diff = 0.002\n",
+    }
+    t += "max_feature_mismatch_rate = 0.005\nmax_error_rate = 0.01\nmax_timeout_rate = 0.01\nmax_p99_latency_ratio = 1.5\n";
+    t += "max_feature_staleness_s = 1800\n";
+    t
+}
+
+/// A scenario's text; `slo` and `bad` where calibrated.
+fn text(plan: &Plan, d: &Draft, slo: Option<f64>, bad: Option<u64>, note: &str) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "# Written by `cutover init`{note}");
+    let _ = writeln!(t, "name = {}", q(&format!("{}-{}", plan.name, d.name)));
+    let description = d.magnitudes.get(d.level).map_or(d.description.as_str(), |m| m.1.as_str());
+    let _ = writeln!(t, "description = {}", q(description));
+    let _ = writeln!(t, "seed = {}\nmigration = \"..\"\n", d.seed);
+    let _ = writeln!(
+        t,
+        "[traffic]\nrate_rps = {}\nduration_s = {}\nstart_hour_utc = {}\n",
+        num(d.rate_rps),
+        num(d.duration_s),
+        d.start_hour
+    );
+    t += "[rollout]\nshadow_s = 600\nstages_pct = [1, 5, 25, 50, 100]\nbake_s = 600\nkeep_legacy_warm_s = 1800\n\n";
+    t += "[controller]\npolicy = \"sequential\"\n\n";
+    t += &guardrails(plan);
+    if let Some((f, _)) = d.magnitudes.get(d.level) {
+        let _ = write!(t, "\n[[faults]]\n{f}\n");
+    }
+    let _ = writeln!(t, "\n[expect]");
+    match d.outcome {
+        Outcome::RolledBack => {
+            let slo = slo.unwrap_or(d.duration_s - FAULT_S);
+            let _ = writeln!(t, "outcome = \"rolled_back\"\ndetect_within_s = {}\nrollback_within_s = {}", num(slo), num(slo));
+            if let Some(b) = bad {
+                let _ = writeln!(t, "max_bad_decisions = {b}");
+            }
+        }
+        _ => {
+            let _ = writeln!(t, "outcome = \"promoted\"\nmax_bad_decisions = 0");
+        }
+    }
+    t
+}
+
+/// Runs the library over `seeds` seeds, making a fault larger where it is not caught on
+/// every seed (the drafts keep the magnitude settled on); one calibration per draft.
+pub fn calibrate(dir: &Path, plan: &Plan, drafts: &mut [Draft], seeds: u64) -> Result<Vec<Calibrated>, Failure> {
+    let folder = dir.join("scenarios");
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot create: {e}", folder.display())))?;
+    let mut result: Vec<Option<Calibrated>> = vec![None; drafts.len()];
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    loop {
+        let todo: Vec<usize> = (0..drafts.len()).filter(|&i| result[i].is_none()).collect();
+        if todo.is_empty() {
+            break;
+        }
+        let mut files: Vec<PathBuf> = Vec::new();
+        for &i in &todo {
+            let path = folder.join(format!("{}.toml", drafts[i].name));
+            std::fs::write(&path, text(plan, &drafts[i], None, None, " (being calibrated)"))
+                .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
+            files.push(path);
+        }
+        let sweeps = sweep(&files, seeds, 1, None, &[], jobs).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let records: &[ScenarioRuns] = &sweeps[0].records;
+        for (&i, r) in todo.iter().zip(records) {
+            let d = &mut drafts[i];
+            let as_expected = r
+                .runs
+                .iter()
+                .filter(|run| match d.outcome {
+                    Outcome::RolledBack => run.rolled_back_after_fault,
+                    o => run.outcome == o,
+                })
+                .count();
+            if as_expected < r.runs.len() && d.outcome == Outcome::RolledBack && d.level + 1 < d.magnitudes.len() {
+                d.level += 1;
+                continue;
+            }
+            let slowest = r.runs.iter().filter_map(|run| run.time_to_rollback_s).reduce(f64::max);
+            result[i] = Some(Calibrated {
+                runs: r.runs.len(),
+                as_expected,
+                slowest_s: if d.outcome == Outcome::RolledBack { slowest } else { None },
+                most_bad: r.runs.iter().map(|run| run.bad_decisions_served).max().unwrap_or(0),
+            });
+        }
+    }
+    Ok(result.into_iter().map(|c| c.expect("every draft calibrated")).collect())
+}
+
+/// Writes every scenario with its SLOs; uncalibrated ones (a folder with placeholders)
+/// say so and hold generous limits until `cutover init`'s calibration can run.
+pub fn write_all(dir: &Path, plan: &Plan, drafts: &[Draft], calibrated: Option<&[Calibrated]>) -> Result<(), Failure> {
+    let folder = dir.join("scenarios");
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot create: {e}", folder.display())))?;
+    for (k, d) in drafts.iter().enumerate() {
+        let c = calibrated.and_then(|c| c.get(k));
+        let note = match c {
+            Some(c) if d.outcome == Outcome::RolledBack => format!(
+                ": the SLO is the slowest of {} seeds ({:.0} s from the fault to the rollback) with half again",
+                c.runs,
+                c.slowest_s.unwrap_or(0.0)
+            ),
+            Some(c) => format!(": {} of {} seeds ended as expected", c.as_expected, c.runs),
+            None => ": NOT CALIBRATED (the feature specs have placeholders); the limits below are loose".into(),
+        };
+        let path = folder.join(format!("{}.toml", d.name));
+        let t = text(plan, d, c.and_then(Calibrated::slo_s), c.map(Calibrated::bad_budget), &note);
+        std::fs::write(&path, t).map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    }
+    Ok(())
+}
