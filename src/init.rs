@@ -4,7 +4,7 @@
 //! the legacy path against the recorded answers, and sets the starter library's SLOs from
 //! what the sequential judge achieves on this traffic.
 
-mod scenarios;
+pub mod scenarios;
 mod write;
 
 use std::path::{Path, PathBuf};

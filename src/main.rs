@@ -2,6 +2,7 @@
 //! this file parses flags, maps failures to exit codes and prints one line per error.
 
 mod audit;
+mod calibrate;
 mod dataset;
 mod init;
 mod loadtest;
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Write a migration folder from a saved model and a file of recorded requests.
     Init(init::Args),
+    /// Set fault scenarios' SLOs from what their judge achieves over seeds.
+    Calibrate(calibrate::Args),
     /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
     Predict(predict::Args),
     /// Run one scenario in the deterministic simulator.
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Run(args) => simulate::run(&args),
         Command::Suite(args) => simulate::suite(&args),

@@ -50,6 +50,13 @@ enum Command {
         #[arg(long, default_value = "staging", value_parser = parse_stage)]
         stage: Stage,
     },
+    /// Pin an entry to its feature spec as the file now reads (after defining what
+    /// `cutover init` left as placeholders, or correcting an inferred feature): the spec
+    /// must compile against the schema and the model, and the artifact must be unchanged.
+    Repin {
+        /// `name/version`.
+        id: String,
+    },
     /// Check that the artifact and spec hash to what the entry pins.
     Verify {
         /// `name/version`.
@@ -113,6 +120,31 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             )?;
             let entry = registry.add(entry).map_err(|e| bad(&e))?;
             println!("registered {} ({}, sha256 {})", entry.id(), entry.artifact, entry.sha256);
+            Ok(())
+        }
+        Command::Repin { id } => {
+            let mut entry = registry.get(id).map_err(|e| bad(&e))?;
+            let artifact = registry.resolve(&entry.artifact);
+            let bytes = std::fs::read(&artifact)
+                .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", artifact.display())))?;
+            if sha256_hex(&bytes) != entry.sha256 {
+                return Err(Failure::BadInput(format!(
+                    "{id}: the artifact {} is not the one the entry pins: register it as a new version (`cutover registry add`)",
+                    artifact.display()
+                )));
+            }
+            let spec = registry.resolve(&entry.feature_spec);
+            let spec_bytes =
+                std::fs::read(&spec).map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", spec.display())))?;
+            Pipeline::from_file(&spec, migration.schema(), Some(&entry.feature_names)).map_err(|e| bad(&e))?;
+            let new = sha256_hex(&spec_bytes);
+            if new == entry.feature_spec_sha256 {
+                println!("{id}: already pinned to {} ({})", spec.display(), &new[..12]);
+                return Ok(());
+            }
+            let old = std::mem::replace(&mut entry.feature_spec_sha256, new.clone());
+            registry.replace(&entry).map_err(|e| bad(&e))?;
+            println!("{id}: feature spec {} repinned, sha256 {} -> {}", spec.display(), &old[..12], &new[..12]);
             Ok(())
         }
         Command::Verify { id, model, spec } => {

@@ -202,6 +202,15 @@ impl Registry {
         Ok(entry)
     }
 
+    /// Rewrites an existing entry's manifest (its name and version stay).
+    pub fn replace(&self, entry: &Entry) -> Result<(), RegistryError> {
+        self.get(&entry.id())?;
+        let path = self.manifest_path(&entry.name, entry.version);
+        let mut text = serde_json::to_string_pretty(entry).expect("entries serialize");
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| io(&path, e))
+    }
+
     /// Checks that the artifact and spec files hash to what `entry` pins.
     pub fn verify(
         &self,

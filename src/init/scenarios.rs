@@ -280,6 +280,32 @@ fn text(plan: &Plan, d: &Draft, slo: Option<f64>, bad: Option<u64>, note: &str) 
     t
 }
 
+/// Runs scenario files over seeds 1..=`seeds` on `jobs` threads: per file, how its runs
+/// ended against what it expects, the slowest rollback after its fault, the most bad
+/// decisions served.
+pub fn measure(files: &[PathBuf], seeds: u64, jobs: usize) -> Result<Vec<Calibrated>, Failure> {
+    let sweeps = sweep(files, seeds, 1, None, &[], jobs).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let records: &[ScenarioRuns] = &sweeps[0].records;
+    Ok(records
+        .iter()
+        .map(|r| {
+            let rolls_back = r.expected_outcome == Outcome::RolledBack;
+            let as_expected = r
+                .runs
+                .iter()
+                .filter(|run| if rolls_back { run.rolled_back_after_fault } else { run.outcome == r.expected_outcome })
+                .count();
+            let slowest = r.runs.iter().filter_map(|run| run.time_to_rollback_s).reduce(f64::max);
+            Calibrated {
+                runs: r.runs.len(),
+                as_expected,
+                slowest_s: if rolls_back { slowest } else { None },
+                most_bad: r.runs.iter().map(|run| run.bad_decisions_served).max().unwrap_or(0),
+            }
+        })
+        .collect())
+}
+
 /// Runs the library over `seeds` seeds, making a fault larger where it is not caught on
 /// every seed (the drafts keep the magnitude settled on); one calibration per draft.
 pub fn calibrate(dir: &Path, plan: &Plan, drafts: &mut [Draft], seeds: u64) -> Result<Vec<Calibrated>, Failure> {
@@ -300,29 +326,14 @@ pub fn calibrate(dir: &Path, plan: &Plan, drafts: &mut [Draft], seeds: u64) -> R
                 .map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
             files.push(path);
         }
-        let sweeps = sweep(&files, seeds, 1, None, &[], jobs).map_err(|e| Failure::BadInput(e.to_string()))?;
-        let records: &[ScenarioRuns] = &sweeps[0].records;
-        for (&i, r) in todo.iter().zip(records) {
+        let measured = measure(&files, seeds, jobs)?;
+        for (&i, c) in todo.iter().zip(measured) {
             let d = &mut drafts[i];
-            let as_expected = r
-                .runs
-                .iter()
-                .filter(|run| match d.outcome {
-                    Outcome::RolledBack => run.rolled_back_after_fault,
-                    o => run.outcome == o,
-                })
-                .count();
-            if as_expected < r.runs.len() && d.outcome == Outcome::RolledBack && d.level + 1 < d.magnitudes.len() {
+            if c.as_expected < c.runs && d.outcome == Outcome::RolledBack && d.level + 1 < d.magnitudes.len() {
                 d.level += 1;
                 continue;
             }
-            let slowest = r.runs.iter().filter_map(|run| run.time_to_rollback_s).reduce(f64::max);
-            result[i] = Some(Calibrated {
-                runs: r.runs.len(),
-                as_expected,
-                slowest_s: if d.outcome == Outcome::RolledBack { slowest } else { None },
-                most_bad: r.runs.iter().map(|run| run.bad_decisions_served).max().unwrap_or(0),
-            });
+            result[i] = Some(c);
         }
     }
     Ok(result.into_iter().map(|c| c.expect("every draft calibrated")).collect())

@@ -5,7 +5,7 @@
 //! (docs/your-migration.md).
 //!
 //! - **Kinds**: a column whose values are all `true`/`false` (any case, or JSON booleans) is
-//!   a boolean; all whole numbers written without a point, an integer; all numbers, a
+//!   a boolean (`1` and `0` may be among them); all whole numbers written without a point, an integer; all numbers, a
 //!   number; all RFC 3339 times, a timestamp; anything else a category. A column with a
 //!   missing value (empty, `NA`, `null`, absent) is optional. Text longer than the schema
 //!   allows is left out of the schema, said on stderr.
@@ -407,7 +407,7 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             } else {
                 Kind::Category
             }
-        } else if c.bools == c.present {
+        } else if c.boolean() {
             Kind::Boolean
         } else if c.integers == c.present {
             Kind::Integer

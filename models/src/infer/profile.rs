@@ -95,6 +95,8 @@ pub struct Column {
     pub bools: u64,
     /// Values that were whole numbers.
     pub integers: u64,
+    /// Of those, the 0s and 1s.
+    pub zero_ones: u64,
     /// Values that were other numbers.
     pub numbers: u64,
     /// Values that were RFC 3339 times.
@@ -131,6 +133,7 @@ impl Column {
             missing: 0,
             bools: 0,
             integers: 0,
+            zero_ones: 0,
             numbers: 0,
             times: 0,
             texts: 0,
@@ -145,6 +148,11 @@ impl Column {
             time_range: None,
             hours: [0; 24],
         }
+    }
+
+    /// Whether every present value is `true`/`false`, with `1`/`0` among them.
+    pub fn boolean(&self) -> bool {
+        self.bools > 0 && self.bools + self.zero_ones == self.present
     }
 
     /// Whether every present value is numeric (integers included).
@@ -196,6 +204,7 @@ impl Column {
             Raw::Bool(_) => self.bools += 1,
             Raw::Integer(i) => {
                 self.integers += 1;
+                self.zero_ones += u64::from(i == 0 || i == 1);
                 self.number(i as f64);
                 // Perhaps an epoch time: kept until the whole column says otherwise.
                 if (1_000_000_000_000..10_000_000_000_000).contains(&i) {
