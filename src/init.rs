@@ -183,14 +183,15 @@ fn model_name(args: &Args) -> Result<String, Failure> {
     let clean: String =
         stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
     let clean = clean.trim_matches('-').to_string();
-    // A bare `model` says nothing: the folder's name is a better one.
+    // A generic `model.json` says nothing: the folder's name is a better one.
     let from_out = args.out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let from_out: String =
         from_out.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-    Ok(match (clean.as_str(), from_out.trim_matches('-')) {
-        ("" | "model", o) if !o.is_empty() => format!("{o}-model"),
-        ("", _) => "model".into(),
-        (c, _) => c.to_string(),
+    let generic = ["", "model", "booster", "xgb", "xgboost"].contains(&clean.to_ascii_lowercase().as_str());
+    Ok(match (generic, from_out.trim_matches('-')) {
+        (true, o) if !o.is_empty() => o.to_string(),
+        (true, _) => "model".into(),
+        (false, _) => clean,
     })
 }
 
