@@ -289,6 +289,7 @@ fn build(
     let calibrated =
         if runnable { Some(scenarios::calibrate(dir, plan, &mut library, args.calibration_seeds)?) } else { None };
     scenarios::write_all(dir, plan, &library, calibrated.as_deref())?;
+    scenarios::write_live(dir, plan)?;
 
     report = format!(
         "wrote {}: migration.toml ({} fields, {} segment dimensions, {:?} answer), legacy.toml and new.toml ({} features{}), registry {name}/1 and {name}/2, {} scenarios\n{report}",

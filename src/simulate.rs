@@ -60,7 +60,8 @@ pub struct SuiteArgs {
     /// The first seed of a sweep.
     #[arg(long, default_value_t = 1)]
     seed_base: u64,
-    /// Run only every N-th seed of the sweep, from the I-th (`I/N`, 0-based).
+    /// Run only every N-th seed of the sweep, from the I-th (`I/N`, 0-based); `auto/N`
+    /// takes I from `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job's pod).
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
     /// Colour the verdict table: auto (when standard output is a terminal), always, never.
@@ -79,9 +80,25 @@ pub struct MergeArgs {
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("`{s}` is not a shard (expected I/N with 0 <= I < N, for example 0/4)");
+    shard_of(s, std::env::var("JOB_COMPLETION_INDEX").ok().as_deref())
+}
+
+/// `I/N`, or `auto/N` with I the job completion index given.
+fn shard_of(s: &str, completion_index: Option<&str>) -> Result<(u64, u64), String> {
+    let bad = || format!("`{s}` is not a shard (expected I/N with 0 <= I < N, for example 0/4, or auto/N)");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let i: u64 = if i == "auto" {
+        let index = completion_index.ok_or_else(|| {
+            format!("`{s}`: auto takes the shard from JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job's pods), which is not set")
+        })?;
+        index.trim().parse().map_err(|_| format!("`{s}`: JOB_COMPLETION_INDEX `{index}` is not a number"))?
+    } else {
+        i.parse().map_err(|_| bad())?
+    };
+    if n > 0 && i >= n {
+        return Err(format!("`{s}`: shard {i} is not below {n}"));
+    }
     if n == 0 || i >= n {
         return Err(bad());
     }
@@ -292,5 +309,20 @@ fn print_sweep(s: &cutover_sim::world::sweep::Sweep) {
             t(x.time_to_rollback_s.p95),
             t(x.bad_decisions_served.p95)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_of;
+
+    #[test]
+    fn shards_come_from_the_flag_or_the_job_completion_index() {
+        assert_eq!(shard_of("1/4", None), Ok((1, 4)));
+        assert_eq!(shard_of("auto/4", Some("3")), Ok((3, 4)));
+        assert!(shard_of("auto/4", None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        assert!(shard_of("auto/4", Some("4")).unwrap_err().contains("shard 4 is not below 4"));
+        assert!(shard_of("auto/4", Some("x")).unwrap_err().contains("`x` is not a number"));
+        assert!(shard_of("4/4", None).is_err() && shard_of("0/0", None).is_err() && shard_of("a", None).is_err());
     }
 }

@@ -339,6 +339,37 @@ pub fn calibrate(dir: &Path, plan: &Plan, drafts: &mut [Draft], seeds: u64) -> R
     Ok(result.into_iter().map(|c| c.expect("every draft calibrated")).collect())
 }
 
+/// The live library (`cutover loadtest`): a clean promotion and an error burst on real
+/// sockets, on the bundled live plan (an hour's rollout in a minute of wall time).
+pub fn write_live(dir: &Path, plan: &Plan) -> Result<(), Failure> {
+    let folder = dir.join("live");
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| Failure::BadInput(format!("{}: cannot create: {e}", folder.display())))?;
+    let live = "\n[live]\nusers = 8\nrun_time_s = 45\ntime_scale = 60\nbaseline_s = 8\nthrottle_rps = 1000\n";
+    let head = |name: &str, description: &str| {
+        let mut t = String::new();
+        let _ = writeln!(t, "# Written by `cutover init`: a load test of the live stacks (`cutover loadtest` this file)");
+        let _ = writeln!(t, "name = {}\ndescription = {}\nseed = 1\nmigration = \"..\"\n", q(&format!("{}-live-{name}", plan.name)), q(description));
+        t += "[traffic]\nrate_rps = 200\nduration_s = 3600\n\n";
+        t += "[rollout]\nshadow_s = 600\nstages_pct = [1, 5, 25, 50, 100]\nbake_s = 300\nkeep_legacy_warm_s = 600\nmin_requests_per_stage = 200\n\n";
+        t += "[controller]\npolicy = \"sequential\"\n\n";
+        t += &guardrails(plan).replace("max_p99_latency_ratio = 1.5", "max_p99_latency_ratio = 3.0   # live: the stacks share the machine with goose");
+        t
+    };
+    let clean = head("clean-promotes", "A clean migration on real sockets: every guardrail holds and the rollout promotes")
+        + "\n[expect]\noutcome = \"promoted\"\nmax_bad_decisions = 0\n"
+        + live;
+    let errors = head("error-burst", "The new stack fails a fifth of its calls for five minutes, mid-canary")
+        + "\n[[faults]]\nkind = \"errors\"\nstart_s = 1000\nend_s = 1300\nrate = 0.2\n"
+        + "\n[expect]\noutcome = \"rolled_back\"\ndetect_within_s = 60\nrollback_within_s = 60\n"
+        + live;
+    for (name, t) in [("clean-promotes.toml", clean), ("error-burst.toml", errors)] {
+        let path = folder.join(name);
+        std::fs::write(&path, t).map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
 /// Writes every scenario with its SLOs; uncalibrated ones (a folder with placeholders)
 /// say so and hold generous limits until `cutover init`'s calibration can run.
 pub fn write_all(dir: &Path, plan: &Plan, drafts: &[Draft], calibrated: Option<&[Calibrated]>) -> Result<(), Failure> {

@@ -209,7 +209,7 @@ fn sharded_sweeps_merge_into_exactly_the_whole_sweep() {
     )
     .unwrap();
     let (a, clean) = (a.to_str().unwrap().to_string(), clean.to_str().unwrap().to_string());
-    let sweep = |extra: &[&str], out: &Path| {
+    let sweep = |extra: &[&str], out: &Path, index: Option<&str>| {
         let mut args = vec![
             "suite",
             a.as_str(),
@@ -226,15 +226,20 @@ fn sharded_sweeps_merge_into_exactly_the_whole_sweep() {
             out.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let o = run_in_root(&args);
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command.args(&args).current_dir(crate::support::root()).env_remove("JOB_COMPLETION_INDEX");
+        if let Some(i) = index {
+            command.env("JOB_COMPLETION_INDEX", i);
+        }
+        let o = command.output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     let whole = dir.join("whole");
-    sweep(&[], &whole);
+    sweep(&[], &whole, None);
+    // Shard 0 by its number, shard 1 as a Kubernetes Indexed Job's pod gives it.
     let shards: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("shard{i}"))).collect();
-    for (i, s) in shards.iter().enumerate() {
-        sweep(&["--shard", &format!("{i}/2")], s);
-    }
+    sweep(&["--shard", "0/2"], &shards[0], None);
+    sweep(&["--shard", "auto/2"], &shards[1], Some("1"));
     let merged = dir.join("merged");
     let o = run_in_root(&[
         "merge",
@@ -270,5 +275,5 @@ fn sharded_sweeps_merge_into_exactly_the_whole_sweep() {
     let o =
         run_in_root(&["suite", a.as_str(), "--seeds", "4", "--shard", "4/4", "--out", dir.join("y").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8(o.stderr).unwrap().contains("`4/4` is not a shard"));
+    assert!(String::from_utf8(o.stderr).unwrap().contains("`4/4`: shard 4 is not below 4"));
 }
