@@ -171,6 +171,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         if !cfg.bind.is_loopback() {
             eprintln!("cutover: warning: binding {} exposes the services beyond this machine", cfg.bind);
         }
+        // Ctrl-C is caught from before the addresses are printed: a client that reads them
+        // and interrupts at once gets a graceful stop, not a killed process.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Failure::BadInput(format!("cannot catch Ctrl-C: {e}")))?;
         let running = cutover_loadgen::start(cfg).await.map_err(|e| Failure::BadInput(e.to_string()))?;
         println!("router   {}", running.url());
         if let Some(a) = running.legacy {
@@ -186,7 +190,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         println!("dashboard {}/dashboard", running.url());
         println!("admin    curl -H 'Authorization: Bearer <token>' {}/admin/rollout", running.url());
-        let _ = tokio::signal::ctrl_c().await;
+        interrupt.recv().await;
         eprintln!("cutover: shutting down, finishing requests in flight");
         running.shutdown().await;
         Ok(())

@@ -37,6 +37,8 @@ pub struct Draft {
     pub magnitudes: Vec<(String, String)>,
     /// Which magnitude is in use.
     pub level: usize,
+    /// Times a clean scenario's duration was doubled for its rollout to finish.
+    pub doublings: u32,
     /// What it expects.
     pub outcome: Outcome,
     /// Its seed.
@@ -83,7 +85,6 @@ impl Calibrated {
 /// The library the data calls for.
 pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
     let busiest = (0..24).max_by_key(|&h| (plan.hours[h], std::cmp::Reverse(h))).unwrap_or(9) as u32;
-    let quietest = (0..24).min_by_key(|&h| (plan.hours[h], h)).unwrap_or(3) as u32;
     let draft = |name: &str, description: String, magnitudes: Vec<(String, String)>, outcome: Outcome| Draft {
         name: name.to_string(),
         description,
@@ -92,6 +93,7 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         start_hour: busiest,
         magnitudes,
         level: 0,
+        doublings: 0,
         outcome,
         seed: 0,
     };
@@ -101,10 +103,9 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
     let low = (rate / 10.0).clamp(0.5, 5.0);
     out.push(Draft {
         name: "clean-low-traffic".into(),
-        description: format!("Nothing goes wrong at {} requests a second, from the quietest hour", num(round1(low))),
+        description: format!("Nothing goes wrong at {} requests a second, a tenth of the service's rate", num(round1(low))),
         rate_rps: round1(low),
-        duration_s: 14400.0,
-        start_hour: quietest,
+        duration_s: 28800.0,
         ..clean.clone()
     });
 
@@ -331,6 +332,12 @@ pub fn calibrate(dir: &Path, plan: &Plan, drafts: &mut [Draft], seeds: u64) -> R
             let d = &mut drafts[i];
             if c.as_expected < c.runs && d.outcome == Outcome::RolledBack && d.level + 1 < d.magnitudes.len() {
                 d.level += 1;
+                continue;
+            }
+            // A clean rollout still in progress at the end: give it the time it needs.
+            if c.as_expected < c.runs && d.outcome == Outcome::Promoted && d.doublings < 2 {
+                d.duration_s *= 2.0;
+                d.doublings += 1;
                 continue;
             }
             result[i] = Some(c);

@@ -8,6 +8,7 @@
 //! machine would distort.
 
 mod browser;
+mod guide;
 mod replay;
 
 use std::sync::Arc;
