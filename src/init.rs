@@ -87,10 +87,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let model = cutover_models::xgboost::load_bytes(&model_bytes, &args.model.display().to_string())
         .map_err(|e| bad(e.to_string()))?;
     let format = args.format.or_else(|| Format::of(&args.requests)).ok_or_else(|| {
-        bad(format!(
-            "{}: cannot tell the format: name it .csv or .jsonl, or pass --format",
-            args.requests.display()
-        ))
+        bad(format!("{}: cannot tell the format: name it .csv or .jsonl, or pass --format", args.requests.display()))
     })?;
     match std::fs::metadata(&args.requests) {
         Ok(m) if m.is_file() => {}
@@ -143,7 +140,8 @@ fn check_out(out: &Path) -> Result<(), Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Failure::BadInput(format!("--out {}: {e}", out.display()))),
         Ok(m) if m.is_dir() => {
-            let mut entries = std::fs::read_dir(out).map_err(|e| Failure::BadInput(format!("--out {}: {e}", out.display())))?;
+            let mut entries =
+                std::fs::read_dir(out).map_err(|e| Failure::BadInput(format!("--out {}: {e}", out.display())))?;
             if entries.next().is_some() {
                 Err(Failure::BadInput(format!(
                     "--out {}: the folder exists and is not empty (cutover init writes a new folder)",
@@ -221,9 +219,8 @@ fn settle_threshold(plan: &mut Plan, requests: &Path, format: Format, model: &Mo
         (Some(s), Some(d)) => {
             let pairs = infer::answer_pairs(requests, format, s, d, PROFILE_ROWS)
                 .map_err(|e| Failure::BadInput(e.to_string()))?;
-            let (t, labels) = infer::threshold(&pairs, plan.threshold).map_err(|m| {
-                Failure::BadInput(format!("{}: field `{d}`: {m}", requests.display()))
-            })?;
+            let (t, labels) = infer::threshold(&pairs, plan.threshold)
+                .map_err(|m| Failure::BadInput(format!("{}: field `{d}`: {m}", requests.display())))?;
             plan.threshold = Some(t);
             plan.labels = labels.to_vec();
         }
@@ -266,7 +263,8 @@ fn build(
     std::fs::copy(&args.requests, dir.join(requests_file)).map_err(|e| io(&dir.join(requests_file), e))?;
     let checkpoint = cutover_models::xgboost::earlier_checkpoint(model_bytes, &args.model.display().to_string())
         .map_err(|e| Failure::BadInput(e.to_string()))?;
-    std::fs::write(dir.join("model_checkpoint.json"), checkpoint).map_err(|e| io(&dir.join("model_checkpoint.json"), e))?;
+    std::fs::write(dir.join("model_checkpoint.json"), checkpoint)
+        .map_err(|e| io(&dir.join("model_checkpoint.json"), e))?;
 
     let origin = write::Origin { model: &args.model, requests: &args.requests };
     write::folder(dir, name, plan, model, model_file, requests_file, &origin)?;

@@ -98,12 +98,18 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         seed: 0,
     };
     let mut out = Vec::new();
-    let clean = Draft { duration_s: 7200.0, ..draft("clean-promotes", "Nothing goes wrong: the rollout promotes".into(), Vec::new(), Outcome::Promoted) };
+    let clean = Draft {
+        duration_s: 7200.0,
+        ..draft("clean-promotes", "Nothing goes wrong: the rollout promotes".into(), Vec::new(), Outcome::Promoted)
+    };
     out.push(clean.clone());
     let low = (rate / 10.0).clamp(0.5, 5.0);
     out.push(Draft {
         name: "clean-low-traffic".into(),
-        description: format!("Nothing goes wrong at {} requests a second, a tenth of the service's rate", num(round1(low))),
+        description: format!(
+            "Nothing goes wrong at {} requests a second, a tenth of the service's rate",
+            num(round1(low))
+        ),
         rate_rps: round1(low),
         duration_s: 28800.0,
         ..clean.clone()
@@ -133,9 +139,8 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
             Outcome::RolledBack,
         ));
     }
-    let missing_share = |i: usize| -> f64 {
-        plan.features[i].source.as_deref().and_then(|s| plan.missing_share(s)).unwrap_or(0.0)
-    };
+    let missing_share =
+        |i: usize| -> f64 { plan.features[i].source.as_deref().and_then(|s| plan.missing_share(s)).unwrap_or(0.0) };
     if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((_, true))) && missing_share(i) >= 0.01) {
         let f = &plan.features[i].name;
         out.push(draft(
@@ -177,7 +182,12 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         String::new(),
         [40.0, 100.0, 250.0]
             .iter()
-            .map(|ms| (fault("latency", &format!("add_ms = {}", num(*ms))), format!("The new stack answers {ms} ms slower on every call")))
+            .map(|ms| {
+                (
+                    fault("latency", &format!("add_ms = {}", num(*ms))),
+                    format!("The new stack answers {ms} ms slower on every call"),
+                )
+            })
             .collect(),
         Outcome::RolledBack,
     ));
@@ -186,7 +196,12 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         String::new(),
         [0.05, 0.1, 0.2]
             .iter()
-            .map(|r| (fault("errors", &format!("rate = {}", num(*r))), format!("The new stack fails {} % of its calls", r * 100.0)))
+            .map(|r| {
+                (
+                    fault("errors", &format!("rate = {}", num(*r))),
+                    format!("The new stack fails {} % of its calls", r * 100.0),
+                )
+            })
             .collect(),
         Outcome::RolledBack,
     ));
@@ -195,7 +210,12 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         String::new(),
         [0.05, 0.1, 0.2]
             .iter()
-            .map(|r| (fault("timeouts", &format!("rate = {}", num(*r))), format!("{} % of the new stack's calls time out", r * 100.0)))
+            .map(|r| {
+                (
+                    fault("timeouts", &format!("rate = {}", num(*r))),
+                    format!("{} % of the new stack's calls time out", r * 100.0),
+                )
+            })
             .collect(),
         Outcome::RolledBack,
     ));
@@ -204,7 +224,8 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         String::new(),
         vec![(
             "kind = \"decommission_legacy\"\nstart_s = 3600.0".into(),
-            "Someone decommissions legacy before the post-migration window ends: refused, and the rollout promotes".into(),
+            "Someone decommissions legacy before the post-migration window ends: refused, and the rollout promotes"
+                .into(),
         )],
         Outcome::Promoted,
     ));
@@ -269,7 +290,12 @@ fn text(plan: &Plan, d: &Draft, slo: Option<f64>, bad: Option<u64>, note: &str) 
     match d.outcome {
         Outcome::RolledBack => {
             let slo = slo.unwrap_or(d.duration_s - FAULT_S);
-            let _ = writeln!(t, "outcome = \"rolled_back\"\ndetect_within_s = {}\nrollback_within_s = {}", num(slo), num(slo));
+            let _ = writeln!(
+                t,
+                "outcome = \"rolled_back\"\ndetect_within_s = {}\nrollback_within_s = {}",
+                num(slo),
+                num(slo)
+            );
             if let Some(b) = bad {
                 let _ = writeln!(t, "max_bad_decisions = {b}");
             }
@@ -355,17 +381,27 @@ pub fn write_live(dir: &Path, plan: &Plan) -> Result<(), Failure> {
     let live = "\n[live]\nusers = 8\nrun_time_s = 45\ntime_scale = 60\nbaseline_s = 8\nthrottle_rps = 1000\n";
     let head = |name: &str, description: &str| {
         let mut t = String::new();
-        let _ = writeln!(t, "# Written by `cutover init`: a load test of the live stacks (`cutover loadtest` this file)");
-        let _ = writeln!(t, "name = {}\ndescription = {}\nseed = 1\nmigration = \"..\"\n", q(&format!("{}-live-{name}", plan.name)), q(description));
+        let _ =
+            writeln!(t, "# Written by `cutover init`: a load test of the live stacks (`cutover loadtest` this file)");
+        let _ = writeln!(
+            t,
+            "name = {}\ndescription = {}\nseed = 1\nmigration = \"..\"\n",
+            q(&format!("{}-live-{name}", plan.name)),
+            q(description)
+        );
         t += "[traffic]\nrate_rps = 200\nduration_s = 3600\n\n";
         t += "[rollout]\nshadow_s = 600\nstages_pct = [1, 5, 25, 50, 100]\nbake_s = 300\nkeep_legacy_warm_s = 600\nmin_requests_per_stage = 200\n\n";
         t += "[controller]\npolicy = \"sequential\"\n\n";
-        t += &guardrails(plan).replace("max_p99_latency_ratio = 1.5", "max_p99_latency_ratio = 3.0   # live: the stacks share the machine with goose");
+        t += &guardrails(plan).replace(
+            "max_p99_latency_ratio = 1.5",
+            "max_p99_latency_ratio = 3.0   # live: the stacks share the machine with goose",
+        );
         t
     };
-    let clean = head("clean-promotes", "A clean migration on real sockets: every guardrail holds and the rollout promotes")
-        + "\n[expect]\noutcome = \"promoted\"\nmax_bad_decisions = 0\n"
-        + live;
+    let clean =
+        head("clean-promotes", "A clean migration on real sockets: every guardrail holds and the rollout promotes")
+            + "\n[expect]\noutcome = \"promoted\"\nmax_bad_decisions = 0\n"
+            + live;
     let errors = head("error-burst", "The new stack fails a fifth of its calls for five minutes, mid-canary")
         + "\n[[faults]]\nkind = \"errors\"\nstart_s = 1000\nend_s = 1300\nrate = 0.2\n"
         + "\n[expect]\noutcome = \"rolled_back\"\ndetect_within_s = 60\nrollback_within_s = 60\n"

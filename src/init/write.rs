@@ -113,8 +113,13 @@ pub fn migration_toml(
             line += ", epoch = \"s\"";
         }
         line += " },";
-        if let Some(n) = &f.note {
-            line += &format!("   # {n}");
+        let mut notes = Vec::new();
+        if f.optional {
+            notes.push(format!("missing in {:.1} % of rows", 100.0 * f.missing_share));
+        }
+        notes.extend(f.note.clone());
+        if !notes.is_empty() {
+            line += &format!("   # {}", notes.join("; "));
         }
         let _ = writeln!(t, "{line}");
     }
@@ -134,7 +139,11 @@ pub fn migration_toml(
             let _ = writeln!(t, "labels = {}             # below the threshold, at or above it", list(&plan.labels));
         }
         AnswerKind::Multiclass => {
-            let _ = writeln!(t, "kind = \"multiclass\"\nlabels = {}             # in the model's class order", list(&plan.labels));
+            let _ = writeln!(
+                t,
+                "kind = \"multiclass\"\nlabels = {}             # in the model's class order",
+                list(&plan.labels)
+            );
         }
         AnswerKind::Regression => {
             let _ = writeln!(t, "kind = \"regression\"");
@@ -151,8 +160,16 @@ pub fn migration_toml(
     if let Some(d) = &plan.decision {
         let _ = writeln!(t, "recorded_decision = {}", q(d));
     }
-    let _ = writeln!(t, "\n# [shadow]\n# context = []   # optional fields a shadow call can lack; name them to rehearse that loss");
-    let _ = writeln!(t, "\n[registry]\npath = \"registry\"\nlegacy = {}\nnew = {}", q(&format!("{name}/1")), q(&format!("{name}/2")));
+    let _ = writeln!(
+        t,
+        "\n# [shadow]\n# context = []   # optional fields a shadow call can lack; name them to rehearse that loss"
+    );
+    let _ = writeln!(
+        t,
+        "\n[registry]\npath = \"registry\"\nlegacy = {}\nnew = {}",
+        q(&format!("{name}/1")),
+        q(&format!("{name}/2"))
+    );
     let _ = writeln!(t, "\n[traffic]\nsource = \"recorded\"\nfile = {}", q(requests_file));
     write(&dir.join(cutover_models::migration::FILE), &t)
 }
@@ -191,8 +208,11 @@ fn spec(plan: &Plan, name: &str, side: &str, origin: &Origin<'_>) -> String {
             Some(source) => {
                 let _ = writeln!(t, "source = {}", q(source));
                 if let Some(v) = &f.vocabulary {
-                    let from =
-                        if f.vocabulary_from_model { "the category names the model saved" } else { "assumed: the recorded values, sorted" };
+                    let from = if f.vocabulary_from_model {
+                        "the category names the model saved"
+                    } else {
+                        "assumed: the recorded values, sorted"
+                    };
                     let _ = writeln!(t, "vocabulary = {}   # {from}", list(v));
                     let _ = writeln!(t, "case_sensitive = true\nunknown = \"nan\"");
                 }

@@ -85,7 +85,10 @@ fn a_binary_service_from_csv_becomes_a_folder_that_every_command_accepts() {
     let a = m["answer"].as_table().unwrap();
     assert_eq!(a["kind"].as_str(), Some("binary"));
     assert_eq!(a["threshold"].as_float(), Some(0.35));
-    assert_eq!(a["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>(), ["approve", "decline"]);
+    assert_eq!(
+        a["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>(),
+        ["approve", "decline"]
+    );
     assert_eq!(a["recorded_score"].as_str(), Some("risk_score"));
     assert_eq!(a["recorded_decision"].as_str(), Some("decision"));
     // The sentinel is reported, not assumed.
@@ -97,14 +100,16 @@ fn a_binary_service_from_csv_becomes_a_folder_that_every_command_accepts() {
     // The registry pins the model's bytes and both specs.
     let model_sha = cutover_models::features::sha256_hex(&std::fs::read(fixture("loans", "model.json")).unwrap());
     for (v, spec, stage) in [(1, "legacy.toml", "production"), (2, "new.toml", "staging")] {
-        let e: serde_json::Value =
-            serde_json::from_str(&read(&dir.join(format!("registry/loans/{v}.json")))).unwrap();
+        let e: serde_json::Value = serde_json::from_str(&read(&dir.join(format!("registry/loans/{v}.json")))).unwrap();
         assert_eq!(e["sha256"], model_sha.as_str());
         assert_eq!(e["stage"], stage);
         let spec_sha = cutover_models::features::sha256_hex(read(&dir.join(spec)).as_bytes());
         assert_eq!(e["feature_spec_sha256"], spec_sha.as_str());
     }
-    assert!(stdout.contains("reproduces the recorded answers: 3000 scores within 1e-6, 3000 decisions exactly"), "{stdout}");
+    assert!(
+        stdout.contains("reproduces the recorded answers: 3000 scores within 1e-6, 3000 decisions exactly"),
+        "{stdout}"
+    );
 
     // Then, with nothing edited.
     let scenarios = s(&dir.join("scenarios"));
@@ -114,7 +119,18 @@ fn a_binary_service_from_csv_becomes_a_folder_that_every_command_accepts() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    for kind in ["clean-promotes", "clean-low-traffic", "skew-loan-amount", "missing-income-filled", "region-recoded", "wrong-model-artifact", "latency-median", "errors", "timeouts", "early-decommission"] {
+    for kind in [
+        "clean-promotes",
+        "clean-low-traffic",
+        "skew-loan-amount",
+        "missing-income-filled",
+        "region-recoded",
+        "wrong-model-artifact",
+        "latency-median",
+        "errors",
+        "timeouts",
+        "early-decommission",
+    ] {
         assert!(names.contains(&format!("{kind}.toml")), "{kind} missing from {names:?}");
     }
     let replay = in_root(&["replay", "--migration", &s(&dir), "--requests", &fixture("loans", "requests.csv")]);
@@ -194,7 +210,15 @@ fn the_same_inputs_write_the_same_folder() {
 #[test]
 fn placeholders_are_named_and_refused_until_defined() {
     let out = scratch("init", "placeholders").join("eta");
-    let o = in_root(&["init", "--model", "domain/eta/model.ubj", "--requests", "domain/eta/requests.csv", "--out", &s(&out)]);
+    let o = in_root(&[
+        "init",
+        "--model",
+        "domain/eta/model.ubj",
+        "--requests",
+        "domain/eta/requests.csv",
+        "--out",
+        &s(&out),
+    ]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     for f in ["km_per_item", "hour_local", "day_of_week_local", "courier_orders_24h", "courier_avg_km"] {
@@ -206,7 +230,12 @@ fn placeholders_are_named_and_refused_until_defined() {
     let (_, err) = text(&run);
     assert_eq!(run.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("`km_per_item`, `hour_local`, `day_of_week_local`, `courier_orders_24h`, `courier_avg_km` are placeholders"), "{err}");
+    assert!(
+        err.contains(
+            "`km_per_item`, `hour_local`, `day_of_week_local`, `courier_orders_24h`, `courier_avg_km` are placeholders"
+        ),
+        "{err}"
+    );
 }
 
 // Bad input: one line naming the file and the field, exit 2, nothing half-written.
@@ -294,7 +323,17 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     // An empty --out folder is filled.
     let empty_out = d.join("empty_out");
     std::fs::create_dir_all(&empty_out).unwrap();
-    let o = in_root(&["init", "--model", &model, "--requests", &requests, "--out", &s(&empty_out), "--calibration-seeds", "1"]);
+    let o = in_root(&[
+        "init",
+        "--model",
+        &model,
+        "--requests",
+        &requests,
+        "--out",
+        &s(&empty_out),
+        "--calibration-seeds",
+        "1",
+    ]);
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(empty_out.join("migration.toml").is_file());
 }

@@ -63,7 +63,9 @@ fn apply(path: &Path, edit: &str) {
                     let name = f.as_inline_table().unwrap().get("name").unwrap().as_str().unwrap().to_string();
                     let at = target
                         .iter()
-                        .position(|g| g.as_inline_table().and_then(|g| g.get("name")).and_then(|n| n.as_str()) == Some(&name))
+                        .position(|g| {
+                            g.as_inline_table().and_then(|g| g.get("name")).and_then(|n| n.as_str()) == Some(&name)
+                        })
                         .unwrap_or_else(|| panic!("{}: no field `{name}` to replace", path.display()));
                     target.replace(at, f.clone());
                 }
@@ -109,7 +111,8 @@ fn apply(path: &Path, edit: &str) {
 
 /// A `curl -s -X POST URL -H ... -d 'JSON'` line, sent with reqwest to the router.
 fn post(line: &str, router: &str) {
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().replace("http://127.0.0.1:8080", router);
+    let url =
+        line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().replace("http://127.0.0.1:8080", router);
     let body = line.split_once("-d '").unwrap().1.trim_end().trim_end_matches('\'');
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();

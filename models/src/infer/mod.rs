@@ -202,7 +202,9 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
     // The model's features among the columns: none at all is not this model's traffic.
     let matched: Vec<Option<usize>> = model_features
         .iter()
-        .map(|f| cols.iter().position(|c| &c.name == f).or_else(|| cols.iter().position(|c| c.name.eq_ignore_ascii_case(f))))
+        .map(|f| {
+            cols.iter().position(|c| &c.name == f).or_else(|| cols.iter().position(|c| c.name.eq_ignore_ascii_case(f)))
+        })
         .collect();
     if matched.iter().all(Option::is_none) {
         let shown: Vec<&str> = model_features.iter().take(8).map(String::as_str).collect();
@@ -225,7 +227,10 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             if c.time_range.is_none() || c.missing > 0 {
                 return Err(fail(
                     "time",
-                    format!("--time `{}`: its values are not all RFC 3339 times or epoch milliseconds or seconds", c.name),
+                    format!(
+                        "--time `{}`: its values are not all RFC 3339 times or epoch milliseconds or seconds",
+                        c.name
+                    ),
                 ));
             }
             i
@@ -267,7 +272,9 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         }
         None => {
             let c: Vec<usize> = (0..cols.len())
-                .filter(|&i| i != time && cols[i].numeric() && !is_feature(&cols[i]) && contains_any(&cols[i].name, SCORE_WORDS))
+                .filter(|&i| {
+                    i != time && cols[i].numeric() && !is_feature(&cols[i]) && contains_any(&cols[i].name, SCORE_WORDS)
+                })
                 .collect();
             match c[..] {
                 [] => None,
@@ -276,7 +283,11 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
                     let names: Vec<&str> = c.iter().map(|&i| cols[i].name.as_str()).collect();
                     return Err(fail(
                         "score",
-                        format!("{} columns could hold the legacy score ({}): name one with --score", names.len(), names.join(", ")),
+                        format!(
+                            "{} columns could hold the legacy score ({}): name one with --score",
+                            names.len(),
+                            names.join(", ")
+                        ),
                     ));
                 }
             }
@@ -292,7 +303,11 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             if kind == AnswerKind::Regression {
                 return Err(fail(
                     "decision",
-                    format!("--decision `{}`: the model is a regression ({}): it has no decision", cols[i].name, model.objective().name()),
+                    format!(
+                        "--decision `{}`: the model is a regression ({}): it has no decision",
+                        cols[i].name,
+                        model.objective().name()
+                    ),
                 ));
             }
             Some(i)
@@ -300,13 +315,20 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         None if kind == AnswerKind::Regression => None,
         None => {
             let shaped = |c: &Column| {
-                !c.many_valued && c.missing == 0 && (c.texts + c.bools + c.integers == c.present) && c.distinct.len() == classes
+                !c.many_valued
+                    && c.missing == 0
+                    && (c.texts + c.bools + c.integers == c.present)
+                    && c.distinct.len() == classes
             };
             let c: Vec<usize> = (0..cols.len())
                 .filter(|&i| i != time && Some(i) != score && !is_feature(&cols[i]))
-                .filter(|&i| shaped(&cols[i]) && (contains_any(&cols[i].name, DECISION_WORDS) || (cols[i].texts > 0 && cols[i].integers == 0)))
+                .filter(|&i| {
+                    shaped(&cols[i])
+                        && (contains_any(&cols[i].name, DECISION_WORDS) || (cols[i].texts > 0 && cols[i].integers == 0))
+                })
                 .collect();
-            let by_name: Vec<usize> = c.iter().copied().filter(|&i| contains_any(&cols[i].name, DECISION_WORDS)).collect();
+            let by_name: Vec<usize> =
+                c.iter().copied().filter(|&i| contains_any(&cols[i].name, DECISION_WORDS)).collect();
             match (&by_name[..], &c[..]) {
                 ([i], _) | ([], [i]) => Some(*i),
                 ([], []) => None,
@@ -329,7 +351,8 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
     }
 
     // Id and entity.
-    let usable_key = |c: &Column| c.missing == 0 && c.max_len <= MAX_TEXT && (c.integral() || c.texts + c.integers == c.present);
+    let usable_key =
+        |c: &Column| c.missing == 0 && c.max_len <= MAX_TEXT && (c.integral() || c.texts + c.integers == c.present);
     let answer_cols = [score, decision];
     let taken = |i: usize| i == time || answer_cols.contains(&Some(i));
     let id = match named("id", &choices.id)? {
@@ -338,13 +361,17 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             if !usable_key(c) || !c.unique {
                 return Err(fail(
                     "id",
-                    format!("--id `{}`: an id is present in every row, distinct, and a whole number or short text", c.name),
+                    format!(
+                        "--id `{}`: an id is present in every row, distinct, and a whole number or short text",
+                        c.name
+                    ),
                 ));
             }
             i
         }
         None => {
-            let unique: Vec<usize> = (0..cols.len()).filter(|&i| !taken(i) && cols[i].unique && usable_key(&cols[i])).collect();
+            let unique: Vec<usize> =
+                (0..cols.len()).filter(|&i| !taken(i) && cols[i].unique && usable_key(&cols[i])).collect();
             match unique.iter().find(|&&i| id_like(&cols[i].name)).or(unique.first()) {
                 Some(&i) => i,
                 None => {
@@ -363,7 +390,10 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             if !usable_key(&cols[i]) {
                 return Err(fail(
                     "entity",
-                    format!("--entity `{}`: an entity is present in every row, a whole number or short text", cols[i].name),
+                    format!(
+                        "--entity `{}`: an entity is present in every row, a whole number or short text",
+                        cols[i].name
+                    ),
                 ));
             }
             i
@@ -419,7 +449,10 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             Kind::Category
         };
         if kind == Kind::Category && c.max_len > MAX_TEXT {
-            skipped.push((c.name.clone(), format!("it holds text up to {} bytes long (a category takes {MAX_TEXT})", c.max_len)));
+            skipped.push((
+                c.name.clone(),
+                format!("it holds text up to {} bytes long (a category takes {MAX_TEXT})", c.max_len),
+            ));
             continue;
         }
         let note = if matches!(kind, Kind::Integer | Kind::Number) && i != id && i != entity && i != time {
@@ -448,7 +481,12 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
     for (k, f) in model_features.iter().enumerate() {
         let field = matched[k].map(|i| &cols[i]).filter(|c| fields.iter().any(|p| p.name == c.name));
         let Some(c) = field else {
-            features.push(FeaturePlan { name: f.clone(), source: None, vocabulary: None, vocabulary_from_model: false });
+            features.push(FeaturePlan {
+                name: f.clone(),
+                source: None,
+                vocabulary: None,
+                vocabulary_from_model: false,
+            });
             continue;
         };
         let plan = fields.iter().find(|p| p.name == c.name).expect("a field");
@@ -487,7 +525,12 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         } else {
             (None, false)
         };
-        features.push(FeaturePlan { name: f.clone(), source: Some(c.name.clone()), vocabulary, vocabulary_from_model: from_model });
+        features.push(FeaturePlan {
+            name: f.clone(),
+            source: Some(c.name.clone()),
+            vocabulary,
+            vocabulary_from_model: from_model,
+        });
     }
     for f in features.iter().filter(|f| f.source.is_none()) {
         notes.push(format!(
@@ -660,7 +703,8 @@ pub fn answer_pairs(
         Format::Csv => {
             let mut r = csv::ReaderBuilder::new().has_headers(true).from_reader(f);
             let h = r.headers().map_err(|e| fail(1, "header", e.to_string()))?.clone();
-            let (Some(si), Some(di)) = (h.iter().position(|c| c.trim() == score), h.iter().position(|c| c.trim() == decision))
+            let (Some(si), Some(di)) =
+                (h.iter().position(|c| c.trim() == score), h.iter().position(|c| c.trim() == decision))
             else {
                 return Err(fail(1, "header", format!("no column `{score}` or `{decision}`")));
             };
@@ -712,7 +756,9 @@ pub fn threshold(pairs: &[(f64, String, u64)], given: Option<f64>) -> Result<(f6
     }
     if labels.len() < 2 {
         return Err(match labels.first() {
-            Some(l) => format!("every recorded decision is `{l}`: no threshold can be read from them; pass --threshold"),
+            Some(l) => {
+                format!("every recorded decision is `{l}`: no threshold can be read from them; pass --threshold")
+            }
             None => "no row has both a score and a decision".into(),
         });
     }

@@ -45,7 +45,8 @@ pub fn earlier_checkpoint(bytes: &[u8], origin: &str) -> Result<String, ModelErr
     // Checks the model is one this crate reads.
     schema::model_from_document(&doc, origin)?;
     let field = |f: &str| ModelError::field(origin, f, "missing or not the shape xgboost writes");
-    let model = get_mut(&mut doc, &["learner", "gradient_booster", "model"]).ok_or_else(|| field("learner.gradient_booster.model"))?;
+    let model = get_mut(&mut doc, &["learner", "gradient_booster", "model"])
+        .ok_or_else(|| field("learner.gradient_booster.model"))?;
     let Value::Object(entries) = model else { return Err(field("learner.gradient_booster.model")) };
     let find = |entries: &[(String, Value)], k: &str| entries.iter().position(|(n, _)| n == k);
     let trees = find(entries, "trees").ok_or_else(|| field("trees"))?;
