@@ -1,7 +1,7 @@
 //! docs/your-migration.md, run as written: every command of its `sh` blocks in order, with
 //! the exit code written beside it (0 where none is), and every `toml` block headed by the
 //! files it edits applied to them as the guide says (each `[[feature]]` and each field
-//! replaces the one of its name; tables and aggregates are added). The commands run in a
+//! replaces the one of its name; tables and aggregates are added; a new file is written). The commands run in a
 //! scratch folder where `tests/` and `domain/` are the repository's, so `my-*` folders land
 //! there.
 
@@ -50,8 +50,13 @@ fn name_of(item: &toml_edit::Table) -> Option<String> {
     item.get("name").and_then(|n| n.as_str()).map(str::to_string)
 }
 
-/// Applies a guide edit to one file, as the guide's words say.
+/// Applies a guide edit to one file, as the guide's words say (a file not there yet is
+/// written as the block shows it).
 fn apply(path: &Path, edit: &str) {
+    if !path.exists() {
+        std::fs::write(path, edit).unwrap();
+        return;
+    }
     let mut doc: DocumentMut = std::fs::read_to_string(path).unwrap().parse().unwrap();
     let edit: DocumentMut = edit.parse().unwrap();
     for (key, item) in edit.iter() {
