@@ -184,3 +184,62 @@ mod tests {
         assert_eq!(encoding(b""), Encoding::Json);
     }
 }
+
+#[cfg(test)]
+mod init_fixture_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn fixture(service: &str, file: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/init").join(service).join(file)
+    }
+
+    #[test]
+    fn importance_is_xgboost_s_own_get_score() {
+        for (service, model) in [("loans", "model.json"), ("tickets", "model.ubj"), ("routing", "model.json")] {
+            let m = load_file(&fixture(service, model)).unwrap();
+            let reference: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(fixture(service, "importance.json")).unwrap()).unwrap();
+            for (i, name) in m.feature_names().iter().enumerate() {
+                let imp = m.importance()[i];
+                let want = |kind: &str| reference[kind][name].as_f64().unwrap_or(0.0);
+                // xgboost sums in f32 per tree and in double across trees: equal to 1e-5.
+                assert!(
+                    (imp.gain - want("total_gain")).abs() <= 1e-5 * want("total_gain").max(1.0),
+                    "{service} {name} gain"
+                );
+                assert!(
+                    (imp.cover - want("total_cover")).abs() <= 1e-5 * want("total_cover").max(1.0),
+                    "{service} {name} cover"
+                );
+                assert_eq!(imp.splits as f64, want("weight"), "{service} {name} splits");
+            }
+        }
+    }
+
+    #[test]
+    fn categorical_features_carry_the_names_xgboost_saved() {
+        let m = load_file(&fixture("loans", "model.json")).unwrap();
+        let region = m.feature_names().iter().position(|f| f == "region").unwrap();
+        assert_eq!(m.category_names(region).unwrap(), ["central", "east", "islands", "north", "south", "west"]);
+        assert!(m.category_names(0).is_none());
+    }
+
+    #[test]
+    fn an_earlier_checkpoint_keeps_half_the_rounds_and_scores_otherwise() {
+        for (service, model) in [("loans", "model.json"), ("tickets", "model.ubj"), ("routing", "model.json")] {
+            let bytes = std::fs::read(fixture(service, model)).unwrap();
+            let full = load_bytes(&bytes, service).unwrap();
+            let text = earlier_checkpoint(&bytes, service).unwrap();
+            let half = load_bytes(text.as_bytes(), service).unwrap();
+            assert_eq!(half.forest().num_trees() * 2, full.forest().num_trees(), "{service}");
+            assert_eq!(half.feature_names(), full.feature_names());
+            let row = vec![1.0f32; full.num_features()];
+            let (mut a, mut b) = (vec![0.0; full.forest().num_groups()], vec![0.0; full.forest().num_groups()]);
+            full.margins(&row, &mut a);
+            half.margins(&row, &mut b);
+            assert_ne!(a, b, "{service}: the checkpoint scores like the model");
+        }
+    }
+}
