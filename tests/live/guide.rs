@@ -130,16 +130,7 @@ fn post(line: &str, router: &str) {
 }
 
 fn stop(mut child: std::process::Child) {
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "serve did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = crate::ctrl_c(&mut child, Duration::from_secs(20));
     assert!(code.success(), "serve: {code:?}");
 }
 

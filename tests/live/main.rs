@@ -318,17 +318,22 @@ fn serve_prints_its_addresses_and_token_and_stops_cleanly_on_ctrl_c() {
         assert!(metrics.contains("cutover_router_requests_total"), "{metrics}");
     });
     // Ctrl-C: a graceful stop with exit code 0.
+    let code = ctrl_c(&mut child, Duration::from_secs(10));
+    assert!(code.success(), "{code:?}");
+}
+
+/// Sends Ctrl-C (SIGINT) to a child and waits for it to exit, at most `within`.
+fn ctrl_c(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let code = loop {
+    let deadline = std::time::Instant::now() + within;
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        assert!(std::time::Instant::now() < deadline, "the process did not stop on Ctrl-C");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(code.success(), "{code:?}");
+    }
 }
 
 #[test]
