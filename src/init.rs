@@ -102,9 +102,21 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         score: args.score.clone(),
         decision: args.decision.clone(),
         threshold: args.threshold,
+        no_decision: false,
     };
     let mut plan = infer::infer(&profile, &model, &choices).map_err(|e| bad(e.to_string()))?;
-    settle_threshold(&mut plan, &args.requests, format, &model)?;
+    if let Err(refuted) = settle_threshold(&mut plan, &args.requests, format, &model) {
+        // A column taken for the decision by its shape alone, which the scores refute, is
+        // a request field after all.
+        let Some(column) = plan.decision.clone().filter(|_| plan.decision_by_shape) else { return Err(refuted) };
+        let choices = Choices { no_decision: true, ..choices };
+        plan = infer::infer(&profile, &model, &choices).map_err(|e| bad(e.to_string()))?;
+        plan.notes.push(format!(
+            "{}: column `{column}` looked like a decision, but no threshold on the score explains it: it stays a request field",
+            args.requests.display()
+        ));
+        settle_threshold(&mut plan, &args.requests, format, &model)?;
+    }
     let name = model_name(args)?;
     plan.name = name.clone();
 

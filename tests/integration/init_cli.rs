@@ -238,6 +238,48 @@ fn placeholders_are_named_and_refused_until_defined() {
     );
 }
 
+#[test]
+fn a_column_that_only_looks_like_a_decision_stays_a_request_field() {
+    let d = scratch("init", "lookalike");
+    let csv = read(Path::new(&fixture("loans", "requests.csv")));
+    // The decision column gone; a two-valued text column the model does not read instead.
+    let mut out = String::new();
+    for (i, line) in csv.lines().enumerate() {
+        let (rest, _decision) = line.rsplit_once(',').unwrap();
+        let channel = if i == 0 {
+            "channel"
+        } else if i % 3 == 0 {
+            "web"
+        } else {
+            "app"
+        };
+        out += &format!("{rest},{channel}\n");
+    }
+    let file = d.join("requests.csv");
+    std::fs::write(&file, out).unwrap();
+    let dir = d.join("out");
+    let o = in_root(&[
+        "init",
+        "--model",
+        &fixture("loans", "model.json"),
+        "--requests",
+        &s(&file),
+        "--out",
+        &s(&dir),
+        "--calibration-seeds",
+        "1",
+    ]);
+    let (_, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("column `channel` looked like a decision, but no threshold on the score explains it"),
+        "{stderr}"
+    );
+    let m = read(&dir.join("migration.toml"));
+    assert!(m.contains(r#"{ name = "channel", kind = "category" }"#), "{m}");
+    assert!(!m.contains("recorded_decision"), "{m}");
+}
+
 // Bad input: one line naming the file and the field, exit 2, nothing half-written.
 
 fn refused(args: &[&str], needle: &str, parent: &Path, leaf: &str) {

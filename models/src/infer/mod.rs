@@ -20,10 +20,11 @@
 //!   20 distinct values (and one per hundred rows), named like an id preferred, then the
 //!   one with the most distinct values; none, and requests stick by their id.
 //! - **Answers**: the score is a numeric column that is not a model feature whose name
-//!   holds `score`, `pred`, `prob`, `estimate` or `legacy`; the decision a category or
-//!   boolean column that is not a model feature whose name holds `decision`, `label`,
-//!   `class`, `outcome` or `verdict`, or whose distinct values number the model's classes
-//!   and agree with the score by a threshold. Both leave the schema.
+//!   holds `score`, `pred`, `prob`, `estimate` or `legacy` (not an id); the decision a
+//!   column that is not a model feature whose name holds `decision`, `label`, `class`,
+//!   `outcome` or `verdict`, else the one text column whose distinct values number the
+//!   model's classes, kept only if the scores agree with it by a threshold. Both leave the
+//!   schema.
 //! - **Features**: a model feature is mapped from the field of its name (exactly, then
 //!   ignoring case); a categorical one gets the category names the model saved (xgboost 3),
 //!   else the field's values in sorted order (what pandas and scikit-learn's encoders do),
@@ -58,6 +59,8 @@ pub struct Choices {
     pub decision: Option<String>,
     /// The binary threshold.
     pub threshold: Option<f64>,
+    /// Take no column as the decision (a column that only looked like one was refuted).
+    pub no_decision: bool,
 }
 
 /// One request field of the schema to write.
@@ -109,6 +112,9 @@ pub struct Plan {
     pub score: Option<String>,
     /// The recorded decision column.
     pub decision: Option<String>,
+    /// Whether the decision was taken by its shape alone (neither named nor flagged), so
+    /// scores that refute it leave it a request field instead of failing.
+    pub decision_by_shape: bool,
     /// The answer's kind.
     pub kind: AnswerKind,
     /// Binary: the threshold, when known.
@@ -273,7 +279,12 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         None => {
             let c: Vec<usize> = (0..cols.len())
                 .filter(|&i| {
-                    i != time && cols[i].numeric() && !is_feature(&cols[i]) && contains_any(&cols[i].name, SCORE_WORDS)
+                    let c = &cols[i];
+                    i != time
+                        && c.numeric()
+                        && !is_feature(c)
+                        && contains_any(&c.name, SCORE_WORDS)
+                        && !(id_like(&c.name) && c.integral())
                 })
                 .collect();
             match c[..] {
@@ -298,6 +309,8 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         Objective::MultiSoftprob(k) | Objective::MultiSoftmax(k) => k,
         _ => 2,
     };
+    let mut notes = Vec::new();
+    let mut decision_by_shape = false;
     let decision = match named("decision", &choices.decision)? {
         Some(i) => {
             if kind == AnswerKind::Regression {
@@ -312,7 +325,7 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             }
             Some(i)
         }
-        None if kind == AnswerKind::Regression => None,
+        None if kind == AnswerKind::Regression || choices.no_decision => None,
         None => {
             let shaped = |c: &Column| {
                 !c.many_valued
@@ -330,9 +343,22 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             let by_name: Vec<usize> =
                 c.iter().copied().filter(|&i| contains_any(&cols[i].name, DECISION_WORDS)).collect();
             match (&by_name[..], &c[..]) {
-                ([i], _) | ([], [i]) => Some(*i),
+                ([i], _) => Some(*i),
+                ([], [i]) => {
+                    decision_by_shape = true;
+                    Some(*i)
+                }
                 ([], []) => None,
-                ([], many) | (many, _) => {
+                ([], many) => {
+                    let names: Vec<&str> = many.iter().map(|&i| cols[i].name.as_str()).collect();
+                    notes.push(format!(
+                        "{}: columns {} each hold as many values as the model has classes: none is taken as the recorded decision (name one with --decision)",
+                        profile.file,
+                        names.join(", ")
+                    ));
+                    None
+                }
+                (many, _) => {
                     let names: Vec<&str> = many.iter().map(|&i| cols[i].name.as_str()).collect();
                     return Err(fail(
                         "decision",
@@ -383,7 +409,6 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
             }
         }
     };
-    let mut notes = Vec::new();
     let enough = (profile.rows / 100).max(20) as usize;
     let entity = match named("entity", &choices.entity)? {
         Some(i) => {
@@ -600,6 +625,7 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         time: t.name.clone(),
         score: score.map(|i| cols[i].name.clone()),
         decision: decision.map(|i| cols[i].name.clone()),
+        decision_by_shape,
         kind,
         threshold: choices.threshold,
         labels,
