@@ -119,39 +119,26 @@ fn write_json(v: &value::Value, out: &mut String) {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => num(n, out),
         Value::Str(s) => out.push_str(&serde_json::to_string(s).expect("strings serialize")),
-        Value::Numbers(items) => {
-            out.push('[');
-            for (i, n) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                num(n, out);
-            }
-            out.push(']');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(entries) => {
-            out.push('{');
-            for (i, (k, item)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(k).expect("strings serialize"));
-                out.push(':');
-                write_json(item, out);
-            }
-            out.push('}');
-        }
+        Value::Numbers(items) => separated(out, '[', items, ']', |n, out| num(n, out)),
+        Value::Array(items) => separated(out, '[', items, ']', write_json),
+        Value::Object(entries) => separated(out, '{', entries, '}', |(k, item), out| {
+            out.push_str(&serde_json::to_string(k).expect("strings serialize"));
+            out.push(':');
+            write_json(item, out);
+        }),
     }
+}
+
+/// `open`, the items written by `each` with commas between them, `close`.
+fn separated<T>(out: &mut String, open: char, items: &[T], close: char, mut each: impl FnMut(&T, &mut String)) {
+    out.push(open);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        each(item, out);
+    }
+    out.push(close);
 }
 
 #[derive(Debug, PartialEq)]
