@@ -42,12 +42,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let origin = args.model.display().to_string();
     let scorer = runtime::scorer(&model, args.runtime, &origin).map_err(|e| bad(&e))?;
     let reader = RowReader::open(&args.input, model.feature_names()).map_err(|e| bad(&e))?;
-    if !reader.ignored_columns().is_empty() {
-        eprintln!(
-            "cutover: notice: {}: ignoring columns that are not model features: {}",
-            args.input.display(),
-            reader.ignored_columns().join(", ")
-        );
+    if let Some(ignored) = reader.ignored_summary() {
+        eprintln!("cutover: notice: {}: ignoring {ignored} (not model features)", args.input.display());
     }
     let output = if args.margin { Output::Margin } else { Output::Prediction };
     let header = model.output_columns(output).join(",");
@@ -56,19 +52,83 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         let mut w = BufWriter::with_capacity(1 << 16, std::io::stdout());
         return score_all(reader, scorer.as_ref(), &header, output, &mut w, write_err);
     };
-    // Write beside the target and rename at the end, so a failure never leaves a
-    // truncated file that looks complete.
-    let partial = PathBuf::from(format!("{}.partial", path.display()));
     let write_err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", path.display()));
-    let file = std::fs::File::create(&partial).map_err(write_err)?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    let result = score_all(reader, scorer.as_ref(), &header, output, &mut w, write_err)
-        .and_then(|()| w.into_inner().map_err(|e| write_err(e.into_error())).map(drop))
-        .and_then(|()| std::fs::rename(&partial, path).map_err(write_err));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    match output_target(path).map_err(write_err)? {
+        Target::Through => {
+            // A pipe, a device or a dangling link: written through, as a shell redirection
+            // would, never replaced.
+            let file =
+                std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(write_err)?;
+            let mut w = BufWriter::with_capacity(1 << 16, file);
+            score_all(reader, scorer.as_ref(), &header, output, &mut w, write_err)
+        }
+        Target::Replace { file: target, mode } => {
+            // Written beside the target and renamed over it at the end, so a failure never
+            // leaves a truncated file that looks complete.
+            let (partial, file) = partial_beside(&target).map_err(write_err)?;
+            if let Some(mode) = mode {
+                let _ = file.set_permissions(mode);
+            }
+            let mut w = BufWriter::with_capacity(1 << 16, file);
+            let result = score_all(reader, scorer.as_ref(), &header, output, &mut w, write_err)
+                .and_then(|()| w.into_inner().map_err(|e| write_err(e.into_error())).map(drop))
+                .and_then(|()| std::fs::rename(&partial, &target).map_err(write_err));
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
+        }
     }
-    result
+}
+
+/// How `--output PATH` is written.
+#[derive(Debug, PartialEq)]
+enum Target {
+    /// Atomically: a new file renamed over `file` (PATH itself, or the regular file a
+    /// symbolic link at PATH leads to, so the link stays), keeping its permissions.
+    Replace { file: PathBuf, mode: Option<std::fs::Permissions> },
+    /// Opened and written in place: a named pipe, a device, a dangling link.
+    Through,
+}
+
+fn output_target(path: &std::path::Path) -> std::io::Result<Target> {
+    use std::io::{Error, ErrorKind};
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            let file = if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+                std::fs::canonicalize(path)?
+            } else {
+                path.to_path_buf()
+            };
+            Ok(Target::Replace { file, mode: Some(m.permissions()) })
+        }
+        Ok(m) if m.is_dir() => Err(Error::new(ErrorKind::IsADirectory, "is a directory")),
+        Ok(_) => Ok(Target::Through),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                Ok(Target::Through)
+            } else {
+                Ok(Target::Replace { file: path.to_path_buf(), mode: None })
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A new file beside `target`, created exclusively (never through a link someone left
+/// at the name): `TARGET.partial`, or `TARGET.PID.partial` when that name is taken.
+fn partial_beside(target: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let names =
+        [format!("{}.partial", target.display()), format!("{}.{}.partial", target.display(), std::process::id())];
+    let mut last = None;
+    for name in names {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&name) {
+            Ok(f) => return Ok((PathBuf::from(name), f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free name for the partial file")))
 }
 
 /// Reads, scores and writes every row: parsing on one thread, scoring and writing on

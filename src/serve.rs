@@ -35,9 +35,13 @@ pub struct Args {
     /// The in-process new stack's port.
     #[arg(long)]
     new_port: Option<u16>,
-    /// The admin API's bearer token (generated and printed when not given).
-    #[arg(long)]
+    /// The admin API's bearer token (generated and printed when not given). Visible to
+    /// anyone who lists processes: prefer --token-file or CUTOVER_ADMIN_TOKEN.
+    #[arg(long, conflicts_with = "token_file")]
     token: Option<String>,
+    /// A file whose content (a trailing newline dropped) is the admin token.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Front an external legacy stack at this base URL instead of starting one.
     #[arg(long)]
     legacy_url: Option<String>,
@@ -56,6 +60,15 @@ pub struct Args {
     /// Serve legacy only until `POST /admin/start`.
     #[arg(long)]
     hold: bool,
+    /// Connections the router holds open at once (more are closed at accept).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (and an idle connection stays open).
+    #[arg(long, value_name = "S")]
+    header_timeout_s: Option<f64>,
+    /// Seconds the requests in flight get to finish after Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "S")]
+    drain_s: Option<f64>,
 }
 
 /// The config file: the same settings as the flags.
@@ -70,12 +83,16 @@ struct File {
     legacy_port: Option<u16>,
     new_port: Option<u16>,
     token: Option<String>,
+    token_file: Option<PathBuf>,
     legacy_url: Option<String>,
     new_url: Option<String>,
     score_field: Option<String>,
     decision_field: Option<String>,
     time_scale: Option<f64>,
     hold: Option<bool>,
+    max_connections: Option<usize>,
+    header_timeout_s: Option<f64>,
+    drain_s: Option<f64>,
 }
 
 /// The default scenario of `serve`.
@@ -85,10 +102,49 @@ fn read_config(path: &PathBuf) -> Result<File, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| {
-        let (line, column) = e.span().map_or((0, 0), |s| cutover_models::line_column(&text, s.start));
-        let message = e.message().replace('\n', " ");
+        let (line, column, _, message) = cutover_models::toml_error(&text, &e);
         Failure::BadInput(format!("{}:{line}:{column}: {message}", path.display()))
     })
+}
+
+/// The environment variable that may hold the admin token.
+pub const TOKEN_ENV: &str = "CUTOVER_ADMIN_TOKEN";
+
+/// The admin token, from the first of: --token, --token-file, `CUTOVER_ADMIN_TOKEN`, the
+/// config file's `token` or `token_file` (a relative path there is relative to the
+/// config file). At least 16 characters, none of them white space or control characters.
+fn admin_token(args: &Args, file: &File, config: &str) -> Result<Option<String>, Failure> {
+    let bad = |m: String| Failure::BadInput(m);
+    let read = |what: String, path: &std::path::Path| -> Result<(String, String), Failure> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(format!("{what}: {}: cannot read: {e}", path.display())))?;
+        Ok((what, text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string()))
+    };
+    let config_dir = args.config.as_ref().and_then(|c| c.parent()).map(PathBuf::from).unwrap_or_default();
+    let found = if let Some(t) = &args.token {
+        Some(("--token".to_string(), t.clone()))
+    } else if let Some(p) = &args.token_file {
+        Some(read("--token-file".into(), p)?)
+    } else if let Some(t) = std::env::var_os(TOKEN_ENV) {
+        let t = t.into_string().map_err(|_| bad(format!("{TOKEN_ENV}: not UTF-8")))?;
+        Some((TOKEN_ENV.to_string(), t))
+    } else if let (Some(_), Some(_)) = (&file.token, &file.token_file) {
+        return Err(bad(format!("{config}field `token_file`: give token or token_file, not both")));
+    } else if let Some(t) = &file.token {
+        Some((format!("{config}field `token`"), t.clone()))
+    } else if let Some(p) = &file.token_file {
+        Some(read(format!("{config}field `token_file`"), &config_dir.join(p))?)
+    } else {
+        None
+    };
+    let Some((what, token)) = found else { return Ok(None) };
+    if token.chars().count() < 16 {
+        return Err(bad(format!("{what}: the admin token needs at least 16 characters")));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(format!("{what}: the admin token must not contain white space or control characters")));
+    }
+    Ok(Some(token))
 }
 
 fn check_url(flag: &str, url: &str) -> Result<(), Failure> {
@@ -108,6 +164,8 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
         None => File::default(),
     };
     let bad = |e: cutover_sim::ScenarioError| Failure::BadInput(e.to_string());
+    let config_at = args.config.as_ref().map_or(String::new(), |p| format!("{}: ", p.display()));
+    let token = admin_token(args, &file, &config_at)?;
     let loaded = match (args.scenario.clone().or(file.scenario), args.migration.clone().or(file.migration)) {
         (Some(scenario), _) => LoadedScenario::read(&scenario).map_err(bad)?,
         (None, Some(dir)) => {
@@ -120,7 +178,7 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
     };
     let mut cfg = ServeConfig::new(loaded);
     let where_ = || args.config.as_ref().map_or(String::new(), |p| format!("{}: ", p.display()));
-    cfg.policy = match (args.policy, file.policy) {
+    cfg.policy = match (args.policy, file.policy.clone()) {
         (Some(p), _) => Some(p),
         (None, Some(p)) => Some(
             crate::simulate::parse_policy(&p)
@@ -134,10 +192,7 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
     cfg.router_port = args.port.or(file.port).unwrap_or(0);
     cfg.legacy_port = args.legacy_port.or(file.legacy_port).unwrap_or(0);
     cfg.new_port = args.new_port.or(file.new_port).unwrap_or(0);
-    cfg.token = args.token.clone().or(file.token);
-    if cfg.token.as_ref().is_some_and(|t| t.len() < 16) {
-        return Err(Failure::BadInput("--token: use at least 16 characters".into()));
-    }
+    cfg.token = token;
     cfg.legacy_url = args.legacy_url.clone().or(file.legacy_url);
     cfg.new_url = args.new_url.clone().or(file.new_url);
     for (flag, url) in [("legacy-url", &cfg.legacy_url), ("new-url", &cfg.new_url)] {
@@ -157,6 +212,28 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
     }
     cfg.time_scale = scale;
     cfg.hold = args.hold || file.hold.unwrap_or(false);
+    if let Some(n) = args.max_connections.or(file.max_connections) {
+        if !(1..=65_536).contains(&n) {
+            return Err(Failure::BadInput(format!("{}--max-connections: must be 1 to 65536, got {n}", where_())));
+        }
+        cfg.router_limits.max_connections = n;
+    }
+    for (flag, v, slot) in [
+        ("header-timeout-s", args.header_timeout_s.or(file.header_timeout_s), &mut cfg.router_limits.header_timeout),
+        ("drain-s", args.drain_s.or(file.drain_s), &mut cfg.router_limits.drain),
+    ] {
+        if let Some(s) = v {
+            if !(s.is_finite() && s > 0.0 && s <= 300.0) {
+                return Err(Failure::BadInput(format!(
+                    "{}--{flag}: must be more than 0 and at most 300 seconds, got {s}",
+                    where_()
+                )));
+            }
+            *slot = std::time::Duration::from_secs_f64(s);
+        }
+    }
+    cfg.stack_limits.header_timeout = cfg.router_limits.header_timeout;
+    cfg.stack_limits.drain = cfg.router_limits.drain;
     Ok(cfg)
 }
 
@@ -173,8 +250,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         // Ctrl-C is caught from before the addresses are printed: a client that reads them
         // and interrupts at once gets a graceful stop, not a killed process.
-        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| Failure::BadInput(format!("cannot catch Ctrl-C: {e}")))?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt =
+            signal(SignalKind::interrupt()).map_err(|e| Failure::BadInput(format!("cannot catch Ctrl-C: {e}")))?;
+        let mut terminate =
+            signal(SignalKind::terminate()).map_err(|e| Failure::BadInput(format!("cannot catch SIGTERM: {e}")))?;
         let running = cutover_loadgen::start(cfg).await.map_err(|e| Failure::BadInput(e.to_string()))?;
         println!("router   {}", running.url());
         if let Some(a) = running.legacy {
@@ -190,9 +270,20 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         println!("dashboard {}/dashboard", running.url());
         println!("admin    curl -H 'Authorization: Bearer <token>' {}/admin/rollout", running.url());
-        interrupt.recv().await;
-        eprintln!("cutover: shutting down, finishing requests in flight");
-        running.shutdown().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("cutover: shutting down: no new connections; finishing the requests in flight");
+        let stopped = running.shutdown().await;
+        if stopped.router.cut > 0 || stopped.comparisons_cut > 0 {
+            eprintln!(
+                "cutover: drain deadline passed after {:.1} s: closed {} connection(s) still open, {} comparison(s) unfinished",
+                stopped.router.drained.as_secs_f64(),
+                stopped.router.cut,
+                stopped.comparisons_cut
+            );
+        }
         Ok(())
     })
 }

@@ -60,7 +60,7 @@ pub struct FaultBoard {
     features: Vec<String>,
     segments: Segments,
     single_output: bool,
-    base: PathBuf,
+    artifacts: ArtifactRoots,
     model: Arc<Model>,
     active: RwLock<Vec<LiveFault>>,
     next_id: std::sync::atomic::AtomicU64,
@@ -77,16 +77,91 @@ pub struct FaultError {
     pub message: String,
 }
 
+/// The most faults active at once: the board is a table a client grows.
+pub const MAX_ACTIVE_FAULTS: usize = 64;
+
+/// Where a `model_artifact` fault given over the admin API may read from: the artifact an
+/// entry of the migration's registry pins (`"artifact": "name/version"`), or a file inside
+/// the migration folder or the registry folder (a relative path, resolved there; no `..`,
+/// no absolute path, no link leading out). Nothing of a file that is not a model is quoted.
+#[derive(Debug, Clone)]
+pub struct ArtifactRoots {
+    /// The migration folder.
+    pub migration: PathBuf,
+    /// The registry folder.
+    pub registry: PathBuf,
+}
+
+impl ArtifactRoots {
+    /// The roots of a migration folder.
+    pub fn of(m: &cutover_models::Migration) -> ArtifactRoots {
+        ArtifactRoots { migration: m.dir.clone(), registry: m.registry_dir().to_path_buf() }
+    }
+
+    /// A file as the admin API takes it: relative to the migration folder or the registry
+    /// when inside one of them, else as given (and then refused by [`ArtifactRoots::resolve`]).
+    pub fn relative(&self, file: &Path) -> String {
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        for root in [&self.migration, &self.registry] {
+            if let Ok(root) = std::fs::canonicalize(root) {
+                if let Ok(rel) = file.strip_prefix(&root) {
+                    return rel.display().to_string();
+                }
+            }
+        }
+        file.display().to_string()
+    }
+
+    /// The file an `artifact` value names, or why it may not be read.
+    pub fn resolve(&self, given: &str) -> Result<PathBuf, String> {
+        let outside = || {
+            format!(
+                "must be a registry entry (name/version) or a path inside the migration folder {} or its registry",
+                self.migration.display()
+            )
+        };
+        let registry = cutover_models::registry::Registry::open(&self.registry);
+        let entry_id = given.split_once('/').is_some_and(|(name, version)| {
+            !name.is_empty() && !name.contains(['/', '\\']) && name != ".." && version.parse::<u32>().is_ok()
+        });
+        if entry_id {
+            if let Ok(entry) = registry.get(given) {
+                return Ok(registry.resolve(&entry.artifact));
+            }
+        }
+        let p = Path::new(given);
+        if given.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(outside());
+        }
+        for root in [&self.migration, &self.registry] {
+            let (Ok(root), Ok(file)) = (std::fs::canonicalize(root), std::fs::canonicalize(root.join(p))) else {
+                continue;
+            };
+            if file.starts_with(&root) && file.is_file() {
+                return Ok(file);
+            }
+        }
+        Err(outside())
+    }
+}
+
 impl FaultBoard {
     /// An empty board for a stack whose model has `features`, over the migration's
-    /// `segments`; artifacts resolve against `base`.
-    pub fn new(seed: u64, features: Vec<String>, segments: Segments, model: Arc<Model>, base: &Path) -> FaultBoard {
+    /// `segments`; `model_artifact` faults read only under `artifacts`.
+    pub fn new(
+        seed: u64,
+        features: Vec<String>,
+        segments: Segments,
+        model: Arc<Model>,
+        artifacts: ArtifactRoots,
+    ) -> FaultBoard {
         FaultBoard {
             seed,
             features,
             segments,
             single_output: model.objective().num_outputs() == 1 && model.objective().num_groups() == 1,
-            base: base.to_path_buf(),
+            artifacts,
             model,
             active: RwLock::new(Vec::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
@@ -107,6 +182,13 @@ impl FaultBoard {
             }
         }
         table.insert("start_s".into(), 0.into());
+        if let Some(given) = table.get("artifact") {
+            let serde_json::Value::String(given) = given else {
+                return Err(bad("artifact", "must be a registry entry (name/version) or a path, as text".into()));
+            };
+            let file = self.artifacts.resolve(given).map_err(|m| bad("artifact", m))?;
+            table.insert("artifact".into(), file.display().to_string().into());
+        }
         let parsed: FaultSpec = serde_path_to_error::deserialize(serde_json::Value::Object(table)).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
@@ -118,27 +200,20 @@ impl FaultBoard {
         }
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut params = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ id);
-        let base = self.base.clone();
-        let resolve_path = move |p: &str| {
-            let candidate = base.join(p);
-            if Path::new(p).is_absolute() || candidate.exists() {
-                candidate
-            } else {
-                PathBuf::from(p)
-            }
-        };
+        // The artifact was resolved above, to a file under the roots.
+        let resolve_path = |p: &str| PathBuf::from(p);
         let mut fault = resolve_one(&parsed, id as usize, &self.features, &self.segments, &mut params, &resolve_path)
             .map_err(|(field, message)| bad(&field, message))?;
         fault.start_us = 0;
         fault.end_us = u64::MAX;
         let serves = match &fault.kind {
             Kind::ModelArtifact { artifact } => {
-                let m = cutover_models::xgboost::load_file(artifact).map_err(|e| bad("artifact", e.to_string()))?;
+                // Said without the file's content or its path on this machine.
+                let given = spec.get("artifact").and_then(|v| v.as_str()).unwrap_or_default();
+                let m = cutover_models::xgboost::load_file(artifact)
+                    .map_err(|_| bad("artifact", format!("{given}: not an XGBoost model this stack can read")))?;
                 if m.feature_names() != self.features.as_slice() || m.objective() != self.model.objective() {
-                    return Err(bad(
-                        "artifact",
-                        format!("{}: its features or objective differ from the stack's", artifact.display()),
-                    ));
+                    return Err(bad("artifact", format!("{given}: its features or objective differ from the stack's")));
                 }
                 Some(Serves::Model(Arc::new(m)))
             }
@@ -156,6 +231,12 @@ impl FaultBoard {
         };
         let view = FaultView { id, kind: fault.kind.name().into(), spec: spec.clone() };
         let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
+        if active.len() >= MAX_ACTIVE_FAULTS {
+            return Err(bad(
+                "body",
+                format!("{MAX_ACTIVE_FAULTS} faults are active: clear some first (DELETE /admin/faults)"),
+            ));
+        }
         active.push(LiveFault { id, fault, spec, serves, injected: std::time::Instant::now() });
         self.down.send_replace(active.iter().any(|f| f.fault.kind == Kind::StackDown));
         Ok(view)

@@ -12,6 +12,9 @@ use serde::Serialize;
 /// The largest request body a service reads.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// The time a request's body has to arrive once its headers have.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An error answer: a status and a JSON body naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
@@ -40,15 +43,34 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
-        (status, Json(self)).into_response()
+        let mut response = (status, Json(self)).into_response();
+        if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
-/// Reads a body of at most [`MAX_BODY`] bytes; a larger one is refused with 413.
+/// Reads a body of at most [`MAX_BODY`] bytes within [`BODY_TIMEOUT`]: a larger one is
+/// refused with 413, a slower one with 408 (and its connection closed).
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::field(StatusCode::PAYLOAD_TOO_LARGE, "body", format!("larger than {MAX_BODY} bytes")))
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => {
+            Err(ApiError::field(StatusCode::PAYLOAD_TOO_LARGE, "body", format!("larger than {MAX_BODY} bytes")))
+        }
+        Err(_) => {
+            metrics::counter!("cutover_connections_timed_out_total").increment(1);
+            Err(ApiError::field(
+                StatusCode::REQUEST_TIMEOUT,
+                "body",
+                format!("did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+            ))
+        }
+    }
 }
 
 /// Parses a scoring request of the migration's schema, answering 400 for a body that is
@@ -77,8 +99,105 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Another recorder may already be installed (an embedding program's): then ours
         // still renders what it was given, and the other receives the macros.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+/// Every metric the services export, with its help text.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("cutover_router_requests_total", "User requests answered, by the stack that served them");
+    describe_counter!("cutover_router_user_failures_total", "User requests that failed or exceeded the user budget");
+    describe_counter!("cutover_router_bad_requests_total", "Scoring requests refused with 4xx before routing");
+    describe_counter!(
+        "cutover_router_fallbacks_total",
+        "Canary requests answered by legacy after the new stack failed"
+    );
+    describe_counter!(
+        "cutover_router_upstream_failures_total",
+        "Calls from the router to a stack that failed, by stack and reason (connect, timeout, status, answer)"
+    );
+    describe_histogram!("cutover_router_latency_seconds", Unit::Seconds, "User-side latency at the router");
+    describe_gauge!("cutover_rollout_weight_pct", "The new stack's share of users, percent");
+    describe_gauge!("cutover_guardrail", "A guardrail statistic of the current stage's window");
+    describe_counter!("cutover_stack_requests_total", "Requests a stack scored");
+    describe_counter!(
+        "cutover_stack_errors_total",
+        "Requests a stack failed: answered 5xx, or (counted by the router) never reached it (connection refused or reset)"
+    );
+    describe_counter!("cutover_stack_bad_requests_total", "Requests a stack refused with 4xx");
+    describe_histogram!("cutover_stack_latency_seconds", Unit::Seconds, "Time a stack took to score a request");
+    describe_counter!(
+        "cutover_connections_refused_total",
+        "Connections closed at accept: the service was at its connection cap"
+    );
+    describe_counter!(
+        "cutover_connections_timed_out_total",
+        "Connections closed because headers or a body did not arrive in time"
+    );
+}
+
+/// Why a call from the router to a stack failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The connection was refused or reset: the stack never saw the request.
+    Connect,
+    /// No answer within the budget.
+    Timeout,
+    /// A non-2xx status.
+    Status,
+    /// A 2xx answer the router could not read.
+    Answer,
+}
+
+impl UpstreamFailure {
+    const ALL: [UpstreamFailure; 4] =
+        [UpstreamFailure::Connect, UpstreamFailure::Timeout, UpstreamFailure::Status, UpstreamFailure::Answer];
+
+    fn reason(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Status => "status",
+            UpstreamFailure::Answer => "answer",
+        }
+    }
+
+    /// Counts it; a call that never reached the stack is also one of the stack's errors,
+    /// since the stack cannot count it itself.
+    pub fn count(self, stack: &'static str) {
+        metrics::counter!("cutover_router_upstream_failures_total", "stack" => stack, "reason" => self.reason())
+            .increment(1);
+        if self == UpstreamFailure::Connect {
+            metrics::counter!("cutover_stack_errors_total", "stack" => stack).increment(1);
+        }
+    }
+}
+
+/// Registers every counter at zero, so a scrape sees each series from the start rather
+/// than after its first increment.
+pub fn register_counters(stacks: &[&'static str]) {
+    metrics_handle();
+    for name in [
+        "cutover_router_user_failures_total",
+        "cutover_router_bad_requests_total",
+        "cutover_router_fallbacks_total",
+        "cutover_connections_refused_total",
+        "cutover_connections_timed_out_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for &stack in stacks {
+        metrics::counter!("cutover_router_requests_total", "served_by" => stack).increment(0);
+        for name in ["cutover_stack_requests_total", "cutover_stack_errors_total", "cutover_stack_bad_requests_total"] {
+            metrics::counter!(name, "stack" => stack).increment(0);
+        }
+        for f in UpstreamFailure::ALL {
+            metrics::counter!("cutover_router_upstream_failures_total", "stack" => stack, "reason" => f.reason())
+                .increment(0);
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -12,6 +12,7 @@ pub mod loadtest;
 pub mod replay;
 pub mod router;
 pub mod serve;
+pub mod serving;
 pub mod stack;
 
 pub use serve::{start, Running, ServeConfig};

@@ -169,6 +169,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
         let errors = injection_errors.clone();
         let state = running.state.clone();
         let (url, token) = (url.clone(), token.clone());
+        let roots = crate::faults::ArtifactRoots::of(&loaded.migration);
         let specs: Vec<serde_json::Value> = s
             .faults
             .iter()
@@ -179,6 +180,11 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
                     o.remove("start_s");
                     o.remove("end_s");
                     o.retain(|_, x| !x.is_null());
+                    // The admin API reads artifacts only inside the migration folder or its
+                    // registry: the scenario's path is sent relative to the folder.
+                    if let Kind::ModelArtifact { artifact } = &resolved.kind {
+                        o.insert("artifact".into(), serde_json::json!(roots.relative(artifact)));
+                    }
                     // A drift's ramp runs on the compressed clock too.
                     if o.contains_key("ramp_s") {
                         let wall_s = resolved.ramp_us as f64 / 1e6 / live.time_scale;

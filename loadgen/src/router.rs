@@ -29,12 +29,14 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::faults::FaultBoard;
-use crate::http::{self, ApiError};
+use crate::http::{self, ApiError, UpstreamFailure};
 use crate::stack::FEATURES_HEADER;
 
 /// Where the router finds a stack and how to read its answers.
 #[derive(Debug, Clone)]
 pub struct Upstream {
+    /// `legacy` or `new`: the stack's name in metrics.
+    pub name: &'static str,
     /// Base URL (`http://127.0.0.1:PORT`); requests go to `{url}/v1/score`.
     pub url: String,
     /// Where its answer holds the score, decision and class probabilities.
@@ -158,6 +160,17 @@ pub struct RouterState {
     new_timeout: Duration,
     user_budget_ms: f64,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Comparisons running off the user's path (shadow calls, pairings).
+    background: Arc<AtomicU64>,
+}
+
+/// One comparison running off the user's path, counted while it lives.
+struct Background(Arc<AtomicU64>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 const PHASES: [&str; 6] = ["baseline", "shadow", "canary", "promoted", "rolled_back", "baseline_shadowed"];
@@ -215,6 +228,9 @@ impl RouterState {
         };
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
+            // Shorter than a stack's idle deadline (its header deadline, 10 s), so the
+            // router never sends on a connection the stack is closing.
+            .pool_idle_timeout(Duration::from_secs(4))
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("http client: {e}"))?;
@@ -231,6 +247,7 @@ impl RouterState {
             shadow_held: AtomicBool::new(false),
             live: Mutex::new(live),
             stop,
+            background: Arc::new(AtomicU64::new(0)),
         }))
     }
 
@@ -258,6 +275,24 @@ impl RouterState {
         }
         *started = Some(Instant::now());
         true
+    }
+
+    fn background(&self) -> Background {
+        self.background.fetch_add(1, Ordering::AcqRel);
+        Background(self.background.clone())
+    }
+
+    /// Waits until no comparison runs off the user's path, for at most `deadline`;
+    /// returns how many were still running then.
+    pub async fn wait_for_background(&self, deadline: Duration) -> usize {
+        let until = Instant::now() + deadline;
+        loop {
+            let n = self.background.load(Ordering::Acquire);
+            if n == 0 || Instant::now() >= until {
+                return n as usize;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Stops the controller task.
@@ -410,19 +445,31 @@ impl RouterState {
         if let Some(b) = budget {
             req = req.timeout(b);
         }
-        let result = async {
-            let resp =
-                req.send().await.map_err(|e| if e.is_timeout() { CallFailure::Timeout } else { CallFailure::Error })?;
-            if !resp.status().is_success() {
-                return Err(CallFailure::Error);
+        let sent = |e: reqwest::Error| {
+            if e.is_timeout() {
+                UpstreamFailure::Timeout
+            } else {
+                // Refused, reset or cut short: no answer the stack could have counted.
+                UpstreamFailure::Connect
             }
-            let bytes =
-                resp.bytes()
-                    .await
-                    .map_err(|e| if e.is_timeout() { CallFailure::Timeout } else { CallFailure::Error })?;
-            self.read_answer(up, bytes).ok_or(CallFailure::Error)
+        };
+        let result = async {
+            let resp = req.send().await.map_err(sent)?;
+            if !resp.status().is_success() {
+                return Err(UpstreamFailure::Status);
+            }
+            let bytes = resp.bytes().await.map_err(sent)?;
+            self.read_answer(up, bytes).ok_or(UpstreamFailure::Answer)
         }
-        .await;
+        .await
+        .map_err(|f| {
+            f.count(up.name);
+            if f == UpstreamFailure::Timeout {
+                CallFailure::Timeout
+            } else {
+                CallFailure::Error
+            }
+        });
         CallResult { ms: began.elapsed().as_secs_f64() * 1000.0, answer: result }
     }
 
@@ -531,8 +578,7 @@ pub fn routes(state: Arc<RouterState>) -> Router {
         .route("/admin/rollback", post(admin_rollback))
         .route("/admin/decommission", post(admin_decommission))
         .route("/admin/faults", get(admin_faults).post(admin_inject).delete(admin_clear_all))
-        .route("/admin/faults/{id}", delete(admin_clear_one))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route("/admin/faults/{id}", delete(admin_clear_one));
     Router::new()
         .route("/v1/score", post(score))
         .route("/healthz", get(http::healthz))
@@ -543,6 +589,9 @@ pub fn routes(state: Arc<RouterState>) -> Router {
         .merge(admin)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::wrong_method)
+        // Around everything, so that under /admin a wrong method or an unknown path is
+        // answered only after the token is checked: nothing is learned without it.
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 
@@ -552,6 +601,10 @@ async fn require_token(
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
+    let path = request.uri().path();
+    if path != "/admin" && !path.starts_with("/admin/") {
+        return next.run(request).await;
+    }
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -644,7 +697,9 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         let response = respond(&legacy);
         record_user("legacy", began, failed);
         let s = state.clone();
+        let guard = state.background();
         tokio::spawn(async move {
+            let _guard = guard;
             if started {
                 let new = s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
                 s.pair(&request, false, routed_at, &legacy, &new, context_lost, (false, ms, failed));
@@ -671,7 +726,9 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         let response = respond(&new);
         record_user("new", began, failed);
         let s = state.clone();
+        let guard = state.background();
         tokio::spawn(async move {
+            let _guard = guard;
             let legacy = joined(legacy_task.await);
             s.pair(&request, true, routed_at, &legacy, &new, false, (true, ms, failed));
         });

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::faults::FaultBoard;
 use crate::router::{self, RouterConfig, RouterState, Upstream};
+use crate::serving::{self, Limits, Stopped};
 use crate::stack::StackService;
 
 /// What to start.
@@ -47,6 +48,10 @@ pub struct ServeConfig {
     pub time_scale: f64,
     /// Hold the rollout until `POST /admin/start`.
     pub hold: bool,
+    /// The router's connection cap, header deadline and drain deadline.
+    pub router_limits: Limits,
+    /// The in-process stacks' (their clients are the router and a load test).
+    pub stack_limits: Limits,
 }
 
 impl ServeConfig {
@@ -67,6 +72,8 @@ impl ServeConfig {
             ask_features: false,
             time_scale: 1.0,
             hold: false,
+            router_limits: Limits::default(),
+            stack_limits: Limits { max_connections: 4096, ..Limits::default() },
         }
     }
 }
@@ -83,8 +90,21 @@ pub struct Running {
     pub token: String,
     /// The router's state (rollout view, history).
     pub state: Arc<RouterState>,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    router_stop: watch::Sender<bool>,
+    stacks_stop: watch::Sender<bool>,
+    router_task: JoinHandle<Stopped>,
+    controller: JoinHandle<()>,
+    stacks: Vec<JoinHandle<Stopped>>,
+    drain: std::time::Duration,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Shutdown {
+    /// The router's drain: connections cut at its deadline, and how long it took.
+    pub router: Stopped,
+    /// Comparisons still running when the drain deadline passed (their stacks stopped anyway).
+    pub comparisons_cut: usize,
 }
 
 impl Running {
@@ -93,13 +113,21 @@ impl Running {
         format!("http://{}", self.router)
     }
 
-    /// Stops accepting, finishes the requests in flight, stops the controller.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+    /// Stops in order, so that no request in flight loses a stack it is waiting on: the
+    /// router stops accepting and finishes its requests in flight (against stacks still
+    /// up), then the shadow comparisons still running finish, then the controller and
+    /// the stacks stop. Each wait is bounded by the router's drain deadline.
+    pub async fn shutdown(self) -> Shutdown {
+        let _ = self.router_stop.send(true);
+        let router = self.router_task.await.unwrap_or_default();
+        let comparisons_cut = self.state.wait_for_background(self.drain).await;
         self.state.stop();
-        for t in self.tasks {
+        let _ = self.controller.await;
+        let _ = self.stacks_stop.send(true);
+        for t in self.stacks {
             let _ = t.await;
         }
+        Shutdown { router, comparisons_cut }
     }
 }
 
@@ -117,15 +145,12 @@ async fn listen(bind: IpAddr, port: u16) -> anyhow::Result<(TcpListener, SocketA
     Ok((listener, addr))
 }
 
-fn spawn(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let signal = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-            eprintln!("cutover: a service stopped: {e}");
-        }
-    })
+fn spawn(listener: TcpListener, app: axum::Router, limits: Limits, stop: watch::Receiver<bool>) -> JoinHandle<Stopped> {
+    tokio::spawn(serving::serve(listener, app, limits, stopped(stop)))
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Serves the new stack, taking it down while a `stack_down` fault is active (its
@@ -135,9 +160,10 @@ async fn supervise(
     mut listener: TcpListener,
     addr: SocketAddr,
     app: axum::Router,
+    limits: Limits,
     stop: watch::Receiver<bool>,
     down: watch::Receiver<bool>,
-) {
+) -> Stopped {
     loop {
         let (mut st, mut dn) = (stop.clone(), down.clone());
         let signal = async move {
@@ -146,20 +172,17 @@ async fn supervise(
                 _ = dn.wait_for(|d| *d) => {}
             }
         };
-        if let Err(e) = axum::serve(listener, app.clone()).with_graceful_shutdown(signal).await {
-            eprintln!("cutover: the new stack stopped: {e}");
-            return;
-        }
+        let stopped = serving::serve(listener, app.clone(), limits, signal).await;
         let (mut st, mut dn) = (stop.clone(), down.clone());
         tokio::select! {
-            _ = st.wait_for(|s| *s) => return,
+            _ = st.wait_for(|s| *s) => return stopped,
             _ = dn.wait_for(|d| !*d) => {}
         }
         listener = loop {
             match TcpListener::bind(addr).await {
                 Ok(l) => break l,
                 Err(_) if !*stop.borrow() => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                Err(_) => return,
+                Err(_) => return stopped,
             }
         };
     }
@@ -177,7 +200,7 @@ pub fn pointer(field: &str) -> String {
 /// Starts the services.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     // The recorder goes in before the first request so no count is lost.
-    crate::http::metrics_handle();
+    crate::http::register_counters(&["legacy", "new"]);
     let s = &cfg.scenario.scenario;
     let m = cfg.scenario.migration.clone();
     let file = cfg.scenario.path.display().to_string();
@@ -185,11 +208,12 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let segments = m.segments().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
     let features = legacy.pipeline().output_names().to_vec();
     let kinds = legacy.pipeline().output_kinds();
-    let (shutdown, stop) = watch::channel(false);
+    let (stacks_stop, stop) = watch::channel(false);
     let log = cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]);
     let mut tasks = Vec::new();
-    let own = |url: String| Upstream { url, fields: AnswerFields::default(), features: true };
-    let external = |url: &String| Upstream {
+    let own = |name, url: String| Upstream { name, url, fields: AnswerFields::default(), features: true };
+    let external = |name, url: &String| Upstream {
+        name,
         url: url.trim_end_matches('/').to_string(),
         fields: AnswerFields {
             score: pointer(&cfg.score_field),
@@ -211,31 +235,31 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         ))
     };
     let (legacy_up, legacy_addr) = match &cfg.legacy_url {
-        Some(url) => (external(url), None),
+        Some(url) => (external("legacy", url), None),
         None => {
             let svc = service("legacy", &legacy, None);
             let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
-            tasks.push(spawn(listener, svc.router(), stop.clone()));
-            (own(format!("http://{addr}")), Some(addr))
+            tasks.push(spawn(listener, svc.router(), cfg.stack_limits, stop.clone()));
+            (own("legacy", format!("http://{addr}")), Some(addr))
         }
     };
     let mut board = None;
     let (new_up, new_addr) = match &cfg.new_url {
-        Some(url) => (external(url), None),
+        Some(url) => (external("new", url), None),
         None => {
             let b = Arc::new(FaultBoard::new(
                 s.seed,
                 features.clone(),
                 segments.clone(),
                 new.model().clone(),
-                &cfg.scenario.base,
+                crate::faults::ArtifactRoots::of(&m),
             ));
             board = Some(b.clone());
             let down = b.down();
             let svc = service("new", &new, Some(b));
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
-            tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), stop.clone(), down)));
-            (own(format!("http://{addr}")), Some(addr))
+            tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
+            (own("new", format!("http://{addr}")), Some(addr))
         }
     };
     let token = cfg.token.clone().unwrap_or_else(new_token);
@@ -265,7 +289,20 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     })
     .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let (listener, router_addr) = listen(cfg.bind, cfg.router_port).await?;
-    tasks.push(state.spawn_controller());
-    tasks.push(spawn(listener, router::routes(state.clone()), stop));
-    Ok(Running { router: router_addr, legacy: legacy_addr, new: new_addr, token, state, shutdown, tasks })
+    let controller = state.spawn_controller();
+    let (router_stop, router_stopped) = watch::channel(false);
+    let router_task = spawn(listener, router::routes(state.clone()), cfg.router_limits, router_stopped);
+    Ok(Running {
+        router: router_addr,
+        legacy: legacy_addr,
+        new: new_addr,
+        token,
+        state,
+        router_stop,
+        stacks_stop,
+        router_task,
+        controller,
+        stacks: tasks,
+        drain: cfg.router_limits.drain,
+    })
 }

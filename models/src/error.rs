@@ -60,6 +60,15 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// The bytes are neither encoding (empty, or not opening as a saved model does). The
+    /// message quotes nothing of the file.
+    #[error("{origin}: not an XGBoost model: {why}")]
+    NotAModel {
+        /// The model file, or a name for in-memory bytes.
+        origin: String,
+        /// Why, without the file's content.
+        why: &'static str,
+    },
     /// A valid model that uses something this crate does not evaluate exactly.
     #[error("{origin}: unsupported {what}")]
     Unsupported {
@@ -114,4 +123,68 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     (line, offset - start + 1)
+}
+
+/// A value a user or client wrote, as a message quotes it: at most 40 characters, control
+/// characters (a NUL, a newline, an escape sequence) written as escapes, so a message is
+/// always one printable line whatever the input held.
+pub fn shown(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == 40 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::shown;
+
+    #[test]
+    fn escapes_control_characters_and_clips() {
+        assert_eq!(shown("a\0b"), "a\\u{0}b");
+        assert_eq!(shown("x\ny\u{1b}[31m"), "x\\ny\\u{1b}[31m");
+        assert_eq!(shown("é"), "é");
+        let long = "z".repeat(100);
+        assert_eq!(shown(&long), format!("{}...", "z".repeat(40)));
+    }
+}
+
+/// A TOML parse error as a one-line message: where (1-based line and column, 0 when
+/// unknown), the key at fault when the error names or points at one, and what is wrong.
+/// A duplicate key names the key (the parser says only "duplicate key").
+pub fn toml_error(text: &str, e: &toml::de::Error) -> (usize, usize, String, String) {
+    let span = e.span();
+    let (line, column) = span.as_ref().map_or((0, 0), |s| line_column(text, s.start));
+    let mut message = e.message().trim().replace('\n', " ");
+    let named = message.starts_with("unknown field") || message.starts_with("missing field");
+    let mut key = message.split('`').nth(1).filter(|_| named).unwrap_or("").to_string();
+    if message == "duplicate key" {
+        let written = span.and_then(|s| text.get(s)).unwrap_or("").trim().trim_matches(|c| c == '"' || c == '\'');
+        if !written.is_empty() {
+            key = shown(written);
+            message = format!("duplicate key `{key}`: each key once per table");
+        }
+    }
+    (line, column, key, message)
+}
+
+#[cfg(test)]
+mod toml_error_tests {
+    #[test]
+    fn a_duplicate_key_is_named() {
+        let text = "a = 1\n[t]\nscale = 3\nscale = 4\n";
+        let e = toml::from_str::<toml::Table>(text).unwrap_err();
+        let (line, column, key, message) = super::toml_error(text, &e);
+        assert_eq!((line, column, key.as_str()), (4, 1, "scale"));
+        assert_eq!(message, "duplicate key `scale`: each key once per table");
+    }
 }

@@ -196,11 +196,8 @@ impl Migration {
             FieldError { file: file.into(), line, column, field: field.into(), message }
         };
         let m: MigrationFile = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().replace('\n', " ");
-            let field =
-                message.split('`').nth(1).filter(|_| message.starts_with("unknown field")).unwrap_or("").to_string();
-            err(span, &field, message)
+            let (line, column, field, message) = crate::toml_error(text, &e);
+            FieldError { file: file.into(), line, column, field, message }
         })?;
         let schema = Arc::new(Schema::compile(&m.request, text, file)?);
         let answer = Answer::compile(m.answer.get_ref()).map_err(|(f, msg)| err(m.answer.span(), &f, msg))?;

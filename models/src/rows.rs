@@ -62,6 +62,21 @@ pub enum RowsError {
         /// The cell as written (cut to 40 characters).
         value: String,
     },
+    /// A feature cell is a number no model reads: an infinity, or beyond f32 (xgboost
+    /// refuses such input too: "Input data contains `inf` or a value too large").
+    #[error("{file}: line {line}, column {column} (`{name}`): \"{value}\" is infinite or too large for a model's float32 input")]
+    NotFinite {
+        /// The CSV file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column.
+        column: usize,
+        /// The column's name.
+        name: String,
+        /// The cell as written (cut to 40 characters).
+        value: String,
+    },
     /// The CSV itself is malformed (for example an unterminated quote or invalid UTF-8 in the header).
     #[error("{file}: line {line}: {message}")]
     Malformed {
@@ -109,7 +124,9 @@ impl<R: Read> RowReader<R> {
                 message: "empty file: expected a header of feature names".into(),
             });
         }
+        // Linear in the header's width: a file may have a million columns.
         let mut names = Vec::with_capacity(header.len());
+        let mut seen = std::collections::HashMap::with_capacity(header.len());
         for (i, cell) in header.iter().enumerate() {
             let name = std::str::from_utf8(cell)
                 .map_err(|_| RowsError::Malformed {
@@ -119,21 +136,26 @@ impl<R: Read> RowReader<R> {
                 })?
                 .trim()
                 .to_string();
-            if names.contains(&name) {
-                return Err(RowsError::DuplicateColumn { file: file.to_string(), name, column: i + 1 });
+            if seen.insert(name.clone(), i).is_some() {
+                return Err(RowsError::DuplicateColumn {
+                    file: file.to_string(),
+                    name: crate::shown(&name),
+                    column: i + 1,
+                });
             }
             names.push(name);
         }
         let mut columns = Vec::with_capacity(features.len());
         for f in features {
-            let col = names.iter().position(|n| n == f).ok_or_else(|| RowsError::MissingColumn {
+            let col = *seen.get(f).ok_or_else(|| RowsError::MissingColumn {
                 file: file.to_string(),
                 name: f.clone(),
                 needed: features.join(", "),
             })?;
             columns.push(col);
         }
-        let ignored = names.iter().filter(|n| !features.contains(n)).cloned().collect();
+        let wanted: std::collections::HashSet<&String> = features.iter().collect();
+        let ignored = names.iter().filter(|n| !wanted.contains(n)).cloned().collect();
         Ok(RowReader {
             reader,
             file: file.to_string(),
@@ -148,6 +170,15 @@ impl<R: Read> RowReader<R> {
     /// Header columns that are not model features (an `id`, say); they are skipped.
     pub fn ignored_columns(&self) -> &[String] {
         &self.ignored
+    }
+
+    /// The ignored columns in one short line: how many, and the first five by name
+    /// (`3 columns: id, note, label`; `100000 columns: c0, c1, c2, c3, c4 and 99995 more`).
+    pub fn ignored_summary(&self) -> Option<String> {
+        let n = self.ignored.len();
+        let first: Vec<String> = self.ignored.iter().take(5).map(|c| crate::shown(c)).collect();
+        let more = if n > 5 { format!(" and {} more", n - 5) } else { String::new() };
+        (n > 0).then(|| format!("{n} column{}: {}{more}", if n == 1 { "" } else { "s" }, first.join(", ")))
     }
 
     /// Clears `out` and fills it with up to `max_rows` rows, row-major in the model's
@@ -174,13 +205,23 @@ impl<R: Read> RowReader<R> {
             }
             for &col in &self.columns {
                 let cell = &self.record[col];
+                let shown = || crate::shown(&String::from_utf8_lossy(cell));
                 let value = parse_cell(cell).ok_or_else(|| RowsError::NotANumber {
                     file: self.file.clone(),
                     line,
                     column: col + 1,
-                    name: self.names[col].clone(),
-                    value: String::from_utf8_lossy(cell).chars().take(40).collect(),
+                    name: crate::shown(&self.names[col]),
+                    value: shown(),
                 })?;
+                if value.is_infinite() || (value as f32).is_infinite() {
+                    return Err(RowsError::NotFinite {
+                        file: self.file.clone(),
+                        line,
+                        column: col + 1,
+                        name: crate::shown(&self.names[col]),
+                        value: shown(),
+                    });
+                }
                 out.push(value as f32);
             }
             n += 1;

@@ -563,12 +563,11 @@ impl LoadedScenario {
     /// Parses and validates scenario text, loading its migration folder.
     pub fn parse(text: &str, file: &str, path: PathBuf, base: PathBuf) -> Result<LoadedScenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
-            let mut message = e.message().trim().replace('\n', " ");
+            let (line, column, field, mut message) = cutover_models::toml_error(text, &e);
             if message.starts_with("unknown field `domain`") {
                 message = "`[domain]` is no longer read: a scenario names its migration folder (migration = \"path\"), which declares the registry, entries and answer".into();
             }
-            err(file, line, column, "", message)
+            err(file, line, column, &field, message)
         })?;
         validate(&scenario, text, file)?;
         let dir = match &scenario.migration {
@@ -642,8 +641,12 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
             return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
         }
     }
-    if !positive(s.traffic.rate_rps) {
-        return Err(at("traffic", "rate_rps", format!("must be a positive number, got {}", s.traffic.rate_rps)));
+    if !positive(s.traffic.rate_rps) || s.traffic.rate_rps > MAX_RATE_RPS {
+        return Err(at(
+            "traffic",
+            "rate_rps",
+            format!("must be a positive number, at most {MAX_RATE_RPS}, got {}", s.traffic.rate_rps),
+        ));
     }
     if !positive(s.traffic.duration_s) || s.traffic.duration_s > 30.0 * 86400.0 {
         return Err(at(
@@ -730,11 +733,41 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
             ));
         }
     }
+    let expected = s.traffic.rate_rps * s.traffic.duration_s;
+    if expected > MAX_REQUESTS {
+        return Err(at(
+            "traffic",
+            "rate_rps",
+            format!(
+                "{} requests per second for {} s is {expected:.3e} requests; a run simulates at most {MAX_REQUESTS:.0e} \
+                 (about four minutes and 300 MB on one core): shorten duration_s or lower the rate",
+                s.traffic.rate_rps, s.traffic.duration_s
+            ),
+        ));
+    }
     for (k, f) in s.faults.iter().enumerate() {
         validate_fault(k, f, text, file)?;
+        let start = f.get_ref().start_s.max();
+        if start >= s.traffic.duration_s {
+            let (line, column) = line_column(text, f.span().start);
+            return Err(err(
+                file,
+                line,
+                column,
+                &format!("faults[{k}].start_s"),
+                format!("starts at {start} s, when the run has ended (duration_s = {})", s.traffic.duration_s),
+            ));
+        }
     }
     Ok(())
 }
+
+/// The highest arrival rate a scenario may ask for: beyond what one router serves.
+pub const MAX_RATE_RPS: f64 = 100_000.0;
+/// The most requests one run may simulate (rate x duration).
+pub const MAX_REQUESTS: f64 = 5e7;
+/// The longest latency a fault may add, ms (ten minutes).
+pub const MAX_ADDED_MS: f64 = 600_000.0;
 
 /// What a scenario asks of its migration: guardrails its answer has, segments it declares.
 fn validate_against(s: &Scenario, m: &Migration, text: &str, file: &str) -> Result<(), ScenarioError> {
@@ -848,6 +881,23 @@ pub fn check_fault(spec: &FaultSpec) -> Result<(), (String, String)> {
             if p.min() < 0.0 || p.max() > 1.0 {
                 return Err(e(name, "must be within [0, 1]".into()));
             }
+        }
+    }
+    for (name, ms) in [("add_ms", spec.add_ms), ("tail_ms", spec.tail_ms)] {
+        if let Some(ms) = ms {
+            if !(ms.min() >= 0.0 && ms.max() <= MAX_ADDED_MS) {
+                return Err(e(name, format!("must be 0 to {MAX_ADDED_MS} ms (latency is added, never taken away)")));
+            }
+        }
+    }
+    if let Some(stall) = spec.stall_s {
+        if !(stall.min() >= 0.0 && stall.max().is_finite()) {
+            return Err(e("stall_s", "must be a finite number of seconds, at least 0".into()));
+        }
+    }
+    for (name, v) in [("scale", spec.scale), ("offset", spec.offset), ("shift", spec.shift)] {
+        if v.is_some_and(|v| !(v.min().is_finite() && v.max().is_finite())) {
+            return Err(e(name, "must be a finite number".into()));
         }
     }
     if spec.segment.as_deref().is_some_and(|s| !s.contains('=')) {

@@ -442,8 +442,8 @@ impl SpecFile {
     /// Parses TOML; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<SpecFile, SpecError> {
         toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
-            let message = e.message().trim().replace('\n', " ");
+            // The message names the key; the field stays empty, as for every parse error.
+            let (line, column, _, message) = crate::toml_error(text, &e);
             SpecError { file: file.to_string(), line, column, field: String::new(), message }
         })
     }

@@ -69,9 +69,9 @@ impl FieldMap {
             (line as u64, column as u64)
         };
         let parsed: FieldFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| at(s.start));
-            let field = e.message().split('`').nth(1).unwrap_or("-").to_string();
-            RowError { file: file.into(), line, column: Some(column), field, message: e.message().trim().to_string() }
+            let (line, column, field, message) = crate::toml_error(text, &e);
+            let field = if field.is_empty() { "-".to_string() } else { field };
+            RowError { file: file.into(), line: line as u64, column: Some(column as u64), field, message }
         })?;
         let bad = |offset: usize, field: String, message: String| {
             let (line, col) = at(offset);

@@ -129,7 +129,7 @@ pub(super) fn value(schema: &Schema, i: usize, c: Cell<'_>, intern: bool) -> Res
         Kind::Number | Kind::Integer => {
             let x = match c {
                 Cell::Number(x) => x,
-                Cell::CsvText(s) => parse_number(s).ok_or_else(|| format!("`{s}` is not a number"))?,
+                Cell::CsvText(s) => parse_number(s).ok_or_else(|| format!("`{}` is not a number", clip(s)))?,
                 Cell::JsonText(s) => return Err(format!("the text \"{}\" where a number belongs", clip(s))),
                 Cell::Bool(_) => return Err("a boolean where a number belongs".into()),
                 Cell::Absent | Cell::Null | Cell::Nested | Cell::Unsigned(_) => unreachable!("handled above"),
@@ -233,12 +233,7 @@ fn epoch_ms(x: f64, epoch: Epoch) -> f64 {
 }
 
 fn clip(s: &str) -> String {
-    if s.len() <= 40 {
-        s.to_string()
-    } else {
-        let end = (0..=40).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
-        format!("{}...", &s[..end])
-    }
+    crate::error::shown(s)
 }
 
 pub(super) fn parse_json(schema: &Schema, body: &[u8], record: &mut Record) -> Result<(), WireError> {

@@ -18,18 +18,24 @@ pub fn load_file(path: &Path) -> Result<Model, ModelError> {
 
 /// Loads an XGBoost model from bytes; `origin` names it in errors.
 pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Model, ModelError> {
-    let doc = match encoding(bytes) {
-        Encoding::Json => json::parse(bytes, origin)?,
-        Encoding::Ubjson => ubjson::parse(bytes, origin)?,
-    };
-    schema::model_from_document(&doc, origin)
+    schema::model_from_document(&document(bytes, origin)?, origin)
 }
 
 /// `json` or `ubjson`: the encoding of a model file's bytes.
 pub fn format_name(bytes: &[u8]) -> &'static str {
     match encoding(bytes) {
-        Encoding::Json => "json",
+        Encoding::Json | Encoding::Neither(_) => "json",
         Encoding::Ubjson => "ubjson",
+    }
+}
+
+/// The parsed document, JSON or UBJSON; bytes that are neither are refused without
+/// quoting them.
+fn document(bytes: &[u8], origin: &str) -> Result<value::Value, ModelError> {
+    match encoding(bytes) {
+        Encoding::Json => json::parse(bytes, origin),
+        Encoding::Ubjson => ubjson::parse(bytes, origin),
+        Encoding::Neither(why) => Err(ModelError::NotAModel { origin: origin.to_string(), why }),
     }
 }
 
@@ -38,10 +44,7 @@ pub fn format_name(bytes: &[u8]) -> &'static str {
 /// pipeline that picked the wrong artifact serves: the same features, other scores.
 pub fn earlier_checkpoint(bytes: &[u8], origin: &str) -> Result<String, ModelError> {
     use value::Value;
-    let mut doc = match encoding(bytes) {
-        Encoding::Json => json::parse(bytes, origin)?,
-        Encoding::Ubjson => ubjson::parse(bytes, origin)?,
-    };
+    let mut doc = document(bytes, origin)?;
     // Checks the model is one this crate reads.
     schema::model_from_document(&doc, origin)?;
     let field = |f: &str| ModelError::field(origin, f, "missing or not the shape xgboost writes");
@@ -145,6 +148,8 @@ fn separated<T>(out: &mut String, open: char, items: &[T], close: char, mut each
 enum Encoding {
     Json,
     Ubjson,
+    /// Neither: why.
+    Neither(&'static str),
 }
 
 /// Both encodings open with `{`; JSON follows it with white space, a quote or `}`,
@@ -154,7 +159,9 @@ fn encoding(bytes: &[u8]) -> Encoding {
     match (rest.next(), rest.next()) {
         (Some(b'{'), Some(b'"' | b'}' | b' ' | b'\n' | b'\r' | b'\t')) => Encoding::Json,
         (Some(b'{'), _) => Encoding::Ubjson,
-        _ => Encoding::Json,
+        (Some(b'['), _) => Encoding::Json,
+        (None, _) => Encoding::Neither("the file is empty"),
+        _ => Encoding::Neither("a saved model (JSON or UBJSON) opens with `{`"),
     }
 }
 
@@ -168,7 +175,10 @@ mod tests {
         assert_eq!(encoding(b"  {\n"), Encoding::Json);
         assert_eq!(encoding(b"{L\0\0\0\0\0\0\0\x07learner"), Encoding::Ubjson);
         assert_eq!(encoding(b"{i\x07learner"), Encoding::Ubjson);
-        assert_eq!(encoding(b""), Encoding::Json);
+        assert_eq!(encoding(b""), Encoding::Neither("the file is empty"));
+        assert!(matches!(encoding(b"\x8f\x01garbage"), Encoding::Neither(_)));
+        let e = load_bytes(b"\x8f\x01garbage", "r.ubj").unwrap_err().to_string();
+        assert_eq!(e, "r.ubj: not an XGBoost model: a saved model (JSON or UBJSON) opens with `{`");
     }
 }
 
