@@ -68,7 +68,7 @@ impl Failure {
     fn exit(self) -> ExitCode {
         match self {
             Failure::BadInput(line) => {
-                eprintln!("cutover: {line}");
+                eprintln!("cutover: {}", cutover_models::one_line(&line));
                 ExitCode::from(2)
             }
             Failure::Unmet(line) => {

@@ -109,11 +109,12 @@ pub struct FieldError {
 impl FieldError {
     fn render(&self) -> String {
         let at = if self.line > 0 { format!("{}:{}:{}", self.file, self.line, self.column) } else { self.file.clone() };
-        if self.field.is_empty() {
+        let line = if self.field.is_empty() {
             format!("{at}: {}", self.message)
         } else {
             format!("{at}: field `{}`: {}", self.field, self.message)
-        }
+        };
+        one_line(&line)
     }
 }
 
@@ -123,6 +124,15 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     (line, offset - start + 1)
+}
+
+/// A message made one printable line: every control character (a newline, a NUL, an
+/// escape sequence some input carried into it) written as an escape.
+pub fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// A value a user or client wrote, as a message quotes it: at most 40 characters, control

@@ -33,7 +33,7 @@ pub mod store;
 pub mod traffic;
 pub mod xgboost;
 
-pub use error::{line_column, shown, toml_error, FieldError, ModelError, Position};
+pub use error::{line_column, one_line, shown, toml_error, FieldError, ModelError, Position};
 pub use forest::Forest;
 pub use migration::Migration;
 pub use model::{FeatureType, Importance, Model, Output};

@@ -573,14 +573,14 @@ impl LoadedScenario {
         let dir = match &scenario.migration {
             Some(m) => {
                 let p = base.join(m);
-                if !p.exists() {
+                if !(p.is_file() || p.join("migration.toml").is_file()) {
                     let (line, column) = key_position(text, "", "migration");
                     return Err(err(
                         file,
                         line,
                         column,
                         "migration",
-                        format!("{}: no such migration folder", p.display()),
+                        format!("{}: no such migration folder (a folder holding migration.toml)", p.display()),
                     ));
                 }
                 p

@@ -349,7 +349,9 @@ pub fn calibrate(dir: &Path, plan: &Plan, drafts: &mut [Draft], seeds: u64) -> R
                 continue;
             }
             // A clean rollout still in progress at the end: give it the time it needs.
-            if c.as_expected < c.runs && d.outcome == Outcome::Promoted && d.doublings < 2 {
+            // (Within what one run may simulate: the scenario would be refused beyond it.)
+            let room = d.rate_rps * d.duration_s * 2.0 <= cutover_sim::scenario::MAX_REQUESTS;
+            if c.as_expected < c.runs && d.outcome == Outcome::Promoted && d.doublings < 2 && room {
                 d.duration_s *= 2.0;
                 d.doublings += 1;
                 continue;

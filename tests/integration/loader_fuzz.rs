@@ -27,7 +27,7 @@ fn load_and_score(bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::fuzz::cases().max(300), ..ProptestConfig::default() })]
 
     #[test]
     fn truncated_models_never_panic(which in 0usize..4, cut in 0.0f64..1.0) {

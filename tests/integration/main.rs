@@ -5,6 +5,7 @@ mod audit_cli;
 mod false_rollbacks;
 mod feature_paths;
 mod fixtures;
+mod fuzz;
 mod hostile;
 mod init_cli;
 mod loader_fuzz;

@@ -110,7 +110,11 @@ impl FieldMap {
             for v in &values {
                 if let Some((other, _)) = decisions.iter().find(|(_, vs)| vs.iter().any(|w| w.eq_ignore_ascii_case(v)))
                 {
-                    return Err(bad(start, "decisions".into(), format!("`{v}` means both {other} and {label}")));
+                    return Err(bad(
+                        start,
+                        "decisions".into(),
+                        format!("`{}` means both {other} and {label}", crate::shown(v)),
+                    ));
                 }
             }
             decisions.insert(label, values);

@@ -249,6 +249,9 @@ pub(super) fn parse_json(schema: &Schema, body: &[u8], record: &mut Record) -> R
     })?;
     if schema.unknown_fields == super::UnknownFields::Reject {
         if let Some(k) = object.keys().find(|k| schema.index(k).is_none()) {
+            if k.is_empty() {
+                return Err(bad("body", "an empty key is not a field of the request schema".into()));
+            }
             return Err(bad(&clip(k), "not a field of the request schema".into()));
         }
     }

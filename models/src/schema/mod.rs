@@ -211,10 +211,14 @@ impl Schema {
             let d = f.get_ref();
             let name = d.name.get_ref().clone();
             if name.is_empty() || name.len() > MAX_TEXT || name.contains(['"', '\\', ',', '\n']) {
-                return Err(err(d.name.span(), at("name"), format!("`{name}` is not a usable field name")));
+                return Err(err(
+                    d.name.span(),
+                    at("name"),
+                    format!("`{}` is not a usable field name", crate::shown(&name)),
+                ));
             }
             if fields.iter().any(|g| g.name == name) {
-                return Err(err(d.name.span(), at("name"), format!("duplicate field `{name}`")));
+                return Err(err(d.name.span(), at("name"), format!("duplicate field `{}`", crate::shown(&name))));
             }
             let numeric = matches!(d.kind, Kind::Number | Kind::Integer);
             if (d.min.is_some() || d.max.is_some()) && !numeric {
@@ -269,7 +273,7 @@ impl Schema {
         let find = |s: &Spanned<String>, role: &str, kinds: &[Kind]| -> Result<usize, FieldError> {
             let name = s.get_ref();
             let i = fields.iter().position(|f| &f.name == name).ok_or_else(|| {
-                err(s.span(), format!("request.{role}"), format!("`{name}` is not one of the fields"))
+                err(s.span(), format!("request.{role}"), format!("`{}` is not one of the fields", crate::shown(name)))
             })?;
             let f = &fields[i];
             if !kinds.contains(&f.kind) {
