@@ -119,6 +119,22 @@ pub struct RolloutView {
     pub summary: Summary,
     /// User latency by phase, ms.
     pub user_latency_ms: Vec<PhaseLatency>,
+    /// The router's own part of the user's latency before the rollout (the user's latency
+    /// less the legacy call's), ms: `baseline` and `baseline_shadowed`. What shadowing adds
+    /// to the user's path at the router, apart from what the shadowed stack's load does to
+    /// the legacy call on a shared machine.
+    pub router_own_ms: Vec<PhaseLatency>,
+}
+
+impl PhaseLatency {
+    fn of(phase: &str, h: &Histogram<u64>) -> PhaseLatency {
+        PhaseLatency {
+            phase: phase.into(),
+            requests: h.len(),
+            p50: h.value_at_quantile(0.5) as f64 / 1000.0,
+            p99: h.value_at_quantile(0.99) as f64 / 1000.0,
+        }
+    }
 }
 
 /// User-side latency of one phase.
@@ -142,6 +158,8 @@ struct Live {
     pairing: Pairing,
     /// User latency (µs) per phase bucket: baseline, shadow, canary, promoted, rolled back.
     user_us: Vec<Histogram<u64>>,
+    /// The router's own time (µs) of held requests: not shadowed, shadowed.
+    own_us: [Histogram<u64>; 2],
     parity: Option<ParityStats>,
 }
 
@@ -224,6 +242,7 @@ impl RouterState {
             fault_start_us: None,
             pairing: Pairing::new(m.answer().clone(), segments, cfg.kinds.clone()),
             user_us: PHASES.iter().map(|_| hist()).collect(),
+            own_us: [hist(), hist()],
             parity: cfg.parity.take(),
         };
         let client = reqwest::Client::builder()
@@ -388,15 +407,11 @@ impl RouterState {
             last_decision: live.last.clone(),
             faults: self.cfg.faults.as_ref().map(|b| b.list()).unwrap_or_default(),
             summary,
-            user_latency_ms: PHASES
+            user_latency_ms: PHASES.iter().zip(&live.user_us).map(|(p, h)| PhaseLatency::of(p, h)).collect(),
+            router_own_ms: ["baseline", "baseline_shadowed"]
                 .iter()
-                .zip(&live.user_us)
-                .map(|(p, h)| PhaseLatency {
-                    phase: (*p).into(),
-                    requests: h.len(),
-                    p50: h.value_at_quantile(0.5) as f64 / 1000.0,
-                    p99: h.value_at_quantile(0.99) as f64 / 1000.0,
-                })
+                .zip(&live.own_us)
+                .map(|(p, h)| PhaseLatency::of(p, h))
                 .collect(),
         }
     }
@@ -496,12 +511,15 @@ impl RouterState {
         Some(Scored { values, features, body })
     }
 
-    /// A request served while the rollout is held: counted, its latency kept by whether it
-    /// was shadowed.
-    fn held(&self, user_ms: f64, failed: bool, shadowed: bool) {
+    /// A request served while the rollout is held: counted, its latency (and the router's
+    /// own part of it, when known) kept by whether it was shadowed.
+    fn held(&self, user_ms: f64, own_ms: Option<f64>, failed: bool, shadowed: bool) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = if shadowed { HELD_SHADOWED } else { 0 };
         live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
+        if let Some(own) = own_ms {
+            live.own_us[usize::from(shadowed)].saturating_record((own * 1000.0).max(1.0) as u64);
+        }
         live.counts.requests_total += 1;
         live.counts.requests_failed += u64::from(failed);
     }
@@ -525,7 +543,7 @@ impl RouterState {
         user: (bool, f64, bool),
     ) {
         let Some(t) = self.now_us() else {
-            self.held(user.1, user.2, false);
+            self.held(user.1, None, user.2, false);
             return;
         };
         let (served_new, user_ms, user_failed) = user;
@@ -708,7 +726,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
                 if shadowed {
                     s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
                 }
-                s.held(ms, failed, shadowed);
+                s.held(ms, Some(ms - legacy.ms), failed, shadowed);
             }
         });
         return Ok(response);

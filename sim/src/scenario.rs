@@ -82,6 +82,20 @@ pub struct Live {
     /// fast as the stacks answer, which saturates a small machine.
     #[serde(default)]
     pub throttle_rps: Option<usize>,
+    /// The most shadowing may add to the router's own part of the user's p99 (the user's
+    /// latency less the legacy call's), ms: the cost of the shadow mechanism itself.
+    #[serde(default = "d_shadow_cost_ms")]
+    pub max_shadow_cost_ms: f64,
+    /// The most shadowing may add to the user's p99 as a whole, percent: that includes
+    /// what the shadowed stack's load does to the legacy stack on a shared machine (on a
+    /// 2-core machine running router, both stacks and goose, +20 to +35 % is usual).
+    /// Unset: reported, not checked.
+    #[serde(default)]
+    pub max_shadow_machine_cost_pct: Option<f64>,
+}
+
+fn d_shadow_cost_ms() -> f64 {
+    0.25
 }
 
 fn d_users() -> usize {
@@ -639,6 +653,12 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
         }
         if !(live.baseline_s.is_finite() && (0.0..=600.0).contains(&live.baseline_s)) {
             return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
+        }
+        if !(live.max_shadow_cost_ms.is_finite() && (0.0..=10_000.0).contains(&live.max_shadow_cost_ms)) {
+            return Err(at("live", "max_shadow_cost_ms", "must be 0 to 10000 ms".into()));
+        }
+        if live.max_shadow_machine_cost_pct.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+            return Err(at("live", "max_shadow_machine_cost_pct", "must be a non-negative percentage".into()));
         }
     }
     if !positive(s.traffic.rate_rps) || s.traffic.rate_rps > MAX_RATE_RPS {

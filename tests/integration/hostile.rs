@@ -244,6 +244,13 @@ fn scenario_values_that_make_no_sense_are_refused_naming_the_place() {
             "field `faults[0].feature`: `no_such` is not a model feature",
         ),
         (
+            "a negative shadow budget",
+            scenario_with(&d, "live.toml", "live/clean-promotes.toml", |t| {
+                t.replacen("[live]\n", "[live]\nmax_shadow_cost_ms = -1\n", 1)
+            }),
+            "field `live.max_shadow_cost_ms`: must be 0 to 10000 ms",
+        ),
+        (
             "duplicate key",
             scenario_with(&d, "dup.toml", "skew-distance-miles.toml", |t| {
                 t.replacen("scale =", "scale = 2\nscale =", 1)

@@ -373,6 +373,12 @@ fn a_goose_load_test_writes_run_s_summary_and_goose_s_reports() {
     assert_eq!(held("zero_failed_user_requests"), true, "{s:#}");
     assert_eq!(held("faults_injected"), true, "{s:#}");
     assert_eq!(held("rollback_within_s"), true, "{s:#}");
+    // The shadow's cost, both figures: the router's own (checked) and the machine's (reported).
+    assert_eq!(held("shadow_cost_at_the_router"), true, "{s:#}");
+    assert_eq!(held("shadow_cost_on_the_machine"), true, "unset limit: reported only: {s:#}");
+    let own = s["router_own_ms"].as_array().unwrap();
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert!(own.iter().all(|p| p["requests"].as_u64().unwrap() > 100 && p["p99"].as_f64().unwrap() > 0.0), "{own:?}");
     let attacks = s["attacks"].as_array().unwrap();
     assert_eq!(attacks.len(), 3);
     assert!(attacks.iter().all(|a| a["requests"].as_u64().unwrap() > 0 && a["failed"] == 0), "{attacks:?}");
