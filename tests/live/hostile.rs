@@ -13,7 +13,7 @@ use cutover_loadgen::serving::Limits;
 use cutover_loadgen::ServeConfig;
 use serde_json::{json, Value};
 
-use super::{admin, body, ctrl_c, scenario, start, PLAN, SERIAL};
+use super::{admin, body, ctrl_c, scenario, start, wait_exit, PLAN, SERIAL};
 
 async fn start_with(limits: Limits) -> cutover_loadgen::Running {
     let mut cfg = ServeConfig::new(scenario(PLAN));
@@ -166,19 +166,8 @@ fn a_request_in_flight_at_ctrl_c_is_answered_by_stacks_still_up() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains(r#""score":"#), "{text}");
-    let code = ctrl_c_wait(&mut child, Duration::from_secs(10));
+    let code = wait_exit(&mut child, Duration::from_secs(10));
     assert!(code.success(), "{code:?}");
-}
-
-fn ctrl_c_wait(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the process did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -290,6 +290,11 @@ fn serve_prints_its_addresses_and_token_and_stops_cleanly_on_ctrl_c() {
 fn ctrl_c(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
+    wait_exit(child, within)
+}
+
+/// Waits for a child to exit, at most `within`.
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + within;
     loop {
         if let Some(s) = child.try_wait().unwrap() {
