@@ -13,7 +13,7 @@ use cutover_loadgen::serving::Limits;
 use cutover_loadgen::ServeConfig;
 use serde_json::{json, Value};
 
-use super::{admin, body, ctrl_c, scenario, start, wait_exit, PLAN, SERIAL};
+use super::{admin, body, ctrl_c, scenario, serve_child, start, wait_exit, PLAN, SERIAL};
 
 async fn start_with(limits: Limits) -> cutover_loadgen::Running {
     let mut cfg = ServeConfig::new(scenario(PLAN));
@@ -104,30 +104,11 @@ async fn half_sent_requests_are_cut_at_their_deadlines_and_connections_are_cappe
     r.shutdown().await;
 }
 
-/// `serve` as a child process, with its printed router URL.
-fn serve_child(extra: &[&str]) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold"])
-        .args(extra)
-        .current_dir(root)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.strip_prefix("router").unwrap().trim().to_string();
-    // Keep reading (and dropping) what it prints, so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
-
 #[test]
 fn ctrl_c_with_a_stalled_client_stops_within_the_drain_deadline() {
     let _serial = SERIAL.blocking_lock();
-    let (mut child, url) = serve_child(&["--drain-s", "2"]);
+    let (mut child, printed) = serve_child(&["--drain-s", "2"]);
+    let url = &printed["router"];
     let addr = url.strip_prefix("http://").unwrap().to_string();
     // One client stalled in its body, one in its headers.
     let mut body = TcpStream::connect(&addr).unwrap();
@@ -146,7 +127,8 @@ fn ctrl_c_with_a_stalled_client_stops_within_the_drain_deadline() {
 #[test]
 fn a_request_in_flight_at_ctrl_c_is_answered_by_stacks_still_up() {
     let _serial = SERIAL.blocking_lock();
-    let (mut child, url) = serve_child(&["--drain-s", "10"]);
+    let (mut child, printed) = serve_child(&["--drain-s", "10"]);
+    let url = &printed["router"];
     let addr = url.strip_prefix("http://").unwrap().to_string();
     let payload = serde_json::to_vec(&body(4, 2)).unwrap();
     let mut s = TcpStream::connect(&addr).unwrap();

@@ -250,22 +250,7 @@ async fn a_router_fronts_external_stacks_with_their_own_field_names() {
 #[test]
 fn serve_prints_its_addresses_and_token_and_stops_cleanly_on_ctrl_c() {
     let _serial = SERIAL.blocking_lock();
-    use std::io::BufRead;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold"])
-        .current_dir(root)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = std::collections::HashMap::new();
-    for _ in 0..4 {
-        let line = lines.next().unwrap().unwrap();
-        let (k, v) = line.split_once(char::is_whitespace).unwrap();
-        printed.insert(k.to_string(), v.trim().to_string());
-    }
+    let (mut child, printed) = serve_child(&[]);
     let router = &printed["router"];
     assert!(router.starts_with("http://127.0.0.1:"), "{printed:?}");
     assert!(printed["legacy"].starts_with("http://127.0.0.1:") && printed["new"].starts_with("http://127.0.0.1:"));
@@ -284,6 +269,31 @@ fn serve_prints_its_addresses_and_token_and_stops_cleanly_on_ctrl_c() {
     // Ctrl-C: a graceful stop with exit code 0.
     let code = ctrl_c(&mut child, Duration::from_secs(10));
     assert!(code.success(), "{code:?}");
+}
+
+/// `cutover serve --hold` on the live plan as a child process, with the addresses and token
+/// it prints first (`router`, `legacy`, `new`, `token`); what it prints later is read and
+/// dropped, so it never blocks on a full pipe.
+fn serve_child(extra: &[&str]) -> (std::process::Child, std::collections::HashMap<String, String>) {
+    use std::io::BufRead;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold"])
+        .args(extra)
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        let (k, v) = line.split_once(char::is_whitespace).unwrap();
+        printed.insert(k.to_string(), v.trim().to_string());
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, printed)
 }
 
 /// Sends Ctrl-C (SIGINT) to a child and waits for it to exit, at most `within`.
