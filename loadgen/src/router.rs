@@ -17,6 +17,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use cutover_models::features::{FeatureKind, FeatureParity, ParityStats};
 use cutover_models::schema::Record;
+use cutover_models::stacks::{HttpStack, Template};
 use cutover_sim::core::controller::{Decision, Phase};
 use cutover_sim::core::history::{Event, History};
 use cutover_sim::core::pairing::{self, route, AnswerFields, Call, Called, Pairing};
@@ -32,19 +33,75 @@ use crate::faults::FaultBoard;
 use crate::http::{self, ApiError, UpstreamFailure};
 use crate::stack::FEATURES_HEADER;
 
-/// Where the router finds a stack and how to read its answers.
+/// Where the router finds a stack, how to ask it and how to read its answers.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// `legacy` or `new`: the stack's name in metrics.
     pub name: &'static str,
-    /// Base URL (`http://127.0.0.1:PORT`); requests go to `{url}/v1/score`.
+    /// Base URL (`http://127.0.0.1:PORT`).
     pub url: String,
+    /// The scoring path (`/v1/score` for cutover's own stacks).
+    pub path: String,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// The request body's template, for a service with its own API (none forwards the
+    /// request as it came).
+    pub body: Option<Arc<Template>>,
     /// Where its answer holds the score, decision and class probabilities.
     pub fields: AnswerFields,
-    /// Whether the stack returns its model row in `features` when asked (cutover's own
-    /// stacks do; external ones usually not, and then feature guardrails have no data).
-    pub features: bool,
+    /// Where its answer holds the model row, if it returns one (cutover's own stacks do
+    /// when asked with `x-cutover-features: 1`; without rows, feature guardrails have no
+    /// data for this stack).
+    pub features: Option<String>,
+    /// Ask for the model row with `x-cutover-features: 1` (and strip it from the user's
+    /// answer).
+    pub ask_features: bool,
+    /// Where its answer states the model version, if it does.
+    pub model_version: Option<String>,
+    /// Whether `GET {url}/healthz` is its health check (else any HTTP answer is "up").
+    pub healthz: bool,
 }
+
+impl Upstream {
+    /// One of cutover's own stacks (or a service speaking its API and returning rows).
+    pub fn own(name: &'static str, url: String) -> Upstream {
+        Upstream {
+            name,
+            url,
+            path: "/v1/score".into(),
+            headers: Vec::new(),
+            body: None,
+            fields: AnswerFields::default(),
+            features: Some("/features".into()),
+            ask_features: true,
+            model_version: Some("/model_sha256".into()),
+            healthz: true,
+        }
+    }
+
+    /// A service with its own API, as a migration folder declares it.
+    pub fn declared(name: &'static str, d: &HttpStack) -> Upstream {
+        Upstream {
+            name,
+            url: d.url.clone(),
+            path: d.path.clone(),
+            headers: d.headers.clone(),
+            body: d.body.clone().map(Arc::new),
+            fields: AnswerFields {
+                score: d.score.clone(),
+                decision: d.decision.clone(),
+                probabilities: d.probabilities.clone(),
+            },
+            features: d.features.clone(),
+            ask_features: false,
+            model_version: d.model_version.clone(),
+            healthz: false,
+        }
+    }
+}
+
+/// How many distinct model versions the router counts per stack (the rest are `other`).
+const MAX_VERSIONS: usize = 16;
 
 /// The router's configuration.
 pub struct RouterConfig {
@@ -124,6 +181,8 @@ pub struct RolloutView {
     /// to the user's path at the router, apart from what the shadowed stack's load does to
     /// the legacy call on a shared machine.
     pub router_own_ms: Vec<PhaseLatency>,
+    /// The model versions each stack stated in its answers (where it states one).
+    pub model_versions: Vec<ModelVersion>,
 }
 
 impl PhaseLatency {
@@ -135,6 +194,17 @@ impl PhaseLatency {
             p99: h.value_at_quantile(0.99) as f64 / 1000.0,
         }
     }
+}
+
+/// A model version a stack stated in its answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelVersion {
+    /// `legacy` or `new`.
+    pub stack: String,
+    /// The version as stated (cutover's own stacks state their artifact's SHA-256).
+    pub version: String,
+    /// Answers that stated it.
+    pub answers: u64,
 }
 
 /// User-side latency of one phase.
@@ -180,6 +250,8 @@ pub struct RouterState {
     stop: tokio::sync::watch::Sender<bool>,
     /// Comparisons running off the user's path (shadow calls, pairings).
     background: Arc<AtomicU64>,
+    /// The model versions each stack stated, with how many answers stated each.
+    versions: Mutex<[Vec<(String, u64)>; 2]>,
 }
 
 /// One comparison running off the user's path, counted while it lives.
@@ -267,6 +339,7 @@ impl RouterState {
             live: Mutex::new(live),
             stop,
             background: Arc::new(AtomicU64::new(0)),
+            versions: Mutex::new([Vec::new(), Vec::new()]),
         }))
     }
 
@@ -413,6 +486,7 @@ impl RouterState {
                 .zip(&live.own_us)
                 .map(|(p, h)| PhaseLatency::of(p, h))
                 .collect(),
+            model_versions: self.model_versions(),
         }
     }
 
@@ -449,12 +523,23 @@ impl RouterState {
 
     async fn call(&self, up: &Upstream, body: &axum::body::Bytes, budget: Option<Duration>) -> CallResult {
         let began = Instant::now();
+        let body = match &up.body {
+            None => body.clone(),
+            // The request was validated as one JSON object of the schema before routing.
+            Some(t) => match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+                Ok(request) => serde_json::to_vec(&t.render(&request)).unwrap_or_default().into(),
+                Err(_) => body.clone(),
+            },
+        };
         let mut req = self
             .client
-            .post(format!("{}/v1/score", up.url))
+            .post(format!("{}{}", up.url, up.path))
             .header(axum::http::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-        if up.features {
+            .body(body);
+        for (k, v) in &up.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if up.ask_features {
             req = req.header(FEATURES_HEADER, "1");
         }
         if let Some(b) = budget {
@@ -493,13 +578,20 @@ impl RouterState {
         let answer = self.cfg.scenario.migration.answer();
         let mut values = vec![0.0f32; answer.width()];
         pairing::read_answer(&v, &up.fields, answer, &mut values).ok()?;
-        let features = v
-            .get("features")
+        let features = up
+            .features
+            .as_deref()
+            .and_then(|p| v.pointer(p))
             .and_then(|f| f.as_array())
             .map(|a| a.iter().map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32)).collect::<Vec<f32>>())
             .filter(|f| f.len() == self.cfg.features.len());
+        let version = up.model_version.as_deref().and_then(|p| v.pointer(p)).and_then(|x| match x {
+            serde_json::Value::String(s) => Some(cutover_models::shown(s)),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
         // The user gets the stack's answer without the model row the router asked for.
-        let body = if features.is_some() {
+        let body = if up.ask_features && features.is_some() {
             let mut user = v;
             if let Some(o) = user.as_object_mut() {
                 o.remove("features");
@@ -508,7 +600,36 @@ impl RouterState {
         } else {
             bytes
         };
+        if let Some(v) = &version {
+            self.count_version(up.name, v);
+        }
         Some(Scored { values, features, body })
+    }
+
+    fn count_version(&self, stack: &str, version: &str) {
+        let mut all = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = &mut all[usize::from(stack == "new")];
+        if let Some(e) = seen.iter_mut().find(|(v, _)| v == version) {
+            e.1 += 1;
+        } else if seen.len() < MAX_VERSIONS {
+            seen.push((version.to_string(), 1));
+        } else if let Some(other) = seen.iter_mut().find(|(v, _)| v == "other") {
+            other.1 += 1;
+        } else {
+            seen.push(("other".into(), 1));
+        }
+    }
+
+    /// The model versions each stack stated so far, with their answer counts.
+    pub fn model_versions(&self) -> Vec<ModelVersion> {
+        let all = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (stack, seen) in ["legacy", "new"].into_iter().zip(all.iter()) {
+            for (version, answers) in seen {
+                out.push(ModelVersion { stack: stack.into(), version: version.clone(), answers: *answers });
+            }
+        }
+        out
     }
 
     /// A request served while the rollout is held: counted, its latency (and the router's
@@ -646,13 +767,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn readyz(State(state): State<Arc<RouterState>>) -> Response {
     let mut down = Vec::new();
     for (name, up) in [("legacy", &state.cfg.legacy), ("new", &state.cfg.new)] {
+        // A service with its own API may have no /healthz: any answer means it is up.
+        let path = if up.healthz { "/healthz" } else { "/" };
         let ok = state
             .client
-            .get(format!("{}/healthz", up.url))
+            .get(format!("{}{path}", up.url))
             .timeout(Duration::from_secs(1))
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success());
+            .is_ok_and(|r| !up.healthz || r.status().is_success());
         if !ok {
             down.push(name);
         }

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use cutover_models::stacks::{check_url, HttpStack, StackDecl};
 use cutover_sim::core::pairing::AnswerFields;
 use cutover_sim::core::trace::{parity_stats, Lineage};
 use cutover_sim::scenario::{LoadedScenario, Policy};
@@ -190,11 +191,7 @@ async fn supervise(
 
 /// A field name as a JSON pointer: `score` is `/score`; a pointer stays as it is.
 pub fn pointer(field: &str) -> String {
-    if field.starts_with('/') {
-        field.to_string()
-    } else {
-        format!("/{}", field.replace('~', "~0").replace('/', "~1"))
-    }
+    cutover_models::stacks::pointer(field).unwrap_or_else(|_| field.to_string())
 }
 
 /// Starts the services.
@@ -211,16 +208,23 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (stacks_stop, stop) = watch::channel(false);
     let log = cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]);
     let mut tasks = Vec::new();
-    let own = |name, url: String| Upstream { name, url, fields: AnswerFields::default(), features: true };
-    let external = |name, url: &String| Upstream {
-        name,
-        url: url.trim_end_matches('/').to_string(),
-        fields: AnswerFields {
-            score: pointer(&cfg.score_field),
-            decision: Some(pointer(&cfg.decision_field)),
-            probabilities: Some("/probabilities".into()),
-        },
-        features: cfg.ask_features,
+    // An external URL on the command line fronts a service speaking cutover's API, or
+    // moves a declared service (its mapping kept).
+    let external = |name, url: &String, decl: &StackDecl| -> anyhow::Result<Upstream> {
+        let url = check_url(url).map_err(|e| anyhow::anyhow!("--{name}-url: {e}"))?;
+        Ok(match decl {
+            StackDecl::Http(h) => Upstream::declared(name, &HttpStack { url, ..h.clone() }),
+            _ => Upstream {
+                fields: AnswerFields {
+                    score: pointer(&cfg.score_field),
+                    decision: Some(pointer(&cfg.decision_field)),
+                    probabilities: Some("/probabilities".into()),
+                },
+                features: cfg.ask_features.then(|| "/features".into()),
+                ask_features: cfg.ask_features,
+                ..Upstream::own(name, url)
+            },
+        })
     };
     let service = |name: &'static str, stack, board| {
         Arc::new(StackService::new(
@@ -234,19 +238,24 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             log.clone(),
         ))
     };
-    let (legacy_up, legacy_addr) = match &cfg.legacy_url {
-        Some(url) => (external("legacy", url), None),
-        None => {
+    let decls = m.stacks();
+    let (legacy_up, legacy_addr) = match (&cfg.legacy_url, &decls.legacy) {
+        (Some(url), decl) => (external("legacy", url, decl)?, None),
+        (None, StackDecl::Http(h)) => (Upstream::declared("legacy", h), None),
+        (None, StackDecl::Platform(_)) => anyhow::bail!("{file}: the legacy stack cannot be a platform"),
+        (None, StackDecl::InProcess) => {
             let svc = service("legacy", &legacy, None);
             let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
             tasks.push(spawn(listener, svc.router(), cfg.stack_limits, stop.clone()));
-            (own("legacy", format!("http://{addr}")), Some(addr))
+            (Upstream::own("legacy", format!("http://{addr}")), Some(addr))
         }
     };
     let mut board = None;
-    let (new_up, new_addr) = match &cfg.new_url {
-        Some(url) => (external("new", url), None),
-        None => {
+    let (new_up, new_addr) = match (&cfg.new_url, &decls.new) {
+        (Some(url), decl) => (external("new", url, decl)?, None),
+        (None, StackDecl::Http(h)) => (Upstream::declared("new", h), None),
+        (None, StackDecl::Platform(_)) => anyhow::bail!("{file}: the composed platform is not wired yet"),
+        (None, StackDecl::InProcess) => {
             let b = Arc::new(FaultBoard::new(
                 s.seed,
                 features.clone(),
@@ -259,14 +268,14 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             let svc = service("new", &new, Some(b));
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
             tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
-            (own("new", format!("http://{addr}")), Some(addr))
+            (Upstream::own("new", format!("http://{addr}")), Some(addr))
         }
     };
     let token = cfg.token.clone().unwrap_or_else(new_token);
-    // Lineage and feature rows come only from cutover's own stacks.
-    let own_stacks = cfg.legacy_url.is_none() && cfg.new_url.is_none();
+    // Lineage comes only from cutover's own stacks; feature rows from stacks that return them.
+    let own_stacks = legacy_addr.is_some() && new_addr.is_some();
     let lineage = own_stacks.then(|| Lineage::of(&legacy, &new, Vec::new()));
-    let rows = own_stacks || cfg.ask_features;
+    let rows = legacy_up.features.is_some() && new_up.features.is_some();
     let parity = if rows {
         let reference = m.source(s.seed, s.traffic.rate_rps).map_err(|e| anyhow::anyhow!("{e}"))?.reference(1000);
         Some(parity_stats(legacy.pipeline(), &reference, segments.names().to_vec()))

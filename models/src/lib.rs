@@ -29,6 +29,7 @@ pub mod runtime;
 pub mod schema;
 pub mod segments;
 pub mod stack;
+pub mod stacks;
 pub mod store;
 pub mod traffic;
 pub mod xgboost;

@@ -50,6 +50,7 @@ use crate::registry::Registry;
 use crate::schema::{RequestDef, Schema};
 use crate::segments::{SegmentDef, Segments};
 use crate::stack::ScoringStack;
+use crate::stacks::{StackDecl, Stacks, StacksDef};
 use crate::store::Schedule;
 use crate::traffic::{self, RecordedFile, Resampler, SharedSource};
 
@@ -72,6 +73,8 @@ struct MigrationFile {
     #[serde(default)]
     store: StoreDef,
     traffic: Spanned<TrafficDef>,
+    #[serde(default)]
+    stacks: StacksDef,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -166,6 +169,7 @@ pub struct Migration {
     new_entry: String,
     schedule: Schedule,
     traffic: Traffic,
+    stacks: Stacks,
     recorded: OnceLock<Result<Arc<RecordedFile>, String>>,
     text: String,
 }
@@ -201,6 +205,7 @@ impl Migration {
         })?;
         let schema = Arc::new(Schema::compile(&m.request, text, file)?);
         let answer = Answer::compile(m.answer.get_ref()).map_err(|(f, msg)| err(m.answer.span(), &f, msg))?;
+        let stacks = m.stacks.compile(text, file, &schema)?;
         let mut shadow_context = Vec::new();
         for (k, c) in m.shadow.context.iter().enumerate() {
             let at = format!("shadow.context[{k}]");
@@ -313,6 +318,7 @@ impl Migration {
             new_entry: m.registry.new.get_ref().clone(),
             schedule,
             traffic,
+            stacks,
             recorded: OnceLock::new(),
             text: text.to_string(),
         };
@@ -351,6 +357,11 @@ impl Migration {
     /// The traffic source as declared.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// The stacks as declared (`[stacks.legacy]`, `[stacks.new]`; in-process unless set).
+    pub fn stacks(&self) -> &Stacks {
+        &self.stacks
     }
 
     /// The registry.
@@ -403,7 +414,18 @@ impl Migration {
                 .map_err(|e| format!("{which} stack ({id}): {}: {e}", self.file.display()))?;
             Ok(s)
         };
-        Ok((start("legacy", &self.legacy_entry)?, start("new", &self.new_entry)?))
+        let (legacy, new) = (start("legacy", &self.legacy_entry)?, start("new", &self.new_entry)?);
+        for (which, decl, stack) in [("legacy", &self.stacks.legacy, &legacy), ("new", &self.stacks.new, &new)] {
+            if let StackDecl::Platform(p) = decl {
+                let fs = &p.feature_server;
+                fs.references(stack.pipeline()).map_err(|message| {
+                    let (line, column) = fs.at;
+                    let field = format!("stacks.{which}.feature_server.features");
+                    FieldError { file: self.file.display().to_string(), line, column, field, message }.to_string()
+                })?;
+            }
+        }
+        Ok((legacy, new))
     }
 
     /// The traffic for one seed at a mean rate.

@@ -1,0 +1,634 @@
+//! The stacks a migration declares (`[stacks.legacy]`, `[stacks.new]` in
+//! `migration.toml`): cutover's own in-process stack (the default), one external HTTP
+//! service on its own API, or the composed new platform: a feature server (Feast's
+//! `POST /get-online-features`) feeding the new spec's on-demand transforms, and a model
+//! server speaking the Open Inference Protocol (`POST /v2/models/{name}/infer`).
+//! This module holds the declarations, checked when the folder loads; the clients live in
+//! `cutover-loadgen`.
+//!
+//! ```toml
+//! [stacks.legacy]
+//! kind = "http"
+//! url = "http://127.0.0.1:9001"
+//! path = "/predict"
+//! # The body, as a TOML table or a JSON text: a string that is exactly "{field}" becomes
+//! # that request field's value with its JSON type (null when absent); "{field}" inside a
+//! # longer string is replaced by its text. Without `body` the request goes as it came.
+//! body = { instances = [{ amount = "{amount}", country = "{country}" }], id = "txn-{transaction_id}" }
+//! score = "/predictions/0/probability"     # JSON pointers into the answer
+//! decision = "/predictions/0/label"        # optional
+//! model_version = "/model_version"         # optional
+//!
+//! [stacks.new]
+//! kind = "platform"
+//! [stacks.new.feature_server]
+//! url = "http://127.0.0.1:6566"
+//! view = "customer_aggregates"             # each aggregate of the new spec is `view:name` ...
+//! features = { customer_avg_amount_eur = "customer_stats:avg_eur" }   # ... unless mapped
+//! join_key = "customer_id"                 # Feast's join key (the entity field's name by default)
+//! push_source = "aggregates_push"          # optional: cutover's materializer pushes here
+//! [stacks.new.model_server]
+//! url = "http://127.0.0.1:8080"
+//! model = "fraud"
+//! version = "2"                            # optional: /v2/models/fraud/versions/2/infer
+//! output = "predict"                       # or "predict_proba"
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::line_column;
+use crate::features::Pipeline;
+use crate::schema::Schema;
+use crate::FieldError;
+
+/// The stacks of a migration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stacks {
+    /// The legacy stack.
+    pub legacy: StackDecl,
+    /// The new stack.
+    pub new: StackDecl,
+}
+
+/// One stack as declared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum StackDecl {
+    /// cutover's own stack, built from the registry entry.
+    #[default]
+    InProcess,
+    /// One HTTP service with its own API.
+    Http(HttpStack),
+    /// A feature server and a model server, composed by cutover.
+    Platform(PlatformStack),
+}
+
+impl StackDecl {
+    /// Its kind as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StackDecl::InProcess => "in-process",
+            StackDecl::Http(_) => "http",
+            StackDecl::Platform(_) => "platform",
+        }
+    }
+}
+
+/// An external service with its own API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpStack {
+    /// Base URL (`http://host:port`, no trailing slash).
+    pub url: String,
+    /// The scoring path (`/v1/score` unless set).
+    pub path: String,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// The request body's template; none forwards the request as it came.
+    pub body: Option<Template>,
+    /// Where the answer holds the score (a JSON pointer).
+    pub score: String,
+    /// The decision, when the service states one.
+    pub decision: Option<String>,
+    /// Every class's probability (multiclass).
+    pub probabilities: Option<String>,
+    /// The model version, when the service states it.
+    pub model_version: Option<String>,
+    /// The model row, when the service returns it (an array in the model's feature order).
+    pub features: Option<String>,
+}
+
+/// The composed new platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformStack {
+    /// The feature server.
+    pub feature_server: FeatureServer,
+    /// The model server.
+    pub model_server: ModelServer,
+}
+
+/// A Feast feature server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureServer {
+    /// Base URL.
+    pub url: String,
+    /// Feast's join key for the request's entity.
+    pub join_key: String,
+    /// The feature view of aggregates not mapped one by one.
+    pub view: Option<String>,
+    /// Per aggregate of the new spec, by name: its feature reference (`view:feature`).
+    /// Resolved against the spec by [`FeatureServer::references`].
+    pub features: BTreeMap<String, String>,
+    /// The push source cutover's materializer writes through (`POST /push`), if any.
+    pub push_source: Option<String>,
+    /// Where in `migration.toml` the section starts (for errors found against the spec).
+    pub at: (usize, usize),
+}
+
+/// An Open Inference Protocol model server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelServer {
+    /// Base URL.
+    pub url: String,
+    /// The model's name.
+    pub model: String,
+    /// Its version, when pinned.
+    pub version: Option<String>,
+    /// The output to ask for.
+    pub output: OipOutput,
+    /// The input tensor's name.
+    pub input: String,
+}
+
+impl ModelServer {
+    /// The inference path.
+    pub fn infer_path(&self) -> String {
+        match &self.version {
+            Some(v) => format!("/v2/models/{}/versions/{v}/infer", self.model),
+            None => format!("/v2/models/{}/infer", self.model),
+        }
+    }
+}
+
+/// Which output an OIP server is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OipOutput {
+    /// `predict`: the prediction (the probability of a binary:logistic model loaded as a
+    /// regressor, as MLServer's XGBoost runtime does; every class's for softprob).
+    Predict,
+    /// `predict_proba`: every class's probability (the positive class's is the score).
+    PredictProba,
+}
+
+impl OipOutput {
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            OipOutput::Predict => "predict",
+            OipOutput::PredictProba => "predict_proba",
+        }
+    }
+}
+
+impl FeatureServer {
+    /// The feature reference of each aggregate of `pipeline`, in its order; an aggregate
+    /// neither mapped nor covered by `view`, or a mapping naming no aggregate, is an error.
+    pub fn references(&self, pipeline: &Pipeline) -> Result<Vec<String>, String> {
+        let names: Vec<&str> = pipeline.aggregates().iter().map(|a| a.name.as_str()).collect();
+        if let Some(unknown) = self.features.keys().find(|k| !names.contains(&k.as_str())) {
+            return Err(format!(
+                "`{unknown}` is not an aggregate of the spec `{}` (aggregates: {})",
+                pipeline.name(),
+                names.join(", ")
+            ));
+        }
+        names
+            .iter()
+            .map(|n| match (self.features.get(*n), &self.view) {
+                (Some(r), _) => Ok(r.clone()),
+                (None, Some(v)) => Ok(format!("{v}:{n}")),
+                (None, None) => Err(format!("the spec's aggregate `{n}` has no feature: map it or set `view`")),
+            })
+            .collect()
+    }
+}
+
+/// A request body's template: JSON with placeholders naming request fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    root: Node,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Literal(serde_json::Value),
+    /// A whole-string placeholder: the field's value, typed.
+    Field(String),
+    /// Text with placeholders: literal pieces and fields, alternating.
+    Text(Vec<Piece>),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Literal(String),
+    Field(String),
+}
+
+impl Template {
+    /// Compiles a template, checking that every placeholder names a field of `schema`.
+    pub fn compile(value: &serde_json::Value, schema: &Schema) -> Result<Template, String> {
+        Ok(Template { root: node(value, schema, "body")? })
+    }
+
+    /// The body for one request (its JSON object as received).
+    pub fn render(&self, request: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+        render(&self.root, request)
+    }
+}
+
+fn node(v: &serde_json::Value, schema: &Schema, at: &str) -> Result<Node, String> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::String(s) => {
+            let pieces = pieces(s, schema).map_err(|e| format!("{at}: {e}"))?;
+            match pieces.as_slice() {
+                [] => Node::Literal(Value::String(String::new())),
+                [Piece::Field(f)] => Node::Field(f.clone()),
+                [Piece::Literal(l)] => Node::Literal(Value::String(l.clone())),
+                _ => Node::Text(pieces),
+            }
+        }
+        Value::Array(a) => Node::Array(
+            a.iter().enumerate().map(|(i, x)| node(x, schema, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => Node::Object(
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), node(x, schema, &format!("{at}.{k}"))?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => Node::Literal(other.clone()),
+    })
+}
+
+/// Splits text into literal pieces and `{field}` placeholders (`{{` and `}}` are braces).
+fn pieces(s: &str, schema: &Schema) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => {
+                            return Err(format!("`{{{}` is not closed (write `{{{{` for a brace)", crate::shown(&name)))
+                        }
+                    }
+                }
+                if schema.index(&name).is_none() {
+                    return Err(format!("`{{{}}}` names no request field", crate::shown(&name)));
+                }
+                if !lit.is_empty() {
+                    out.push(Piece::Literal(std::mem::take(&mut lit)));
+                }
+                out.push(Piece::Field(name));
+            }
+            '}' => return Err("a lone `}` (write `}}` for a brace)".into()),
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        out.push(Piece::Literal(lit));
+    }
+    Ok(out)
+}
+
+fn render(n: &Node, request: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    use serde_json::Value;
+    match n {
+        Node::Literal(v) => v.clone(),
+        Node::Field(f) => request.get(f).cloned().unwrap_or(Value::Null),
+        Node::Text(pieces) => {
+            let mut s = String::new();
+            for p in pieces {
+                match p {
+                    Piece::Literal(l) => s.push_str(l),
+                    Piece::Field(f) => match request.get(f) {
+                        None | Some(Value::Null) => {}
+                        Some(Value::String(t)) => s.push_str(t),
+                        Some(other) => s.push_str(&other.to_string()),
+                    },
+                }
+            }
+            Value::String(s)
+        }
+        Node::Array(a) => Value::Array(a.iter().map(|x| render(x, request)).collect()),
+        Node::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), render(x, request))).collect()),
+    }
+}
+
+// ---- the file's shape -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StacksDef {
+    #[serde(default)]
+    legacy: Option<Spanned<StackDef>>,
+    #[serde(default)]
+    new: Option<Spanned<StackDef>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StackDef {
+    kind: Spanned<String>,
+    #[serde(default)]
+    url: Option<Spanned<String>>,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    body: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    score: Option<Spanned<String>>,
+    #[serde(default)]
+    decision: Option<Spanned<String>>,
+    #[serde(default)]
+    probabilities: Option<Spanned<String>>,
+    #[serde(default)]
+    model_version: Option<Spanned<String>>,
+    #[serde(default)]
+    features: Option<Spanned<String>>,
+    #[serde(default)]
+    feature_server: Option<Spanned<FeatureServerDef>>,
+    #[serde(default)]
+    model_server: Option<Spanned<ModelServerDef>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeatureServerDef {
+    url: Spanned<String>,
+    #[serde(default)]
+    join_key: Option<Spanned<String>>,
+    #[serde(default)]
+    view: Option<Spanned<String>>,
+    #[serde(default)]
+    features: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    push_source: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelServerDef {
+    url: Spanned<String>,
+    model: Spanned<String>,
+    #[serde(default)]
+    version: Option<Spanned<String>>,
+    #[serde(default)]
+    output: Option<Spanned<String>>,
+    #[serde(default)]
+    input: Option<Spanned<String>>,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl StacksDef {
+    /// Compiles the declarations; errors name `file`, the line and column, and the field.
+    pub(crate) fn compile(&self, text: &str, file: &str, schema: &Schema) -> Result<Stacks, FieldError> {
+        let err = |span: Span, field: String, message: String| {
+            let (line, column) = if span.end > 0 { line_column(text, span.start) } else { (0, 0) };
+            FieldError { file: file.into(), line, column, field, message }
+        };
+        let one = |def: &Option<Spanned<StackDef>>, which: &str| -> Result<StackDecl, FieldError> {
+            match def {
+                None => Ok(StackDecl::InProcess),
+                Some(d) => compile_stack(d, &format!("stacks.{which}"), schema, text)
+                    .map_err(|(span, field, message)| err(span, field, message)),
+            }
+        };
+        Ok(Stacks { legacy: one(&self.legacy, "legacy")?, new: one(&self.new, "new")? })
+    }
+}
+
+type Fail = (Span, String, String);
+
+fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -> Result<StackDecl, Fail> {
+    let s = d.get_ref();
+    let f = |k: &str| format!("{at}.{k}");
+    let http_only = [
+        ("url", s.url.as_ref().map(Spanned::span)),
+        ("path", s.path.as_ref().map(Spanned::span)),
+        ("body", s.body.as_ref().map(Spanned::span)),
+        ("score", s.score.as_ref().map(Spanned::span)),
+        ("decision", s.decision.as_ref().map(Spanned::span)),
+        ("probabilities", s.probabilities.as_ref().map(Spanned::span)),
+        ("model_version", s.model_version.as_ref().map(Spanned::span)),
+        ("features", s.features.as_ref().map(Spanned::span)),
+    ];
+    let platform_only = [
+        ("feature_server", s.feature_server.as_ref().map(Spanned::span)),
+        ("model_server", s.model_server.as_ref().map(Spanned::span)),
+    ];
+    let refuse = |keys: &[(&str, Option<Span>)], kind: &str| -> Result<(), Fail> {
+        match keys.iter().find_map(|(k, sp)| sp.clone().map(|sp| (k, sp))) {
+            Some((k, sp)) => Err((sp, f(k), format!("a stack of kind `{kind}` takes no `{k}`"))),
+            None => Ok(()),
+        }
+    };
+    match s.kind.get_ref().as_str() {
+        "in-process" => {
+            refuse(&http_only, "in-process")?;
+            refuse(&platform_only, "in-process")?;
+            if !s.headers.is_empty() {
+                return Err((s.kind.span(), f("headers"), "a stack of kind `in-process` takes no `headers`".into()));
+            }
+            Ok(StackDecl::InProcess)
+        }
+        "http" => {
+            refuse(&platform_only, "http")?;
+            let url = s.url.as_ref().ok_or_else(|| (d.span(), f("url"), "an http stack needs `url`".into()))?;
+            let path = match &s.path {
+                None => "/v1/score".to_string(),
+                Some(p) if p.get_ref().starts_with('/') && !p.get_ref().contains(char::is_whitespace) => {
+                    p.get_ref().clone()
+                }
+                Some(p) => return Err((p.span(), f("path"), "must start with `/` and hold no space".into())),
+            };
+            let mut headers = Vec::new();
+            for (name, value) in &s.headers {
+                let ok_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !ok_name {
+                    return Err((value.span(), f("headers"), format!("`{}` is not a header name", crate::shown(name))));
+                }
+                if value.get_ref().chars().any(char::is_control) {
+                    return Err((value.span(), f(&format!("headers.{name}")), "holds a control character".into()));
+                }
+                headers.push((name.clone(), value.get_ref().clone()));
+            }
+            let body = match &s.body {
+                None => None,
+                Some(b) => {
+                    let json = match b.get_ref() {
+                        toml::Value::String(t) => serde_json::from_str::<serde_json::Value>(t).map_err(|e| {
+                            (
+                                b.span(),
+                                f("body"),
+                                format!("not JSON (line {}, column {} of the text): {e}", e.line(), e.column()),
+                            )
+                        })?,
+                        v @ (toml::Value::Table(_) | toml::Value::Array(_)) => serde_json::to_value(v)
+                            .map_err(|e| (b.span(), f("body"), format!("cannot be written as JSON: {e}")))?,
+                        _ => return Err((b.span(), f("body"), "must be a table, an array or a JSON text".into())),
+                    };
+                    Some(Template::compile(&json, schema).map_err(|e| (b.span(), f("body"), e))?)
+                }
+            };
+            let ptr = |p: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, Fail> {
+                p.as_ref().map(|p| pointer(p.get_ref()).map_err(|e| (p.span(), f(key), e))).transpose()
+            };
+            let score = ptr(&s.score, "score")?.unwrap_or_else(|| "/score".into());
+            Ok(StackDecl::Http(HttpStack {
+                url: base_url(url).map_err(|e| (url.span(), f("url"), e))?,
+                path,
+                headers,
+                body,
+                score,
+                decision: ptr(&s.decision, "decision")?,
+                probabilities: ptr(&s.probabilities, "probabilities")?,
+                model_version: ptr(&s.model_version, "model_version")?,
+                features: ptr(&s.features, "features")?,
+            }))
+        }
+        "platform" => {
+            refuse(&http_only, "platform")?;
+            if !s.headers.is_empty() {
+                return Err((s.kind.span(), f("headers"), "a stack of kind `platform` takes no `headers`".into()));
+            }
+            let fs = s.feature_server.as_ref().ok_or_else(|| {
+                (d.span(), f("feature_server"), "a platform needs `[feature_server]` (a Feast feature server)".into())
+            })?;
+            let ms = s.model_server.as_ref().ok_or_else(|| {
+                (
+                    d.span(),
+                    f("model_server"),
+                    "a platform needs `[model_server]` (an Open Inference Protocol server)".into(),
+                )
+            })?;
+            let (fsd, msd) = (fs.get_ref(), ms.get_ref());
+            let ff = |k: &str| f(&format!("feature_server.{k}"));
+            let mf = |k: &str| f(&format!("model_server.{k}"));
+            let name = |v: &Spanned<String>, field: String| -> Result<String, Fail> {
+                let t = v.get_ref();
+                let ok = !t.is_empty() && t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+                if ok {
+                    Ok(t.clone())
+                } else {
+                    Err((v.span(), field, format!("`{}` is not a name (no space, no `/`)", crate::shown(t))))
+                }
+            };
+            let mut features = BTreeMap::new();
+            for (agg, reference) in &fsd.features {
+                let r = reference.get_ref();
+                match r.split_once(':') {
+                    Some((v, n)) if !v.is_empty() && !n.is_empty() && !n.contains(':') => {
+                        features.insert(agg.clone(), r.clone());
+                    }
+                    _ => {
+                        return Err((
+                            reference.span(),
+                            ff(&format!("features.{agg}")),
+                            format!("`{}` is not a feature reference (`view:feature`)", crate::shown(r)),
+                        ))
+                    }
+                }
+            }
+            let entity = schema.field(schema.entity_field()).name.clone();
+            let feature_server = FeatureServer {
+                url: base_url(&fsd.url).map_err(|e| (fsd.url.span(), ff("url"), e))?,
+                join_key: fsd.join_key.as_ref().map(|k| name(k, ff("join_key"))).transpose()?.unwrap_or(entity),
+                view: fsd.view.as_ref().map(|v| name(v, ff("view"))).transpose()?,
+                features,
+                push_source: fsd.push_source.as_ref().map(|p| name(p, ff("push_source"))).transpose()?,
+                at: line_column(text, fs.span().start),
+            };
+            let output = match &msd.output {
+                None => OipOutput::Predict,
+                Some(o) => match o.get_ref().as_str() {
+                    "predict" => OipOutput::Predict,
+                    "predict_proba" => OipOutput::PredictProba,
+                    other => {
+                        return Err((
+                            o.span(),
+                            mf("output"),
+                            format!("`{}` is not an output (predict or predict_proba)", crate::shown(other)),
+                        ))
+                    }
+                },
+            };
+            let model_server = ModelServer {
+                url: base_url(&msd.url).map_err(|e| (msd.url.span(), mf("url"), e))?,
+                model: name(&msd.model, mf("model"))?,
+                version: msd.version.as_ref().map(|v| name(v, mf("version"))).transpose()?,
+                output,
+                input: msd
+                    .input
+                    .as_ref()
+                    .map(|v| name(v, mf("input")))
+                    .transpose()?
+                    .unwrap_or_else(|| "input-0".into()),
+            };
+            Ok(StackDecl::Platform(PlatformStack { feature_server, model_server }))
+        }
+        other => Err((
+            s.kind.span(),
+            f("kind"),
+            format!("`{}` is not a stack kind (in-process, http or platform)", crate::shown(other)),
+        )),
+    }
+}
+
+/// A JSON pointer (`/a/0/b`), or a key, which becomes one (`score` is `/score`).
+pub fn pointer(p: &str) -> Result<String, String> {
+    if p.is_empty() {
+        return Err("is empty: name a key or a JSON pointer such as `/result/score`".into());
+    }
+    if p.starts_with('/') {
+        // `~` escapes only `~0` and `~1`.
+        let bad = p.match_indices('~').any(|(i, _)| !matches!(p.as_bytes().get(i + 1), Some(b'0' | b'1')));
+        if bad {
+            return Err(format!("`{}` is not a JSON pointer (`~` must be `~0` or `~1`)", crate::shown(p)));
+        }
+        Ok(p.to_string())
+    } else {
+        Ok(format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+    }
+}
+
+/// A base URL: `http://` or `https://`, a host, an optional port; no path, query or
+/// credentials. Returned without a trailing slash.
+pub fn base_url(u: &Spanned<String>) -> Result<String, String> {
+    check_url(u.get_ref())
+}
+
+/// Checks a base URL (see [`base_url`]).
+pub fn check_url(u: &str) -> Result<String, String> {
+    let t = u.trim_end_matches('/');
+    let rest = t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{}` is not an http:// or https:// URL", crate::shown(u)))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace) {
+        return Err(format!("`{}`: give the scheme, host and port only (no path, query or user)", crate::shown(u)));
+    }
+    let port = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (_, after) = v6.split_once(']').ok_or_else(|| format!("`{}`: an unclosed `[`", crate::shown(u)))?;
+            after.strip_prefix(':')
+        }
+        None => rest.rsplit_once(':').map(|(_, p)| p),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Err(format!("`{}`: the port must be 1 to 65535", crate::shown(u)));
+    }
+    Ok(t.to_string())
+}
+
+#[cfg(test)]
+mod tests;
