@@ -276,6 +276,12 @@ impl FaultBoard {
             .collect()
     }
 
+    /// The faults active now: their ids and what they do.
+    pub fn active(&self) -> Vec<(u64, Kind)> {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active.iter().map(|f| (f.id, f.fault.kind.clone())).collect()
+    }
+
     /// Whether the stack should be down (a `stack_down` fault is active), as it changes.
     pub fn down(&self) -> tokio::sync::watch::Receiver<bool> {
         self.down.subscribe()

@@ -109,6 +109,10 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!("cutover_router_requests_total", "User requests answered, by the stack that served them");
     describe_counter!("cutover_router_user_failures_total", "User requests that failed or exceeded the user budget");
+    describe_counter!(
+        "cutover_router_shadow_dropped_total",
+        "Shadow calls skipped because too many were in flight (the new stack slower than the traffic)"
+    );
     describe_counter!("cutover_router_bad_requests_total", "Scoring requests refused with 4xx before routing");
     describe_counter!(
         "cutover_router_fallbacks_total",
@@ -128,6 +132,11 @@ fn describe() {
     );
     describe_counter!("cutover_stack_bad_requests_total", "Requests a stack refused with 4xx");
     describe_histogram!("cutover_stack_latency_seconds", Unit::Seconds, "Time a stack took to score a request");
+    describe_histogram!(
+        "cutover_platform_stage_seconds",
+        Unit::Seconds,
+        "The composed platform's time per stage: feature_store, transforms, model_server"
+    );
     describe_counter!(
         "cutover_connections_refused_total",
         "Connections closed at accept: the service was at its connection cap"
@@ -183,6 +192,7 @@ pub fn register_counters(stacks: &[&'static str]) {
         "cutover_router_user_failures_total",
         "cutover_router_bad_requests_total",
         "cutover_router_fallbacks_total",
+        "cutover_router_shadow_dropped_total",
         "cutover_connections_refused_total",
         "cutover_connections_timed_out_total",
     ] {

@@ -9,6 +9,7 @@ pub mod drive;
 pub mod faults;
 pub mod http;
 pub mod loadtest;
+pub mod platform;
 pub mod replay;
 pub mod router;
 pub mod serve;

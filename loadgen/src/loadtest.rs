@@ -61,6 +61,22 @@ pub struct LiveSummary {
     /// The router's own part of the user's latency before the rollout, unshadowed and
     /// shadowed (the shadow mechanism's cost, apart from the machine's).
     pub router_own_ms: Vec<crate::router::PhaseLatency>,
+    /// The model versions each stack stated in its answers.
+    pub model_versions: Vec<crate::router::ModelVersion>,
+    /// Shadow calls the router skipped (too many in flight).
+    pub shadow_dropped: u64,
+    /// The composed platform's stages and counts, when the new stack is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformReport>,
+}
+
+/// What the composed platform met during a load test.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    /// Latency of the feature store, the transforms and the model server.
+    pub stages: Vec<crate::platform::StageLatency>,
+    /// Missing and stale features, failures, materializations, model versions.
+    pub counts: crate::platform::PlatformCounts,
 }
 
 fn figures(name: &str, m: &GooseMetrics) -> AttackFigures {
@@ -253,6 +269,10 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     let events = running.state.events();
     let snapshot = running.state.snapshot();
     let lineage = running.state.lineage().cloned();
+    let platform = running
+        .platform
+        .as_ref()
+        .map(|p| PlatformReport { stages: p.stage_latency(), counts: p.counts() });
     running.shutdown().await;
 
     let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];
@@ -318,6 +338,9 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
         attacks,
         router_user_latency_ms: view.user_latency_ms.clone(),
         router_own_ms: view.router_own_ms.clone(),
+        model_versions: view.model_versions.clone(),
+        shadow_dropped: view.shadow_dropped,
+        platform,
     };
     let write = |name: &str, text: String| -> anyhow::Result<()> {
         std::fs::write(out.join(name), text).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))

@@ -183,6 +183,8 @@ pub struct RolloutView {
     pub router_own_ms: Vec<PhaseLatency>,
     /// The model versions each stack stated in its answers (where it states one).
     pub model_versions: Vec<ModelVersion>,
+    /// Shadow calls skipped because [`MAX_SHADOW_IN_FLIGHT`] were in flight.
+    pub shadow_dropped: u64,
 }
 
 impl PhaseLatency {
@@ -231,7 +233,12 @@ struct Live {
     /// The router's own time (µs) of held requests: not shadowed, shadowed.
     own_us: [Histogram<u64>; 2],
     parity: Option<ParityStats>,
+    /// Shadow calls skipped because too many were in flight.
+    shadow_dropped: u64,
 }
+
+/// The most shadow calls in flight at once; past it, shadows are skipped and counted.
+pub const MAX_SHADOW_IN_FLIGHT: u64 = 512;
 
 /// The router's shared state.
 pub struct RouterState {
@@ -316,6 +323,7 @@ impl RouterState {
             user_us: PHASES.iter().map(|_| hist()).collect(),
             own_us: [hist(), hist()],
             parity: cfg.parity.take(),
+            shadow_dropped: 0,
         };
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
@@ -487,6 +495,7 @@ impl RouterState {
                 .map(|(p, h)| PhaseLatency::of(p, h))
                 .collect(),
             model_versions: self.model_versions(),
+            shadow_dropped: live.shadow_dropped,
         }
     }
 
@@ -586,7 +595,7 @@ impl RouterState {
             .map(|a| a.iter().map(|x| x.as_f64().map_or(f32::NAN, |x| x as f32)).collect::<Vec<f32>>())
             .filter(|f| f.len() == self.cfg.features.len());
         let version = up.model_version.as_deref().and_then(|p| v.pointer(p)).and_then(|x| match x {
-            serde_json::Value::String(s) => Some(cutover_models::shown(s)),
+            serde_json::Value::String(s) => Some(crate::platform::version_text(s)),
             serde_json::Value::Number(n) => Some(n.to_string()),
             _ => None,
         });
@@ -643,6 +652,17 @@ impl RouterState {
         }
         live.counts.requests_total += 1;
         live.counts.requests_failed += u64::from(failed);
+    }
+
+    /// A request served by legacy whose shadow call was skipped (too many in flight):
+    /// counted for the user, no evidence for the judge.
+    fn unpaired(&self, user_ms: f64, failed: bool) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = phase_bucket(true, live.rollout.controller.phase());
+        live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
+        live.counts.requests_total += 1;
+        live.counts.requests_failed += u64::from(failed);
+        live.shadow_dropped += 1;
     }
 
     /// Sets whether held requests are shadowed.
@@ -838,14 +858,22 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         let response = respond(&legacy);
         record_user("legacy", began, failed);
         let s = state.clone();
+        // Shadow calls are bounded: past the cap (a new stack slower than the traffic),
+        // the shadow is skipped and counted, as a mirroring proxy drops mirrored requests.
+        let shadow = state.background.load(Ordering::Acquire) < MAX_SHADOW_IN_FLIGHT;
+        if !shadow {
+            metrics::counter!("cutover_router_shadow_dropped_total").increment(1);
+        }
         let guard = state.background();
         tokio::spawn(async move {
             let _guard = guard;
-            if started {
+            if started && shadow {
                 let new = s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
                 s.pair(&request, false, routed_at, &legacy, &new, context_lost, (false, ms, failed));
+            } else if started {
+                s.unpaired(ms, failed);
             } else {
-                let shadowed = s.shadow_held.load(Ordering::Relaxed);
+                let shadowed = shadow && s.shadow_held.load(Ordering::Relaxed);
                 if shadowed {
                     s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
                 }

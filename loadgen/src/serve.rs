@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::faults::FaultBoard;
 use crate::router::{self, RouterConfig, RouterState, Upstream};
 use crate::serving::{self, Limits, Stopped};
+use crate::platform::{EntityKeys, PlatformService};
 use crate::stack::StackService;
 
 /// What to start.
@@ -91,6 +92,9 @@ pub struct Running {
     pub token: String,
     /// The router's state (rollout view, history).
     pub state: Arc<RouterState>,
+    /// The composed platform, when the new stack is one (its stages' latency, its counts).
+    pub platform: Option<Arc<PlatformService>>,
+    jobs: Vec<JoinHandle<()>>,
     router_stop: watch::Sender<bool>,
     stacks_stop: watch::Sender<bool>,
     router_task: JoinHandle<Stopped>,
@@ -127,6 +131,9 @@ impl Running {
         let _ = self.stacks_stop.send(true);
         for t in self.stacks {
             let _ = t.await;
+        }
+        for j in self.jobs {
+            let _ = j.await;
         }
         Shutdown { router, comparisons_cut }
     }
@@ -226,8 +233,13 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             },
         })
     };
+    let keys = Arc::new(EntityKeys::default());
+    let platform_decl = match &m.stacks().new {
+        StackDecl::Platform(p) if cfg.new_url.is_none() => Some(p.clone()),
+        _ => None,
+    };
     let service = |name: &'static str, stack, board| {
-        Arc::new(StackService::new(
+        let svc = StackService::new(
             name,
             stack,
             m.schema().clone(),
@@ -236,7 +248,9 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             board,
             s.seed,
             log.clone(),
-        ))
+        );
+        // The platform's materialization job writes the entities legacy served.
+        Arc::new(if name == "legacy" && platform_decl.is_some() { svc.with_keys(keys.clone()) } else { svc })
     };
     let decls = m.stacks();
     let (legacy_up, legacy_addr) = match (&cfg.legacy_url, &decls.legacy) {
@@ -251,10 +265,49 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
     };
     let mut board = None;
+    let mut platform = None;
+    let mut jobs = Vec::new();
     let (new_up, new_addr) = match (&cfg.new_url, &decls.new) {
         (Some(url), decl) => (external("new", url, decl)?, None),
         (None, StackDecl::Http(h)) => (Upstream::declared("new", h), None),
-        (None, StackDecl::Platform(_)) => anyhow::bail!("{file}: the composed platform is not wired yet"),
+        (None, StackDecl::Platform(p)) => {
+            if p.feature_server.push_source.is_some() && legacy_addr.is_none() {
+                anyhow::bail!(
+                    "{}: field `stacks.new.feature_server.push_source`: cutover's materialization job folds the \
+                     event log its in-process legacy stack writes; with an external legacy stack, leave it out",
+                    m.file.display()
+                );
+            }
+            let b = Arc::new(FaultBoard::new(
+                s.seed,
+                features.clone(),
+                segments.clone(),
+                new.model().clone(),
+                crate::faults::ArtifactRoots::of(&m),
+            ));
+            board = Some(b.clone());
+            let down = b.down();
+            let svc = PlatformService::new(
+                p.clone(),
+                m.schema().clone(),
+                m.answer().clone(),
+                new.pipeline().clone(),
+                b,
+                s.seed,
+                keys.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: field `stacks.new.feature_server`: {e}", m.file.display()))?;
+            let svc = Arc::new(svc);
+            if let Some(job) = svc.spawn_materializer(log.clone(), m.schedule(), stop.clone()) {
+                jobs.push(job);
+            }
+            jobs.push(svc.spawn_model_faults(stop.clone()));
+            platform = Some(svc.clone());
+            let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
+            tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
+            let up = Upstream { model_version: Some("/model_version".into()), ..Upstream::own("new", format!("http://{addr}")) };
+            (up, Some(addr))
+        }
         (None, StackDecl::InProcess) => {
             let b = Arc::new(FaultBoard::new(
                 s.seed,
@@ -273,7 +326,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     };
     let token = cfg.token.clone().unwrap_or_else(new_token);
     // Lineage comes only from cutover's own stacks; feature rows from stacks that return them.
-    let own_stacks = legacy_addr.is_some() && new_addr.is_some();
+    let own_stacks = legacy_addr.is_some() && new_addr.is_some() && platform.is_none();
     let lineage = own_stacks.then(|| Lineage::of(&legacy, &new, Vec::new()));
     let rows = legacy_up.features.is_some() && new_up.features.is_some();
     let parity = if rows {
@@ -307,6 +360,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         new: new_addr,
         token,
         state,
+        platform,
+        jobs,
         router_stop,
         stacks_stop,
         router_task,

@@ -21,8 +21,9 @@ use cutover_sim::faults::Kind;
 use cutover_sim::streams::unit;
 use serde::{Deserialize, Serialize};
 
-use crate::faults::{FaultBoard, Serves};
+use crate::faults::{FaultBoard, Hit, Serves};
 use crate::http::{self, ApiError};
+use crate::platform::EntityKeys;
 
 /// Ask a stack to include its model row in the answer (the router pairs feature rows).
 pub const FEATURES_HEADER: &str = "x-cutover-features";
@@ -40,8 +41,11 @@ pub struct AnswerBody {
     pub probabilities: Option<Vec<f32>>,
     /// Which stack answered.
     pub stack: String,
-    /// The artifact that scored it.
+    /// The artifact that scored it (empty where a model server scored it).
     pub model_sha256: String,
+    /// The version the model server stated, on the composed platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// The model row, when asked for with the `x-cutover-features: 1` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<f32>>,
@@ -60,6 +64,9 @@ pub struct StackService {
     path: Mutex<PathState>,
     faults: Option<Arc<FaultBoard>>,
     seed: u64,
+    /// Where the system of record leaves the raw entity keys of what it served (for the
+    /// platform's materialization job).
+    keys: Option<Arc<EntityKeys>>,
 }
 
 struct PathState {
@@ -94,7 +101,14 @@ impl StackService {
             }),
             faults,
             seed,
+            keys: None,
         }
+    }
+
+    /// Leaves the raw entity key of every request served in `keys`.
+    pub fn with_keys(mut self, keys: Arc<EntityKeys>) -> StackService {
+        self.keys = Some(keys);
+        self
     }
 
     /// The model it serves.
@@ -115,6 +129,37 @@ impl StackService {
     }
 }
 
+/// Acts out the latency, error and timeout faults among `hits` on request `txn`: sleeps
+/// for the latency added, holds a timed-out request far past any caller's budget, and
+/// answers an injected error with 500.
+pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64, stack: &'static str) -> Result<(), ApiError> {
+    let (mut delay_ms, mut error, mut timeout) = (0.0, false, false);
+    for (id, kind, _) in hits {
+        match kind {
+            Kind::Latency { add_ms, tail_ms, tail_fraction } => {
+                delay_ms += add_ms;
+                if unit(seed, txn, 0x7A11 + id) < *tail_fraction {
+                    delay_ms += tail_ms;
+                }
+            }
+            Kind::Errors { rate } => error |= unit(seed, txn, 0xE770 + id) < *rate,
+            Kind::Timeouts { rate } => timeout |= unit(seed, txn, 0x7173 + id) < *rate,
+            _ => {}
+        }
+    }
+    if delay_ms > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
+    }
+    if timeout {
+        tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
+    }
+    if error {
+        metrics::counter!("cutover_stack_errors_total", "stack" => stack).increment(1);
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the stack failed (an injected error)"));
+    }
+    Ok(())
+}
+
 async fn score(
     State(svc): State<Arc<StackService>>,
     headers: HeaderMap,
@@ -131,31 +176,7 @@ async fn score(
         }
     };
     let hits = svc.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default();
-    let (mut delay_ms, mut error, mut timeout) = (0.0, false, false);
-    let txn = request.id;
-    for (id, kind, _) in &hits {
-        match kind {
-            Kind::Latency { add_ms, tail_ms, tail_fraction } => {
-                delay_ms += add_ms;
-                if unit(svc.seed, txn, 0x7A11 + id) < *tail_fraction {
-                    delay_ms += tail_ms;
-                }
-            }
-            Kind::Errors { rate } => error |= unit(svc.seed, txn, 0xE770 + id) < *rate,
-            Kind::Timeouts { rate } => timeout |= unit(svc.seed, txn, 0x7173 + id) < *rate,
-            _ => {}
-        }
-    }
-    if delay_ms > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
-    }
-    if timeout {
-        tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
-    }
-    if error {
-        metrics::counter!("cutover_stack_errors_total", "stack" => stack).increment(1);
-        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the stack failed (an injected error)"));
-    }
+    serve_faults(&hits, svc.seed, request.id, stack).await?;
     let mut row = {
         let mut state = svc.path.lock().unwrap_or_else(|e| e.into_inner());
         for (id, kind, _) in &hits {
@@ -170,6 +191,9 @@ async fn score(
         state.path.served(&request);
         row
     };
+    if let Some(keys) = &svc.keys {
+        keys.remember(request.entity, &svc.schema.field(svc.schema.entity_field()).name, &bytes);
+    }
     let mut serves: Option<&Serves> = None;
     for (_, kind, with) in &hits {
         kind.apply_to_row(&mut row);
@@ -193,6 +217,7 @@ async fn score(
         probabilities: (out.len() > 1).then(|| out.clone()),
         stack: stack.into(),
         model_sha256: svc.sha256.clone(),
+        model_version: None,
         features: want_features.then_some(row),
     }))
 }

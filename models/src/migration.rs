@@ -205,7 +205,14 @@ impl Migration {
         })?;
         let schema = Arc::new(Schema::compile(&m.request, text, file)?);
         let answer = Answer::compile(m.answer.get_ref()).map_err(|(f, msg)| err(m.answer.span(), &f, msg))?;
-        let stacks = m.stacks.compile(text, file, &schema)?;
+        let mut stacks = m.stacks.compile(text, file, &schema)?;
+        for decl in [&mut stacks.legacy, &mut stacks.new] {
+            if let StackDecl::Platform(p) = decl {
+                if let Some(r) = p.model_server.repository.as_mut().filter(|r| r.is_relative()) {
+                    *r = dir.join(&*r);
+                }
+            }
+        }
         let mut shadow_context = Vec::new();
         for (k, c) in m.shadow.context.iter().enumerate() {
             let at = format!("shadow.context[{k}]");

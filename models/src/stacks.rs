@@ -32,7 +32,10 @@
 //! model = "fraud"
 //! version = "2"                            # optional: /v2/models/fraud/versions/2/infer
 //! output = "predict"                       # or "predict_proba"
+//! repository = "${MODELS:-/srv/models}"   # optional: where a model_artifact fault loads
 //! ```
+//!
+//! URLs and the repository may name environment variables: `${NAME}` or `${NAME:-default}`.
 
 use std::collections::BTreeMap;
 
@@ -139,6 +142,10 @@ pub struct ModelServer {
     pub output: OipOutput,
     /// The input tensor's name.
     pub input: String,
+    /// Its model repository (MLServer's folder of `model-settings.json`; a relative path
+    /// is the migration folder's), where a `model_artifact` fault makes it load another
+    /// artifact; none: that fault cannot be acted out (and the load test says so).
+    pub repository: Option<std::path::PathBuf>,
 }
 
 impl ModelServer {
@@ -385,6 +392,8 @@ struct ModelServerDef {
     output: Option<Spanned<String>>,
     #[serde(default)]
     input: Option<Spanned<String>>,
+    #[serde(default)]
+    repository: Option<Spanned<String>>,
 }
 
 type Span = std::ops::Range<usize>;
@@ -573,6 +582,14 @@ fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -
                     .map(|v| name(v, mf("input")))
                     .transpose()?
                     .unwrap_or_else(|| "input-0".into()),
+                // Empty (an unset variable's empty default): no repository.
+                repository: msd
+                    .repository
+                    .as_ref()
+                    .map(|r| expand(r.get_ref()).map_err(|e| (r.span(), mf("repository"), e)))
+                    .transpose()?
+                    .filter(|r| !r.is_empty())
+                    .map(std::path::PathBuf::from),
             };
             Ok(StackDecl::Platform(PlatformStack { feature_server, model_server }))
         }
@@ -607,8 +624,37 @@ pub fn base_url(u: &Spanned<String>) -> Result<String, String> {
     check_url(u.get_ref())
 }
 
-/// Checks a base URL (see [`base_url`]).
+/// Expands `${NAME}` and `${NAME:-default}` from the environment (a staging URL, a port
+/// picked at start); a variable that is unset and has no default is an error.
+pub fn expand(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let inner = &rest[at + 2..];
+        let end = inner.find('}').ok_or_else(|| format!("`{}`: a `${{` is not closed", crate::shown(text)))?;
+        let (name, default) = match inner[..end].split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (&inner[..end], None),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("`${{{}}}` is not a variable name", crate::shown(name)));
+        }
+        match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(format!("${{{name}}} is not set (write `${{{name}:-default}}` to give one)")),
+        }
+        rest = &inner[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks a base URL (see [`base_url`]); `${VAR}` and `${VAR:-default}` are expanded first.
 pub fn check_url(u: &str) -> Result<String, String> {
+    let expanded = expand(u)?;
+    let u = expanded.as_str();
     let t = u.trim_end_matches('/');
     let rest = t
         .strip_prefix("http://")

@@ -295,6 +295,13 @@ pub struct Materializer {
     as_of_ms: Option<i64>,
     /// A stalled job publishes nothing until this time (a fault).
     stalled_until_ms: i64,
+    /// Publications kept for a job writing them to an external store.
+    outbox: Option<Vec<(u64, Vec<f64>)>>,
+}
+
+/// What an aggregate reads for an entity with no events: counts and sums 0, the rest missing.
+pub fn absent_value(function: Function) -> f64 {
+    Acc::EMPTY.value(function)
 }
 
 impl Materializer {
@@ -335,7 +342,19 @@ impl Materializer {
             cursor: 0,
             as_of_ms: None,
             stalled_until_ms: i64::MIN,
+            outbox: None,
         }
+    }
+
+    /// Keeps every publication from now on, for [`Materializer::take_published`]: the
+    /// values a job writes to an external online store.
+    pub fn keep_published(&mut self) {
+        self.outbox.get_or_insert_with(Vec::new);
+    }
+
+    /// The publications since the last call: each entity with its values (spec order).
+    pub fn take_published(&mut self) -> Vec<(u64, Vec<f64>)> {
+        self.outbox.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The schedule.
@@ -440,6 +459,9 @@ impl Materializer {
                 });
             }
             self.published.set(entity, values);
+            if let Some(out) = &mut self.outbox {
+                out.push((entity, values.clone()));
+            }
         }
     }
 }

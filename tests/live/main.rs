@@ -11,6 +11,7 @@ mod browser;
 mod external;
 mod guide;
 mod hostile;
+mod platform;
 mod replay;
 
 use std::sync::Arc;
@@ -173,7 +174,7 @@ async fn rollout_with(text: &str, fault: Option<(f64, Value)>) -> (Value, u64, R
         assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().await.unwrap());
     }
     let report = load.await.unwrap();
-    assert!(report.ok > 500, "only {} requests answered", report.ok);
+    assert!(report.ok > 500, "only {} requests answered: {:#}", report.ok, rollout(&r).await);
     (rollout(&r).await, report.failed, r)
 }
 

@@ -168,3 +168,16 @@ fn urls_and_pointers() {
     assert_eq!(pointer("/a~0b/0").unwrap(), "/a~0b/0");
     assert!(pointer("").is_err());
 }
+
+#[test]
+fn urls_read_the_environment() {
+    std::env::set_var("CUTOVER_TEST_STACKS_URL", "http://127.0.0.1:7001");
+    assert_eq!(check_url("${CUTOVER_TEST_STACKS_URL}").unwrap(), "http://127.0.0.1:7001");
+    assert_eq!(check_url("${CUTOVER_TEST_STACKS_UNSET:-http://h:9}/").unwrap(), "http://h:9");
+    let e = check_url("${CUTOVER_TEST_STACKS_UNSET}").unwrap_err();
+    assert!(e.contains("${CUTOVER_TEST_STACKS_UNSET} is not set"), "{e}");
+    assert!(check_url("${CUTOVER TEST}").is_err());
+    assert!(check_url("${OPEN").is_err());
+    let e = error("[stacks.new]\nkind = \"http\"\nurl = \"${CUTOVER_TEST_STACKS_UNSET}\"");
+    assert!(e.contains("`stacks.new.url`") && e.contains("is not set"), "{e}");
+}

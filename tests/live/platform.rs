@@ -1,0 +1,176 @@
+//! The real new platform behind the router: Feast's feature server (SQLite online store,
+//! written by cutover's materialization job through a push source) and MLServer's XGBoost
+//! runtime, started on loopback by scripts/platform/start.py from the virtualenvs of
+//! scripts/platform/install.sh. Without them the tests say so in one line and pass, unless
+//! CUTOVER_REQUIRE_PLATFORM=1 (CI), where they fail.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::SERIAL;
+
+/// Feast and MLServer, running; stopped when dropped.
+pub(crate) struct RealPlatform {
+    child: Option<Child>,
+    /// `feature_server`, `model_server`, `model_repository`, ...
+    pub started: Value,
+}
+
+impl Drop for RealPlatform {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Closing its stdin tells the script to take its servers down.
+            drop(c.stdin.take());
+            let until = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < until {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venvs' folder, or why the platform cannot run here.
+fn installed() -> Result<PathBuf, String> {
+    let base = std::env::var_os("CUTOVER_PLATFORM_DIR").map_or_else(|| root().join("target/platform"), PathBuf::from);
+    for bin in ["feast-venv/bin/feast", "mlserver-venv/bin/mlserver"] {
+        if !base.join(bin).is_file() {
+            return Err(format!("{} is missing: run scripts/platform/install.sh", base.join(bin).display()));
+        }
+    }
+    Ok(base)
+}
+
+/// Starts the platform for the bundled fraud migration's new spec, serving `artifact`.
+pub(crate) fn start_platform(what: &str, artifact: &str, version: &str) -> Option<RealPlatform> {
+    let base = match installed() {
+        Ok(b) => b,
+        Err(why) if std::env::var("CUTOVER_REQUIRE_PLATFORM").is_ok_and(|v| v == "1") => {
+            panic!("the real platform is required (CUTOVER_REQUIRE_PLATFORM=1): {why}")
+        }
+        Err(why) => {
+            eprintln!("skipping {what}: {why}");
+            return None;
+        }
+    };
+    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let (_, new) = m.start_stacks().unwrap();
+    let features: Vec<&str> = new.pipeline().aggregates().iter().map(|a| a.name.as_str()).collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("servers-{what}-{}", std::process::id()));
+    let mut child = Command::new("python3")
+        .arg(root().join("scripts/platform/start.py"))
+        .args(["--dir", &dir.display().to_string(), "--join-key", "customer_id", "--join-type", "int64"])
+        .args(["--view", "customer_aggregates", "--features", &features.join(",")])
+        .args(["--push-source", "aggregates_push", "--model", &format!("fraud={artifact}")])
+        .args(["--model-version", version, "--max-s", "600"])
+        .env("CUTOVER_PLATFORM_DIR", &base)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs scripts/platform/start.py");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("start.py printed: {line}"));
+    assert!(started.get("error").is_none(), "{started}");
+    Some(RealPlatform { child: Some(child), started })
+}
+
+impl RealPlatform {
+    /// The environment `domain/fraud/platform.toml` reads its URLs from.
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
+        let s = &self.started;
+        vec![
+            ("CUTOVER_FEATURE_SERVER", s["feature_server"].as_str().unwrap().to_string()),
+            ("CUTOVER_MODEL_SERVER", s["model_server"].as_str().unwrap().to_string()),
+            ("CUTOVER_MODEL_REPOSITORY", s["model_repository"].as_str().unwrap().to_string()),
+        ]
+    }
+}
+
+/// `cutover loadtest` of one of scenarios/live/platform/ against a fresh platform, as a
+/// user runs it; its summary.json, or None when the platform is not installed.
+fn loadtest(name: &str) -> Option<Value> {
+    let p = start_platform(name, "domain/fraud/model.ubj", "2")?;
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("loadtest-platform-{name}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["loadtest", &format!("scenarios/live/platform/{name}.toml"), "--out", &out.display().to_string()])
+        .envs(p.env())
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let failed: Vec<&Value> =
+        summary["expectations"].as_array().unwrap().iter().filter(|e| e["passed"] == false).collect();
+    assert!(status.success() && failed.is_empty(), "{name}: exit {status}, failed: {failed:#?}\n{:#}", summary["platform"]);
+    Some(summary)
+}
+
+fn zero_failed(s: &Value) {
+    let attacks = s["attacks"].as_array().unwrap();
+    assert!(attacks.iter().all(|a| a["failed"] == 0), "{attacks:?}");
+    assert!(attacks.iter().map(|a| a["requests"].as_u64().unwrap()).sum::<u64>() > 1000, "{attacks:?}");
+}
+
+#[test]
+fn a_clean_migration_to_feast_and_mlserver_promotes_under_goose() {
+    let _serial = SERIAL.blocking_lock();
+    let Some(s) = loadtest("clean-promotes") else { return };
+    assert_eq!(s["outcome"], "promoted");
+    zero_failed(&s);
+    let p = &s["platform"];
+    assert!(p["counts"]["pushes"].as_u64().unwrap() > 0, "the job wrote the store: {p:#}");
+    assert_eq!(p["counts"]["push_failures"], 0, "{p:#}");
+    assert_eq!(p["counts"]["store_failures"], 0, "{p:#}");
+    assert_eq!(p["counts"]["model_failures"], 0, "{p:#}");
+    for stage in p["stages"].as_array().unwrap() {
+        assert!(stage["calls"].as_u64().unwrap() > 500 && stage["p50"].as_f64().unwrap() > 0.0, "{stage}");
+    }
+    let versions = s["model_versions"].as_array().unwrap();
+    assert!(versions.iter().any(|v| v["stack"] == "new" && v["version"] == "2"), "{versions:?}");
+}
+
+#[test]
+fn a_materialization_writing_cents_into_feast_is_rolled_back() {
+    let _serial = SERIAL.blocking_lock();
+    let Some(s) = loadtest("cents-in-the-store") else { return };
+    assert_eq!(s["outcome"], "rolled_back");
+    zero_failed(&s);
+    assert_eq!(s["trigger"]["feature"], "customer_avg_amount_eur", "{:#}", s["trigger"]);
+}
+
+#[test]
+fn a_materialization_that_stops_is_rolled_back() {
+    let _serial = SERIAL.blocking_lock();
+    let Some(s) = loadtest("materialization-stops") else { return };
+    assert_eq!(s["outcome"], "rolled_back");
+    zero_failed(&s);
+    let feature = s["trigger"]["feature"].as_str().unwrap_or_default();
+    assert!(feature.starts_with("customer_"), "an aggregate fell behind: {:#}", s["trigger"]);
+}
+
+#[test]
+fn mlserver_serving_another_model_version_is_rolled_back() {
+    let _serial = SERIAL.blocking_lock();
+    let Some(s) = loadtest("another-model-version") else { return };
+    assert_eq!(s["outcome"], "rolled_back");
+    zero_failed(&s);
+    let counts = &s["platform"]["counts"];
+    assert_eq!(counts["model_swaps"], 1, "{counts:#}");
+    let versions = s["model_versions"].as_array().unwrap();
+    assert!(versions.iter().any(|v| v["stack"] == "new" && v["version"] == "fault-1"), "{versions:?}");
+}
