@@ -269,10 +269,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     let events = running.state.events();
     let snapshot = running.state.snapshot();
     let lineage = running.state.lineage().cloned();
-    let platform = running
-        .platform
-        .as_ref()
-        .map(|p| PlatformReport { stages: p.stage_latency(), counts: p.counts() });
+    let platform = running.platform.as_ref().map(|p| PlatformReport { stages: p.stage_latency(), counts: p.counts() });
     running.shutdown().await;
 
     let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];

@@ -274,7 +274,12 @@ pub fn version_text(v: &str) -> String {
 /// aggregates, in order): each column found by its name in `metadata.feature_names`;
 /// NOT_FOUND and OUTSIDE_MAX_AGE (and a null, which a Redis store answers with PRESENT
 /// for an entity it lacks) read as an absent aggregate. Returns (missing, stale).
-pub fn read_features(v: &Value, columns: &[String], pipeline: &Pipeline, out: &mut [f64]) -> Result<(u64, u64), String> {
+pub fn read_features(
+    v: &Value,
+    columns: &[String],
+    pipeline: &Pipeline,
+    out: &mut [f64],
+) -> Result<(u64, u64), String> {
     let names = v
         .pointer("/metadata/feature_names")
         .and_then(Value::as_array)
@@ -301,7 +306,10 @@ pub fn read_features(v: &Value, columns: &[String], pipeline: &Pipeline, out: &m
                 absent_value(agg.function)
             }
             (s, v) => {
-                return Err(format!("feature server: `{column}` is {} with status {s}", cutover_models::shown(&v.to_string())))
+                return Err(format!(
+                    "feature server: `{column}` is {} with status {s}",
+                    cutover_models::shown(&v.to_string())
+                ))
             }
         };
     }
@@ -332,12 +340,11 @@ pub fn read_inference(v: &Value, output: OipOutput, out: &mut [f32]) -> Result<(
 
 async fn ready(State(svc): State<Arc<PlatformService>>) -> Result<Json<Value>, ApiError> {
     let ms = &svc.decl.model_server;
-    let checks = [
-        format!("{}/health", svc.decl.feature_server.url),
-        format!("{}/v2/models/{}/ready", ms.url, ms.model),
-    ];
+    let checks =
+        [format!("{}/health", svc.decl.feature_server.url), format!("{}/v2/models/{}/ready", ms.url, ms.model)];
     for url in checks {
-        let ok = svc.client.get(&url).timeout(Duration::from_secs(1)).send().await.is_ok_and(|r| r.status().is_success());
+        let ok =
+            svc.client.get(&url).timeout(Duration::from_secs(1)).send().await.is_ok_and(|r| r.status().is_success());
         if !ok {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {url}")));
         }
@@ -487,7 +494,10 @@ impl PlatformService {
     /// copied into its model repository, the model's settings point at it (version
     /// `fault-ID`), and the server reloads the model through its repository API; when the
     /// fault is cleared the settings are restored and the model reloaded.
-    pub fn spawn_model_faults(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_model_faults(
+        self: &Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let svc = self.clone();
         tokio::spawn(async move {
             let mut applied: Option<(u64, Vec<u8>)> = None;

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::faults::FaultBoard;
+use crate::platform::{EntityKeys, PlatformService};
 use crate::router::{self, RouterConfig, RouterState, Upstream};
 use crate::serving::{self, Limits, Stopped};
-use crate::platform::{EntityKeys, PlatformService};
 use crate::stack::StackService;
 
 /// What to start.
@@ -305,7 +305,10 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             platform = Some(svc.clone());
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
             tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
-            let up = Upstream { model_version: Some("/model_version".into()), ..Upstream::own("new", format!("http://{addr}")) };
+            let up = Upstream {
+                model_version: Some("/model_version".into()),
+                ..Upstream::own("new", format!("http://{addr}"))
+            };
             (up, Some(addr))
         }
         (None, StackDecl::InProcess) => {

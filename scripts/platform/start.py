@@ -69,7 +69,7 @@ def main():
     p.add_argument("--push-source", default="aggregates_push")
     p.add_argument("--ttl-s", type=int, default=0, help="the view's TTL (0: none)")
     p.add_argument("--online-store", choices=["sqlite", "redis"], default="sqlite")
-    p.add_argument("--model", required=True, help="NAME=ARTIFACT (.json or .ubj)")
+    p.add_argument("--model", required=True, action="append", help="NAME=ARTIFACT (.json or .ubj); repeatable")
     p.add_argument("--model-version", default="1")
     p.add_argument("--max-s", type=float, default=1800.0)
     p.add_argument("--venvs", default=os.environ.get("CUTOVER_PLATFORM_DIR", os.path.join(ROOT, "target", "platform")))
@@ -80,12 +80,16 @@ def main():
     for b in (os.path.join(feast_bin, "feast"), os.path.join(mls_bin, "mlserver")):
         if not os.access(b, os.X_OK):
             sys.exit(f"start.py: {b} is missing: run scripts/platform/install.sh first")
-    name, _, artifact = a.model.partition("=")
-    if not artifact or not os.path.isfile(artifact):
-        sys.exit(f"start.py: --model {a.model}: give NAME=ARTIFACT with an existing file")
-    ext = os.path.splitext(artifact)[1]
-    if ext not in (".json", ".ubj"):
-        sys.exit(f"start.py: --model {a.model}: the artifact must be .json or .ubj")
+    models_given = []
+    for m in a.model:
+        name, _, artifact = m.partition("=")
+        if not artifact or not os.path.isfile(artifact):
+            sys.exit(f"start.py: --model {m}: give NAME=ARTIFACT with an existing file")
+        ext = os.path.splitext(artifact)[1]
+        if ext not in (".json", ".ubj"):
+            sys.exit(f"start.py: --model {m}: the artifact must be .json or .ubj")
+        models_given.append((identifier(name, "model name"), artifact, ext))
+    name = models_given[0][0]
     features = [identifier(f, "feature") for f in a.features.split(",") if f]
     identifier(a.view, "view")
     identifier(a.join_key, "join key")
@@ -96,7 +100,8 @@ def main():
     data = os.path.join(repo, "data")
     models = os.path.join(work, "models")
     os.makedirs(data)
-    os.makedirs(os.path.join(models, name))
+    for n, _, _ in models_given:
+        os.makedirs(os.path.join(models, n))
     children = []
 
     def stop(*_):
@@ -170,10 +175,11 @@ view = FeatureView(
     subprocess.run([os.path.join(feast_bin, "feast"), "materialize", "2000-01-01T00:00:00", now],
                    cwd=repo, check=True, stdout=log, stderr=log, env=feast_env)
 
-    shutil.copy(artifact, os.path.join(models, name, "model" + ext))
-    with open(os.path.join(models, name, "model-settings.json"), "w") as f:
-        json.dump({"name": name, "implementation": "mlserver_xgboost.XGBoostModel",
-                   "parameters": {"uri": "./model" + ext, "version": a.model_version}}, f)
+    for n, artifact, ext in models_given:
+        shutil.copy(artifact, os.path.join(models, n, "model" + ext))
+        with open(os.path.join(models, n, "model-settings.json"), "w") as f:
+            json.dump({"name": n, "implementation": "mlserver_xgboost.XGBoostModel",
+                       "parameters": {"uri": "./model" + ext, "version": a.model_version}}, f)
     feast_port, http_port, grpc_port, metrics_port = free_port(), free_port(), free_port(), free_port()
     with open(os.path.join(models, "settings.json"), "w") as f:
         json.dump({"host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port,
@@ -195,7 +201,7 @@ view = FeatureView(
         [os.path.join(mls_bin, "mlserver"), "start", models], cwd=work, stdout=mls_log, stderr=mls_log,
         env=mls_env, start_new_session=True))
     fs, ms = f"http://127.0.0.1:{feast_port}", f"http://127.0.0.1:{http_port}"
-    if not up(fs + "/health", 90) or not up(f"{ms}/v2/models/{name}/ready", 90):
+    if not up(fs + "/health", 90) or not all(up(f"{ms}/v2/models/{n}/ready", 90) for n, _, _ in models_given):
         print(json.dumps({"error": f"the servers did not come up: see {work}/feast.log and mlserver.log"}), flush=True)
         stop()
     print(json.dumps({"feature_server": fs, "model_server": ms, "model": name, "model_version": a.model_version,

@@ -462,3 +462,23 @@ fn no_code_outside_an_example_knows_its_field_names() {
     }
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
+
+/// domain/fraud/platform.toml is the fraud migration with the new platform real: above its
+/// `[stacks]` it is migration.toml word for word (its own opening comment aside), so the
+/// two cannot drift apart; and it loads with its URLs from their defaults.
+#[test]
+fn the_platform_migration_is_the_fraud_migration_with_its_stacks_declared() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud");
+    let base = std::fs::read_to_string(dir.join("migration.toml")).unwrap();
+    let platform = std::fs::read_to_string(dir.join("platform.toml")).unwrap();
+    let uncommented = |t: &str| t.lines().skip_while(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let body = platform.split_once("\n[stacks.new]").unwrap().0;
+    assert_eq!(uncommented(body).trim_end(), uncommented(&base).trim_end());
+    let m = cutover_models::Migration::load(&dir.join("platform.toml")).unwrap();
+    let cutover_models::stacks::StackDecl::Platform(p) = &m.stacks().new else { panic!("{:?}", m.stacks().new) };
+    assert_eq!(p.model_server.model, "fraud");
+    assert_eq!(m.stacks().legacy, cutover_models::stacks::StackDecl::InProcess);
+    // Every aggregate of the new spec has its feature in the view.
+    let (_, new) = m.start_stacks().unwrap();
+    assert_eq!(p.feature_server.references(new.pipeline()).unwrap().len(), new.pipeline().aggregates().len());
+}
