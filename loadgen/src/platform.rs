@@ -634,3 +634,118 @@ impl PlatformService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fraud_new() -> Arc<Pipeline> {
+        let m = cutover_models::Migration::bundled_fraud().unwrap();
+        m.start_stacks().unwrap().1.pipeline().clone()
+    }
+
+    const COLUMNS: [&str; 2] =
+        ["customer_aggregates__customer_txn_count", "customer_aggregates__customer_avg_amount_eur"];
+
+    fn columns() -> Vec<String> {
+        COLUMNS.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn feast_columns_are_matched_by_name_not_position() {
+        let p = fraud_new();
+        assert_eq!(p.aggregates().len(), 2);
+        // Feast's order after a restart: the average first.
+        let v = json!({
+            "metadata": {"feature_names": ["customer_id", COLUMNS[1], COLUMNS[0]]},
+            "results": [
+                {"values": [7], "statuses": ["PRESENT"]},
+                {"values": [41.5], "statuses": ["PRESENT"]},
+                {"values": [3.0], "statuses": ["PRESENT"]},
+            ]
+        });
+        let mut out = [0.0; 2];
+        assert_eq!(read_features(&v, &columns(), &p, &mut out), Ok((0, 0)));
+        assert_eq!(out, [3.0, 41.5]);
+    }
+
+    #[test]
+    fn absent_entities_read_as_an_empty_history_whichever_store_answers() {
+        let p = fraud_new();
+        let sqlite = json!({
+            "metadata": {"feature_names": ["customer_id", COLUMNS[0], COLUMNS[1]]},
+            "results": [
+                {"values": [7], "statuses": ["PRESENT"]},
+                {"values": [null], "statuses": ["NOT_FOUND"]},
+                {"values": [null], "statuses": ["NOT_FOUND"]},
+            ]
+        });
+        // Redis answers an entity it lacks with nulls marked PRESENT.
+        let redis = json!({
+            "metadata": {"feature_names": ["customer_id", COLUMNS[0], COLUMNS[1]]},
+            "results": [
+                {"values": [7], "statuses": ["PRESENT"]},
+                {"values": [null], "statuses": ["PRESENT"]},
+                {"values": [null], "statuses": ["PRESENT"]},
+            ]
+        });
+        for v in [sqlite, redis] {
+            let mut out = [9.0; 2];
+            assert_eq!(read_features(&v, &columns(), &p, &mut out), Ok((2, 0)), "{v}");
+            // A count of nothing is 0; a mean of nothing is missing: as legacy's table reads.
+            assert_eq!(out[0], 0.0);
+            assert!(out[1].is_nan());
+        }
+        let stale = json!({
+            "metadata": {"feature_names": [COLUMNS[0], COLUMNS[1]]},
+            "results": [
+                {"values": [12.0], "statuses": ["OUTSIDE_MAX_AGE"]},
+                {"values": [10.0], "statuses": ["PRESENT"]},
+            ]
+        });
+        let mut out = [9.0; 2];
+        assert_eq!(read_features(&stale, &columns(), &p, &mut out), Ok((0, 1)));
+        assert_eq!(out, [0.0, 10.0]);
+    }
+
+    #[test]
+    fn a_feast_answer_without_a_column_or_with_text_is_an_error() {
+        let p = fraud_new();
+        let mut out = [0.0; 2];
+        let v = json!({"metadata": {"feature_names": [COLUMNS[0]]}, "results": [{"values": [1.0], "statuses": ["PRESENT"]}]});
+        let e = read_features(&v, &columns(), &p, &mut out).unwrap_err();
+        assert!(e.contains(COLUMNS[1]), "{e}");
+        let v = json!({
+            "metadata": {"feature_names": [COLUMNS[0], COLUMNS[1]]},
+            "results": [{"values": ["x"], "statuses": ["PRESENT"]}, {"values": [1.0], "statuses": ["PRESENT"]}]
+        });
+        assert!(read_features(&v, &columns(), &p, &mut out).is_err());
+        assert!(read_features(&json!({"detail": "nope"}), &columns(), &p, &mut out).is_err());
+    }
+
+    #[test]
+    fn oip_outputs_are_read_by_name_and_shape() {
+        let v = json!({"model_name": "m", "outputs": [
+            {"name": "predict_proba", "shape": [1, 2], "datatype": "FP32", "data": [0.25, 0.75]},
+            {"name": "predict", "shape": [1, 1], "datatype": "FP32", "data": [0.125]},
+        ]});
+        let mut one = [0.0f32];
+        read_inference(&v, OipOutput::Predict, &mut one).unwrap();
+        assert_eq!(one, [0.125]);
+        read_inference(&v, OipOutput::PredictProba, &mut one).unwrap();
+        assert_eq!(one, [0.75]);
+        let mut three = [0.0f32; 3];
+        let e = read_inference(&v, OipOutput::PredictProba, &mut three).unwrap_err();
+        assert!(e.contains("2 values"), "{e}");
+        let multi = json!({"outputs": [{"name": "predict", "data": [0.2, 0.3, 0.5]}]});
+        read_inference(&multi, OipOutput::Predict, &mut three).unwrap();
+        assert_eq!(three, [0.2, 0.3, 0.5]);
+        assert!(read_inference(&json!({"error": "boom"}), OipOutput::Predict, &mut one).is_err());
+        assert!(read_inference(
+            &json!({"outputs": [{"name": "predict", "data": [null]}]}),
+            OipOutput::Predict,
+            &mut one
+        )
+        .is_err());
+    }
+}

@@ -2,7 +2,7 @@
 # Installs the real new platform the live tests run against: Feast (feature server) and
 # MLServer with its XGBoost runtime (Open Inference Protocol), each in a virtualenv of its
 # own under target/platform/ (they cannot share one: MLServer 1.7.1 needs fastapi < 0.116,
-# Feast 0.67 needs starlette >= 1.0.1). Every package is pinned (the *-requirements.txt
+# Feast 0.67 needs starlette >= 1.0.1), and Redis from Debian's packages. Every package is pinned (the *-requirements.txt
 # beside this script, frozen from a working install). Idempotent: an installed venv whose
 # pins have not changed is kept. Prints the two venvs' bin folders.
 set -euo pipefail
@@ -28,6 +28,16 @@ install() { # name requirements
   "$env/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
   echo "$want" >"$stamp"
 }
+# Redis (Debian's package) for the tests that use Feast's Redis online store.
+if ! command -v redis-server >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y redis-server >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y redis-server >/dev/null
+  }
+fi
 install feast feast-requirements.txt
 install mlserver mlserver-requirements.txt
 "$base/feast-venv/bin/feast" version >&2

@@ -9,9 +9,10 @@ folds from the event log the legacy path writes, pushed online and offline), and
 view holding the new spec's aggregates. It is applied and materialized before the feature
 server starts, so the online store begins as the offline log says (empty on a fresh run).
 
-Prints one JSON line once both servers answer (their URLs and the model's version), then
-serves until SIGINT/SIGTERM, stdin closing, or --max-s seconds: it always stops by itself,
-and takes its servers down with it.
+Prints one JSON line once both servers answer (their URLs and the model's version; with
+--env-file, also the `export` lines cutover's platform migration reads), then serves until
+SIGINT/SIGTERM, --max-s seconds, or (with --stop-on-stdin-close) stdin closing: it always
+stops by itself, and takes its servers down with it.
 
     scripts/platform/start.py --dir target/platform/run --join-key customer_id \\
         --join-type int64 --view customer_aggregates \\
@@ -72,6 +73,9 @@ def main():
     p.add_argument("--model", required=True, action="append", help="NAME=ARTIFACT (.json or .ubj); repeatable")
     p.add_argument("--model-version", default="1")
     p.add_argument("--max-s", type=float, default=1800.0)
+    p.add_argument("--env-file", help="also write `export CUTOVER_...=` lines here once the servers answer")
+    p.add_argument("--stop-on-stdin-close", action="store_true",
+                   help="stop when stdin closes (a parent process holding a pipe)")
     p.add_argument("--venvs", default=os.environ.get("CUTOVER_PLATFORM_DIR", os.path.join(ROOT, "target", "platform")))
     a = p.parse_args()
 
@@ -94,6 +98,8 @@ def main():
     identifier(a.view, "view")
     identifier(a.join_key, "join key")
 
+    if a.env_file and os.path.exists(a.env_file):
+        os.remove(a.env_file)
     work = os.path.abspath(a.dir)
     shutil.rmtree(work, ignore_errors=True)
     repo = os.path.join(work, "feature_repo")
@@ -206,9 +212,16 @@ view = FeatureView(
         stop()
     print(json.dumps({"feature_server": fs, "model_server": ms, "model": name, "model_version": a.model_version,
                       "model_repository": models, "feature_repo": repo}), flush=True)
+    if a.env_file:
+        tmp = a.env_file + ".partial"
+        with open(tmp, "w") as f:
+            f.write(f"export CUTOVER_FEATURE_SERVER={fs}\nexport CUTOVER_MODEL_SERVER={ms}\n"
+                    f"export CUTOVER_MODEL_REPOSITORY={models}\n")
+        os.replace(tmp, a.env_file)
 
-    # Until told, or stdin closes (the parent died), or the time limit.
-    threading.Thread(target=lambda: (sys.stdin.read(), os.kill(os.getpid(), signal.SIGTERM)), daemon=True).start()
+    # Until told, or stdin closes (the parent died, when asked), or the time limit.
+    if a.stop_on_stdin_close:
+        threading.Thread(target=lambda: (sys.stdin.read(), os.kill(os.getpid(), signal.SIGTERM)), daemon=True).start()
     deadline = time.time() + a.max_s
     while time.time() < deadline:
         if any(c.poll() is not None for c in children):

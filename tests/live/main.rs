@@ -8,6 +8,7 @@
 //! machine would distort.
 
 mod browser;
+mod docs;
 mod external;
 mod guide;
 mod hostile;
