@@ -470,10 +470,13 @@ fn no_code_outside_an_example_knows_its_field_names() {
 fn the_platform_migration_is_the_fraud_migration_with_its_stacks_declared() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud");
     let base = std::fs::read_to_string(dir.join("migration.toml")).unwrap();
-    let platform = std::fs::read_to_string(dir.join("platform.toml")).unwrap();
     let uncommented = |t: &str| t.lines().skip_while(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
-    let body = platform.split_once("\n[stacks.new]").unwrap().0;
-    assert_eq!(uncommented(body).trim_end(), uncommented(&base).trim_end());
+    for (file, first) in [("platform.toml", "\n[stacks.new]"), ("own-services.toml", "\n[stacks.legacy]")] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let body = text.split_once(first).unwrap().0;
+        assert_eq!(uncommented(body).trim_end(), uncommented(&base).trim_end(), "{file}");
+        cutover_models::Migration::load(&dir.join(file)).unwrap();
+    }
     let m = cutover_models::Migration::load(&dir.join("platform.toml")).unwrap();
     let cutover_models::stacks::StackDecl::Platform(p) = &m.stacks().new else { panic!("{:?}", m.stacks().new) };
     assert_eq!(p.model_server.model, "fraud");
