@@ -157,6 +157,14 @@ fn loadtest(name: &str, store: &str) -> Option<Value> {
         "{name}: exit {status}, failed: {failed:#?}\n{:#}",
         summary["platform"]
     );
+    // The offline store: the view's batch source, where the job's pushes also land.
+    let offline = p.started["feature_repo"].as_str().map(|r| Path::new(r).join("data/aggregates.parquet")).unwrap();
+    let python = installed().ok()?.join("feast-venv/bin/python");
+    let script = "import sys, pandas; print(len(pandas.read_parquet(sys.argv[1])))";
+    let rows = Command::new(python).args(["-c", script]).arg(&offline).output().unwrap();
+    let rows: u64 = String::from_utf8_lossy(&rows.stdout).trim().parse().unwrap_or(0);
+    let mut summary = summary;
+    summary["offline_rows"] = rows.into();
     Some(summary)
 }
 
@@ -174,6 +182,8 @@ fn a_clean_migration_to_feast_and_mlserver_promotes_under_goose() {
     zero_failed(&s);
     let p = &s["platform"];
     assert!(p["counts"]["pushes"].as_u64().unwrap() > 0, "the job wrote the store: {p:#}");
+    // Every row it pushed is in the offline store too (the feature view's batch source).
+    assert_eq!(s["offline_rows"], p["counts"]["rows_pushed"], "{p:#}");
     assert_eq!(p["counts"]["push_failures"], 0, "{p:#}");
     assert_eq!(p["counts"]["store_failures"], 0, "{p:#}");
     assert_eq!(p["counts"]["model_failures"], 0, "{p:#}");
