@@ -87,6 +87,18 @@ pub fn parse_request(
     Ok(record)
 }
 
+/// [`parse_request`] for a stack: a refused request counts in
+/// `cutover_stack_bad_requests_total` for `stack`.
+pub fn parse_stack_request(
+    schema: &cutover_models::schema::Schema,
+    body: &[u8],
+    stack: &'static str,
+) -> Result<cutover_models::schema::Record, ApiError> {
+    parse_request(schema, body).inspect_err(|_| {
+        metrics::counter!("cutover_stack_bad_requests_total", "stack" => stack).increment(1);
+    })
+}
+
 /// The process's Prometheus recorder (installed on first use).
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

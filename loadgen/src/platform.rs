@@ -359,13 +359,7 @@ async fn score(
 ) -> Result<Json<AnswerBody>, ApiError> {
     let began = Instant::now();
     let bytes = http::read_body(body).await?;
-    let request = match http::parse_request(&svc.schema, &bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            metrics::counter!("cutover_stack_bad_requests_total", "stack" => "new").increment(1);
-            return Err(e);
-        }
-    };
+    let request = http::parse_stack_request(&svc.schema, &bytes, "new")?;
     let hits = svc.faults.hitting(&request);
     serve_faults(&hits, svc.seed, request.id, "new").await?;
     let entity_field = svc.schema.field(svc.schema.entity_field()).name.clone();

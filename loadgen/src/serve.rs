@@ -264,6 +264,16 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             (Upstream::own("legacy", format!("http://{addr}")), Some(addr))
         }
     };
+    // The new stack's fault board, whichever kind of new stack it is.
+    let new_board = || {
+        Arc::new(FaultBoard::new(
+            s.seed,
+            features.clone(),
+            segments.clone(),
+            new.model().clone(),
+            crate::faults::ArtifactRoots::of(&m),
+        ))
+    };
     let mut board = None;
     let mut platform = None;
     let mut jobs = Vec::new();
@@ -278,13 +288,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
                     m.file.display()
                 );
             }
-            let b = Arc::new(FaultBoard::new(
-                s.seed,
-                features.clone(),
-                segments.clone(),
-                new.model().clone(),
-                crate::faults::ArtifactRoots::of(&m),
-            ));
+            let b = new_board();
             board = Some(b.clone());
             let down = b.down();
             let svc = PlatformService::new(
@@ -312,13 +316,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             (up, Some(addr))
         }
         (None, StackDecl::InProcess) => {
-            let b = Arc::new(FaultBoard::new(
-                s.seed,
-                features.clone(),
-                segments.clone(),
-                new.model().clone(),
-                crate::faults::ArtifactRoots::of(&m),
-            ));
+            let b = new_board();
             board = Some(b.clone());
             let down = b.down();
             let svc = service("new", &new, Some(b));

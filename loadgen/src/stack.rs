@@ -168,13 +168,7 @@ async fn score(
     let began = Instant::now();
     let stack = svc.name;
     let bytes = http::read_body(body).await?;
-    let request = match http::parse_request(&svc.schema, &bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            metrics::counter!("cutover_stack_bad_requests_total", "stack" => stack).increment(1);
-            return Err(e);
-        }
-    };
+    let request = http::parse_stack_request(&svc.schema, &bytes, stack)?;
     let hits = svc.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default();
     serve_faults(&hits, svc.seed, request.id, stack).await?;
     let mut row = {
