@@ -1,6 +1,7 @@
 //! `cutover replay --requests FILE [--plan SCENARIO.toml] [--out DIR]` and
 //! `cutover record --requests N --out FILE`.
 
+use cutover_models::stacks::StackDecl;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -55,6 +56,10 @@ pub struct ReplayArgs {
     /// The new service (with --legacy-url).
     #[arg(long, requires = "legacy_url")]
     new_url: Option<String>,
+    /// Send the requests to the stacks the migration folder declares (`[stacks]`: its
+    /// team's services on their own APIs, or the composed platform) through the router.
+    #[arg(long, conflicts_with_all = ["legacy_url", "new_url"])]
+    stacks: bool,
     /// The services' answers' score field.
     #[arg(long, default_value = "score")]
     score_field: String,
@@ -176,7 +181,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         seed: args.seed,
     };
     if let (Some(legacy), Some(new)) = (&args.legacy_url, &args.new_url) {
-        return run_http(args, &cfg, legacy, new);
+        return run_http(args, &cfg, Some(legacy), Some(new));
+    }
+    if args.stacks {
+        return run_http(args, &cfg, None, None);
     }
     let Replayed { mut run, rows } = replay(&cfg).map_err(|e: ReplayError| Failure::BadInput(e.to_string()))?;
     let mut command = format!("cutover replay --requests {}", args.requests.display());
@@ -251,8 +259,9 @@ fn recorded_pace(cfg: &ReplayConfig, loaded: &LoadedScenario) -> Option<f64> {
 }
 
 /// Replays against two HTTP services through cutover's router.
-fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> Result<(), Failure> {
-    for (flag, url) in [("--legacy-url", legacy), ("--new-url", new)] {
+fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Option<&str>) -> Result<(), Failure> {
+    let given = [("--legacy-url", legacy), ("--new-url", new)];
+    for (flag, url) in given.iter().filter_map(|(f, u)| u.map(|u| (*f, u))) {
         if !url.starts_with("http://") {
             return Err(Failure::BadInput(format!(
                 "{flag}: `{url}` is not an http:// URL (the router speaks plain HTTP to the services)"
@@ -271,6 +280,27 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
         return Err(Failure::BadInput(format!("--concurrency: must be 1 to 1024, got {}", args.concurrency)));
     }
     let (loaded, feed, handle) = open(cfg).map_err(|e| Failure::BadInput(e.to_string()))?;
+    // The services the folder declares go to loopback too, unless allowed.
+    let m = &loaded.migration;
+    let mut declared = Vec::new();
+    for (which, decl) in [("legacy", &m.stacks().legacy), ("new", &m.stacks().new)] {
+        match decl {
+            StackDecl::Http(h) => declared.push((format!("stacks.{which}.url"), h.url.clone())),
+            StackDecl::Platform(p) => {
+                declared.push((format!("stacks.{which}.feature_server.url"), p.feature_server.url.clone()));
+                declared.push((format!("stacks.{which}.model_server.url"), p.model_server.url.clone()));
+            }
+            StackDecl::InProcess => {}
+        }
+    }
+    for (field, url) in declared.iter().filter(|_| legacy.is_none()) {
+        if !args.allow_remote && !loopback(url) {
+            return Err(Failure::BadInput(format!(
+                "{}: field `{field}`: `{url}` is not on this machine; replays go to loopback addresses unless --allow-remote",
+                m.file.display()
+            )));
+        }
+    }
     let time_scale = match args.time_scale {
         Some(x) if x > 0.0 && x <= 10_000.0 => x,
         Some(x) => return Err(Failure::BadInput(format!("--time-scale: must be within (0, 10000], got {x}"))),
@@ -278,8 +308,8 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
     };
     let migration = loaded.migration.clone();
     let http = HttpReplay {
-        legacy_url: legacy.trim_end_matches('/').to_string(),
-        new_url: new.trim_end_matches('/').to_string(),
+        legacy_url: legacy.map(|u| u.trim_end_matches('/').to_string()),
+        new_url: new.map(|u| u.trim_end_matches('/').to_string()),
         score_field: args.score_field.clone(),
         decision_field: args.decision_field.clone(),
         ask_features: args.ask_features,
@@ -295,8 +325,11 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
         runtime.block_on(replay_http(loaded, Box::new(feed), &http)).map_err(|e| Failure::BadInput(e.to_string()))?;
     let rows = handle.finish().map_err(|e| Failure::BadInput(e.to_string()))?;
     let mut summary = outcome.view.summary.clone();
-    summary.reproduce =
-        format!("cutover replay --requests {} --legacy-url {legacy} --new-url {new}", args.requests.display());
+    let target = match (legacy, new) {
+        (Some(l), Some(n)) => format!("--legacy-url {l} --new-url {n}"),
+        _ => "--stacks".to_string(),
+    };
+    summary.reproduce = format!("cutover replay --requests {} {target}", args.requests.display());
     summary.expectations.push(Expectation {
         name: "zero_failed_requests".into(),
         passed: outcome.failed == 0,
@@ -324,7 +357,7 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: &str, new: &str) -> R
         write_replay_json(dir, args, &rows, Some(&outcome.baseline), &moves).map_err(err)?;
     }
     println!(
-        "sent {} rows of {} to {legacy} and {new} through the router in {:.1} s ({:.0} requests/s; {} skipped as unreadable; {} without an answer)",
+        "sent {} rows of {} to {target} through the router in {:.1} s ({:.0} requests/s; {} skipped as unreadable; {} without an answer)",
         outcome.sent,
         args.requests.display(),
         outcome.wall_s,

@@ -8,21 +8,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cutover_models::recorded::Recorded;
+use cutover_models::stacks::StackDecl;
 use cutover_sim::core::baseline::Baseline;
 use cutover_sim::core::pairing::{self, AnswerFields};
 use cutover_sim::scenario::LoadedScenario;
 use tokio::sync::{mpsc, Mutex, Semaphore};
 
-use crate::router::{RolloutView, Snapshot};
+use crate::router::{RolloutView, Snapshot, SERVED_BY_HEADER};
 use crate::serve::{self, ServeConfig};
 
 /// How to reach the services and how hard to push.
 #[derive(Debug, Clone)]
 pub struct HttpReplay {
-    /// The legacy service's base URL.
-    pub legacy_url: String,
-    /// The new service's base URL.
-    pub new_url: String,
+    /// The legacy service's base URL (none: as the migration folder's `[stacks]` declares).
+    pub legacy_url: Option<String>,
+    /// The new service's base URL (none: as declared).
+    pub new_url: Option<String>,
     /// Their answers' score field.
     pub score_field: String,
     /// Their answers' decision field.
@@ -62,8 +63,8 @@ pub async fn replay_http(
 ) -> anyhow::Result<HttpOutcome> {
     let m = loaded.migration.clone();
     let mut serve_cfg = ServeConfig::new(loaded);
-    serve_cfg.legacy_url = Some(cfg.legacy_url.clone());
-    serve_cfg.new_url = Some(cfg.new_url.clone());
+    serve_cfg.legacy_url = cfg.legacy_url.clone();
+    serve_cfg.new_url = cfg.new_url.clone();
     serve_cfg.score_field = cfg.score_field.clone();
     serve_cfg.decision_field = cfg.decision_field.clone();
     serve_cfg.ask_features = cfg.ask_features;
@@ -88,10 +89,18 @@ pub async fn replay_http(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / cfg.rate_rps));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let began = Instant::now();
-    let fields = Arc::new(AnswerFields {
-        score: serve::pointer(&cfg.score_field),
-        decision: Some(serve::pointer(&cfg.decision_field)),
-        probabilities: Some("/probabilities".into()),
+    // Users' answers are legacy's while it serves them: read as legacy's API says.
+    let fields = Arc::new(match &m.stacks().legacy {
+        StackDecl::Http(h) => AnswerFields {
+            score: h.score.clone(),
+            decision: h.decision.clone(),
+            probabilities: h.probabilities.clone(),
+        },
+        _ => AnswerFields {
+            score: serve::pointer(&cfg.score_field),
+            decision: Some(serve::pointer(&cfg.decision_field)),
+            probabilities: Some("/probabilities".into()),
+        },
     });
     while let Some(record) = rx.recv().await {
         tick.tick().await;
@@ -110,6 +119,10 @@ pub async fn replay_http(
             let answer =
                 client.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body).send().await;
             let ok = match answer {
+                Ok(r) if r.status().is_success() && r.headers().get(SERVED_BY_HEADER).is_some_and(|h| h == "new") => {
+                    // A canary answer, on the new stack's API: answered, not legacy's.
+                    r.bytes().await.is_ok()
+                }
                 Ok(r) if r.status().is_success() => {
                     let v: Option<serde_json::Value> = r.json().await.ok();
                     let answer = m.answer();

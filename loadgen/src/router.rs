@@ -100,6 +100,10 @@ impl Upstream {
     }
 }
 
+/// The header naming the stack whose answer the user got (`legacy` or `new`), on every
+/// scoring answer: a client reading answers of two different APIs knows which one it has.
+pub const SERVED_BY_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-cutover-served-by");
+
 /// How many distinct model versions the router counts per stack (the rest are `other`).
 const MAX_VERSIONS: usize = 16;
 
@@ -840,10 +844,11 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     let joined = |r: Result<CallResult, tokio::task::JoinError>| {
         r.unwrap_or(CallResult { ms: 0.0, answer: Err(CallFailure::Error) })
     };
-    let respond = |called: &CallResult| -> Response {
+    let respond = |called: &CallResult, by: &'static str| -> Response {
         match &called.answer {
             Ok(scored) => {
-                ([(axum::http::header::CONTENT_TYPE, "application/json")], scored.body.clone()).into_response()
+                ([(axum::http::header::CONTENT_TYPE, "application/json"), (SERVED_BY_HEADER, by)], scored.body.clone())
+                    .into_response()
             }
             Err(_) => ApiError::new(StatusCode::BAD_GATEWAY, "the legacy stack failed to answer").into_response(),
         }
@@ -855,7 +860,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         let legacy = state.call(&state.cfg.legacy, &bytes, None).await;
         let ms = elapsed_ms();
         let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
-        let response = respond(&legacy);
+        let response = respond(&legacy, "legacy");
         record_user("legacy", began, failed);
         let s = state.clone();
         // Shadow calls are bounded: past the cap (a new stack slower than the traffic),
@@ -892,7 +897,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     if new.answer.is_ok() {
         let ms = elapsed_ms();
         let failed = ms > state.user_budget_ms;
-        let response = respond(&new);
+        let response = respond(&new, "new");
         record_user("new", began, failed);
         let s = state.clone();
         let guard = state.background();
@@ -909,7 +914,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     metrics::counter!("cutover_router_fallbacks_total").increment(1);
     record_user("legacy", began, failed);
     state.pair(&request, true, routed_at, &legacy, &new, context_lost, (false, ms, failed));
-    Ok(respond(&legacy))
+    Ok(respond(&legacy, "legacy"))
 }
 
 fn record_user(served_by: &'static str, began: Instant, failed: bool) {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{admin, start, PLAN, SERIAL};
 
-fn sample(rows: usize) -> PathBuf {
+pub(crate) fn sample(rows: usize) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("samples/recorded-requests.csv")).unwrap();
     let dir = std::env::temp_dir().join(format!("cutover-http-replay-{}", std::process::id()));
