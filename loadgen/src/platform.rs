@@ -45,18 +45,32 @@ pub const MAX_KEYS: usize = cutover_models::store::MAX_ENTITIES;
 #[derive(Default)]
 pub struct EntityKeys(Mutex<HashMap<u64, Value>>);
 
+/// The raw value of `field` in a JSON request body, as the client sent it.
+pub fn raw_key(field: &str, body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut o)) => o.remove(field),
+        _ => None,
+    }
+}
+
 impl EntityKeys {
-    /// Remembers the entity key of a request body (bounded: past [`MAX_KEYS`] entities,
-    /// new ones are not remembered and their rows are not written).
-    pub fn remember(&self, entity: u64, field: &str, body: &[u8]) {
+    /// Remembers an entity's raw key (bounded: past [`MAX_KEYS`] entities, new ones are not
+    /// remembered and their rows are not written).
+    pub fn remember(&self, entity: u64, key: Value) {
         let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if keys.contains_key(&entity) || keys.len() >= MAX_KEYS {
+        if keys.len() < MAX_KEYS || keys.contains_key(&entity) {
+            keys.insert(entity, key);
+        }
+    }
+
+    /// Remembers the entity key of a request body, reading the body only for an entity not
+    /// known yet (and outside the lock).
+    pub fn remember_from(&self, entity: u64, field: &str, body: &[u8]) {
+        if self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&entity) {
             return;
         }
-        if let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(body) {
-            if let Some(v) = o.remove(field) {
-                keys.insert(entity, v);
-            }
+        if let Some(key) = raw_key(field, body) {
+            self.remember(entity, key);
         }
     }
 
@@ -362,12 +376,8 @@ async fn score(
     let request = http::parse_stack_request(&svc.schema, &bytes, "new")?;
     let hits = svc.faults.hitting(&request);
     serve_faults(&hits, svc.seed, request.id, "new").await?;
-    let entity_field = svc.schema.field(svc.schema.entity_field()).name.clone();
-    svc.keys.remember(request.entity, &entity_field, &bytes);
-    let entity = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|mut v| v.get_mut(entity_field.as_str()).map(Value::take))
-        .unwrap_or(Value::Null);
+    let entity = raw_key(&svc.schema.field(svc.schema.entity_field()).name, &bytes).unwrap_or(Value::Null);
+    svc.keys.remember(request.entity, entity.clone());
     let failed = |what: &str, e: String| {
         metrics::counter!("cutover_stack_errors_total", "stack" => "new").increment(1);
         ApiError::new(StatusCode::BAD_GATEWAY, format!("{what}: {e}"))
@@ -643,6 +653,20 @@ mod tests {
 
     fn columns() -> Vec<String> {
         COLUMNS.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn entity_keys_keep_the_raw_value_the_client_sent() {
+        let keys = EntityKeys::default();
+        keys.remember_from(7, "courier_id", br#"{"courier_id": "c-0042", "items": 2}"#);
+        keys.remember_from(8, "courier_id", b"not json");
+        keys.remember_from(9, "courier_id", br#"{"customer_id": 9}"#);
+        assert_eq!(keys.get(7), Some(json!("c-0042")));
+        assert_eq!((keys.get(8), keys.get(9)), (None, None));
+        // Known already: the body is not read again, the key kept.
+        keys.remember_from(7, "courier_id", br#"{"courier_id": "other"}"#);
+        assert_eq!(keys.get(7), Some(json!("c-0042")));
+        assert_eq!(raw_key("customer_id", br#"{"customer_id": 12}"#), Some(json!(12)));
     }
 
     #[test]

@@ -186,7 +186,7 @@ async fn score(
         row
     };
     if let Some(keys) = &svc.keys {
-        keys.remember(request.entity, &svc.schema.field(svc.schema.entity_field()).name, &bytes);
+        keys.remember_from(request.entity, &svc.schema.field(svc.schema.entity_field()).name, &bytes);
     }
     let mut serves: Option<&Serves> = None;
     for (_, kind, with) in &hits {
