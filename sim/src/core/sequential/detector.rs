@@ -17,6 +17,8 @@ const MAX_ALTERNATIVES: usize = 24;
 const MEAN_GRID: usize = 12;
 /// The share of the budget kept for starts beyond the planned looks.
 pub const TAIL: f64 = 0.01;
+/// The share of the start budget spent on starts at looks (the rest on starts at bursts).
+pub const LOOK_SHARE: f64 = 0.5;
 
 /// A test's alternatives: per alternative its weight in the mixture (they sum to 1), the
 /// log factor of a resting observation (a non-event, a zero difference) and, for rates,
@@ -102,6 +104,14 @@ pub fn start_weight(s: u64, planned: u64) -> f64 {
     }
 }
 
+/// The relative weight of burst start number `m` (from 1), on the scale where a planned
+/// look's start weighs 1: the bursts share (1 - LOOK_SHARE) / LOOK_SHARE x planned (1 + TAIL)
+/// as 1 / (m (m + 1)) of it.
+pub fn burst_weight(m: u64, planned: u64) -> f64 {
+    let m = m as f64;
+    (1.0 - LOOK_SHARE) / LOOK_SHARE * planned as f64 * (1.0 + TAIL) / (m * (m + 1.0))
+}
+
 /// The state of one test: per alternative, the Shiryaev-Roberts sum of the e-processes
 /// started so far, sum over starts j of rho_j prod(factors since j) (planned starts weigh
 /// rho = 1), as e^scale v. The observations are counted outside (one counter serves every
@@ -121,12 +131,28 @@ pub struct Detector {
     seen: u64,
     /// ln of the mixture at the last look.
     last: f64,
+    /// Events (or values above zero) counted outside at the last look.
+    events: u64,
+    /// Whether the interval before the last look saw no event.
+    quiet: bool,
+    /// Burst starts made.
+    bursts: u64,
 }
 
 impl Detector {
     /// A detector whose first e-process starts when the outside count is `n`.
     pub fn new(grid: &Grid, n: u64) -> Detector {
-        Detector { scale: 0.0, v: vec![1.0; grid.alternatives()], applied: n, starts: 1, seen: n, last: 0.0 }
+        Detector {
+            scale: 0.0,
+            v: vec![1.0; grid.alternatives()],
+            applied: n,
+            starts: 1,
+            seen: n,
+            last: 0.0,
+            events: 0,
+            quiet: true,
+            bursts: 0,
+        }
     }
 
     /// Applies the resting observations up to the outside count `n`.
@@ -160,12 +186,23 @@ impl Detector {
     /// A look at outside count `n`: applies what rested, then starts a new e-process if
     /// anything was observed since the last start (one started now would see exactly what
     /// the last one sees). `planned`: J. Returns ln of the mixture, sum_g w_g R_g.
-    pub fn look(&mut self, grid: &Grid, n: u64, planned: u64) -> f64 {
+    pub fn look(&mut self, grid: &Grid, n: u64, planned: u64, events: u64) -> f64 {
         self.flush(grid, n);
+        let mut add = 0.0;
         if n != self.seen {
             self.seen = n;
             self.starts += 1;
-            let add = start_weight(self.starts, planned) * (-self.scale).exp();
+            add += start_weight(self.starts, planned);
+        }
+        let burst = events != self.events;
+        if burst && self.quiet {
+            self.bursts += 1;
+            add += burst_weight(self.bursts, planned);
+        }
+        self.quiet = !burst;
+        self.events = events;
+        if add > 0.0 {
+            let add = add * (-self.scale).exp();
             self.v.iter_mut().for_each(|v| *v += add);
         }
         self.last = self.mixture(grid, 0);
@@ -227,7 +264,7 @@ impl RateTest {
 
     /// A look (starts a new e-process); ln of the statistic. `planned`: J.
     pub fn look(&mut self, planned: u64) -> f64 {
-        self.detector.look(&self.grid, self.n, planned)
+        self.detector.look(&self.grid, self.n, planned, self.k)
     }
 
     /// ln of the statistic now.
@@ -255,6 +292,8 @@ pub struct MeanTest {
     detector: Detector,
     /// Observations so far.
     pub n: u64,
+    /// Values above zero so far.
+    pub k: u64,
 }
 
 impl MeanTest {
@@ -262,7 +301,7 @@ impl MeanTest {
     pub fn new(mu0: f64) -> MeanTest {
         let mu0 = mu0.clamp(1e-9, 1.0 - 1e-9);
         let grid = Grid::mean(mu0);
-        MeanTest { mu0, detector: Detector::new(&grid, 0), grid, n: 0 }
+        MeanTest { mu0, detector: Detector::new(&grid, 0), grid, n: 0, k: 0 }
     }
 
     /// Adds one observation.
@@ -270,6 +309,7 @@ impl MeanTest {
         self.n += 1;
         let x = x.clamp(0.0, 1.0);
         if x > 0.0 {
+            self.k += 1;
             let (grid, mu0) = (&self.grid, self.mu0);
             self.detector.step(grid, self.n, |g| grid.bet(g, x, mu0));
         }
@@ -277,7 +317,7 @@ impl MeanTest {
 
     /// A look (starts a new e-process); ln of the statistic. `planned`: J.
     pub fn look(&mut self, planned: u64) -> f64 {
-        self.detector.look(&self.grid, self.n, planned)
+        self.detector.look(&self.grid, self.n, planned, self.k)
     }
 
     /// ln of the statistic now.
@@ -299,7 +339,7 @@ mod tests {
     /// threshold of one test with alpha over the n / every planned looks.
     fn null_crossings(p0: f64, runs: usize, n: usize, every: usize, alpha: f64, seed: u64) -> usize {
         let planned = (n / every) as u64;
-        let log_a = (planned as f64 * (1.0 + TAIL)).ln() + (1.0 / alpha).ln();
+        let log_a = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + (1.0 / alpha).ln();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..runs)
             .filter(|_| {

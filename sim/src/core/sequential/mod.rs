@@ -39,7 +39,7 @@ use super::monitor::{Observation, Window};
 
 mod detector;
 
-pub use detector::{start_weight, Detector, Grid, MeanTest, RateTest, TAIL};
+pub use detector::{burst_weight, start_weight, Detector, Grid, MeanTest, RateTest, LOOK_SHARE, TAIL};
 
 /// The share of the budget for the all-traffic tests (the segments' tests share the rest).
 const ALL_TRAFFIC_SHARE: f64 = 0.75;
@@ -154,7 +154,7 @@ impl Family {
     fn look(&mut self, counts: &[u64], planned: u64) {
         for (s, cell) in self.cells.iter_mut().enumerate() {
             if cell.base.is_some() {
-                cell.detector.look(&self.grids[usize::from(s > 0)], counts[s], planned);
+                cell.detector.look(&self.grids[usize::from(s > 0)], counts[s], planned, cell.k);
             }
         }
     }
@@ -297,7 +297,7 @@ impl Sequential {
         let weight_units = (others + feature_share).max(1.0);
         let per_feature = if features_tested > 0 { feature_share / features_tested as f64 } else { 1.0 };
         let planned = planned.max(1);
-        let base = (planned as f64 * (1.0 + TAIL)).ln() + (1.0 / alpha).ln();
+        let base = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + (1.0 / alpha).ln();
         // ln(1/w) for a guardrail's test and a feature's, over all traffic and in a segment.
         let (all, segment) = if s > 1 {
             (weight_units / ALL_TRAFFIC_SHARE, weight_units * (s - 1) as f64 / (1.0 - ALL_TRAFFIC_SHARE))
@@ -416,34 +416,51 @@ impl Sequential {
         }
     }
 
-    /// The trigger of the first family, in check order, with a test past its threshold
-    /// at the last look and enough evidence: over all traffic if that test is past it,
-    /// else the segment furthest past.
-    pub fn check(&self, features: &[String]) -> Option<Trigger> {
-        for (i, f) in self.families.iter().enumerate() {
+    /// Each test's term at the last look, ln(alpha w_k R_k / Z): its statistic less its
+    /// threshold; None while it has too little evidence (dropping terms keeps the bound).
+    fn terms(&self) -> Vec<Vec<Option<f64>>> {
+        let terms = self.families.iter().enumerate().map(|(i, f)| {
             let counts = &self.counts[f.seen as usize];
-            let mut best: Option<(usize, f64)> = None;
-            for (s, cell) in f.cells.iter().enumerate() {
-                let margin = cell.detector.looked() - self.threshold(i, s);
-                if margin < 0.0 || f.observations(s, counts[s]) < self.min_evidence {
-                    continue;
-                }
-                if best.is_none_or(|(b, m)| b != 0 && (s == 0 || margin > m)) {
-                    best = Some((s, margin));
-                }
-            }
-            if let Some((s, _)) = best {
-                let feature = self.mismatch.as_ref().filter(|r| r.contains(&i)).map(|r| features[i - r.start].clone());
-                return Some(Trigger {
-                    guardrail: f.guardrail.into(),
-                    feature,
-                    segment: (s > 0).then(|| self.segments[s].clone()),
-                    observed: f.observed(s, counts[s]),
-                    limit: f.limit,
-                });
+            let term = |(s, cell): (usize, &Cell)| {
+                (f.observations(s, counts[s]) >= self.min_evidence)
+                    .then(|| cell.detector.looked() - self.threshold(i, s))
+            };
+            f.cells.iter().enumerate().map(term).collect()
+        });
+        terms.collect()
+    }
+
+    /// Rolls back when the weighted sum of every test's statistic reaches 1/alpha (the
+    /// supermartingale of the guarantee itself, so evidence two tests see at once adds up).
+    /// The trigger: the first family, in check order (causes before effects), carrying at
+    /// least a quarter of the sum, else the family carrying most; within it, the test
+    /// carrying most, over all traffic on a tie.
+    pub fn check(&self, features: &[String]) -> Option<Trigger> {
+        let terms = self.terms();
+        let family_sum = |t: &Vec<Option<f64>>| t.iter().flatten().map(|x| x.exp()).sum::<f64>();
+        let sums: Vec<f64> = terms.iter().map(family_sum).collect();
+        let total: f64 = sums.iter().sum();
+        if total < 1.0 {
+            return None;
+        }
+        let largest = (0..sums.len()).max_by(|&a, &b| sums[a].total_cmp(&sums[b]))?;
+        let i = (0..sums.len()).find(|&i| sums[i] >= total / 4.0).unwrap_or(largest);
+        let mut s = 0;
+        for (c, t) in terms[i].iter().enumerate() {
+            if t.is_some_and(|t| terms[i][s].is_none_or(|b| t > b)) {
+                s = c;
             }
         }
-        None
+        let f = &self.families[i];
+        let counts = &self.counts[f.seen as usize];
+        let feature = self.mismatch.as_ref().filter(|r| r.contains(&i)).map(|r| features[i - r.start].clone());
+        Some(Trigger {
+            guardrail: f.guardrail.into(),
+            feature,
+            segment: (s > 0).then(|| self.segments[s].clone()),
+            observed: f.observed(s, counts[s]),
+            limit: f.limit,
+        })
     }
 }
 
@@ -586,7 +603,7 @@ mod tests {
         assert!((many.log_threshold() - one.log_threshold() - (4.0f64 / 3.0).ln()).abs() < 1e-9);
         assert!((many.log_threshold_segment() - one.log_threshold() - (4.0 * 34.0f64).ln()).abs() < 1e-9);
         // Nothing grows with the request rate: the looks set it.
-        assert!((one.log_threshold() - ((720.0f64 * 1.01).ln() + 100f64.ln() + 2f64.ln())).abs() < 1e-9);
+        assert!((one.log_threshold() - ((720.0f64 * 1.01 / LOOK_SHARE).ln() + 100f64.ln() + 2f64.ln())).abs() < 1e-9);
     }
 
     #[test]
