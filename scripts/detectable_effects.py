@@ -7,21 +7,29 @@ first look after the change grows by n * E_p[ln L_g] under alternative g, so it 
 threshold when n * drift_g(p) + ln(weight_g) >= ln A, n the requests of the test's segment
 in T less one look. The grids and thresholds are those of sim/src/core/sequential.
 
+With --burst, for a test that was quiet before the change (no event in the look interval
+before it): the e-process that counts is then the test's first burst start, which weighs
+(1 - LOOK_SHARE) / 2 of the whole start budget instead of LOOK_SHARE / (J (1 + TAIL)) for
+a look's start; it begins at the first look after the change's first event, so the first
+event and the wait for it are lost (one look is taken off, as for a look's start, and one
+expected event more).
+
 With --cusum, the judge before the e-detector, by the same approximation: a CUSUM per
 alternative (1.5 p0 times powers of 2, 12 at most) against ln A = ln K + ln 12 + ln N +
 ln(1/alpha), K = 14 features x 35 segments + 6, N twice the scenario's requests; only
 feature mismatches were tested per segment then, the other rows' segment columns show
 what the same threshold would have given.
 
-usage: scripts/detectable_effects.py [--cusum] [RATE_RPS] [DURATION_S] [GUARDRAILS] [FEATURES] [SEGMENTS]
+usage: scripts/detectable_effects.py [--cusum | --burst] [RATE_RPS] [DURATION_S] [GUARDRAILS] [FEATURES] [SEGMENTS]
 (defaults: the bundled card-fraud plan at 200 rps for 2 hours: 6 guardrails besides the
 features' mismatches, 14 features, 35 segments counting `all`)
 """
 import math
 import sys
 
-args = [a for a in sys.argv[1:] if a != "--cusum"]
+args = [a for a in sys.argv[1:] if a not in ("--cusum", "--burst")]
 cusum = "--cusum" in sys.argv[1:]
+burst = "--burst" in sys.argv[1:]
 rate = float(args[0]) if len(args) > 0 else 200.0
 duration = float(args[1]) if len(args) > 1 else 7200.0
 guardrails = int(args[2]) if len(args) > 2 else 6
@@ -29,9 +37,11 @@ features = int(args[3]) if len(args) > 3 else 14
 segments = int(args[4]) if len(args) > 4 else 35
 # The features' mismatch tests weigh as much as two guardrails together.
 units = guardrails + 2
-look_s, alpha, tail, all_share = 5.0, 0.01, 0.01, 0.75
+look_s, alpha, tail, all_share, look_share = 5.0, 0.01, 0.01, 0.75, 0.5
 planned = math.ceil(duration / look_s) + 1
-base = math.log(planned * (1 + tail)) + math.log(1 / alpha)
+# ln of the whole start budget over one start's weight, plus ln(1/alpha).
+start = math.log(2 / (1 - look_share)) if burst else math.log(planned * (1 + tail) / look_share)
+base = start + math.log(1 / alpha)
 ln_a_all = base + math.log(units / all_share)
 ln_a_seg = base + math.log(units * (segments - 1) / (1 - all_share))
 feature_extra = math.log(features / 2)
@@ -63,10 +73,12 @@ def grid(p0, segment):
 
 def detected(p, p0, n, segment, feature):
     ln_a = (ln_a_seg if segment else ln_a_all) + (feature_extra if feature else 0.0)
+    # A burst start waits for the change's first event: one expected event's requests less.
+    n = n - 1 / p if burst else n
     for m, w in grid(p0, segment):
         p1 = m * p0
         drift = p * math.log(p1 / p0) + (1 - p) * math.log((1 - p1) / (1 - p0))
-        if n * drift + math.log(w) >= ln_a:
+        if n > 0 and n * drift + math.log(w) >= ln_a:
             return True
     return False
 
@@ -89,7 +101,7 @@ def pct(x):
 
 
 print(
-    f"{'CUSUM' if cusum else 'e-detector'}, {rate:g} rps, {duration:g} s: J = {planned}, ln A = {ln_a_all:.1f} "
+    f"{'CUSUM' if cusum else 'e-detector, first burst' if burst else 'e-detector'}, {rate:g} rps, {duration:g} s: J = {planned}, ln A = {ln_a_all:.1f} "
     f"(all traffic), {ln_a_seg:.1f} (a segment), {feature_extra:.1f} more for a feature's mismatch"
 )
 print()

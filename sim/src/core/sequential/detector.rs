@@ -381,6 +381,79 @@ mod tests {
     }
 
     #[test]
+    fn burst_weights_sum_to_their_share_of_the_start_budget() {
+        let planned = 1000;
+        let sum: f64 = (1..=1_000_000).map(|m| burst_weight(m, planned)).sum();
+        let share = (1.0 - LOOK_SHARE) / LOOK_SHARE * planned as f64 * (1.0 + TAIL);
+        assert!(sum <= share && sum > share * 0.9999, "{sum} against {share}");
+        // The first burst takes half of it: a quarter of all the start budget.
+        assert!((burst_weight(1, planned) / (share / (1.0 - LOOK_SHARE)) - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn under_a_null_of_quiet_stretches_and_bursts_at_the_limit_the_test_stays_within_its_budget() {
+        // The null that bursts favour most: look intervals alternate at random between no
+        // event at all and exactly the limit, so a burst start comes often and early ones
+        // weigh much. 300 sequences, alpha 0.05: at most 15 by the guarantee, 25 allowed.
+        let (p0, runs, n, every, alpha) = (0.01, 300, 20_000, 100, 0.05f64);
+        let planned = (n / every) as u64;
+        let log_a = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + (1.0 / alpha).ln();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let crossings = (0..runs)
+            .filter(|_| {
+                let mut t = RateTest::new(p0);
+                let mut quiet = true;
+                (0..n).any(|i| {
+                    t.add(!quiet && rng.random::<f64>() < p0);
+                    let crossed = t.log_statistic() >= log_a;
+                    if i % every == every - 1 {
+                        t.look(planned);
+                        quiet = rng.random::<f64>() < 0.5;
+                    }
+                    crossed
+                })
+            })
+            .count();
+        assert!(crossings <= 25, "{crossings} of {runs} crossed");
+    }
+
+    /// Observations a rate test needs to reach ln A after 100 looks of a prefix at
+    /// `before`, then draws at three times the limit (the same draws for every prefix).
+    fn observations_to_confirm(before: f64, seed: u64) -> usize {
+        let (p0, every, planned) = (0.01, 100, 1000);
+        let log_a = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + 100f64.ln();
+        let mut prefix = ChaCha8Rng::seed_from_u64(seed);
+        let mut t = RateTest::new(p0);
+        for i in 0..100 * every {
+            t.add(prefix.random::<f64>() < before);
+            if i % every == every - 1 {
+                t.look(planned);
+            }
+        }
+        let mut after = ChaCha8Rng::seed_from_u64(seed + 1000);
+        let mut n = 0;
+        while t.log_statistic() < log_a && n < 100_000 {
+            t.add(after.random::<f64>() < 3.0 * p0);
+            n += 1;
+            if n % every == 0 {
+                t.look(planned);
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn a_test_quiet_before_the_change_confirms_it_sooner() {
+        // A quiet test's first burst start weighs a quarter of the start budget, against
+        // 1 / (2 J (1 + TAIL)) for a look's start: about 6 nats less to make up at J = 1 000.
+        // At three times the limit (0.013 nats a request), some 450 requests sooner.
+        let (quiet, busy): (usize, usize) = (0..20)
+            .map(|seed| (observations_to_confirm(0.0, seed), observations_to_confirm(0.005, seed)))
+            .fold((0, 0), |(q, b), (x, y)| (q + x, b + y));
+        assert!(quiet * 4 < busy * 3, "quiet before: {} requests on average, busy: {}", quiet / 20, busy / 20);
+    }
+
+    #[test]
     fn grids_weigh_one_in_all() {
         for p0 in [1e-9, 0.001, 0.01, 0.2, 0.6, 0.999] {
             for grid in [Grid::rate(p0), Grid::segment_rate(p0), Grid::mean(p0)] {

@@ -594,6 +594,37 @@ mod tests {
     }
 
     #[test]
+    fn evidence_two_tests_see_at_once_adds_up() {
+        // A timeout is an error of the timeout test and an exceedance of the latency test:
+        // the two statistics grow together, and the judge rolls back on their weighted sum
+        // before either alone is past its threshold, naming the cause (timeouts) first.
+        let guardrails = [("timeout_rate", 0.01), ("p99_latency_ms", 100.0)];
+        let mut j = Sequential::new(&guardrails, 0, vec!["all".into()], 0.01, 200, 2000, false);
+        let window = Window::new(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let segments = [0];
+        let mut trigger = None;
+        for i in 0..200_000 {
+            let mut o = observation(&segments, false);
+            o.timeout = i >= 20_000 && rng.random::<f64>() < 0.03;
+            j.add(&o);
+            // Short looks: the sum crosses 1 between two looks, not in one jump past both.
+            if i % 20 == 19 {
+                if let Verdict::RollBack(t) = j.judge(&window, &[], &[]) {
+                    trigger = Some(t);
+                    break;
+                }
+            }
+        }
+        let t = trigger.expect("rolled back");
+        assert_eq!(t.guardrail, "timeout_rate");
+        let terms = j.terms();
+        let alone: Vec<f64> = terms.iter().map(|f| f[0].expect("enough evidence")).collect();
+        assert!(alone.iter().all(|x| *x < 0.0), "a test alone was past its threshold: {alone:?}");
+        assert!(alone.iter().map(|x| x.exp()).sum::<f64>() >= 1.0);
+    }
+
+    #[test]
     fn segments_split_the_budget_and_every_guardrail_is_tested_per_segment() {
         let one = judge(1);
         let many = judge(35);
