@@ -1,5 +1,5 @@
 //! The e-detector of one test: a Shiryaev-Roberts sum of e-processes, one started at every
-//! look, each a product of likelihood ratios (rates) or of bets (means), mixed over a grid
+//! look and one more at the first look of each burst of events, each a product of likelihood ratios (rates) or of bets (means), mixed over a grid
 //! of alternatives. See docs/sequential.md for the guarantee.
 
 /// Rate alternatives over all traffic, as multiples of the limit: a fine grid where
@@ -104,12 +104,17 @@ pub fn start_weight(s: u64, planned: u64) -> f64 {
     }
 }
 
-/// The relative weight of burst start number `m` (from 1), on the scale where a planned
-/// look's start weighs 1: the bursts share (1 - LOOK_SHARE) / LOOK_SHARE x planned (1 + TAIL)
-/// as 1 / (m (m + 1)) of it.
+/// Z, a test's whole start budget on the scale where a planned look's start weighs 1: the
+/// looks' starts take planned (1 + TAIL), a share LOOK_SHARE of it.
+pub fn start_budget(planned: u64) -> f64 {
+    planned as f64 * (1.0 + TAIL) / LOOK_SHARE
+}
+
+/// The relative weight of burst start number `m` (from 1): the bursts share the rest of the
+/// budget, (1 - LOOK_SHARE) Z, as 1 / (m (m + 1)) of it.
 pub fn burst_weight(m: u64, planned: u64) -> f64 {
     let m = m as f64;
-    (1.0 - LOOK_SHARE) / LOOK_SHARE * planned as f64 * (1.0 + TAIL) / (m * (m + 1.0))
+    (1.0 - LOOK_SHARE) * start_budget(planned) / (m * (m + 1.0))
 }
 
 /// The state of one test: per alternative, the Shiryaev-Roberts sum of the e-processes
@@ -339,7 +344,7 @@ mod tests {
     /// threshold of one test with alpha over the n / every planned looks.
     fn null_crossings(p0: f64, runs: usize, n: usize, every: usize, alpha: f64, seed: u64) -> usize {
         let planned = (n / every) as u64;
-        let log_a = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + (1.0 / alpha).ln();
+        let log_a = start_budget(planned).ln() + (1.0 / alpha).ln();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..runs)
             .filter(|_| {
@@ -384,10 +389,11 @@ mod tests {
     fn burst_weights_sum_to_their_share_of_the_start_budget() {
         let planned = 1000;
         let sum: f64 = (1..=1_000_000).map(|m| burst_weight(m, planned)).sum();
-        let share = (1.0 - LOOK_SHARE) / LOOK_SHARE * planned as f64 * (1.0 + TAIL);
+        // The looks' starts take planned (1 + TAIL); the bursts the rest of the budget.
+        let share = start_budget(planned) - planned as f64 * (1.0 + TAIL);
         assert!(sum <= share && sum > share * 0.9999, "{sum} against {share}");
         // The first burst takes half of it: a quarter of all the start budget.
-        assert!((burst_weight(1, planned) / (share / (1.0 - LOOK_SHARE)) - 0.25).abs() < 1e-12);
+        assert!((burst_weight(1, planned) / start_budget(planned) - 0.25).abs() < 1e-12);
     }
 
     #[test]
@@ -397,7 +403,7 @@ mod tests {
         // weigh much. 300 sequences, alpha 0.05: at most 15 by the guarantee, 25 allowed.
         let (p0, runs, n, every, alpha) = (0.01, 300, 20_000, 100, 0.05f64);
         let planned = (n / every) as u64;
-        let log_a = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + (1.0 / alpha).ln();
+        let log_a = start_budget(planned).ln() + (1.0 / alpha).ln();
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let crossings = (0..runs)
             .filter(|_| {
@@ -421,7 +427,7 @@ mod tests {
     /// `before`, then draws at three times the limit (the same draws for every prefix).
     fn observations_to_confirm(before: f64, seed: u64) -> usize {
         let (p0, every, planned) = (0.01, 100, 1000);
-        let log_a = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + 100f64.ln();
+        let log_a = start_budget(planned).ln() + 100f64.ln();
         let mut prefix = ChaCha8Rng::seed_from_u64(seed);
         let mut t = RateTest::new(p0);
         for i in 0..100 * every {

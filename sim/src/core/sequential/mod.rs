@@ -24,13 +24,14 @@
 //! * Feature staleness is a measured state, not a sample: compared directly.
 //!
 //! The budget (derived in docs/sequential.md). With w_k the weight of test k (all-traffic
-//! tests share three quarters of the budget, segment tests the rest), starts weighted 1/J over
-//! the J planned looks (a tail of 1 % beyond them) and alternatives 1/G, the sum over
-//! tests, starts and alternatives of w R, plus the weight of the starts still to come, is
-//! one nonnegative supermartingale under H0 that starts at 1. By Ville's inequality it
-//! ever reaches 1/alpha with probability at most alpha, so rolling back when any test's
-//! mixture reaches J (1 + tail) / (alpha w_k) rolls back a clean migration with probability
-//! at most alpha, however often it looks. No union bound over start points: the threshold
+//! tests share three quarters of the budget, segment tests the rest), a test's start budget
+//! Z split between starts at the J planned looks (a tail of 1 % beyond them) and starts at
+//! bursts, and alternatives 1/G, the sum over tests, starts and alternatives of w R / Z,
+//! plus the budget not spent yet, is one nonnegative supermartingale under H0 that starts
+//! at 1. By Ville's inequality it ever reaches 1/alpha with probability at most alpha, so
+//! rolling back when the sum over tests of each mixture over its threshold Z / (alpha w_k)
+//! reaches 1 rolls back a clean migration with probability at most alpha, however often it
+//! looks. No union bound over start points: the threshold
 //! grows with the number of looks, not of requests. A test may only reject after
 //! `min_evidence` observations.
 
@@ -39,7 +40,7 @@ use super::monitor::{Observation, Window};
 
 mod detector;
 
-pub use detector::{burst_weight, start_weight, Detector, Grid, MeanTest, RateTest, LOOK_SHARE, TAIL};
+pub use detector::{burst_weight, start_budget, start_weight, Detector, Grid, MeanTest, RateTest, LOOK_SHARE, TAIL};
 
 /// The share of the budget for the all-traffic tests (the segments' tests share the rest).
 const ALL_TRAFFIC_SHARE: f64 = 0.75;
@@ -297,7 +298,7 @@ impl Sequential {
         let weight_units = (others + feature_share).max(1.0);
         let per_feature = if features_tested > 0 { feature_share / features_tested as f64 } else { 1.0 };
         let planned = planned.max(1);
-        let base = (planned as f64 * (1.0 + TAIL) / LOOK_SHARE).ln() + (1.0 / alpha).ln();
+        let base = start_budget(planned).ln() + (1.0 / alpha).ln();
         // ln(1/w) for a guardrail's test and a feature's, over all traffic and in a segment.
         let (all, segment) = if s > 1 {
             (weight_units / ALL_TRAFFIC_SHARE, weight_units * (s - 1) as f64 / (1.0 - ALL_TRAFFIC_SHARE))
@@ -634,7 +635,8 @@ mod tests {
         assert!((many.log_threshold() - one.log_threshold() - (4.0f64 / 3.0).ln()).abs() < 1e-9);
         assert!((many.log_threshold_segment() - one.log_threshold() - (4.0 * 34.0f64).ln()).abs() < 1e-9);
         // Nothing grows with the request rate: the looks set it.
-        assert!((one.log_threshold() - ((720.0f64 * 1.01 / LOOK_SHARE).ln() + 100f64.ln() + 2f64.ln())).abs() < 1e-9);
+        assert!((one.log_threshold() - (start_budget(720).ln() + 100f64.ln() + 2f64.ln())).abs() < 1e-9);
+        assert!((start_budget(720) - 720.0 * 1.01 / LOOK_SHARE).abs() < 1e-9);
     }
 
     #[test]
