@@ -25,6 +25,9 @@ pub const LOOK_SHARE: f64 = 0.5;
 /// the factor of an event (p1 / p0) or, for means, the bet lambda.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
+    /// The limit, p0 or mu0: a look interval is eventful when its events (or values) reach
+    /// it on average.
+    level: f64,
     weight: Vec<f64>,
     ln_rest: Vec<f64>,
     up: Vec<f64>,
@@ -53,14 +56,14 @@ impl Grid {
         weight.extend(vec![share(coarse.len(), 1.0 - fine_weight, fine.len()); coarse.len()]);
         let up: Vec<f64> = fine.into_iter().chain(coarse).collect();
         let ln_rest = up.iter().map(|m| ((1.0 - m * p0) / (1.0 - p0)).ln()).collect();
-        Grid { weight, ln_rest, up }
+        Grid { level: p0, weight, ln_rest, up }
     }
 
     /// Bets lambda in (0, 1/(2 mu0)] for a mean test of `mean <= mu0`, values in [0, 1].
     pub fn mean(mu0: f64) -> Grid {
         let up: Vec<f64> = (0..MEAN_GRID).map(|i| 0.5 / mu0 / 2f64.powi(i as i32)).collect();
         let ln_rest = up.iter().map(|l| (-l * mu0).ln_1p()).collect();
-        Grid { weight: vec![1.0 / MEAN_GRID as f64; MEAN_GRID], ln_rest, up }
+        Grid { level: mu0, weight: vec![1.0 / MEAN_GRID as f64; MEAN_GRID], ln_rest, up }
     }
 
     /// Alternatives.
@@ -136,10 +139,19 @@ pub struct Detector {
     seen: u64,
     /// ln of the mixture at the last look.
     last: f64,
-    /// Events (or values above zero) counted outside at the last look.
-    events: u64,
-    /// Whether the interval before the last look saw no event.
-    quiet: bool,
+    /// Events (rates) or the sum of values (means) applied so far, and at the last look.
+    mass: f64,
+    mass_looked: f64,
+    /// Whether the interval before the last look was quiet (its events, or values, below
+    /// the limit on average) and no burst start has been made since: the next burst start
+    /// is made right after the event that brings this interval's mass to `bar`.
+    armed: bool,
+    /// The mass the limit gives the last look's interval (its observations times p0).
+    bar: f64,
+    /// Whether a burst start was made in this interval.
+    burst: bool,
+    /// J, as of the last look.
+    planned: u64,
     /// Burst starts made.
     bursts: u64,
 }
@@ -154,8 +166,12 @@ impl Detector {
             starts: 1,
             seen: n,
             last: 0.0,
-            events: 0,
-            quiet: true,
+            mass: 0.0,
+            mass_looked: 0.0,
+            armed: false,
+            bar: 0.0,
+            burst: false,
+            planned: 0,
             bursts: 0,
         }
     }
@@ -171,11 +187,13 @@ impl Detector {
         }
     }
 
-    /// Applies observation number `n` (by the outside count), whose factor under
-    /// alternative `g` is `factor(g)`; those before it that were not applied rested.
+    /// Applies observation number `n` (by the outside count), an event (`x` = 1) or a
+    /// value `x` in (0, 1], whose factor under alternative `g` is `factor(g)`; those before
+    /// it that were not applied rested.
     #[inline]
-    pub fn step(&mut self, grid: &Grid, n: u64, factor: impl Fn(usize) -> f64) {
+    pub fn step(&mut self, grid: &Grid, n: u64, x: f64, factor: impl Fn(usize) -> f64) {
         self.flush(grid, n - 1);
+        self.mass += x;
         let mut max = 0.0f64;
         for (g, v) in self.v.iter_mut().enumerate() {
             *v *= factor(g);
@@ -186,30 +204,45 @@ impl Detector {
             self.scale += max.ln();
             self.v.iter_mut().for_each(|v| *v /= max);
         }
+        if self.armed && self.mass - self.mass_looked >= self.bar {
+            // A burst: its e-process starts after this observation (whether it starts
+            // depends only on what came before the next one).
+            self.armed = false;
+            self.burst = true;
+            self.bursts += 1;
+            self.add(burst_weight(self.bursts, self.planned));
+        }
+    }
+
+    /// Starts an e-process of weight `w` (a planned look's weighs 1) in every alternative.
+    fn add(&mut self, w: f64) {
+        if w > 0.0 {
+            let w = w * (-self.scale).exp();
+            self.v.iter_mut().for_each(|v| *v += w);
+        }
     }
 
     /// A look at outside count `n`: applies what rested, then starts a new e-process if
     /// anything was observed since the last start (one started now would see exactly what
-    /// the last one sees). `planned`: J. Returns ln of the mixture, sum_g w_g R_g.
-    pub fn look(&mut self, grid: &Grid, n: u64, planned: u64, events: u64) -> f64 {
+    /// the last one sees). An interval whose events (or values) reached the limit on
+    /// average, or that made a burst start, is eventful; after a quiet one the test is
+    /// armed for its next burst start (see [`Detector::step`]). `planned`: J. Returns ln
+    /// of the mixture, sum_g w_g R_g.
+    pub fn look(&mut self, grid: &Grid, n: u64, planned: u64) -> f64 {
+        let interval = n - self.seen;
         self.flush(grid, n);
-        let mut add = 0.0;
+        self.planned = planned;
         if n != self.seen {
             self.seen = n;
             self.starts += 1;
-            add += start_weight(self.starts, planned);
+            self.add(start_weight(self.starts, planned));
         }
-        let burst = events != self.events;
-        if burst && self.quiet {
-            self.bursts += 1;
-            add += burst_weight(self.bursts, planned);
-        }
-        self.quiet = !burst;
-        self.events = events;
-        if add > 0.0 {
-            let add = add * (-self.scale).exp();
-            self.v.iter_mut().for_each(|v| *v += add);
-        }
+        let mass = self.mass - self.mass_looked;
+        let eventful = self.burst || (mass > 0.0 && mass >= interval as f64 * grid.level);
+        self.armed = !eventful;
+        self.burst = false;
+        self.bar = (interval as f64 * grid.level).max(f64::MIN_POSITIVE);
+        self.mass_looked = self.mass;
         self.last = self.mixture(grid, 0);
         self.last
     }
@@ -263,13 +296,13 @@ impl RateTest {
         if success {
             self.k += 1;
             let grid = &self.grid;
-            self.detector.step(grid, self.n, |g| grid.event(g));
+            self.detector.step(grid, self.n, 1.0, |g| grid.event(g));
         }
     }
 
     /// A look (starts a new e-process); ln of the statistic. `planned`: J.
     pub fn look(&mut self, planned: u64) -> f64 {
-        self.detector.look(&self.grid, self.n, planned, self.k)
+        self.detector.look(&self.grid, self.n, planned)
     }
 
     /// ln of the statistic now.
@@ -316,13 +349,13 @@ impl MeanTest {
         if x > 0.0 {
             self.k += 1;
             let (grid, mu0) = (&self.grid, self.mu0);
-            self.detector.step(grid, self.n, |g| grid.bet(g, x, mu0));
+            self.detector.step(grid, self.n, x, |g| grid.bet(g, x, mu0));
         }
     }
 
     /// A look (starts a new e-process); ln of the statistic. `planned`: J.
     pub fn look(&mut self, planned: u64) -> f64 {
-        self.detector.look(&self.grid, self.n, planned, self.k)
+        self.detector.look(&self.grid, self.n, planned)
     }
 
     /// ln of the statistic now.
@@ -424,9 +457,10 @@ mod tests {
     }
 
     /// Observations a rate test needs to reach ln A after 100 looks of a prefix at
-    /// `before`, then draws at three times the limit (the same draws for every prefix).
-    fn observations_to_confirm(before: f64, seed: u64) -> usize {
-        let (p0, every, planned) = (0.01, 100, 1000);
+    /// `before`, a look every `every`, then draws at three times the limit (the same draws
+    /// for every prefix).
+    fn observations_to_confirm(before: f64, every: usize, seed: u64) -> usize {
+        let (p0, planned) = (0.01, 1000);
         let log_a = start_budget(planned).ln() + 100f64.ln();
         let mut prefix = ChaCha8Rng::seed_from_u64(seed);
         let mut t = RateTest::new(p0);
@@ -448,15 +482,67 @@ mod tests {
         n
     }
 
+    /// Over 20 seeds, the average observations to confirm after each prefix.
+    fn average_to_confirm(before: f64, every: usize) -> usize {
+        (0..20).map(|seed| observations_to_confirm(before, every, seed)).sum::<usize>() / 20
+    }
+
     #[test]
     fn a_test_quiet_before_the_change_confirms_it_sooner() {
         // A quiet test's first burst start weighs a quarter of the start budget, against
         // 1 / (2 J (1 + TAIL)) for a look's start: about 6 nats less to make up at J = 1 000.
         // At three times the limit (0.013 nats a request), some 450 requests sooner.
-        let (quiet, busy): (usize, usize) = (0..20)
-            .map(|seed| (observations_to_confirm(0.0, seed), observations_to_confirm(0.005, seed)))
-            .fold((0, 0), |(q, b), (x, y)| (q + x, b + y));
-        assert!(quiet * 4 < busy * 3, "quiet before: {} requests on average, busy: {}", quiet / 20, busy / 20);
+        let (quiet, busy) = (average_to_confirm(0.0, 100), average_to_confirm(0.005, 100));
+        assert!(quiet * 4 < busy * 3, "quiet before: {quiet} requests on average, busy: {busy}");
+    }
+
+    #[test]
+    fn events_far_below_the_limit_leave_a_test_quiet() {
+        // A look every 1 000 requests at a 1 % limit: an interval is eventful from 10
+        // events. A stack at a fifth of its limit has events in almost every interval (the
+        // rule of the previous version called each a burst and spent its bursts on them),
+        // yet makes no burst start, and confirms a change about as soon as a stack with no
+        // event at all; one at its limit makes them often.
+        let bursts = |before: f64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let mut t = RateTest::new(0.01);
+            for i in 0..100_000 {
+                t.add(rng.random::<f64>() < before);
+                if i % 1000 == 999 {
+                    t.look(1000);
+                }
+            }
+            t.detector.bursts
+        };
+        assert_eq!(bursts(0.002), 0);
+        assert!(bursts(0.01) >= 10, "at the limit: {} bursts in 100 looks", bursts(0.01));
+        let (none, fifth) = (average_to_confirm(0.0, 1000), average_to_confirm(0.002, 1000));
+        assert!(fifth * 10 <= none * 11, "a fifth of the limit: {fifth} requests on average, none: {none}");
+    }
+
+    #[test]
+    fn a_burst_start_begins_at_the_event_that_makes_its_interval_eventful() {
+        // A look every 100 requests at a 1 % limit: one event is the limit's share of an
+        // interval. After quiet intervals, the first event arms nothing at the next look:
+        // the burst start is made right after it, so the next event, in the same
+        // interval, already counts with a quarter of the start budget.
+        let planned = 1000;
+        let mut t = RateTest::new(0.01);
+        for i in 0..10_000 {
+            t.add(false);
+            if i % 100 == 99 {
+                t.look(planned);
+            }
+        }
+        let before = t.log_statistic();
+        for _ in 0..10 {
+            t.add(false);
+        }
+        t.add(true);
+        t.add(true);
+        let burst = burst_weight(1, planned).ln();
+        assert!(before < burst - 5.0, "before the events: {before}");
+        assert!(t.log_statistic() >= burst, "{} < ln of the first burst's weight {burst}", t.log_statistic());
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl Family {
         let cell = &mut self.cells[s];
         if cell.base.is_some() {
             cell.k += 1;
-            cell.detector.step(grid, n, |g| grid.event(g));
+            cell.detector.step(grid, n, 1.0, |g| grid.event(g));
         }
     }
 
@@ -147,7 +147,7 @@ impl Family {
             let cell = &mut self.cells[s];
             cell.k += 1;
             cell.sum += raw;
-            cell.detector.step(grid, n, |g| grid.bet(g, x, mu0));
+            cell.detector.step(grid, n, x, |g| grid.bet(g, x, mu0));
         }
     }
 
@@ -155,7 +155,7 @@ impl Family {
     fn look(&mut self, counts: &[u64], planned: u64) {
         for (s, cell) in self.cells.iter_mut().enumerate() {
             if cell.base.is_some() {
-                cell.detector.look(&self.grids[usize::from(s > 0)], counts[s], planned, cell.k);
+                cell.detector.look(&self.grids[usize::from(s > 0)], counts[s], planned);
             }
         }
     }
