@@ -7,12 +7,12 @@ first look after the change grows by n * E_p[ln L_g] under alternative g, so it 
 threshold when n * drift_g(p) + ln(weight_g) >= ln A, n the requests of the test's segment
 in T less one look. The grids and thresholds are those of sim/src/core/sequential.
 
-With --burst, for a test that was quiet before the change (no event in the look interval
-before it): the e-process that counts is then the test's first burst start, which weighs
-(1 - LOOK_SHARE) / 2 of the whole start budget instead of LOOK_SHARE / (J (1 + TAIL)) for
-a look's start; it begins at the first look after the change's first event, so the first
-event and the wait for it are lost (one look is taken off, as for a look's start, and one
-expected event more).
+With --burst, for a test that was quiet before the change (its events in the look interval
+before it below the limit's share): the e-process that counts is then the test's first
+burst start, which weighs (1 - LOOK_SHARE) / 2 of the whole start budget instead of
+LOOK_SHARE / (J (1 + TAIL)) for a look's start; it begins right after the event that
+brings the change's interval to the limit's share of a look (one event at least), so the
+wait for those events is lost (no look is taken off).
 
 With --cusum, the judge before the e-detector, by the same approximation: a CUSUM per
 alternative (1.5 p0 times powers of 2, 12 at most) against ln A = ln K + ln 12 + ln N +
@@ -71,10 +71,10 @@ def grid(p0, segment):
     return [(m, wf) for m in fine] + [(m, wc) for m in coarse]
 
 
-def detected(p, p0, n, segment, feature):
+def detected(p, p0, n, segment, feature, needed):
     ln_a = (ln_a_seg if segment else ln_a_all) + (feature_extra if feature else 0.0)
-    # A burst start waits for the change's first event: one expected event's requests less.
-    n = n - 1 / p if burst else n
+    # A burst start waits for the events that make its interval eventful.
+    n = n - needed / p if burst else n
     for m, w in grid(p0, segment):
         p1 = m * p0
         drift = p * math.log(p1 / p0) + (1 - p) * math.log((1 - p1) / (1 - p0))
@@ -84,13 +84,15 @@ def detected(p, p0, n, segment, feature):
 
 
 def smallest(p0, share, seconds, segment, feature):
-    n = rate * share * max(seconds - look_s, 0)
+    n = rate * share * (seconds if burst else max(seconds - look_s, 0))
+    # The events a quiet test's interval needs to be eventful: the limit's share of a look.
+    needed = max(1, math.ceil(rate * share * look_s * p0 - 1e-9))
     lo, hi = p0, 1.0 - 1e-9
-    if not detected(hi, p0, n, segment, feature):
+    if not detected(hi, p0, n, segment, feature, needed):
         return None
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if detected(mid, p0, n, segment, feature) else (mid, hi)
+        lo, hi = (lo, mid) if detected(mid, p0, n, segment, feature, needed) else (mid, hi)
     return hi
 
 
