@@ -384,7 +384,7 @@ pub fn write_live(dir: &Path, plan: &Plan) -> Result<(), Failure> {
         t += "[controller]\npolicy = \"sequential\"\n\n";
         t += &guardrails(plan).replace(
             "max_p99_latency_ratio = 1.5",
-            "max_p99_latency_ratio = 3.0   # live: the stacks share the machine with goose",
+            "max_p99_latency_ratio = 10.0   # live: sub-millisecond p99s on cores shared with goose; 3x is scheduling noise",
         );
         t
     };

@@ -1,6 +1,8 @@
 //! The e-detector of one test: a Shiryaev-Roberts sum of e-processes, one started at every
-//! look and one more at the first look of each burst of events, each a product of likelihood ratios (rates) or of bets (means), mixed over a grid
-//! of alternatives. See docs/sequential.md for the guarantee.
+//! look and one more at each burst (right after the event that brings a look interval to the
+//! limit's rate, after an interval below it), each a product of likelihood ratios (rates) or
+//! of bets (means), mixed over a grid of alternatives. See docs/sequential.md for the
+//! guarantee.
 
 /// Rate alternatives over all traffic, as multiples of the limit: a fine grid where
 /// effects are small and detection slow (three quarters of the weight), then a coarse one
