@@ -239,11 +239,11 @@ impl Detector {
             self.starts += 1;
             self.add(start_weight(self.starts, planned));
         }
-        let mass = self.mass - self.mass_looked;
-        let eventful = self.burst || (mass > 0.0 && mass >= interval as f64 * grid.level);
+        let (mass, at_limit) = (self.mass - self.mass_looked, interval as f64 * grid.level);
+        let eventful = self.burst || (mass > 0.0 && mass >= at_limit);
         self.armed = !eventful;
         self.burst = false;
-        self.bar = (interval as f64 * grid.level).max(f64::MIN_POSITIVE);
+        self.bar = at_limit.max(f64::MIN_POSITIVE);
         self.mass_looked = self.mass;
         self.last = self.mixture(grid, 0);
         self.last
