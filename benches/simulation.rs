@@ -160,7 +160,8 @@ fn sequential_judge(c: &mut Criterion) {
                     served_new: i % 2 == 1,
                 };
                 j.observe(i as u64, &o);
-                if i % 1000 == 999 {
+                // As the controller does: at its interval, or at once on the judge's alarm.
+                if j.alarm() || i % 1000 == 999 {
                     black_box(j.judge(&window, &guardrails, &features));
                 }
             }

@@ -427,6 +427,11 @@ impl RouterState {
     pub fn evaluate(&self) {
         let Some(t) = self.now_us() else { return };
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        self.evaluate_locked(&mut live, t);
+    }
+
+    /// Evaluates the rollout at `t`, the lock held.
+    fn evaluate_locked(&self, live: &mut Live, t: u64) {
         let fault_start = live.fault_start_us;
         let features = &self.cfg.features;
         let Evaluated { decision, .. } = live.rollout.evaluate(t, None, features, fault_start, true);
@@ -720,7 +725,10 @@ impl RouterState {
         if let (Some((lr, nr)), Some(parity)) = (rows, &mut live.parity) {
             parity.observe(p.observation.segments, lr, nr, p.diffs);
         }
-        live.rollout.observe(t, &p.observation);
+        if live.rollout.observe(t, &p.observation) {
+            // The judge's alarm: roll back now, not at the next tick.
+            self.evaluate_locked(live, t);
+        }
         // Judged at the moment of routing: a canary request in flight when the rollback
         // lands is not a violation, one routed after it is.
         let after_rollback = live.rollout.rollback_us.zip(routed_at).is_some_and(|(rb, at)| at > rb);

@@ -116,3 +116,36 @@ fn a_sweeps_lean_run_reads_what_the_full_run_reads() {
         }
     }
 }
+
+#[test]
+fn the_sequential_judge_rolls_back_at_the_request_that_decides_not_at_its_next_look() {
+    // Its evaluations are due every 5 s (check_interval_s); the rollback comes when a
+    // request's evidence brings the sum to its threshold, between two of them, and the
+    // schedule before it is intact. Lockstep and lean runs agree (the tests above).
+    use cutover_sim::core::controller::Decision;
+    use cutover_sim::core::history::Event;
+    let scenario = loaded(FAULT, "lockstep-fault.toml");
+    for seed in [3, 4, 7] {
+        let run = cutover_sim::run(&scenario, Some(seed), Some(Policy::Sequential)).unwrap();
+        let evaluations: Vec<(f64, &Decision)> = run
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Evaluation { t_s, decision, .. } => Some((*t_s, decision)),
+                _ => None,
+            })
+            .collect();
+        let k = evaluations.iter().position(|(_, d)| matches!(d, Decision::RollBack { .. }));
+        let k = k.unwrap_or_else(|| panic!("seed {seed}: no rollback"));
+        assert!(k > 0, "seed {seed}: rolled back at the first evaluation");
+        let (rollback, before) = (evaluations[k].0, evaluations[k - 1].0);
+        assert_eq!(run.summary.rollback_completed_s, Some(rollback), "seed {seed}");
+        let looks = rollback / 5.0;
+        assert!(looks.fract() > 1e-6, "seed {seed}: rolled back at {rollback} s, on a look");
+        assert!((before - looks.floor() * 5.0).abs() < 1e-6, "seed {seed}: look before at {before} s");
+        assert!(
+            evaluations[..k].iter().all(|(t, _)| ((t / 5.0).round() * 5.0 - t).abs() < 1e-6),
+            "seed {seed}: an evaluation off the schedule before the rollback"
+        );
+    }
+}

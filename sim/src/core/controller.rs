@@ -182,11 +182,14 @@ impl Controller {
         self.judge.restart_stage(now_us);
     }
 
-    /// One request's paired evidence, for judges that test after every request.
-    pub fn observe(&mut self, now_us: u64, o: &super::monitor::Observation<'_>) {
-        if !matches!(self.phase, Phase::RolledBack | Phase::Retired) {
-            self.judge.observe(now_us, o);
+    /// One request's paired evidence, for judges that test after every request; whether
+    /// the judge raised its alarm (evaluate at once: see [`super::judge::Judge::alarm`]).
+    pub fn observe(&mut self, now_us: u64, o: &super::monitor::Observation<'_>) -> bool {
+        if matches!(self.phase, Phase::RolledBack | Phase::Retired) {
+            return false;
         }
+        self.judge.observe(now_us, o);
+        self.judge.alarm()
     }
 
     /// Evaluates one window at `now_us`; `stage` holds everything seen since the current

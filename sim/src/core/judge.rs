@@ -75,6 +75,11 @@ pub trait Judge: Send {
     fn name(&self) -> &'static str;
     /// One request's paired evidence (judges that test continuously use it).
     fn observe(&mut self, _now_us: u64, _o: &super::monitor::Observation<'_>) {}
+    /// Whether the evidence already calls for a rollback, before the next evaluation is due
+    /// (judges that test continuously): the caller evaluates at once.
+    fn alarm(&self) -> bool {
+        false
+    }
     /// The rollout entered a new stage.
     fn restart_stage(&mut self, _now_us: u64) {}
     /// Per guardrail, how far its evidence has gone towards a rollback (1 rolls back), for

@@ -129,14 +129,17 @@ impl Rollout {
         (self.controller.weight_pct().to_bits(), self.controller.phase())
     }
 
-    /// One request's paired evidence.
-    pub fn observe(&mut self, t: u64, observation: &Observation<'_>) {
-        self.controller.observe(t, observation);
+    /// One request's paired evidence; true when the judge raised its alarm: the caller
+    /// evaluates now, before the next request, rather than at the next interval.
+    #[must_use]
+    pub fn observe(&mut self, t: u64, observation: &Observation<'_>) -> bool {
+        let alarm = self.controller.observe(t, observation);
         if let Some(trace) = &mut self.trace {
             trace.observe(observation);
         }
         self.eval_window.record(observation);
         self.stage_window.record(observation);
+        alarm
     }
 
     /// Records an invariant violation.

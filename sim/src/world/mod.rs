@@ -185,6 +185,9 @@ struct World<'a> {
     pending: Option<Recorded>,
     baseline: Baseline,
     out_of_order: u64,
+    /// Whether a lane's judge raised its alarm during the last request (and so evaluated
+    /// then, out of its schedule).
+    alarmed: bool,
     /// Event time of scenario time 0, ms since the epoch.
     start_ms: i64,
     mode: Mode,
@@ -307,6 +310,7 @@ impl<'a> World<'a> {
             pending: None,
             baseline: Baseline { labels: m.answer().labels.clone(), ..Baseline::default() },
             out_of_order: 0,
+            alarmed: false,
             start_ms: start_at_hour(source.start_ms(), s.traffic.start_hour_utc),
             mode,
             seed,
@@ -443,13 +447,16 @@ impl<'a> World<'a> {
                     if self.records.is_some() {
                         self.serve(t);
                         self.schedule_record(t);
-                        continue;
+                    } else {
+                        if self.accept(t) {
+                            self.serve(t);
+                        }
+                        let next = self.next_arrival(t);
+                        self.schedule(next, Ev::Arrival);
                     }
-                    if self.accept(t) {
-                        self.serve(t);
+                    if std::mem::take(&mut self.alarmed) {
+                        self.settle(done);
                     }
-                    let next = self.next_arrival(t);
-                    self.schedule(next, Ev::Arrival);
                 }
                 Ev::Evaluate(id) => {
                     // A lane that forked away or finished leaves its evaluations behind.
@@ -804,13 +811,21 @@ impl<'a> World<'a> {
             | u64::from(self.answer.decision(&self.new_out).unwrap_or(0)) << 12;
         let scores = u64::from(self.answer.headline(&self.legacy_out).to_bits()) << 32
             | u64::from(self.answer.headline(&self.new_out).to_bits());
-        for lane in &mut self.lanes {
-            lane.r.observe(t, &o);
+        let mut alarms = Vec::new();
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            if lane.r.observe(t, &o) {
+                alarms.push(k);
+            }
             lane.r.history.request(&[t, index, self.record.entity, flags, scores, user.ms.to_bits()]);
         }
         if self.mode == Mode::Full {
             self.timeline_window.record(&o);
             self.parity.observe(o.segments, &self.legacy_row, &self.new_row, p.diffs);
+        }
+        // A judge that raised its alarm evaluates now (its scheduled evaluations go on).
+        for k in alarms {
+            self.evaluate(t, k);
+            self.alarmed = true;
         }
     }
 

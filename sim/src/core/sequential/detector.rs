@@ -115,11 +115,20 @@ pub fn start_budget(planned: u64) -> f64 {
     planned as f64 * (1.0 + TAIL) / LOOK_SHARE
 }
 
+/// The share of the bursts' budget the first burst start takes.
+pub const FIRST_BURST: f64 = 0.9;
+
 /// The relative weight of burst start number `m` (from 1): the bursts share the rest of the
-/// budget, (1 - LOOK_SHARE) Z, as 1 / (m (m + 1)) of it.
+/// budget, (1 - LOOK_SHARE) Z, the first FIRST_BURST of it, the m-th after it
+/// (1 - FIRST_BURST) / ((m - 1) m).
 pub fn burst_weight(m: u64, planned: u64) -> f64 {
-    let m = m as f64;
-    (1.0 - LOOK_SHARE) * start_budget(planned) / (m * (m + 1.0))
+    let share = if m <= 1 {
+        FIRST_BURST
+    } else {
+        let m = m as f64;
+        (1.0 - FIRST_BURST) / ((m - 1.0) * m)
+    };
+    (1.0 - LOOK_SHARE) * start_budget(planned) * share
 }
 
 /// The state of one test: per alternative, the Shiryaev-Roberts sum of the e-processes
@@ -254,6 +263,13 @@ impl Detector {
         let p = pending as f64;
         let sum: f64 =
             self.v.iter().zip(&grid.weight).zip(&grid.ln_rest).map(|((v, w), lq)| v * w * (p * lq).exp()).sum();
+        self.scale + sum.ln()
+    }
+
+    /// ln of the mixture right after a step (nothing rests unapplied).
+    #[inline]
+    pub fn current(&self, grid: &Grid) -> f64 {
+        let sum: f64 = self.v.iter().zip(&grid.weight).map(|(v, w)| v * w).sum();
         self.scale + sum.ln()
     }
 
@@ -427,8 +443,11 @@ mod tests {
         // The looks' starts take planned (1 + TAIL); the bursts the rest of the budget.
         let share = start_budget(planned) - planned as f64 * (1.0 + TAIL);
         assert!(sum <= share && sum > share * 0.9999, "{sum} against {share}");
-        // The first burst takes half of it: a quarter of all the start budget.
-        assert!((burst_weight(1, planned) / start_budget(planned) - 0.25).abs() < 1e-12);
+        // The first burst takes FIRST_BURST of it (0.9 of half of all the start budget),
+        // the second a twentieth, and they shrink as 1 / ((m - 1) m) after it.
+        assert!((burst_weight(1, planned) / start_budget(planned) - 0.45).abs() < 1e-12);
+        assert!((burst_weight(2, planned) / start_budget(planned) - 0.025).abs() < 1e-12);
+        assert!(burst_weight(3, planned) < burst_weight(2, planned));
     }
 
     #[test]
@@ -527,7 +546,7 @@ mod tests {
         // A look every 100 requests at a 1 % limit: one event is the limit's share of an
         // interval. After quiet intervals, the first event arms nothing at the next look:
         // the burst start is made right after it, so the next event, in the same
-        // interval, already counts with a quarter of the start budget.
+        // interval, already counts with the first burst's weight.
         let planned = 1000;
         let mut t = RateTest::new(0.01);
         for i in 0..10_000 {

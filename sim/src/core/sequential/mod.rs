@@ -86,6 +86,9 @@ struct Cell {
     /// The counter's value when the test began (a ratio test begins once its reference
     /// is known); None until then.
     base: Option<u64>,
+    /// Its term, e^(ln R - ln A), as last counted in the judge's bound on the sum (0 while
+    /// it has too little evidence).
+    counted: f64,
 }
 
 /// One guardrail's tests (one per feature for feature mismatches): over all traffic
@@ -99,6 +102,10 @@ struct Family {
     measure: Measure,
     /// The all-traffic grid, and the segments'.
     grids: [Grid; 2],
+    /// ln A, the threshold of its all-traffic test and of a segment's.
+    thresholds: [f64; 2],
+    /// Observations a test needs before its term counts.
+    min_evidence: u64,
     cells: Vec<Cell>,
 }
 
@@ -111,10 +118,15 @@ impl Family {
             }
             Measure::Mean { mu0, .. } => [Grid::mean(mu0), Grid::mean(mu0)],
         };
-        let cell =
-            |s: usize| Cell { detector: Detector::new(&grids[usize::from(s > 0)], 0), k: 0, sum: 0.0, base: Some(0) };
+        let cell = |s: usize| Cell {
+            detector: Detector::new(&grids[usize::from(s > 0)], 0),
+            k: 0,
+            sum: 0.0,
+            base: Some(0),
+            counted: 0.0,
+        };
         let cells = (0..segments).map(cell).collect();
-        Family { guardrail, limit, seen, measure, grids, cells }
+        Family { guardrail, limit, seen, measure, grids, thresholds: [f64::INFINITY; 2], min_evidence: 0, cells }
     }
 
     fn rate(guardrail: &'static str, p0: f64, seen: Seen, segments: usize) -> Family {
@@ -126,29 +138,51 @@ impl Family {
         Family::new(guardrail, limit, Seen::Answered, Measure::Mean { limit, cap, mu0 }, segments)
     }
 
-    /// An event (a rate's success) in segment `s`, the counter at `n`.
+    /// An event (a rate's success) in segment `s`, the counter at `n`; how much its term
+    /// grew (see [`Family::recount`]).
     #[inline]
-    fn event(&mut self, s: usize, n: u64) {
+    fn event(&mut self, s: usize, n: u64) -> f64 {
         let grid = &self.grids[usize::from(s > 0)];
         let cell = &mut self.cells[s];
-        if cell.base.is_some() {
-            cell.k += 1;
-            cell.detector.step(grid, n, 1.0, |g| grid.event(g));
+        if cell.base.is_none() {
+            return 0.0;
         }
+        cell.k += 1;
+        cell.detector.step(grid, n, 1.0, |g| grid.event(g));
+        self.recount(s, n)
     }
 
-    /// A value (a mean's observation) in segment `s`, the counter at `n`.
+    /// A value (a mean's observation) in segment `s`, the counter at `n`; how much its
+    /// term grew.
     #[inline]
-    fn value(&mut self, s: usize, n: u64, raw: f64) {
-        let Measure::Mean { cap, mu0, .. } = self.measure else { return };
+    fn value(&mut self, s: usize, n: u64, raw: f64) -> f64 {
+        let Measure::Mean { cap, mu0, .. } = self.measure else { return 0.0 };
         let x = (raw / cap).clamp(0.0, 1.0);
-        if x > 0.0 {
-            let grid = &self.grids[usize::from(s > 0)];
-            let cell = &mut self.cells[s];
-            cell.k += 1;
-            cell.sum += raw;
-            cell.detector.step(grid, n, x, |g| grid.bet(g, x, mu0));
+        if x <= 0.0 {
+            return 0.0;
         }
+        let grid = &self.grids[usize::from(s > 0)];
+        let cell = &mut self.cells[s];
+        cell.k += 1;
+        cell.sum += raw;
+        cell.detector.step(grid, n, x, |g| grid.bet(g, x, mu0));
+        self.recount(s, n)
+    }
+
+    /// Right after segment `s`'s test took observation `n`: its term now, in place of the
+    /// one last counted, and the difference. Between two of its steps a test only rests,
+    /// which shrinks its statistic, so the terms last counted bound the sum from above.
+    #[inline]
+    fn recount(&mut self, s: usize, n: u64) -> f64 {
+        if self.observations(s, n) < self.min_evidence {
+            return 0.0;
+        }
+        let grid = &self.grids[usize::from(s > 0)];
+        let cell = &mut self.cells[s];
+        let term = (cell.detector.current(grid) - self.thresholds[usize::from(s > 0)]).exp();
+        let grew = term - cell.counted;
+        cell.counted = term;
+        grew
     }
 
     /// A look: every test that has begun starts a new e-process.
@@ -176,16 +210,18 @@ impl Family {
 }
 
 /// Counts a request of one kind in its segments `segs`, and, if it is an event, gives it to
-/// family `i`'s tests there.
-fn count(counts: &mut [u64], families: &mut [Family], segs: &[usize], i: Option<usize>, event: bool) {
+/// family `i`'s tests there; how much their terms grew.
+fn count(counts: &mut [u64], families: &mut [Family], segs: &[usize], i: Option<usize>, event: bool) -> f64 {
     for &s in segs {
         counts[s] += 1;
     }
+    let mut grew = 0.0;
     if let (Some(i), true) = (i, event) {
         for &s in segs {
-            families[i].event(s, counts[s]);
+            grew += families[i].event(s, counts[s]);
         }
     }
+    grew
 }
 
 /// Legacy's reference p99 for a latency ratio test, per segment.
@@ -213,10 +249,9 @@ impl Reference {
 pub struct Sequential {
     /// J, the planned looks.
     planned: u64,
-    /// ln of the threshold for an all-traffic test and for a segment's test, and the same
-    /// for one feature's mismatch test.
+    /// ln of the threshold for an all-traffic test and for a segment's test (a feature's
+    /// mismatch test has its own, in its family).
     log_threshold: [f64; 2],
-    feature_log_threshold: [f64; 2],
     min_evidence: u64,
     segments: Vec<String>,
     /// Per kind of request ([`Seen`]), per segment, the requests seen.
@@ -236,6 +271,11 @@ pub struct Sequential {
     score: Option<usize>,
     rel_score: Option<usize>,
     staleness: Option<f64>,
+    /// A bound from above on the sum the check reads, as of now: the terms as each test
+    /// last counted them (at the last look, or at its last step since).
+    bound: f64,
+    /// Whether the sum reached 1 between looks: the next judgement rolls back at once.
+    alarm: bool,
 }
 
 impl Sequential {
@@ -307,10 +347,14 @@ impl Sequential {
         };
         let log_threshold = [base + all.ln(), base + segment.ln()];
         let feature_log_threshold = [log_threshold[0] - per_feature.ln(), log_threshold[1] - per_feature.ln()];
+        for (i, f) in families.iter_mut().enumerate() {
+            let feature = mismatch.as_ref().is_some_and(|r| r.contains(&i));
+            f.thresholds = if feature { feature_log_threshold } else { log_threshold };
+            f.min_evidence = min_evidence;
+        }
         Sequential {
             planned,
             log_threshold,
-            feature_log_threshold,
             min_evidence,
             counts: [vec![0; s], vec![0; s], vec![0; s]],
             families,
@@ -326,6 +370,8 @@ impl Sequential {
             rel_score,
             staleness: get("feature_staleness_s"),
             segments,
+            bound: 0.0,
+            alarm: false,
         }
     }
 
@@ -345,24 +391,21 @@ impl Sequential {
         self.log_threshold[1]
     }
 
-    /// ln A of family `i`'s test in segment `s`.
-    fn threshold(&self, i: usize, s: usize) -> f64 {
-        let mismatch = self.mismatch.as_ref().is_some_and(|r| r.contains(&i));
-        let t = if mismatch { &self.feature_log_threshold } else { &self.log_threshold };
-        t[usize::from(s > 0)]
-    }
-
-    /// Adds one request's evidence.
+    /// Adds one request's evidence. A test that stepped adds its growth to the bound on the
+    /// sum; when the bound reaches 1 the sum is read exactly, as a look would read it, and
+    /// if it is at 1 the judge raises its alarm (the statistic is anytime-valid, so reading
+    /// it after any request keeps the guarantee).
     pub fn add(&mut self, o: &Observation<'_>) {
         let segs = o.segments;
         let [all, answered, shadow] = &mut self.counts;
         for &s in segs {
             all[s] += 1;
         }
-        let events = |families: &mut [Family], i: Option<usize>, event: bool| {
+        let mut grew = 0.0;
+        let mut events = |families: &mut [Family], i: Option<usize>, event: bool| {
             if let (Some(i), true) = (i, event) {
                 for &s in segs {
-                    families[i].event(s, all[s]);
+                    grew += families[i].event(s, all[s]);
                 }
             }
         };
@@ -381,7 +424,7 @@ impl Sequential {
             for &s in segs {
                 let reference = &mut self.references[s];
                 match reference.p99 {
-                    Some(c) if o.timeout || o.new_ms > ratio * c => f.event(s, all[s]),
+                    Some(c) if o.timeout || o.new_ms > ratio * c => grew += f.event(s, all[s]),
                     Some(_) => {}
                     None => {
                         let needed = if s == 0 { LATENCY_REFERENCE } else { SEGMENT_LATENCY_REFERENCE };
@@ -395,16 +438,23 @@ impl Sequential {
             }
         }
         if o.shadow {
-            count(shadow, &mut self.families, segs, self.shadow_context, o.shadow_context_mismatch);
+            grew += count(shadow, &mut self.families, segs, self.shadow_context, o.shadow_context_mismatch);
         }
         if o.answered {
-            count(answered, &mut self.families, segs, self.flips, o.flipped);
+            grew += count(answered, &mut self.families, segs, self.flips, o.flipped);
             for (i, raw) in [(self.score, o.abs_score_diff), (self.rel_score, o.rel_score_diff)] {
                 if let Some(i) = i {
                     for &s in segs {
-                        self.families[i].value(s, answered[s], raw);
+                        grew += self.families[i].value(s, answered[s], raw);
                     }
                 }
+            }
+        }
+        if grew > 0.0 {
+            self.bound += grew;
+            if self.bound >= 1.0 && !self.alarm {
+                let terms = self.terms(true);
+                self.alarm = self.rebound(&terms) >= 1.0;
             }
         }
     }
@@ -417,27 +467,50 @@ impl Sequential {
         }
     }
 
-    /// Each test's term at the last look, ln(alpha w_k R_k / Z): its statistic less its
-    /// threshold; None while it has too little evidence (dropping terms keeps the bound).
-    fn terms(&self) -> Vec<Vec<Option<f64>>> {
-        let terms = self.families.iter().enumerate().map(|(i, f)| {
+    /// Each test's term, ln(alpha w_k R_k / Z): its statistic less its threshold, at the
+    /// last look or, with `now`, after the last request; None while it has too little
+    /// evidence (dropping terms keeps the bound).
+    fn terms(&self, now: bool) -> Vec<Vec<Option<f64>>> {
+        let terms = self.families.iter().map(|f| {
             let counts = &self.counts[f.seen as usize];
             let term = |(s, cell): (usize, &Cell)| {
-                (f.observations(s, counts[s]) >= self.min_evidence)
-                    .then(|| cell.detector.looked() - self.threshold(i, s))
+                let ln_r = if now {
+                    cell.detector.log_statistic(&f.grids[usize::from(s > 0)], counts[s])
+                } else {
+                    cell.detector.looked()
+                };
+                (f.observations(s, counts[s]) >= self.min_evidence).then(|| ln_r - f.thresholds[usize::from(s > 0)])
             };
             f.cells.iter().enumerate().map(term).collect()
         });
         terms.collect()
     }
 
-    /// Rolls back when the weighted sum of every test's statistic reaches 1/alpha (the
-    /// supermartingale of the guarantee itself, so evidence two tests see at once adds up).
-    /// The trigger: the first family, in check order (causes before effects), carrying at
-    /// least a quarter of the sum, else the family carrying most; within it, the test
-    /// carrying most, over all traffic on a tie.
+    /// Counts these terms as the tests' own, the bound on the sum being their sum; returns
+    /// it.
+    fn rebound(&mut self, terms: &[Vec<Option<f64>>]) -> f64 {
+        let mut sum = 0.0;
+        for (f, t) in self.families.iter_mut().zip(terms) {
+            for (cell, t) in f.cells.iter_mut().zip(t) {
+                cell.counted = t.map_or(0.0, f64::exp);
+                sum += cell.counted;
+            }
+        }
+        self.bound = sum;
+        sum
+    }
+
+    /// Rolls back when the weighted sum of every test's statistic at the last look reaches
+    /// 1/alpha (the supermartingale of the guarantee itself, so evidence two tests see at
+    /// once adds up); see [`Sequential::trigger`].
     pub fn check(&self, features: &[String]) -> Option<Trigger> {
-        let terms = self.terms();
+        self.trigger(&self.terms(false), features)
+    }
+
+    /// When the sum of these terms reaches 1, the trigger: the first family, in check order
+    /// (causes before effects), carrying at least a quarter of the sum, else the family
+    /// carrying most; within it, the test carrying most, over all traffic on a tie.
+    fn trigger(&self, terms: &[Vec<Option<f64>>], features: &[String]) -> Option<Trigger> {
         let family_sum = |t: &Vec<Option<f64>>| t.iter().flatten().map(|x| x.exp()).sum::<f64>();
         let sums: Vec<f64> = terms.iter().map(family_sum).collect();
         let total: f64 = sums.iter().sum();
@@ -478,16 +551,20 @@ impl Judge for Sequential {
         self.add(o);
     }
 
+    fn alarm(&self) -> bool {
+        self.alarm
+    }
+
     /// Per guardrail, the largest share of its threshold any of its tests reached at the
     /// last look.
     fn evidence(&self) -> Vec<(&'static str, f64)> {
         let mut out: Vec<(&'static str, f64)> = Vec::new();
-        for (i, f) in self.families.iter().enumerate() {
+        for f in &self.families {
             let share = f
                 .cells
                 .iter()
                 .enumerate()
-                .map(|(s, c)| (c.detector.looked() / self.threshold(i, s)).max(0.0))
+                .map(|(s, c)| (c.detector.looked() / f.thresholds[usize::from(s > 0)]).max(0.0))
                 .fold(0.0, f64::max);
             match out.iter_mut().find(|(n, _)| *n == f.guardrail) {
                 Some((_, x)) => *x = x.max(share),
@@ -510,11 +587,20 @@ impl Judge for Sequential {
                 return Verdict::RollBack(t);
             }
         }
+        // The alarm: the sum reached 1 after a request since the last look (the caller
+        // judges at once, before another request).
+        if std::mem::take(&mut self.alarm) {
+            if let Some(t) = self.trigger(&self.terms(true), features) {
+                return Verdict::RollBack(t);
+            }
+        }
         // The look starts new e-processes before the check: one at 1 adds to the sum what
         // the supermartingale of the guarantee already counts (the weight of starts to
         // come), so reading it now keeps the bound.
         self.look();
-        match self.check(features) {
+        let terms = self.terms(false);
+        self.rebound(&terms);
+        match self.trigger(&terms, features) {
             Some(t) => Verdict::RollBack(t),
             None => Verdict::Pass,
         }
@@ -604,13 +690,16 @@ mod tests {
         let window = Window::new(0);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let segments = [0];
-        let mut trigger = None;
-        for i in 0..200_000 {
+        let (mut trigger, mut alarm) = (None, false);
+        for i in 0..400_000 {
+            // 1.5x the limit: an event moves the statistics less than ln 2, the sum's gain.
             let mut o = observation(&segments, false);
-            o.timeout = i >= 20_000 && rng.random::<f64>() < 0.03;
+            o.timeout = i >= 20_000 && rng.random::<f64>() < 0.015;
             j.add(&o);
-            // Short looks: the sum crosses 1 between two looks, not in one jump past both.
-            if i % 20 == 19 {
+            // Short looks: the sum crosses 1 between two looks, not in one jump past both;
+            // an alarm between them is judged at once, on the sum after the request.
+            alarm = j.alarm();
+            if alarm || i % 20 == 19 {
                 if let Verdict::RollBack(t) = j.judge(&window, &[], &[]) {
                     trigger = Some(t);
                     break;
@@ -619,10 +708,54 @@ mod tests {
         }
         let t = trigger.expect("rolled back");
         assert_eq!(t.guardrail, "timeout_rate");
-        let terms = j.terms();
+        let terms = j.terms(alarm);
         let alone: Vec<f64> = terms.iter().map(|f| f[0].expect("enough evidence")).collect();
         assert!(alone.iter().all(|x| *x < 0.0), "a test alone was past its threshold: {alone:?}");
         assert!(alone.iter().map(|x| x.exp()).sum::<f64>() >= 1.0);
+    }
+
+    #[test]
+    fn the_alarm_rises_at_the_request_that_brings_the_sum_to_one_and_not_before() {
+        // Errors and timeouts over all traffic and four segments, looks every 500
+        // requests; from request 20 000 on, 4 % of one segment's requests fail and 2 % of
+        // all time out. After every request the exact sum (every test brought up to now)
+        // is read beside the alarm: the bound the judge keeps between looks must never
+        // miss a crossing, nor raise the alarm below it.
+        let guardrails = [("error_rate", 0.01), ("timeout_rate", 0.01)];
+        let names: Vec<String> = (0..5).map(|s| if s == 0 { "all".into() } else { format!("s={s}") }).collect();
+        let window = Window::new(0);
+        let mut alarms = 0;
+        for seed in 0..20 {
+            let mut j = Sequential::new(&guardrails, 0, names.clone(), 0.01, 200, 2000, false);
+            let mut rng = ChaCha8Rng::seed_from_u64(100 + seed);
+            let mut rolled_back = false;
+            for i in 0..60_000 {
+                let s = 1 + rng.random_range(0..4);
+                let fault = i >= 20_000;
+                let segments = [0, s];
+                let mut o = observation(&segments, fault && s == 2 && rng.random::<f64>() < 0.04);
+                o.timeout = fault && rng.random::<f64>() < 0.02;
+                j.add(&o);
+                let sum: f64 = j.terms(true).iter().flatten().flatten().map(|t| t.exp()).sum();
+                assert_eq!(j.alarm(), sum >= 1.0, "seed {seed} request {i}: alarm {} at sum {sum}", j.alarm());
+                if j.alarm() {
+                    alarms += 1;
+                    assert!(i >= 20_000, "seed {seed}: an alarm on clean traffic at request {i}");
+                    assert!(matches!(j.judge(&window, &[], &[]), Verdict::RollBack(_)), "seed {seed}");
+                    rolled_back = true;
+                    break;
+                }
+                if i % 500 == 499 {
+                    if let Verdict::RollBack(_) = j.judge(&window, &[], &[]) {
+                        rolled_back = true;
+                        break;
+                    }
+                }
+            }
+            assert!(rolled_back, "seed {seed}: never rolled back");
+        }
+        // Most rollbacks come between looks (499 requests of every 500).
+        assert!(alarms >= 15, "{alarms} of 20 rollbacks by the alarm");
     }
 
     #[test]
