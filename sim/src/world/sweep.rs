@@ -249,6 +249,16 @@ pub fn merge(parts: Vec<Sweep>) -> Result<Sweep, String> {
     })
 }
 
+/// A time in seconds as the tables write it: whole seconds, tenths under 10 s (a rollback
+/// at the deciding request can come well within a second of the fault).
+pub fn seconds(v: f64) -> String {
+    if v < 9.95 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 /// Several judges' sweeps of the same scenarios side by side, as a Markdown table: per
 /// fault scenario the detection rate and the median and 95th percentile of the time from
 /// the fault's start to the rollback, per clean scenario the false rollback rate; with both
@@ -268,7 +278,7 @@ pub fn comparison(sweeps: &[Sweep]) -> String {
     out.push_str(&"---|".repeat(sweeps.len() + usize::from(speedup.is_some())));
     out.push('\n');
     let Some(first) = sweeps.first() else { return out };
-    let secs = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} s"));
+    let secs = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{} s", seconds(v)));
     for (k, line) in first.scenarios.iter().enumerate() {
         write!(out, "| {} |", line.scenario).expect("writes to a string");
         for s in sweeps {

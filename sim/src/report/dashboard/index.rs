@@ -8,7 +8,7 @@ use super::charts::{legend, PALETTE};
 use super::{esc, head, AUDIT_SCRIPT};
 use crate::core::verdict::Summary;
 use crate::scenario::Outcome;
-use crate::world::sweep::Sweep;
+use crate::world::sweep::{seconds, Sweep};
 
 /// One scenario of a suite: its summary and the relative link to its report.
 pub struct SuiteRow<'a> {
@@ -149,8 +149,12 @@ fn fastest(data: &[Distribution], policies: &[&str]) -> Vec<(String, Option<(Str
     out
 }
 
+/// Where a logarithmic time axis starts, s: a value below it sits on the axis.
+const LOG_FLOOR: f32 = 0.1;
+
 /// One horizontal box per (scenario, judge), every scenario labelled. `log`: a
-/// logarithmic value axis (times from 5 s to thousands of seconds); `fastest`: each label
+/// logarithmic value axis (times from a tenth of a second, a rollback at the first bad
+/// request, to thousands of seconds); `fastest`: each label
 /// names the judge with the lowest median.
 fn boxplots(
     data: &[Distribution],
@@ -164,7 +168,7 @@ fn boxplots(
         .into_iter()
         .map(|(name, best)| {
             let label = match best {
-                Some((policy, m)) if with_fastest => format!("{name} · {policy} fastest ({m:.0} s)"),
+                Some((policy, m)) if with_fastest => format!("{name} · {policy} fastest ({} s)", seconds(m)),
                 _ => name.clone(),
             };
             (name, label)
@@ -208,8 +212,9 @@ fn boxplots(
                         .filter(|d| d.1 == p && !d.2.is_empty())
                         .filter_map(|d| {
                             let key = label_of(&d.0)?;
-                            // A log axis starts at 1 s: a value below it sits on the axis.
-                            let values: Vec<f64> = d.2.iter().map(|v| if log { v.max(1.0) } else { *v }).collect();
+                            // A log axis starts at LOG_FLOOR: a value below it sits on the axis.
+                            let floor = f64::from(LOG_FLOOR);
+                            let values: Vec<f64> = d.2.iter().map(|v| if log { v.max(floor) } else { *v }).collect();
                             Some(
                                 Boxplot::new_horizontal(SegmentValue::CenterOf(key), &Quartiles::new(&values))
                                     .width(12)
@@ -228,7 +233,8 @@ fn boxplots(
             }};
         }
         if log {
-            let mut chart = builder.build_cartesian_2d((1.0f32..max * 4.0).log_scale(), keys).map_err(|e| err(&e))?;
+            let mut chart =
+                builder.build_cartesian_2d((LOG_FLOOR..max * 4.0).log_scale(), keys).map_err(|e| err(&e))?;
             draw!(chart);
         } else {
             let mut chart = builder.build_cartesian_2d(0.0f32..max * 1.3, keys).map_err(|e| err(&e))?;
@@ -252,6 +258,7 @@ fn table(sweeps: &[Sweep]) -> String {
             let Some(y) = s.scenarios.get(i) else { continue };
             rows += 1;
             let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            let t = |v: Option<f64>| v.map_or("-".to_string(), seconds);
             let detection = y.detection_rate.map_or("-".into(), |r| format!("{:.1} %", 100.0 * r));
             let false_rb = y.false_rollback_rate.map_or("-".into(), |r| {
                 let k = (r * y.runs as f64).round() as u64;
@@ -265,8 +272,8 @@ fn table(sweeps: &[Sweep]) -> String {
                 esc(&s.policy),
                 y.runs,
                 y.passed,
-                f(y.time_to_rollback_s.p50),
-                f(y.time_to_rollback_s.p95),
+                t(y.time_to_rollback_s.p50),
+                t(y.time_to_rollback_s.p95),
                 f(y.bad_decisions_served.p50),
                 f(y.bad_decisions_served.p95)
             );
