@@ -9,7 +9,7 @@ in T less one look. The grids and thresholds are those of sim/src/core/sequentia
 
 With --burst, for a test that was quiet before the change (its events in the look interval
 before it below the limit's share): the e-process that counts is then the test's first
-burst start, which weighs (1 - LOOK_SHARE) / 2 of the whole start budget instead of
+burst start, which weighs (1 - LOOK_SHARE) x FIRST_BURST of the whole start budget instead of
 LOOK_SHARE / (J (1 + TAIL)) for a look's start; it begins right after the event that
 brings the change's interval to the limit's share of a look (one event at least), so the
 wait for those events is lost (no look is taken off).
@@ -37,10 +37,10 @@ features = int(args[3]) if len(args) > 3 else 14
 segments = int(args[4]) if len(args) > 4 else 35
 # The features' mismatch tests weigh as much as two guardrails together.
 units = guardrails + 2
-look_s, alpha, tail, all_share, look_share = 5.0, 0.01, 0.01, 0.75, 0.5
+look_s, alpha, tail, all_share, look_share, first_burst = 5.0, 0.01, 0.01, 0.75, 0.5, 0.9
 planned = math.ceil(duration / look_s) + 1
 # ln of the whole start budget over one start's weight, plus ln(1/alpha).
-start = math.log(2 / (1 - look_share)) if burst else math.log(planned * (1 + tail) / look_share)
+start = math.log(1 / ((1 - look_share) * first_burst)) if burst else math.log(planned * (1 + tail) / look_share)
 base = start + math.log(1 / alpha)
 ln_a_all = base + math.log(units / all_share)
 ln_a_seg = base + math.log(units * (segments - 1) / (1 - all_share))

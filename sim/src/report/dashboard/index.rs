@@ -233,8 +233,9 @@ fn boxplots(
             }};
         }
         if log {
+            // A little below the floor, so that its decade is a labelled tick.
             let mut chart =
-                builder.build_cartesian_2d((LOG_FLOOR..max * 4.0).log_scale(), keys).map_err(|e| err(&e))?;
+                builder.build_cartesian_2d((LOG_FLOOR * 0.8..max * 4.0).log_scale(), keys).map_err(|e| err(&e))?;
             draw!(chart);
         } else {
             let mut chart = builder.build_cartesian_2d(0.0f32..max * 1.3, keys).map_err(|e| err(&e))?;
