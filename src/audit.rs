@@ -65,10 +65,14 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let (legacy_id, new_id) = m.entries();
     let legacy_entry = registry.get(legacy_id).map_err(|e| bad(&e))?;
     let new_entry = registry.get(new_id).map_err(|e| bad(&e))?;
-    let model_path = args.model.clone().unwrap_or_else(|| registry.resolve(&legacy_entry.artifact));
-    let legacy_spec = args.legacy_spec.clone().unwrap_or_else(|| registry.resolve(&legacy_entry.feature_spec));
-    let new_spec = args.new_spec.clone().unwrap_or_else(|| registry.resolve(&new_entry.feature_spec));
-    let bytes = std::fs::read(&model_path)
+    let given_or = |given: &Option<PathBuf>, stored: &str| match given {
+        Some(p) => Ok(p.clone()),
+        None => registry.resolve(stored).map_err(|e| bad(&e)),
+    };
+    let model_path = given_or(&args.model, &legacy_entry.artifact)?;
+    let legacy_spec = given_or(&args.legacy_spec, &legacy_entry.feature_spec)?;
+    let new_spec = given_or(&args.new_spec, &new_entry.feature_spec)?;
+    let bytes = cutover_models::xgboost::read_model_file(&model_path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", model_path.display())))?;
     let model = cutover_models::xgboost::load_bytes(&bytes, &model_path.display().to_string()).map_err(|e| bad(&e))?;
     m.answer().check_model(&model).map_err(|e| Failure::BadInput(format!("{}: {e}", model_path.display())))?;
@@ -78,8 +82,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let mut lineage = Vec::new();
     if !args.no_lineage {
         for (entry, spec) in [(&legacy_entry, &legacy_spec), (&new_entry, &new_spec)] {
-            let artifact =
-                if entry.id() == legacy_entry.id() { model_path.clone() } else { registry.resolve(&entry.artifact) };
+            let artifact = if entry.id() == legacy_entry.id() {
+                model_path.clone()
+            } else {
+                registry.resolve(&entry.artifact).map_err(|e| bad(&e))?
+            };
             if let Err(mismatch) = registry.verify(entry, &artifact, spec).map_err(|e| bad(&e))? {
                 return Err(Failure::Unmet(mismatch.to_string()));
             }

@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         None => {
             let registry = m.registry();
             let entry = registry.get(m.entries().0).map_err(|e| Failure::BadInput(e.to_string()))?;
-            registry.resolve(&entry.feature_spec)
+            registry.resolve(&entry.feature_spec).map_err(|e| Failure::BadInput(e.to_string()))?
         }
     };
     let pipeline =

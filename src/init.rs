@@ -82,8 +82,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
     }
     check_out(&args.out)?;
-    let model_bytes =
-        std::fs::read(&args.model).map_err(|e| bad(format!("{}: cannot read the model: {e}", args.model.display())))?;
+    let model_bytes = cutover_models::xgboost::read_model_file(&args.model)
+        .map_err(|e| bad(format!("{}: cannot read the model: {e}", args.model.display())))?;
     let model = cutover_models::xgboost::load_bytes(&model_bytes, &args.model.display().to_string())
         .map_err(|e| bad(e.to_string()))?;
     let format = args.format.or_else(|| Format::of(&args.requests)).ok_or_else(|| {
@@ -120,18 +120,25 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let name = model_name(args)?;
     plan.name = name.clone();
 
-    // Everything goes into a folder beside --out, moved into place only when complete.
+    // Everything goes into a folder beside --out, moved into place only when complete; an
+    // interruption (Ctrl-C, SIGTERM) removes it.
+    let interrupted = on_interrupt_remove_staging()?;
     let staging = staging_dir(&args.out)?;
+    *STAGING.lock().unwrap_or_else(|e| e.into_inner()) = Some(staging.clone());
     let result = build(args, &staging, &name, &model_bytes, &model, &mut plan, format);
     let outcome = result.and_then(|report| {
+        // Held while the folder moves, so an interruption sees it either staged or in place.
+        let mut staged = STAGING.lock().unwrap_or_else(|e| e.into_inner());
         if args.out.exists() {
             std::fs::remove_dir(&args.out)
                 .map_err(|e| bad(format!("{}: cannot replace the empty folder: {e}", args.out.display())))?;
         }
         std::fs::rename(&staging, &args.out)
             .map_err(|e| bad(format!("{}: cannot move the folder into place: {e}", args.out.display())))?;
+        *staged = None;
         Ok(report)
     });
+    drop(interrupted);
     let report = match outcome {
         Ok(r) => r,
         Err(e) => {
@@ -144,6 +151,37 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     print!("{}", report.replace(&staging.display().to_string(), &args.out.display().to_string()));
     Ok(())
+}
+
+/// The staging folder being written, which an interruption removes.
+static STAGING: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Catches Ctrl-C and SIGTERM from now on (before the staging folder exists): on either, the
+/// staging folder is removed and the process exits 130 (Ctrl-C) or 143 (SIGTERM) with
+/// nothing written. The handler lives as long as the returned runtime.
+fn on_interrupt_remove_staging() -> Result<std::thread::JoinHandle<()>, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let fail = |e: std::io::Error| Failure::BadInput(format!("cannot catch Ctrl-C: {e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
+    let (mut int, mut term) = runtime
+        .block_on(async {
+            Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+        })
+        .map_err(fail)?;
+    Ok(std::thread::spawn(move || {
+        let code = runtime.block_on(async {
+            tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            }
+        });
+        let staged = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = staged.as_ref() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        eprintln!("cutover init: interrupted: the folder was not written");
+        std::process::exit(code);
+    }))
 }
 
 /// `--out` may be absent or an empty folder; anything else is refused before any work.

@@ -16,6 +16,9 @@ pub struct Args {
     /// The judge (overrides the scenario's).
     #[arg(long, value_parser = crate::simulate::parse_policy)]
     policy: Option<Policy>,
+    /// Call services beyond this machine that the migration declares (loopback only otherwise).
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
@@ -32,7 +35,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::BadInput(format!("cannot start the runtime: {e}")))?;
     let outcome = runtime
-        .block_on(cutover_loadgen::loadtest::loadtest(loaded, args.policy, &out))
+        .block_on(cutover_loadgen::loadtest::loadtest(loaded, args.policy, &out, args.allow_remote))
         .map_err(|e| Failure::BadInput(e.to_string()))?;
     let s = &outcome.summary;
     for a in &s.attacks {

@@ -124,8 +124,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         Command::Repin { id } => {
             let mut entry = registry.get(id).map_err(|e| bad(&e))?;
-            let artifact = registry.resolve(&entry.artifact);
-            let bytes = std::fs::read(&artifact)
+            let artifact = registry.resolve(&entry.artifact).map_err(|e| bad(&e))?;
+            let bytes = cutover_models::xgboost::read_model_file(&artifact)
                 .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", artifact.display())))?;
             if sha256_hex(&bytes) != entry.sha256 {
                 return Err(Failure::BadInput(format!(
@@ -133,7 +133,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                     artifact.display()
                 )));
             }
-            let spec = registry.resolve(&entry.feature_spec);
+            let spec = registry.resolve(&entry.feature_spec).map_err(|e| bad(&e))?;
             let spec_bytes =
                 std::fs::read(&spec).map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", spec.display())))?;
             Pipeline::from_file(&spec, migration.schema(), Some(&entry.feature_names)).map_err(|e| bad(&e))?;
@@ -149,8 +149,15 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         Command::Verify { id, model, spec } => {
             let entry = registry.get(id).map_err(|e| bad(&e))?;
-            let model = model.clone().unwrap_or_else(|| registry.resolve(&entry.artifact));
-            let spec = spec.clone().unwrap_or_else(|| registry.resolve(&entry.feature_spec));
+            let resolve = |p: &str| registry.resolve(p).map_err(|e| bad(&e));
+            let model = match model {
+                Some(m) => m.clone(),
+                None => resolve(&entry.artifact)?,
+            };
+            let spec = match spec {
+                Some(s) => s.clone(),
+                None => resolve(&entry.feature_spec)?,
+            };
             match registry.verify(&entry, &model, &spec).map_err(|e| bad(&e))? {
                 Ok(()) => {
                     println!("{}: model artifact and feature spec match the registry", entry.id());
@@ -178,7 +185,7 @@ fn describe(
     if name.is_empty() || name.contains(['/', '\\', '.']) {
         return Err(Failure::BadInput(format!("--name: `{name}` must be a plain name (no `/`, `\\` or `.`)")));
     }
-    let bytes = std::fs::read(model_path)
+    let bytes = cutover_models::xgboost::read_model_file(model_path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", model_path.display())))?;
     let model = cutover_models::xgboost::load_bytes(&bytes, &model_path.display().to_string()).map_err(|e| bad(&e))?;
     let spec_bytes = std::fs::read(spec_path)

@@ -1,7 +1,6 @@
 //! `cutover replay --requests FILE [--plan SCENARIO.toml] [--out DIR]` and
 //! `cutover record --requests N --out FILE`.
 
-use cutover_models::stacks::StackDecl;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -13,7 +12,7 @@ use cutover_sim::core::verdict::{Expectation, Summary};
 use cutover_sim::report::dashboard::ReportData;
 use cutover_sim::report::{timeline_of, write_outputs, write_run};
 use cutover_sim::world::replay::record::write_recorded;
-use cutover_sim::world::replay::{open, replay, Format, ReplayConfig, ReplayError, Replayed};
+use cutover_sim::world::replay::{enough_rows, open, replay, Format, ReplayConfig, ReplayError, Replayed};
 use cutover_sim::LoadedScenario;
 use serde::Serialize;
 
@@ -186,7 +185,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     if args.stacks {
         return run_http(args, &cfg, None, None);
     }
-    let Replayed { mut run, rows } = replay(&cfg).map_err(|e: ReplayError| Failure::BadInput(e.to_string()))?;
+    let Replayed { mut run, rows, acts_after } =
+        replay(&cfg).map_err(|e: ReplayError| Failure::BadInput(e.to_string()))?;
     let mut command = format!("cutover replay --requests {}", args.requests.display());
     if let Some(p) = &args.plan {
         command += &format!(" --plan {}", p.display());
@@ -194,6 +194,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     command += &format!(" --seed {}", run.summary.seed);
     run.summary.reproduce = command;
     let moves = decisions(&run.events);
+    let paired = run.summary.requests_total;
+    judged(&mut run.summary, enough_rows(&acts_after, paired, !moves.is_empty()));
     if let Some(dir) = &args.out {
         let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
         write_run(dir, &run).map_err(err)?;
@@ -219,6 +221,12 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     finish(args, &run.summary)
 }
 
+/// Adds an expectation to a replay's summary and takes it into its verdict.
+fn judged(summary: &mut Summary, e: Expectation) {
+    summary.expectations.push(e);
+    summary.passed = summary.expectations.iter().all(|e| e.passed);
+}
+
 /// The verdict table and the exit code.
 fn finish(args: &ReplayArgs, summary: &Summary) -> Result<(), Failure> {
     print!("{}", table::verdicts(&[summary], table::use_color(args.color)));
@@ -232,15 +240,6 @@ fn finish(args: &ReplayArgs, summary: &Summary) -> Result<(), Failure> {
         eprintln!("cutover: {}: {} did not hold: {}", summary.scenario, e.name, e.detail);
     }
     Err(Failure::Unmet(format!("the replay of {} did not meet its expectations", args.requests.display())))
-}
-
-fn loopback(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).unwrap_or("");
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host =
-        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
-    let ip = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The recorded rate (requests per recorded second) over the file's first 1 000 rows.
@@ -267,10 +266,8 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
                 "{flag}: `{url}` is not an http:// URL (the router speaks plain HTTP to the services)"
             )));
         }
-        if !args.allow_remote && !loopback(url) {
-            return Err(Failure::BadInput(format!(
-                "{flag}: `{url}` is not on this machine; replays go to loopback addresses unless --allow-remote"
-            )));
+        if !args.allow_remote && !cutover_models::stacks::is_loopback(url) {
+            return Err(Failure::BadInput(format!("{flag}: {}", cutover_models::stacks::remote_refused(url))));
         }
     }
     if !(args.rate_rps > 0.0 && args.rate_rps <= 100_000.0) {
@@ -280,27 +277,15 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
         return Err(Failure::BadInput(format!("--concurrency: must be 1 to 1024, got {}", args.concurrency)));
     }
     let (loaded, feed, handle) = open(cfg).map_err(|e| Failure::BadInput(e.to_string()))?;
-    // The services the folder declares go to loopback too, unless allowed.
-    let m = &loaded.migration;
-    let mut declared = Vec::new();
-    for (which, decl) in [("legacy", &m.stacks().legacy), ("new", &m.stacks().new)] {
-        match decl {
-            StackDecl::Http(h) => declared.push((format!("stacks.{which}.url"), h.url.clone())),
-            StackDecl::Platform(p) => {
-                declared.push((format!("stacks.{which}.feature_server.url"), p.feature_server.url.clone()));
-                declared.push((format!("stacks.{which}.model_server.url"), p.model_server.url.clone()));
-            }
-            StackDecl::InProcess => {}
-        }
-    }
-    for (field, url) in declared.iter().filter(|_| legacy.is_none()) {
-        if !args.allow_remote && !loopback(url) {
-            return Err(Failure::BadInput(format!(
-                "{}: field `{field}`: `{url}` is not on this machine; replays go to loopback addresses unless --allow-remote",
-                m.file.display()
-            )));
-        }
-    }
+    // The services the folder declares go to loopback too, unless allowed (refused before
+    // any file is read further).
+    let probe = cutover_loadgen::ServeConfig {
+        legacy_url: legacy.map(String::from),
+        new_url: new.map(String::from),
+        allow_remote: args.allow_remote,
+        ..cutover_loadgen::ServeConfig::new(loaded.clone())
+    };
+    cutover_loadgen::serve::check_reach(&probe).map_err(|e| Failure::BadInput(e.to_string()))?;
     let time_scale = match args.time_scale {
         Some(x) if x > 0.0 && x <= 10_000.0 => x,
         Some(x) => return Err(Failure::BadInput(format!("--time-scale: must be within (0, 10000], got {x}"))),
@@ -316,6 +301,7 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
         rate_rps: args.rate_rps,
         concurrency: args.concurrency,
         time_scale,
+        allow_remote: args.allow_remote,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -338,9 +324,10 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
     if let Some(e) = outcome.baseline.expectation() {
         summary.expectations.push(e);
     }
-    summary.passed = summary.expectations.iter().all(|e| e.passed);
     let snap = &outcome.snapshot;
     let moves = decisions(&snap.events);
+    let paired = outcome.view.requests_total;
+    judged(&mut summary, enough_rows(&outcome.acts_after, paired, !moves.is_empty()));
     if let Some(dir) = &args.out {
         let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));
         let data = ReportData {
@@ -384,25 +371,4 @@ pub fn record(args: &RecordArgs) -> Result<(), Failure> {
     let mut w = BufWriter::with_capacity(1 << 20, file);
     write_recorded(&m, args.requests, args.seed, args.rate_rps, format, &mut w).map_err(err)?;
     w.flush().map_err(|e| err(format!("cannot write: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::loopback;
-
-    #[test]
-    fn only_loopback_hosts_are_loopback() {
-        for url in ["http://127.0.0.1:8080", "http://localhost:1/x", "http://[::1]:80", "https://127.3.4.5"] {
-            assert!(loopback(url), "{url}");
-        }
-        for url in [
-            "http://127.0.0.1.example.com",
-            "http://10.0.0.1:80",
-            "http://user@127.0.0.1",
-            "ftp://127.0.0.1",
-            "http://[::2]",
-        ] {
-            assert!(!loopback(url), "{url}");
-        }
-    }
 }

@@ -69,6 +69,19 @@ pub struct Args {
     /// Seconds the requests in flight get to finish after Ctrl-C or SIGTERM.
     #[arg(long, value_name = "S")]
     drain_s: Option<f64>,
+    /// The most bytes of a stack's answer the router reads (a longer one is a failed call).
+    #[arg(long, value_name = "BYTES")]
+    max_answer_bytes: Option<usize>,
+    /// Milliseconds a stack's whole answer has (the new stack's timeout, when shorter, applies to it).
+    #[arg(long, value_name = "MS")]
+    answer_timeout_ms: Option<f64>,
+    /// Call services beyond this machine (declared in the migration or given as URLs).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Keep the rollout in this folder (its history, and a checkpoint before every
+    /// decision) and resume from it when started on it again.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
 }
 
 /// The config file: the same settings as the flags.
@@ -82,7 +95,8 @@ struct File {
     port: Option<u16>,
     legacy_port: Option<u16>,
     new_port: Option<u16>,
-    token: Option<String>,
+    /// Never echoed: a value that is not a string is refused without quoting it.
+    token: Option<toml::Spanned<toml::Value>>,
     token_file: Option<PathBuf>,
     legacy_url: Option<String>,
     new_url: Option<String>,
@@ -93,18 +107,23 @@ struct File {
     max_connections: Option<usize>,
     header_timeout_s: Option<f64>,
     drain_s: Option<f64>,
+    max_answer_bytes: Option<usize>,
+    answer_timeout_ms: Option<f64>,
+    allow_remote: Option<bool>,
+    state: Option<PathBuf>,
 }
 
 /// The default scenario of `serve`.
 pub const DEFAULT_SCENARIO: &str = "scenarios/live/clean-promotes.toml";
 
-fn read_config(path: &PathBuf) -> Result<File, Failure> {
+fn read_config(path: &PathBuf) -> Result<(File, String), Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
+    let file = toml::from_str(&text).map_err(|e| {
         let (line, column, _, message) = cutover_models::toml_error(&text, &e);
         Failure::BadInput(format!("{}:{line}:{column}: {message}", path.display()))
-    })
+    })?;
+    Ok((file, text))
 }
 
 /// The environment variable that may hold the admin token.
@@ -113,7 +132,7 @@ pub const TOKEN_ENV: &str = "CUTOVER_ADMIN_TOKEN";
 /// The admin token, from the first of: --token, --token-file, `CUTOVER_ADMIN_TOKEN`, the
 /// config file's `token` or `token_file` (a relative path there is relative to the
 /// config file). At least 16 characters, none of them white space or control characters.
-fn admin_token(args: &Args, file: &File, config: &str) -> Result<Option<String>, Failure> {
+fn admin_token(args: &Args, file: &File, config: &str, text: &str) -> Result<Option<String>, Failure> {
     let bad = |m: String| Failure::BadInput(m);
     let read = |what: String, path: &std::path::Path| -> Result<(String, String), Failure> {
         let text =
@@ -131,7 +150,12 @@ fn admin_token(args: &Args, file: &File, config: &str) -> Result<Option<String>,
     } else if let (Some(_), Some(_)) = (&file.token, &file.token_file) {
         return Err(bad(format!("{config}field `token_file`: give token or token_file, not both")));
     } else if let Some(t) = &file.token {
-        Some((format!("{config}field `token`"), t.clone()))
+        let toml::Value::String(value) = t.get_ref() else {
+            let (line, column) = cutover_models::line_column(text, t.span().start);
+            let at = config.trim_end_matches(": ");
+            return Err(bad(format!("{at}:{line}:{column}: field `token`: must be a string (its value is not shown)")));
+        };
+        Some((format!("{config}field `token`"), value.clone()))
     } else if let Some(p) = &file.token_file {
         Some(read(format!("{config}field `token_file`"), &config_dir.join(p))?)
     } else {
@@ -159,13 +183,13 @@ fn check_url(flag: &str, url: &str) -> Result<(), Failure> {
 
 /// Builds the services' configuration from the flags and the config file.
 pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
-    let file = match &args.config {
+    let (file, text) = match &args.config {
         Some(p) => read_config(p)?,
-        None => File::default(),
+        None => (File::default(), String::new()),
     };
     let bad = |e: cutover_sim::ScenarioError| Failure::BadInput(e.to_string());
     let config_at = args.config.as_ref().map_or(String::new(), |p| format!("{}: ", p.display()));
-    let token = admin_token(args, &file, &config_at)?;
+    let token = admin_token(args, &file, &config_at, &text)?;
     let loaded = match (args.scenario.clone().or(file.scenario), args.migration.clone().or(file.migration)) {
         (Some(scenario), _) => LoadedScenario::read(&scenario).map_err(bad)?,
         (None, Some(dir)) => {
@@ -234,6 +258,31 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
     }
     cfg.stack_limits.header_timeout = cfg.router_limits.header_timeout;
     cfg.stack_limits.drain = cfg.router_limits.drain;
+    if let Some(n) = args.max_answer_bytes.or(file.max_answer_bytes) {
+        if !(1024..=64 << 20).contains(&n) {
+            return Err(Failure::BadInput(format!(
+                "{}--max-answer-bytes: must be 1024 to 67108864 (64 MiB), got {n}",
+                where_()
+            )));
+        }
+        cfg.answer_limits.max_bytes = n;
+    }
+    if let Some(ms) = args.answer_timeout_ms.or(file.answer_timeout_ms) {
+        if !(ms.is_finite() && ms >= 1.0 && ms <= 300_000.0) {
+            return Err(Failure::BadInput(format!(
+                "{}--answer-timeout-ms: must be 1 to 300000 milliseconds, got {ms}",
+                where_()
+            )));
+        }
+        cfg.answer_limits.timeout = std::time::Duration::from_secs_f64(ms / 1000.0);
+    }
+    cfg.allow_remote = args.allow_remote || file.allow_remote.unwrap_or(false);
+    // A relative state folder in the config file is the config file's.
+    let config_dir = args.config.as_ref().and_then(|c| c.parent()).map(PathBuf::from).unwrap_or_default();
+    cfg.state = args.state.clone().or(file.state.map(|p| config_dir.join(p)));
+    if cfg.allow_remote {
+        eprintln!("cutover: warning: --allow-remote: the router may call services beyond this machine");
+    }
     Ok(cfg)
 }
 

@@ -120,13 +120,13 @@ impl ArtifactRoots {
                 self.migration.display()
             )
         };
-        let registry = cutover_models::registry::Registry::open(&self.registry);
+        let registry = cutover_models::registry::Registry::open(&self.registry).within(&self.migration);
         let entry_id = given.split_once('/').is_some_and(|(name, version)| {
             !name.is_empty() && !name.contains(['/', '\\']) && name != ".." && version.parse::<u32>().is_ok()
         });
         if entry_id {
             if let Ok(entry) = registry.get(given) {
-                return Ok(registry.resolve(&entry.artifact));
+                return registry.resolve(&entry.artifact).map_err(|e| e.to_string());
             }
         }
         let p = Path::new(given);

@@ -9,8 +9,10 @@ use axum::Json;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
+use crate::upstream::UpstreamFailure;
+
 /// The largest request body a service reads.
-pub const MAX_BODY: usize = 16 * 1024;
+pub const MAX_BODY: usize = cutover_models::stacks::MAX_REQUEST_BODY;
 
 /// The time a request's body has to arrive once its headers have.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -132,7 +134,7 @@ fn describe() {
     );
     describe_counter!(
         "cutover_router_upstream_failures_total",
-        "Calls from the router to a stack that failed, by stack and reason (connect, timeout, status, answer)"
+        "Calls from the router to a stack that failed, by stack and reason (connect, timeout, status, answer, too_large)"
     );
     describe_histogram!("cutover_router_latency_seconds", Unit::Seconds, "User-side latency at the router");
     describe_gauge!("cutover_rollout_weight_pct", "The new stack's share of users, percent");
@@ -140,7 +142,7 @@ fn describe() {
     describe_counter!("cutover_stack_requests_total", "Requests a stack scored");
     describe_counter!(
         "cutover_stack_errors_total",
-        "Requests a stack failed: answered 5xx, or (counted by the router) never reached it (connection refused or reset)"
+        "Calls to a stack that failed, as its caller saw them, by reason: connect, timeout, status (not 2xx), answer (unreadable), too_large"
     );
     describe_counter!("cutover_stack_bad_requests_total", "Requests a stack refused with 4xx");
     describe_histogram!("cutover_stack_latency_seconds", Unit::Seconds, "Time a stack took to score a request");
@@ -159,43 +161,6 @@ fn describe() {
     );
 }
 
-/// Why a call from the router to a stack failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    /// The connection was refused or reset: the stack never saw the request.
-    Connect,
-    /// No answer within the budget.
-    Timeout,
-    /// A non-2xx status.
-    Status,
-    /// A 2xx answer the router could not read.
-    Answer,
-}
-
-impl UpstreamFailure {
-    const ALL: [UpstreamFailure; 4] =
-        [UpstreamFailure::Connect, UpstreamFailure::Timeout, UpstreamFailure::Status, UpstreamFailure::Answer];
-
-    fn reason(self) -> &'static str {
-        match self {
-            UpstreamFailure::Connect => "connect",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Status => "status",
-            UpstreamFailure::Answer => "answer",
-        }
-    }
-
-    /// Counts it; a call that never reached the stack is also one of the stack's errors,
-    /// since the stack cannot count it itself.
-    pub fn count(self, stack: &'static str) {
-        metrics::counter!("cutover_router_upstream_failures_total", "stack" => stack, "reason" => self.reason())
-            .increment(1);
-        if self == UpstreamFailure::Connect {
-            metrics::counter!("cutover_stack_errors_total", "stack" => stack).increment(1);
-        }
-    }
-}
-
 /// Registers every counter at zero, so a scrape sees each series from the start rather
 /// than after its first increment.
 pub fn register_counters(stacks: &[&'static str]) {
@@ -212,12 +177,13 @@ pub fn register_counters(stacks: &[&'static str]) {
     }
     for &stack in stacks {
         metrics::counter!("cutover_router_requests_total", "served_by" => stack).increment(0);
-        for name in ["cutover_stack_requests_total", "cutover_stack_errors_total", "cutover_stack_bad_requests_total"] {
+        for name in ["cutover_stack_requests_total", "cutover_stack_bad_requests_total"] {
             metrics::counter!(name, "stack" => stack).increment(0);
         }
         for f in UpstreamFailure::ALL {
-            metrics::counter!("cutover_router_upstream_failures_total", "stack" => stack, "reason" => f.reason())
-                .increment(0);
+            for name in ["cutover_router_upstream_failures_total", "cutover_stack_errors_total"] {
+                metrics::counter!(name, "stack" => stack, "reason" => f.reason()).increment(0);
+            }
         }
     }
 }

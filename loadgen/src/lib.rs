@@ -15,5 +15,7 @@ pub mod router;
 pub mod serve;
 pub mod serving;
 pub mod stack;
+pub mod state;
+pub mod upstream;
 
 pub use serve::{start, Running, ServeConfig};

@@ -132,6 +132,72 @@ async fn attack(
     Ok(metrics)
 }
 
+/// One request of a timed attack: when it went out and came back (wall clock), and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimedRequest {
+    /// When the goose user sent it.
+    pub sent: std::time::SystemTime,
+    /// When its answer (or its failure) came back.
+    pub done: std::time::SystemTime,
+    /// Whether it was answered 2xx.
+    pub ok: bool,
+}
+
+/// The most requests a timed attack records.
+const MAX_TIMED: usize = 5_000_000;
+
+static TIMED: std::sync::Mutex<Vec<TimedRequest>> = std::sync::Mutex::new(Vec::new());
+
+async fn score_timed(user: &mut GooseUser) -> TransactionResult {
+    let payloads = PAYLOADS.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(payloads) = payloads else { return Ok(()) };
+    let body = payloads.next_request();
+    let sent = std::time::SystemTime::now();
+    let answer = user.post_json("/v1/score", &body).await;
+    let ok = answer.as_ref().is_ok_and(|a| a.response.as_ref().is_ok_and(|r| r.status().is_success()));
+    let done = std::time::SystemTime::now();
+    let mut timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
+    if timed.len() < MAX_TIMED {
+        timed.push(TimedRequest { sent, done, ok });
+    }
+    drop(timed);
+    answer?;
+    Ok(())
+}
+
+/// Goose users against the router at `host` for `seconds` (at most `throttle` requests a
+/// second in all), sending `payloads`; every request's wall-clock send and answer times
+/// and outcome, for tests that must tell which requests failed when (a router killed and
+/// restarted under load). One timed attack at a time in a process.
+pub async fn timed_attack(
+    host: &str,
+    payloads: Arc<Payloads>,
+    users: usize,
+    seconds: u64,
+    throttle: usize,
+    out: &Path,
+) -> anyhow::Result<(GooseMetrics, Vec<TimedRequest>)> {
+    *PAYLOADS.write().unwrap_or_else(|e| e.into_inner()) = Some(payloads);
+    TIMED.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let mut config = GooseConfiguration::default();
+    config.host = Some(host.to_string());
+    config.users = Some(users);
+    config.increase_rate = Some(format!("{users}"));
+    config.run_time = Some(seconds.max(1).to_string());
+    config.no_telnet = true;
+    config.throttle_requests = Some(throttle);
+    config.quiet = 1;
+    config.no_print_metrics = true;
+    config.request_log = Some(out.join("goose-requests.json").display().to_string());
+    config.request_format = Some(goose::logger::GooseLogFormat::Json);
+    let metrics = GooseAttack::initialize_with_config(config)?
+        .register_scenario(scenario!("score").register_transaction(transaction!(score_timed)))
+        .execute()
+        .await?;
+    let timed = std::mem::take(&mut *TIMED.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((metrics, timed))
+}
+
 /// What a load test found.
 pub struct Outcome {
     /// summary.json.
@@ -139,7 +205,13 @@ pub struct Outcome {
 }
 
 /// Runs a load test of `loaded` and writes its outputs into `out`.
-pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path) -> anyhow::Result<Outcome> {
+/// Services beyond this machine are called only with `allow_remote`.
+pub async fn loadtest(
+    loaded: LoadedScenario,
+    policy: Option<Policy>,
+    out: &Path,
+    allow_remote: bool,
+) -> anyhow::Result<Outcome> {
     let s = loaded.scenario.clone();
     let file = loaded.path.display().to_string();
     let live =
@@ -149,6 +221,7 @@ pub async fn loadtest(loaded: LoadedScenario, policy: Option<Policy>, out: &Path
     cfg.policy = policy;
     cfg.time_scale = live.time_scale;
     cfg.hold = true;
+    cfg.allow_remote = allow_remote;
     let running = serve::start(cfg).await?;
     let url = running.url();
     eprintln!("cutover: live dashboard at {url}/dashboard");

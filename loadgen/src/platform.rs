@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use crate::faults::FaultBoard;
 use crate::http::{self, ApiError};
 use crate::stack::{serve_faults, AnswerBody, FEATURES_HEADER};
+use crate::upstream::{self, AnswerLimits};
 
 /// The most entities whose raw keys are remembered (the store's own bound).
 pub const MAX_KEYS: usize = cutover_models::store::MAX_ENTITIES;
@@ -132,6 +133,7 @@ pub struct PlatformService {
     references: Vec<String>,
     columns: Vec<String>,
     client: reqwest::Client,
+    limits: AnswerLimits,
     faults: Arc<FaultBoard>,
     seed: u64,
     keys: Arc<EntityKeys>,
@@ -139,8 +141,8 @@ pub struct PlatformService {
     counts: Mutex<PlatformCounts>,
 }
 
-/// How long a call to the feature server or the model server may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the materialization job's write of one batch may take (off the users' path).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PlatformService {
     /// The composition of `decl`, computing the new spec `pipeline`'s features.
@@ -152,16 +154,11 @@ impl PlatformService {
         faults: Arc<FaultBoard>,
         seed: u64,
         keys: Arc<EntityKeys>,
+        limits: AnswerLimits,
     ) -> Result<PlatformService, String> {
         let references = decl.feature_server.references(&pipeline)?;
         let columns = references.iter().map(|r| r.replacen(':', "__", 1)).collect();
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .pool_idle_timeout(Duration::from_secs(4))
-            .tcp_nodelay(true)
-            .timeout(CALL_TIMEOUT)
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let client = upstream::client(64)?;
         let hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
         Ok(PlatformService {
             decl,
@@ -171,6 +168,7 @@ impl PlatformService {
             references,
             columns,
             client,
+            limits,
             faults,
             seed,
             keys,
@@ -228,15 +226,9 @@ impl PlatformService {
             "entities": { fs.join_key.as_str(): [entity] },
             "full_feature_names": true,
         });
-        let resp = self
-            .client
-            .post(format!("{}/get-online-features", fs.url))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("feature server: {e}"))?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| format!("feature server: {e}"))?;
+        let v = self.fetch(self.client.post(format!("{}/get-online-features", fs.url)).json(&body)).await;
+        let (status, v) = v.map_err(|e| format!("feature server: {e}"))?;
+        let v: Value = serde_json::from_slice(&v).map_err(|e| format!("feature server: not JSON: {e}"))?;
         if !status.is_success() {
             return Err(format!("feature server answered {status}: {}", cutover_models::shown(&v.to_string())));
         }
@@ -249,6 +241,14 @@ impl PlatformService {
         Ok(())
     }
 
+    /// One call to either server, its answer bounded as the router bounds a stack's.
+    async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, axum::body::Bytes), String> {
+        let resp = upstream::send(req, self.limits.timeout).await.map_err(|f| f.describe(self.limits))?;
+        let status = resp.status();
+        let bytes = upstream::read(resp, self.limits.max_bytes).await.map_err(|f| f.describe(self.limits))?;
+        Ok((status, bytes))
+    }
+
     /// The model server's answer for one row: the answer's values and the version it states.
     async fn infer(&self, row: &[f32], out: &mut [f32]) -> Result<Option<String>, String> {
         let ms = &self.decl.model_server;
@@ -257,19 +257,13 @@ impl PlatformService {
             "inputs": [{ "name": ms.input, "shape": [1, row.len()], "datatype": "FP32", "data": data }],
             "outputs": [{ "name": ms.output.name() }],
         });
-        let resp = self
-            .client
-            .post(format!("{}{}", ms.url, ms.infer_path()))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("model server: {e}"))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| format!("model server: {e}"))?;
+        let answer = self.fetch(self.client.post(format!("{}{}", ms.url, ms.infer_path())).json(&body)).await;
+        let (status, bytes) = answer.map_err(|e| format!("model server: {e}"))?;
         if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
             return Err(format!("model server answered {status}: {}", cutover_models::shown(&text)));
         }
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("model server: not JSON: {e}"))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("model server: not JSON: {e}"))?;
         read_inference(&v, ms.output, out)?;
         Ok(v.get("model_version").and_then(Value::as_str).map(version_text))
     }
@@ -375,13 +369,11 @@ async fn score(
     let bytes = http::read_body(body).await?;
     let request = http::parse_stack_request(&svc.schema, &bytes, "new")?;
     let hits = svc.faults.hitting(&request);
-    serve_faults(&hits, svc.seed, request.id, "new").await?;
+    serve_faults(&hits, svc.seed, request.id).await?;
     let entity = raw_key(&svc.schema.field(svc.schema.entity_field()).name, &bytes).unwrap_or(Value::Null);
     svc.keys.remember(request.entity, entity.clone());
-    let failed = |what: &str, e: String| {
-        metrics::counter!("cutover_stack_errors_total", "stack" => "new").increment(1);
-        ApiError::new(StatusCode::BAD_GATEWAY, format!("{what}: {e}"))
-    };
+    // The router counts the failed call (cutover_stack_errors_total, reason "status").
+    let failed = |what: &str, e: String| ApiError::new(StatusCode::BAD_GATEWAY, format!("{what}: {e}"));
     let mut values = svc.pipeline.values();
     let t = Instant::now();
     if let Err(e) = svc.features(&entity, &mut values.aggregates).await {
@@ -459,6 +451,7 @@ impl PlatformService {
     ) -> Option<tokio::task::JoinHandle<()>> {
         let source = self.decl.feature_server.push_source.clone()?;
         let svc = self.clone();
+        let reader = log.reader();
         Some(tokio::spawn(async move {
             let mut job = Materializer::new(schedule, svc.pipeline.clone());
             job.keep_published();
@@ -472,7 +465,7 @@ impl PlatformService {
                 }
                 let active = svc.faults.active();
                 let rows = {
-                    let log = log.read().unwrap_or_else(|e| e.into_inner());
+                    let log = log.read();
                     let Some(now) = log.last_ms() else { continue };
                     for (id, kind) in &active {
                         if let Kind::StaleFeatures { stall_us } = kind {
@@ -483,6 +476,7 @@ impl PlatformService {
                         }
                     }
                     job.advance_to(now, &log);
+                    reader.folded(job.cursor());
                     job.take_published()
                 };
                 if rows.is_empty() {
@@ -626,6 +620,7 @@ impl PlatformService {
             .client
             .post(format!("{}/push", fs.url))
             .json(&body)
+            .timeout(PUSH_TIMEOUT)
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());

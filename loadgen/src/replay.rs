@@ -37,6 +37,8 @@ pub struct HttpReplay {
     pub concurrency: usize,
     /// Scenario seconds per wall second for the plan's clock.
     pub time_scale: f64,
+    /// Call services beyond this machine (loopback only otherwise).
+    pub allow_remote: bool,
 }
 
 /// What came back.
@@ -53,6 +55,8 @@ pub struct HttpOutcome {
     pub baseline: Baseline,
     /// Wall seconds of sending.
     pub wall_s: f64,
+    /// Per guardrail, the paired requests after which the judge could act on it.
+    pub acts_after: Vec<(&'static str, u64)>,
 }
 
 /// Replays `records` through a router in front of the two services.
@@ -70,6 +74,7 @@ pub async fn replay_http(
     serve_cfg.ask_features = cfg.ask_features;
     serve_cfg.time_scale = cfg.time_scale;
     serve_cfg.hold = false;
+    serve_cfg.allow_remote = cfg.allow_remote;
     let running = serve::start(serve_cfg).await?;
     let url = format!("{}/v1/score", running.url());
 
@@ -158,7 +163,8 @@ pub async fn replay_http(
     running.state.evaluate();
     let view = running.state.view();
     let snapshot = running.state.snapshot();
+    let acts_after = running.state.acts_after();
     running.shutdown().await;
     let baseline = baseline.lock().await.clone();
-    Ok(HttpOutcome { view, snapshot, sent: n, failed: failed.load(Ordering::Relaxed), baseline, wall_s })
+    Ok(HttpOutcome { view, snapshot, sent: n, failed: failed.load(Ordering::Relaxed), baseline, wall_s, acts_after })
 }

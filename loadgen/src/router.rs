@@ -25,13 +25,15 @@ use cutover_sim::core::rollout::{Counts, Evaluated, Rollout};
 use cutover_sim::core::trace::{Lineage, StageStats, Trace};
 use cutover_sim::core::verdict::Summary;
 use cutover_sim::faults::Kind;
-use cutover_sim::scenario::{LoadedScenario, Policy};
+use cutover_sim::scenario::{LoadedScenario, OnRestart, Policy};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::faults::FaultBoard;
-use crate::http::{self, ApiError, UpstreamFailure};
+use crate::http::{self, ApiError};
 use crate::stack::FEATURES_HEADER;
+use crate::state::{self, Checkpoint, Resume, StateDir};
+use crate::upstream::{self, AnswerLimits, UpstreamFailure};
 
 /// Where the router finds a stack, how to ask it and how to read its answers.
 #[derive(Debug, Clone)]
@@ -133,6 +135,11 @@ pub struct RouterConfig {
     pub lineage: Option<Lineage>,
     /// Feature parity by segment, when the stacks return their model rows.
     pub parity: Option<ParityStats>,
+    /// What a stack's answer may be: its size and the time it has.
+    pub limits: AnswerLimits,
+    /// The state folder the rollout is kept in (`serve --state`), and what a previous
+    /// router left there.
+    pub state: Option<(StateDir, Option<Resume>)>,
 }
 
 /// What the dashboard draws, copied out of the router's state.
@@ -239,7 +246,15 @@ struct Live {
     parity: Option<ParityStats>,
     /// Shadow calls skipped because too many were in flight.
     shadow_dropped: u64,
+    /// Where the rollout is kept across restarts.
+    state: Option<StateDir>,
 }
+
+/// Events of the history the router keeps in memory (about 5 hours of evaluations every
+/// 5 s; stage changes and decisions always stay).
+pub const LIVE_EVENTS: usize = 4096;
+/// Guardrail points the dashboard's chart keeps.
+pub const LIVE_POINTS: usize = 32_768;
 
 /// The most shadow calls in flight at once; past it, shadows are skipped and counted.
 pub const MAX_SHADOW_IN_FLIGHT: u64 = 512;
@@ -250,6 +265,8 @@ pub struct RouterState {
     client: reqwest::Client,
     /// Wall-clock start of the rollout (None while held).
     started: Mutex<Option<Instant>>,
+    /// Scenario µs at that start: a router resumed from its state goes on from there.
+    resumed_at_us: u64,
     weight_bits: AtomicU64,
     rolled_back: AtomicBool,
     /// While held, shadow every request to the new stack anyway (no evidence is kept): the
@@ -315,8 +332,12 @@ impl RouterState {
         let s = &cfg.scenario.scenario;
         let m = &cfg.scenario.migration;
         let segments = m.segments().map_err(|e| e.to_string())?.clone();
-        let history = History::new();
-        let rollout = Rollout::new(s, cfg.policy, m.answer(), &cfg.features, segments.names(), history)?;
+        // A live rollout may run for days: memory keeps a window of its history and trace.
+        let history = History::new().windowed(LIVE_EVENTS);
+        let mut rollout = Rollout::new(s, cfg.policy, m.answer(), &cfg.features, segments.names(), history)?;
+        if let Some(trace) = rollout.trace.as_mut() {
+            trace.window = Some(LIVE_POINTS);
+        }
         let hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
         let live = Live {
             rollout,
@@ -328,37 +349,116 @@ impl RouterState {
             own_us: [hist(), hist()],
             parity: cfg.parity.take(),
             shadow_dropped: 0,
+            state: None,
         };
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            // Shorter than a stack's idle deadline (its header deadline, 10 s), so the
-            // router never sends on a connection the stack is closing.
-            .pool_idle_timeout(Duration::from_secs(4))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let client = upstream::client(256)?;
         let (stop, _) = tokio::sync::watch::channel(false);
-        let started = if cfg.hold { None } else { Some(Instant::now()) };
-        Ok(Arc::new(RouterState {
-            new_timeout: Duration::from_secs_f64(s.stacks.new.timeout_ms / 1000.0),
+        let mut started = if cfg.hold { None } else { Some(Instant::now()) };
+        let mut resumed_at_us = 0;
+        let mut live = live;
+        if let Some((dir, resume)) = cfg.state.take() {
+            if let Some(r) = resume {
+                let file = dir.dir().join("rollout.json");
+                live.rollout.restore(r.checkpoint.rollout.clone()).map_err(|e| format!("{}: {e}", file.display()))?;
+                live.counts = r.checkpoint.counts();
+                live.fault_start_us = r.checkpoint.fault_start_us;
+                // The clock goes on from the last event written: the time down counts for no stage.
+                let t = r.checkpoint.t_us.max(r.last_event_us);
+                if r.checkpoint.started {
+                    started = Some(Instant::now());
+                    resumed_at_us = t;
+                }
+                let c = &live.rollout.controller;
+                let event = Event::Resumed { t_s: t as f64 / 1e6, phase: c.phase(), weight_pct: c.weight_pct() };
+                live.rollout.history.push(event);
+                if s.rollout.on_restart == OnRestart::Shadow && live.rollout.controller.restart_in_shadow(t) {
+                    live.rollout.enter_stage(t);
+                }
+            }
+            live.state = Some(dir);
+        }
+        let new_timeout = Duration::from_secs_f64(s.stacks.new.timeout_ms / 1000.0);
+        let weight = live.rollout.controller.weight_pct();
+        let rolled_back = live.rollout.controller.phase() == Phase::RolledBack;
+        let state = Arc::new(RouterState {
+            new_timeout: new_timeout.min(cfg.limits.timeout),
             user_budget_ms: s.stacks.user_budget_ms,
             cfg,
             client,
             started: Mutex::new(started),
-            weight_bits: AtomicU64::new(0f64.to_bits()),
-            rolled_back: AtomicBool::new(false),
+            resumed_at_us,
+            weight_bits: AtomicU64::new(weight.to_bits()),
+            rolled_back: AtomicBool::new(rolled_back),
             shadow_held: AtomicBool::new(false),
             live: Mutex::new(live),
             stop,
             background: Arc::new(AtomicU64::new(0)),
             versions: Mutex::new([Vec::new(), Vec::new()]),
-        }))
+        });
+        {
+            // The folder holds the rollout from its first moment (a resumed one: at once).
+            let mut live = state.live.lock().unwrap_or_else(|e| e.into_inner());
+            let t = state.now_us().unwrap_or(resumed_at_us);
+            state.persist(&mut live, t, true).map_err(|e| e.to_string())?;
+        }
+        Ok(state)
     }
 
     /// Scenario microseconds since the rollout started (None while held).
     fn now_us(&self) -> Option<u64> {
         let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
-        started.map(|s| (s.elapsed().as_secs_f64() * self.cfg.time_scale * 1e6) as u64)
+        started.map(|s| self.resumed_at_us + (s.elapsed().as_secs_f64() * self.cfg.time_scale * 1e6) as u64)
+    }
+
+    /// The rollout as its state folder keeps it.
+    fn checkpoint(&self, live: &Live, t: u64) -> Checkpoint {
+        let s = &self.cfg.scenario.scenario;
+        let policy = live.rollout.controller.policy();
+        Checkpoint {
+            format: 1,
+            scenario: s.name.clone(),
+            policy: policy.into(),
+            plan_sha256: state::plan_sha256(s, policy),
+            started: self.started.lock().unwrap_or_else(|e| e.into_inner()).is_some(),
+            t_us: t,
+            counts: [live.counts.requests_total, live.counts.requests_failed, live.counts.bad_decisions],
+            fault_start_us: live.fault_start_us,
+            rollout: live.rollout.save(),
+        }
+    }
+
+    /// Writes what the history gained to the state folder (when there is one); with
+    /// `decision`, synced and with a checkpoint, before the decision takes effect; else the
+    /// evidence is checkpointed at most once a second.
+    fn persist(&self, live: &mut Live, t: u64, decision: bool) -> std::io::Result<()> {
+        let Some(mut dir) = live.state.take() else { return Ok(()) };
+        let mut written = dir.append(&live.rollout.history, decision);
+        if written.is_ok() && (decision || dir.due()) {
+            written = dir.checkpoint(&self.checkpoint(live, t));
+        }
+        live.state = Some(dir);
+        if let Err(e) = &written {
+            metrics::counter!("cutover_state_write_failures_total").increment(1);
+            eprintln!("cutover: the rollout's state could not be written: {e}");
+        }
+        written
+    }
+
+    /// [`RouterState::persist`] for a decision: one that moves the ramp forward and could
+    /// not be written rolls back instead, since a router that restarted would not know it.
+    fn persist_decision(&self, live: &mut Live, t: u64, forward: bool) {
+        if self.persist(live, t, true).is_err() && forward && live.rollout.manual_rollback(t) {
+            let detail = "a decision could not be written to the state folder: rolled back to legacy".to_string();
+            live.rollout.violation(t, "every decision on disk before it takes effect", detail);
+            let _ = self.persist(live, t, true);
+        }
+    }
+
+    /// Writes the state folder's last checkpoint (at shutdown).
+    pub fn flush_state(&self) {
+        let t = self.now_us().unwrap_or(self.resumed_at_us);
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.persist(&mut live, t, true);
     }
 
     /// The model's feature names.
@@ -373,11 +473,16 @@ impl RouterState {
 
     /// Starts the rollout now (no-op when it has started).
     pub fn start(&self) -> bool {
-        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        if started.is_some() {
-            return false;
+        {
+            let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+            if started.is_some() {
+                return false;
+            }
+            *started = Some(Instant::now());
         }
-        *started = Some(Instant::now());
+        let t = self.now_us().unwrap_or(self.resumed_at_us);
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        self.persist_decision(&mut live, t, false);
         true
     }
 
@@ -434,7 +539,14 @@ impl RouterState {
     fn evaluate_locked(&self, live: &mut Live, t: u64) {
         let fault_start = live.fault_start_us;
         let features = &self.cfg.features;
-        let Evaluated { decision, .. } = live.rollout.evaluate(t, None, features, fault_start, true);
+        let Evaluated { decision, stage_changed } = live.rollout.evaluate(t, None, features, fault_start, true);
+        // On disk before it takes effect.
+        if stage_changed {
+            let forward = matches!(decision, Decision::Advance { .. } | Decision::Promote);
+            self.persist_decision(live, t, forward);
+        } else {
+            let _ = self.persist(live, t, matches!(decision, Decision::AllowRetirement));
+        }
         self.publish(&live.rollout);
         metrics::gauge!("cutover_rollout_weight_pct").set(live.rollout.controller.weight_pct());
         let w = &live.rollout.stage_window;
@@ -460,6 +572,7 @@ impl RouterState {
         }
         let event = Event::FaultStart { t_s: t as f64 / 1e6, index: id as usize, kind: kind.into() };
         live.rollout.history.push(event);
+        let _ = self.persist(&mut live, t, false);
     }
 
     /// Notes that these faults were cleared now.
@@ -469,6 +582,7 @@ impl RouterState {
         for &id in ids {
             live.rollout.history.push(Event::FaultEnd { t_s, index: id as usize });
         }
+        let _ = self.persist(&mut live, (t_s * 1e6) as u64, false);
     }
 
     /// The rollout as it stands.
@@ -534,12 +648,19 @@ impl RouterState {
         self.cfg.lineage.as_ref()
     }
 
+    /// Per guardrail, the paired requests after which the judge can act on it.
+    pub fn acts_after(&self) -> Vec<(&'static str, u64)> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).rollout.controller.acts_after()
+    }
+
     /// The history's events so far.
     pub fn events(&self) -> Vec<cutover_sim::core::history::Event> {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).rollout.history.events().to_vec()
     }
 
-    async fn call(&self, up: &Upstream, body: &axum::body::Bytes, budget: Option<Duration>) -> CallResult {
+    /// One call to a stack, its answer bounded: within `budget` as a whole (the new stack's
+    /// timeout, or the answer limit for legacy), at most the limit's bytes, never unpacked.
+    async fn call(&self, up: &Upstream, body: &axum::body::Bytes, budget: Duration) -> CallResult {
         let began = Instant::now();
         let body = match &up.body {
             None => body.clone(),
@@ -560,23 +681,13 @@ impl RouterState {
         if up.ask_features {
             req = req.header(FEATURES_HEADER, "1");
         }
-        if let Some(b) = budget {
-            req = req.timeout(b);
-        }
-        let sent = |e: reqwest::Error| {
-            if e.is_timeout() {
-                UpstreamFailure::Timeout
-            } else {
-                // Refused, reset or cut short: no answer the stack could have counted.
-                UpstreamFailure::Connect
-            }
-        };
         let result = async {
-            let resp = req.send().await.map_err(sent)?;
+            let resp = upstream::send(req, budget).await?;
             if !resp.status().is_success() {
+                // Its body is not read: the connection is dropped with it.
                 return Err(UpstreamFailure::Status);
             }
-            let bytes = resp.bytes().await.map_err(sent)?;
+            let bytes = upstream::read(resp, self.cfg.limits.max_bytes).await?;
             self.read_answer(up, bytes).ok_or(UpstreamFailure::Answer)
         }
         .await
@@ -663,15 +774,16 @@ impl RouterState {
         live.counts.requests_failed += u64::from(failed);
     }
 
-    /// A request served by legacy whose shadow call was skipped (too many in flight):
-    /// counted for the user, no evidence for the judge.
-    fn unpaired(&self, user_ms: f64, failed: bool) {
+    /// A request served by legacy with no shadow call: skipped because too many were in
+    /// flight (`dropped`), or because the new stack is out of the path after a rollback.
+    /// Counted for the user, no evidence for the judge.
+    fn unpaired(&self, user_ms: f64, failed: bool, dropped: bool) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = phase_bucket(true, live.rollout.controller.phase());
         live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
         live.counts.requests_total += 1;
         live.counts.requests_failed += u64::from(failed);
-        live.shadow_dropped += 1;
+        live.shadow_dropped += u64::from(dropped);
     }
 
     /// Sets whether held requests are shadowed.
@@ -735,6 +847,7 @@ impl RouterState {
         if routed_new && after_rollback {
             let detail = format!("request {} went to the new stack after the rollback", request.id);
             live.rollout.violation(t, "nothing routed to new after a rollback", detail);
+            let _ = self.persist(live, t, false);
         }
     }
 }
@@ -865,11 +978,16 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     if !routed_new {
         // Legacy answers the user; the shadow call starts only once the answer is on its
         // way, so it never competes with the user's request.
-        let legacy = state.call(&state.cfg.legacy, &bytes, None).await;
+        let legacy = state.call(&state.cfg.legacy, &bytes, state.cfg.limits.timeout).await;
         let ms = elapsed_ms();
         let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
         let response = respond(&legacy, "legacy");
         record_user("legacy", began, failed);
+        // After a rollback the new stack is out of the path: no shadow calls either.
+        if started && state.rolled_back.load(Ordering::Acquire) {
+            state.unpaired(ms, failed, false);
+            return Ok(response);
+        }
         let s = state.clone();
         // Shadow calls are bounded: past the cap (a new stack slower than the traffic),
         // the shadow is skipped and counted, as a mirroring proxy drops mirrored requests.
@@ -881,14 +999,14 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         tokio::spawn(async move {
             let _guard = guard;
             if started && shadow {
-                let new = s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
+                let new = s.call(&s.cfg.new, &new_body, s.new_timeout).await;
                 s.pair(&request, false, routed_at, &legacy, &new, context_lost, (false, ms, failed));
             } else if started {
-                s.unpaired(ms, failed);
+                s.unpaired(ms, failed, true);
             } else {
                 let shadowed = shadow && s.shadow_held.load(Ordering::Relaxed);
                 if shadowed {
-                    s.call(&s.cfg.new, &new_body, Some(s.new_timeout)).await;
+                    s.call(&s.cfg.new, &new_body, s.new_timeout).await;
                 }
                 s.held(ms, Some(ms - legacy.ms), failed, shadowed);
             }
@@ -899,9 +1017,9 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     // the fallback already in flight.
     let legacy_task = {
         let (s, b) = (state.clone(), bytes.clone());
-        tokio::spawn(async move { s.call(&s.cfg.legacy, &b, None).await })
+        tokio::spawn(async move { s.call(&s.cfg.legacy, &b, s.cfg.limits.timeout).await })
     };
-    let new = state.call(&state.cfg.new, &new_body, Some(state.new_timeout)).await;
+    let new = state.call(&state.cfg.new, &new_body, state.new_timeout).await;
     if new.answer.is_ok() {
         let ms = elapsed_ms();
         let failed = ms > state.user_budget_ms;
@@ -971,6 +1089,7 @@ async fn admin_rollback(State(state): State<Arc<RouterState>>) -> Result<Json<se
             format!("nothing to roll back in {:?}", live.rollout.controller.phase()),
         ));
     }
+    state.persist_decision(&mut live, t, false);
     state.publish(&live.rollout);
     Ok(Json(serde_json::json!({"phase": live.rollout.controller.phase(), "t_s": t as f64 / 1e6})))
 }
@@ -979,6 +1098,7 @@ async fn admin_decommission(State(state): State<Arc<RouterState>>) -> Result<Jso
     let t = state.now_us().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "the rollout has not started"))?;
     let mut live = state.live.lock().unwrap_or_else(|e| e.into_inner());
     let result = live.rollout.decommission(t);
+    state.persist_decision(&mut live, t, false);
     state.publish(&live.rollout);
     match result {
         Ok(()) => Ok(Json(serde_json::json!({"decommissioned": true, "t_s": t as f64 / 1e6}))),

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use cutover_models::stacks::{check_url, HttpStack, StackDecl};
+use cutover_models::stacks::{check_url, is_loopback, remote_refused, HttpStack, StackDecl};
 use cutover_sim::core::pairing::AnswerFields;
 use cutover_sim::core::trace::{parity_stats, Lineage};
 use cutover_sim::scenario::{LoadedScenario, Policy};
@@ -18,6 +18,7 @@ use crate::platform::{EntityKeys, PlatformService};
 use crate::router::{self, RouterConfig, RouterState, Upstream};
 use crate::serving::{self, Limits, Stopped};
 use crate::stack::StackService;
+use crate::upstream::AnswerLimits;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -54,6 +55,12 @@ pub struct ServeConfig {
     pub router_limits: Limits,
     /// The in-process stacks' (their clients are the router and a load test).
     pub stack_limits: Limits,
+    /// What a stack's answer may be (size, time), for the router's calls and the platform's.
+    pub answer_limits: AnswerLimits,
+    /// Call services beyond this machine (loopback only otherwise).
+    pub allow_remote: bool,
+    /// Keep the rollout in this folder and resume from it (see [`crate::state`]).
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl ServeConfig {
@@ -76,6 +83,9 @@ impl ServeConfig {
             hold: false,
             router_limits: Limits::default(),
             stack_limits: Limits { max_connections: 4096, ..Limits::default() },
+            answer_limits: AnswerLimits::default(),
+            allow_remote: false,
+            state: None,
         }
     }
 }
@@ -128,6 +138,7 @@ impl Running {
         let comparisons_cut = self.state.wait_for_background(self.drain).await;
         self.state.stop();
         let _ = self.controller.await;
+        self.state.flush_state();
         let _ = self.stacks_stop.send(true);
         for t in self.stacks {
             let _ = t.await;
@@ -201,8 +212,51 @@ pub fn pointer(field: &str) -> String {
     cutover_models::stacks::pointer(field).unwrap_or_else(|_| field.to_string())
 }
 
+/// Refuses every service beyond this machine unless remote ones are allowed: the URLs
+/// given as flags and those the migration declares (but one a flag replaces). Decided from
+/// the URLs' text before anything is started or any connection is made; a message quotes
+/// a URL as written, never what its variables held.
+pub fn check_reach(cfg: &ServeConfig) -> anyhow::Result<()> {
+    if cfg.allow_remote {
+        return Ok(());
+    }
+    for (flag, url) in [("--legacy-url", &cfg.legacy_url), ("--new-url", &cfg.new_url)] {
+        if let Some(written) = url {
+            let url = check_url(written).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            if !is_loopback(&url) {
+                anyhow::bail!("{flag}: {}", remote_refused(written));
+            }
+        }
+    }
+    let m = &cfg.scenario.migration;
+    for site in m.stacks().urls.iter().filter(|u| !u.loopback) {
+        let replaced = (site.field.starts_with("stacks.legacy.") && cfg.legacy_url.is_some())
+            || (site.field.starts_with("stacks.new.") && cfg.new_url.is_some());
+        if !replaced {
+            anyhow::bail!(
+                "{}:{}:{}: field `{}`: {}",
+                m.file.display(),
+                site.line,
+                site.column,
+                site.field,
+                remote_refused(&site.written)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Starts the services.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    check_reach(&cfg)?;
+    let policy = cfg.policy.unwrap_or(cfg.scenario.scenario.controller.policy);
+    let state = match &cfg.state {
+        Some(dir) => {
+            let plan = crate::state::plan_sha256(&cfg.scenario.scenario, policy.name());
+            Some(crate::state::StateDir::open(dir, &plan).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        None => None,
+    };
     // The recorder goes in before the first request so no count is lost.
     crate::http::register_counters(&["legacy", "new"]);
     let s = &cfg.scenario.scenario;
@@ -234,6 +288,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         })
     };
     let keys = Arc::new(EntityKeys::default());
+    let mut store_jobs = Vec::new();
     let platform_decl = match &m.stacks().new {
         StackDecl::Platform(p) if cfg.new_url.is_none() => Some(p.clone()),
         _ => None,
@@ -259,6 +314,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         (None, StackDecl::Platform(_)) => anyhow::bail!("{file}: the legacy stack cannot be a platform"),
         (None, StackDecl::InProcess) => {
             let svc = service("legacy", &legacy, None);
+            store_jobs.push(svc.spawn_store_job(stop.clone()));
             let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
             tasks.push(spawn(listener, svc.router(), cfg.stack_limits, stop.clone()));
             (Upstream::own("legacy", format!("http://{addr}")), Some(addr))
@@ -276,7 +332,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     };
     let mut board = None;
     let mut platform = None;
-    let mut jobs = Vec::new();
+    let mut jobs = std::mem::take(&mut store_jobs);
     let (new_up, new_addr) = match (&cfg.new_url, &decls.new) {
         (Some(url), decl) => (external("new", url, decl)?, None),
         (None, StackDecl::Http(h)) => (Upstream::declared("new", h), None),
@@ -299,6 +355,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
                 b,
                 s.seed,
                 keys.clone(),
+                cfg.answer_limits,
             )
             .map_err(|e| anyhow::anyhow!("{}: field `stacks.new.feature_server`: {e}", m.file.display()))?;
             let svc = Arc::new(svc);
@@ -320,6 +377,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             board = Some(b.clone());
             let down = b.down();
             let svc = service("new", &new, Some(b));
+            jobs.push(svc.spawn_store_job(stop.clone()));
             let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
             tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
             (Upstream::own("new", format!("http://{addr}")), Some(addr))
@@ -340,7 +398,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         legacy: legacy_up,
         new: new_up,
         scenario: cfg.scenario.clone(),
-        policy: cfg.policy.unwrap_or(s.controller.policy),
+        policy,
         time_scale: cfg.time_scale,
         token: token.clone(),
         features,
@@ -349,6 +407,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         hold: cfg.hold,
         lineage,
         parity,
+        limits: cfg.answer_limits,
+        state,
     })
     .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let (listener, router_addr) = listen(cfg.bind, cfg.router_port).await?;

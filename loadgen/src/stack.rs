@@ -111,6 +111,26 @@ impl StackService {
         self
     }
 
+    /// Runs the store's batch job on the wall clock until `stop`: every second its
+    /// materializations catch up with the shared log, requests or not (after a rollback
+    /// the new stack gets none), so that the log can drop what every store has folded.
+    pub fn spawn_store_job(
+        self: &Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => svc.path.lock().unwrap_or_else(|e| e.into_inner()).path.advance(i64::MIN),
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        })
+    }
+
     /// The model it serves.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
@@ -132,7 +152,7 @@ impl StackService {
 /// Acts out the latency, error and timeout faults among `hits` on request `txn`: sleeps
 /// for the latency added, holds a timed-out request far past any caller's budget, and
 /// answers an injected error with 500.
-pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64, stack: &'static str) -> Result<(), ApiError> {
+pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<(), ApiError> {
     let (mut delay_ms, mut error, mut timeout) = (0.0, false, false);
     for (id, kind, _) in hits {
         match kind {
@@ -154,7 +174,7 @@ pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64, stack: &'sta
         tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
     }
     if error {
-        metrics::counter!("cutover_stack_errors_total", "stack" => stack).increment(1);
+        // Its caller counts the failed call (cutover_stack_errors_total, reason "status").
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the stack failed (an injected error)"));
     }
     Ok(())
@@ -170,7 +190,7 @@ async fn score(
     let bytes = http::read_body(body).await?;
     let request = http::parse_stack_request(&svc.schema, &bytes, stack)?;
     let hits = svc.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default();
-    serve_faults(&hits, svc.seed, request.id, stack).await?;
+    serve_faults(&hits, svc.seed, request.id).await?;
     let mut row = {
         let mut state = svc.path.lock().unwrap_or_else(|e| e.into_inner());
         for (id, kind, _) in &hits {

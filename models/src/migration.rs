@@ -275,6 +275,9 @@ impl Migration {
                 if !file.is_file() {
                     return Err(err(tspan, "traffic.file", format!("{}: no such file", file.display())));
                 }
+                if !inside(dir, &file) {
+                    return Err(err(tspan, "traffic.file", outside(&f)));
+                }
                 let format = match &t.format {
                     None => Format::of(&file),
                     Some(name) => Some(Format::from_name(name).ok_or_else(|| {
@@ -309,6 +312,9 @@ impl Migration {
                 "registry.path",
                 format!("{}: no such folder", registry.display()),
             ));
+        }
+        if !inside(dir, &registry) {
+            return Err(err(m.registry.path.span(), "registry.path", outside(m.registry.path.get_ref())));
         }
         let migration = Migration {
             name: m.name,
@@ -373,7 +379,7 @@ impl Migration {
 
     /// The registry.
     pub fn registry(&self) -> Registry {
-        Registry::open(&self.registry)
+        Registry::open(&self.registry).within(&self.dir)
     }
 
     /// The registry folder.
@@ -467,6 +473,21 @@ fn key_span(text: &str, key: &str) -> std::ops::Range<usize> {
 
 fn nth_table(text: &str, header: &str, k: usize) -> usize {
     text.match_indices(header).nth(k).map_or(0, |(i, _)| i)
+}
+
+/// Whether `path`, every link followed, is inside the folder `dir`.
+fn inside(dir: &Path, path: &Path) -> bool {
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+        (Ok(d), Ok(p)) => p.starts_with(d),
+        _ => false,
+    }
+}
+
+fn outside(given: &str) -> String {
+    format!(
+        "`{}` leads outside the migration folder: everything a migration reads stays inside it",
+        crate::shown(given)
+    )
 }
 
 #[cfg(test)]

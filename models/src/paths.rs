@@ -142,6 +142,18 @@ impl DualPath {
         PathRows { legacy: &self.legacy_values.row, new: &self.new_values.row, diffs: &self.diffs }
     }
 
+    /// The legacy row alone for `request`, when the new stack is out of the path (after a
+    /// rollback): the new platform's store goes on materializing, but computes nothing.
+    pub fn compute_legacy(&mut self, request: &Record) -> &[f32] {
+        let now = request.time_ms;
+        self.legacy_table.advance_to(now, &self.log);
+        self.store.advance_to(now, &self.log);
+        self.log.compact(self.legacy_table.cursor().min(self.store.cursor()));
+        self.legacy_table.read(request.entity, &mut self.legacy_values.aggregates);
+        self.legacy.compute(&request.values, &mut self.legacy_values);
+        &self.legacy_values.row
+    }
+
     /// Records that `request` was served: it joins the offline event log.
     pub fn served(&mut self, request: &Record) {
         self.log.append(request);
@@ -149,32 +161,110 @@ impl DualPath {
 }
 
 /// The offline event log as services share it: the data warehouse every store
-/// materializes from.
-pub type SharedLog = std::sync::Arc<std::sync::RwLock<EventLog>>;
+/// materializes from. Each reader (a stack's store, the platform's materialization job)
+/// holds a [`LogReader`] and says how far it has folded; the log drops what every reader
+/// has folded, so a live service's memory does not grow with the requests it serves.
+#[derive(Clone)]
+pub struct SharedLog(std::sync::Arc<LogInner>);
+
+struct LogInner {
+    log: std::sync::RwLock<EventLog>,
+    readers: std::sync::Mutex<Vec<std::sync::Weak<std::sync::atomic::AtomicUsize>>>,
+}
+
+/// One reader's place in a [`SharedLog`]: events before it may be dropped. Dropping the
+/// reader lets the log forget it.
+pub struct LogReader(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl LogReader {
+    /// The reader has folded every event before position `cursor`.
+    pub fn folded(&self, cursor: usize) {
+        self.0.store(cursor, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for SharedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLog").field("kept", &self.read().len()).finish()
+    }
+}
+
+impl SharedLog {
+    /// A shared log keeping what these pipelines' aggregates read.
+    pub fn new(pipelines: &[&Pipeline]) -> SharedLog {
+        SharedLog(std::sync::Arc::new(LogInner {
+            log: std::sync::RwLock::new(EventLog::for_pipelines(pipelines)),
+            readers: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// A new reader, at the log's first event still kept.
+    pub fn reader(&self) -> LogReader {
+        let at = self.read().first_kept();
+        let r = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(at));
+        let mut readers = self.0.readers.lock().unwrap_or_else(|e| e.into_inner());
+        readers.retain(|w| w.strong_count() > 0);
+        readers.push(std::sync::Arc::downgrade(&r));
+        LogReader(r)
+    }
+
+    /// The log, for reading.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, EventLog> {
+        self.0.log.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a served request. Live requests arrive a little out of order, so the log
+    /// keeps arrival order with times that never go back. What every reader has folded
+    /// is dropped (amortized, see [`EventLog::compact`]).
+    pub fn append(&self, request: &Record) {
+        let upto = {
+            let readers = self.0.readers.lock().unwrap_or_else(|e| e.into_inner());
+            readers
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .map(|r| r.load(std::sync::atomic::Ordering::Acquire))
+                .min()
+        };
+        let mut log = self.0.log.write().unwrap_or_else(|e| e.into_inner());
+        let time = request.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
+        log.append_at(request, time);
+        if let Some(upto) = upto {
+            log.compact(upto);
+        }
+    }
+}
 
 /// A shared log keeping what these pipelines' aggregates read.
 pub fn shared_log(pipelines: &[&Pipeline]) -> SharedLog {
-    std::sync::Arc::new(std::sync::RwLock::new(EventLog::for_pipelines(pipelines)))
+    SharedLog::new(pipelines)
 }
 
 /// One feature path on its own, as one live service computes it: its pipeline, and the
 /// aggregates it reads from its own store, materialized on the schedule from the shared
 /// offline log (the data warehouse), to which the system of record (legacy, which sees
 /// every request) appends what it served.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SinglePath {
     pipeline: Arc<Pipeline>,
     store: Materializer,
     log: SharedLog,
+    reader: LogReader,
     records: bool,
     values: FeatureValues,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LogReader").field(&self.0.load(std::sync::atomic::Ordering::Relaxed)).finish()
+    }
 }
 
 impl SinglePath {
     /// A path with an empty store over `log`; with `records`, it appends what it serves.
     pub fn new(pipeline: Arc<Pipeline>, schedule: Schedule, log: SharedLog, records: bool) -> SinglePath {
         let values = pipeline.values();
-        SinglePath { store: Materializer::new(schedule, pipeline.clone()), pipeline, log, records, values }
+        let reader = log.reader();
+        SinglePath { store: Materializer::new(schedule, pipeline.clone()), pipeline, log, reader, records, values }
     }
 
     /// The pipeline.
@@ -184,26 +274,30 @@ impl SinglePath {
 
     /// The model row for `request`.
     pub fn compute(&mut self, request: &Record) -> &[f32] {
-        {
-            let log = self.log.read().unwrap_or_else(|e| e.into_inner());
-            let now = request.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
-            self.store.advance_to(now, &log);
-        }
+        self.advance(request.time_ms);
         self.store.read(request.entity, &mut self.values.aggregates);
         self.pipeline.compute(&request.values, &mut self.values);
         &self.values.row
     }
 
-    /// Records that `request` was served (when this path is the system of record). Live
-    /// requests arrive a little out of order, so the log keeps arrival order with times
-    /// that never go back.
-    pub fn served(&mut self, request: &Record) {
-        if !self.records {
+    /// Runs the store's materializations due by `now_ms` (or by the log's latest event,
+    /// if later), as its batch job does whether or not requests come.
+    pub fn advance(&mut self, now_ms: i64) {
+        let log = self.log.read();
+        let Some(now) = log.last_ms().map_or(Some(now_ms), |last| Some(now_ms.max(last))).filter(|&t| t != i64::MIN)
+        else {
+            // No request yet, and no time given: nothing is due.
             return;
+        };
+        self.store.advance_to(now, &log);
+        self.reader.folded(self.store.cursor());
+    }
+
+    /// Records that `request` was served (when this path is the system of record).
+    pub fn served(&mut self, request: &Record) {
+        if self.records {
+            self.log.append(request);
         }
-        let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
-        let time = request.time_ms.max(log.last_ms().unwrap_or(i64::MIN));
-        log.append_at(request, time);
     }
 
     /// Holds materialization back until `until_ms` (the stale-features fault).

@@ -131,12 +131,23 @@ pub struct LineageMismatch {
 #[derive(Debug, Clone)]
 pub struct Registry {
     root: PathBuf,
+    /// The folders an entry's files may be in: the one that holds the registry, and the
+    /// migration folder when a migration opened it.
+    within: Vec<PathBuf>,
 }
 
 impl Registry {
-    /// The registry in `root` (created on the first `add`).
+    /// The registry in `root` (created on the first `add`); its entries' files must be in
+    /// the folder that holds it.
     pub fn open(root: &Path) -> Registry {
-        Registry { root: root.to_path_buf() }
+        let holder = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Registry { root: root.to_path_buf(), within: vec![holder.to_path_buf()] }
+    }
+
+    /// Also lets its entries' files be in `dir` (the migration folder that uses it).
+    pub fn within(mut self, dir: &Path) -> Registry {
+        self.within.push(dir.to_path_buf());
+        self
     }
 
     /// The folder.
@@ -182,9 +193,29 @@ impl Registry {
         self.root.join(name).join(format!("{version}.json"))
     }
 
-    /// A path stored in an entry, resolved against the registry folder.
-    pub fn resolve(&self, relative: &str) -> PathBuf {
-        self.root.join(relative)
+    /// A path stored in an entry, resolved against the registry folder: it must be
+    /// relative and, with every link followed, lead to a file inside the folder that holds
+    /// the registry (or the migration folder), so that no entry reads a file elsewhere.
+    pub fn resolve(&self, relative: &str) -> Result<PathBuf, RegistryError> {
+        let path = self.root.join(relative);
+        let refuse = |message: String| RegistryError::Io { path: path.clone(), message };
+        if Path::new(relative).is_absolute() || relative.is_empty() {
+            return Err(refuse(format!(
+                "`{}`: an entry's file must be a path relative to the registry",
+                crate::shown(relative)
+            )));
+        }
+        let real = std::fs::canonicalize(&path).map_err(|e| refuse(e.to_string()))?;
+        let inside = self.within.iter().filter_map(|d| std::fs::canonicalize(d).ok()).any(|d| real.starts_with(d));
+        if !inside {
+            let folders: Vec<String> = self.within.iter().map(|d| d.display().to_string()).collect();
+            return Err(refuse(format!(
+                "`{}` leads outside {}: an entry's files stay inside the migration's folders",
+                crate::shown(relative),
+                folders.join(" and ")
+            )));
+        }
+        Ok(path)
     }
 
     /// Writes `entry` as the next version of its name (its `version` is set here).
@@ -238,7 +269,7 @@ impl Registry {
 
     /// Checks an entry against the files it names itself.
     pub fn verify_in_place(&self, entry: &Entry) -> Result<Result<(), LineageMismatch>, RegistryError> {
-        self.verify(entry, &self.resolve(&entry.artifact), &self.resolve(&entry.feature_spec))
+        self.verify(entry, &self.resolve(&entry.artifact)?, &self.resolve(&entry.feature_spec)?)
     }
 }
 

@@ -123,7 +123,7 @@ impl Segments {
                     };
                     let mut offsets = FxHashMap::default();
                     for (i, v) in values.iter().enumerate() {
-                        let t = schema.interner().intern(v);
+                        let t = schema.interner().intern_kept(v).map_err(|e| bad("values", e))?;
                         if offsets.insert(t.symbol(d.case_sensitive), i).is_some() {
                             return Err(bad("values", format!("`{v}` is listed twice")));
                         }

@@ -54,7 +54,7 @@ impl ScoringStack {
     /// Starts the stack from the files the entry names itself.
     pub fn start_entry(registry: &Registry, id: &str, schema: &Arc<Schema>) -> Result<ScoringStack, StartError> {
         let entry = registry.get(id)?;
-        let (model, spec) = (registry.resolve(&entry.artifact), registry.resolve(&entry.feature_spec));
+        let (model, spec) = (registry.resolve(&entry.artifact)?, registry.resolve(&entry.feature_spec)?);
         ScoringStack::start(registry, id, &model, &spec, schema)
     }
 

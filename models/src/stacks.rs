@@ -35,7 +35,14 @@
 //! repository = "${MODELS:-/srv/models}"   # optional: where a model_artifact fault loads
 //! ```
 //!
-//! URLs and the repository may name environment variables: `${NAME}` or `${NAME:-default}`.
+//! URLs, header values and the repository may name environment variables: `${NAME}` or
+//! `${NAME:-default}`; no message ever prints what a variable held.
+//!
+//! What cutover sends a service is bounded: a body template that could grow past
+//! [`MAX_CALL_BODY`] for a request within [`MAX_REQUEST_BODY`] is refused, as are headers
+//! that frame the message or belong to one hop (`content-length`, `host`, `connection`, ...),
+//! which the router sets itself. Whether a URL's host is this machine is decided here, from
+//! its text alone ([`is_loopback`]); the faces refuse the others unless `--allow-remote`.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +54,32 @@ use crate::features::Pipeline;
 use crate::schema::Schema;
 use crate::FieldError;
 
+/// The largest scoring request a cutover service reads, in bytes.
+pub const MAX_REQUEST_BODY: usize = 16 * 1024;
+
+/// The largest body cutover sends a declared service for one request, in bytes: a body
+/// template is refused when a request within [`MAX_REQUEST_BODY`] could expand past it.
+pub const MAX_CALL_BODY: usize = 64 * 1024;
+
+/// Headers a declaration may not set: they frame the message or belong to one hop, and the
+/// router's client sets them (a `content-length` of its own would cut every call short and
+/// leave the rest on the connection for the next one).
+pub const RESERVED_HEADERS: [&str; 13] = [
+    "connection",
+    "content-length",
+    "content-type",
+    "expect",
+    "host",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// The stacks of a migration.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stacks {
@@ -54,6 +87,58 @@ pub struct Stacks {
     pub legacy: StackDecl,
     /// The new stack.
     pub new: StackDecl,
+    /// Every service URL the declarations name, where it was written.
+    pub urls: Vec<UrlSite>,
+}
+
+/// A service URL as the migration file wrote it: where, and whether its host is this
+/// machine, so that a refusal can name the place without printing what a variable held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlSite {
+    /// The field (`stacks.new.url`, `stacks.new.model_server.url`).
+    pub field: String,
+    /// The text as written, its `${VAR}`s unexpanded.
+    pub written: String,
+    /// Line (1-based).
+    pub line: usize,
+    /// Column (1-based).
+    pub column: usize,
+    /// Whether its host is this machine ([`is_loopback`]).
+    pub loopback: bool,
+}
+
+impl Stacks {
+    /// The first URL whose host is not this machine, if any.
+    pub fn first_remote(&self) -> Option<&UrlSite> {
+        self.urls.iter().find(|u| !u.loopback)
+    }
+}
+
+/// The refusal of a URL beyond this machine, after the flag or field that gave it: `written`
+/// is the URL as given (its variables unexpanded, so no secret is printed).
+pub fn remote_refused(written: &str) -> String {
+    format!(
+        "`{}` is not on this machine: cutover calls only loopback services (127.0.0.0/8, ::1, localhost) unless --allow-remote",
+        crate::shown(written)
+    )
+}
+
+/// Whether a base URL's host is this machine: `localhost` or an IP address on loopback.
+/// Decided from the text alone: any other name counts as remote, with no lookup.
+pub fn is_loopback(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, after)) if after.is_empty() || after.starts_with(':') => h,
+            _ => return false,
+        },
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One stack as declared.
@@ -234,6 +319,43 @@ impl Template {
     pub fn render(&self, request: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
         render(&self.root, request)
     }
+
+    /// The longest body it renders for a request of at most `request_bytes`, and the field
+    /// that can make it so. A value never prints longer than it arrived, but a number may
+    /// (`1e5` prints `100000.0`: at most [`LONGEST_NUMBER`] bytes); and since a request's
+    /// values share its bytes, the worst request puts all of them into the field the
+    /// template mentions most. So: the template's own text, [`LONGEST_NUMBER`] per mention,
+    /// and the whole request once per mention of that field.
+    pub fn max_len(&self, request_bytes: usize) -> (usize, Option<(String, usize)>) {
+        let own = serde_json::to_vec(&render(&self.root, &serde_json::Map::new())).map_or(0, |b| b.len());
+        let mut mentions = BTreeMap::<String, usize>::new();
+        count_fields(&self.root, &mut mentions);
+        let total: usize = mentions.values().sum();
+        let most = mentions.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+        let worst = own
+            .saturating_add(total.saturating_mul(LONGEST_NUMBER))
+            .saturating_add(most.as_ref().map_or(0, |m| m.1).saturating_mul(request_bytes));
+        (worst, most)
+    }
+}
+
+/// The longest a JSON number prints (`-2.2250738585072014e-308`).
+pub const LONGEST_NUMBER: usize = 24;
+
+fn count_fields(n: &Node, out: &mut BTreeMap<String, usize>) {
+    match n {
+        Node::Literal(_) => {}
+        Node::Field(f) => *out.entry(f.clone()).or_default() += 1,
+        Node::Text(pieces) => {
+            for p in pieces {
+                if let Piece::Field(f) = p {
+                    *out.entry(f.clone()).or_default() += 1;
+                }
+            }
+        }
+        Node::Array(a) => a.iter().for_each(|x| count_fields(x, out)),
+        Node::Object(o) => o.iter().for_each(|(_, x)| count_fields(x, out)),
+    }
 }
 
 fn node(v: &serde_json::Value, schema: &Schema, at: &str) -> Result<Node, String> {
@@ -405,20 +527,36 @@ impl StacksDef {
             let (line, column) = if span.end > 0 { line_column(text, span.start) } else { (0, 0) };
             FieldError { file: file.into(), line, column, field, message }
         };
-        let one = |def: &Option<Spanned<StackDef>>, which: &str| -> Result<StackDecl, FieldError> {
+        let mut urls = Vec::new();
+        let mut one = |def: &Option<Spanned<StackDef>>, which: &str| -> Result<StackDecl, FieldError> {
             match def {
                 None => Ok(StackDecl::InProcess),
-                Some(d) => compile_stack(d, &format!("stacks.{which}"), schema, text)
+                Some(d) => compile_stack(d, &format!("stacks.{which}"), schema, text, &mut urls)
                     .map_err(|(span, field, message)| err(span, field, message)),
             }
         };
-        Ok(Stacks { legacy: one(&self.legacy, "legacy")?, new: one(&self.new, "new")? })
+        let (legacy, new) = (one(&self.legacy, "legacy")?, one(&self.new, "new")?);
+        Ok(Stacks { legacy, new, urls })
     }
 }
 
 type Fail = (Span, String, String);
 
-fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -> Result<StackDecl, Fail> {
+/// A declared base URL, checked, with where it was written added to `urls`.
+fn site(u: &Spanned<String>, field: String, text: &str, urls: &mut Vec<UrlSite>) -> Result<String, Fail> {
+    let url = base_url(u).map_err(|e| (u.span(), field.clone(), e))?;
+    let (line, column) = line_column(text, u.span().start);
+    urls.push(UrlSite { field, written: u.get_ref().clone(), line, column, loopback: is_loopback(&url) });
+    Ok(url)
+}
+
+fn compile_stack(
+    d: &Spanned<StackDef>,
+    at: &str,
+    schema: &Schema,
+    text: &str,
+    urls: &mut Vec<UrlSite>,
+) -> Result<StackDecl, Fail> {
     let s = d.get_ref();
     let f = |k: &str| format!("{at}.{k}");
     let http_only = [
@@ -466,10 +604,28 @@ fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -
                 if !ok_name {
                     return Err((value.span(), f("headers"), format!("`{}` is not a header name", crate::shown(name))));
                 }
-                if value.get_ref().chars().any(char::is_control) {
-                    return Err((value.span(), f(&format!("headers.{name}")), "holds a control character".into()));
+                let field = f(&format!("headers.{name}"));
+                if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    return Err((
+                        value.span(),
+                        field,
+                        format!(
+                            "`{}` frames the call or belongs to one hop: the router sets it (reserved: {})",
+                            crate::shown(name),
+                            RESERVED_HEADERS.join(", ")
+                        ),
+                    ));
                 }
-                headers.push((name.clone(), value.get_ref().clone()));
+                // A value may hold a secret from the environment: no message prints it.
+                let expanded = expand(value.get_ref()).map_err(|e| (value.span(), field.clone(), e))?;
+                if expanded.chars().any(char::is_control) {
+                    return Err((
+                        value.span(),
+                        field,
+                        "holds a control character (once its variables are expanded)".into(),
+                    ));
+                }
+                headers.push((name.clone(), expanded));
             }
             let body = match &s.body {
                 None => None,
@@ -486,7 +642,24 @@ fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -
                             .map_err(|e| (b.span(), f("body"), format!("cannot be written as JSON: {e}")))?,
                         _ => return Err((b.span(), f("body"), "must be a table, an array or a JSON text".into())),
                     };
-                    Some(Template::compile(&json, schema).map_err(|e| (b.span(), f("body"), e))?)
+                    let t = Template::compile(&json, schema).map_err(|e| (b.span(), f("body"), e))?;
+                    let (worst, most) = t.max_len(MAX_REQUEST_BODY);
+                    if worst > MAX_CALL_BODY {
+                        let why = most.map_or(String::new(), |(field, n)| {
+                            format!(" (`{{{}}}` appears {n} time(s))", crate::shown(&field))
+                        });
+                        return Err((
+                            b.span(),
+                            f("body"),
+                            format!(
+                                "a request within the {} KiB body cap could expand to {worst} bytes here{why}, \
+                                 past the {} KiB a call's body may hold",
+                                MAX_REQUEST_BODY / 1024,
+                                MAX_CALL_BODY / 1024
+                            ),
+                        ));
+                    }
+                    Some(t)
                 }
             };
             let ptr = |p: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, Fail> {
@@ -494,7 +667,7 @@ fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -
             };
             let score = ptr(&s.score, "score")?.unwrap_or_else(|| "/score".into());
             Ok(StackDecl::Http(HttpStack {
-                url: base_url(url).map_err(|e| (url.span(), f("url"), e))?,
+                url: site(url, f("url"), text, urls)?,
                 path,
                 headers,
                 body,
@@ -550,7 +723,7 @@ fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -
             }
             let entity = schema.field(schema.entity_field()).name.clone();
             let feature_server = FeatureServer {
-                url: base_url(&fsd.url).map_err(|e| (fsd.url.span(), ff("url"), e))?,
+                url: site(&fsd.url, ff("url"), text, urls)?,
                 join_key: fsd.join_key.as_ref().map(|k| name(k, ff("join_key"))).transpose()?.unwrap_or(entity),
                 view: fsd.view.as_ref().map(|v| name(v, ff("view"))).transpose()?,
                 features,
@@ -572,7 +745,7 @@ fn compile_stack(d: &Spanned<StackDef>, at: &str, schema: &Schema, text: &str) -
                 },
             };
             let model_server = ModelServer {
-                url: base_url(&msd.url).map_err(|e| (msd.url.span(), mf("url"), e))?,
+                url: site(&msd.url, mf("url"), text, urls)?,
                 model: name(&msd.model, mf("model"))?,
                 version: msd.version.as_ref().map(|v| name(v, mf("version"))).transpose()?,
                 output,
@@ -652,26 +825,31 @@ pub fn expand(text: &str) -> Result<String, String> {
 }
 
 /// Checks a base URL (see [`base_url`]); `${VAR}` and `${VAR:-default}` are expanded first.
-pub fn check_url(u: &str) -> Result<String, String> {
-    let expanded = expand(u)?;
-    let u = expanded.as_str();
-    let t = u.trim_end_matches('/');
+/// A message quotes the URL as written, never what its variables held.
+pub fn check_url(written: &str) -> Result<String, String> {
+    let expanded = expand(written)?;
+    let quoted = if expanded == written {
+        format!("`{}`", crate::shown(written))
+    } else {
+        format!("`{}` (its variables expanded)", crate::shown(written))
+    };
+    let t = expanded.trim_end_matches('/');
     let rest = t
         .strip_prefix("http://")
         .or_else(|| t.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{}` is not an http:// or https:// URL", crate::shown(u)))?;
+        .ok_or_else(|| format!("{quoted} is not an http:// or https:// URL"))?;
     if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace) {
-        return Err(format!("`{}`: give the scheme, host and port only (no path, query or user)", crate::shown(u)));
+        return Err(format!("{quoted}: give the scheme, host and port only (no path, query or user)"));
     }
     let port = match rest.strip_prefix('[') {
         Some(v6) => {
-            let (_, after) = v6.split_once(']').ok_or_else(|| format!("`{}`: an unclosed `[`", crate::shown(u)))?;
+            let (_, after) = v6.split_once(']').ok_or_else(|| format!("{quoted}: an unclosed `[`"))?;
             after.strip_prefix(':')
         }
         None => rest.rsplit_once(':').map(|(_, p)| p),
     };
     if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
-        return Err(format!("`{}`: the port must be 1 to 65535", crate::shown(u)));
+        return Err(format!("{quoted}: the port must be 1 to 65535"));
     }
     Ok(t.to_string())
 }

@@ -101,6 +101,11 @@ impl EventLog {
         }
     }
 
+    /// The position of the first event still kept (those before it were dropped).
+    pub fn first_kept(&self) -> usize {
+        self.offset
+    }
+
     /// Events ever appended (dropped ones included).
     pub fn appended(&self) -> usize {
         self.offset + self.times.len()

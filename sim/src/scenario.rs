@@ -161,6 +161,21 @@ pub struct Rollout {
     /// Why the migration is happening.
     #[serde(default)]
     pub reasons: Vec<Reason>,
+    /// Where a live router restarted on its state folder takes the rollout up.
+    #[serde(default)]
+    pub on_restart: OnRestart,
+}
+
+/// Where a restarted router (`serve --state DIR`) takes a rollout up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRestart {
+    /// At the stage it was in, with the judge's evidence.
+    #[default]
+    Resume,
+    /// A canary goes back to shadow and earns its stages again (on the judge's evidence
+    /// so far); promoted and rolled-back rollouts stay where they are.
+    Shadow,
 }
 
 fn default_stages() -> Vec<f64> {

@@ -292,4 +292,91 @@ fn the_admin_token_comes_from_a_file_or_the_environment_and_short_ones_are_refus
     assert!(e.contains("--max-connections: must be 1 to 65536"), "{e}");
     let e = refused(&["serve", "--drain-s", "inf"]);
     assert!(e.contains("--drain-s: must be more than 0"), "{e}");
+    // (Issue 28) A config token that is not a string, and a URL naming the token's
+    // variable, never print the secret.
+    for (text, field) in [
+        ("token = 1234567890123456789\n", "field `token`"),
+        ("token = [\"s3cr3t-in-an-array-0000\"]\n", "field `token`"),
+        ("token = \"0123456789abcdef\"\nnew_url = \"${CUTOVER_TEST_SECRET}\"\n", "--new-url"),
+        ("token = \"0123456789abcdef\"\nnew_url = \"http://${CUTOVER_TEST_SECRET}:80\"\n", "--new-url"),
+    ] {
+        let config = d.join("serve.toml");
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["serve", "--config", s(&config)])
+            // The variable a URL names, not the token: the config's token is checked only
+            // when neither a flag nor the environment gives one.
+            .env("CUTOVER_TEST_SECRET", "s3cr3t-value-of-the-token")
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(field), "{text}: {stderr}");
+        assert!(
+            !stderr.contains("s3cr3t") && !stderr.contains("1234567890123456789"),
+            "a secret was printed: {stderr}"
+        );
+    }
+    let e = refused(&["serve", "--max-answer-bytes", "10"]);
+    assert!(e.contains("--max-answer-bytes: must be 1024"), "{e}");
+    let e = refused(&["serve", "--answer-timeout-ms", "0"]);
+    assert!(e.contains("--answer-timeout-ms: must be 1 to 300000"), "{e}");
+}
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_folder(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// (Issue 28: a registry entry's `artifact` of `../../etc/passwd` verified and was read;
+/// `traffic.file` could name any file.)
+#[test]
+fn a_migration_reads_nothing_outside_its_folder() {
+    let d = crate::support::scratch("hostile", "outside");
+    let outside = d.join("secret.csv");
+    std::fs::write(&outside, "not,yours\n1,2\n").unwrap();
+    // An entry whose artifact leads out of the folder, by `..` and by a link.
+    let dir = d.join("eta");
+    copy_folder(&crate::support::root().join("domain/eta"), &dir);
+    let entry = dir.join("registry/eta-xgb/1.json");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let dir_s = dir.display().to_string();
+    for artifact in ["../../secret.csv", "../../../../../../../../etc/passwd", "../link.ubj", "/etc/passwd"] {
+        let _ = std::fs::remove_file(dir.join("link.ubj"));
+        std::os::unix::fs::symlink(&outside, dir.join("link.ubj")).unwrap();
+        std::fs::write(&entry, text.replace("\"../model.ubj\"", &format!("{artifact:?}"))).unwrap();
+        let o = crate::support::in_root(&["registry", "verify", "eta-xgb/1", "--migration", &dir_s]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{artifact}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("leads outside") || err.contains("relative"), "{artifact}: {err}");
+        let o = crate::support::in_root(&["audit", "--migration", &dir_s, "--requests", "50"]);
+        assert_eq!(o.status.code(), Some(2), "{artifact}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    std::fs::write(&entry, &text).unwrap();
+    // Recorded traffic outside the folder.
+    let m = dir.join("migration.toml");
+    let toml = std::fs::read_to_string(&m).unwrap();
+    for file in ["../secret.csv", "link.csv"] {
+        let _ = std::fs::remove_file(dir.join("link.csv"));
+        std::os::unix::fs::symlink(&outside, dir.join("link.csv")).unwrap();
+        std::fs::write(&m, toml.replace("file = \"requests.csv\"", &format!("file = {file:?}"))).unwrap();
+        let o = crate::support::in_root(&["registry", "list", "--migration", &dir_s]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains("field `traffic.file`") && err.contains("leads outside the migration folder"), "{err}");
+    }
+    // The folder as it was works.
+    std::fs::write(&m, &toml).unwrap();
+    let o = crate::support::in_root(&["registry", "verify", "eta-xgb/1", "--migration", &dir_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

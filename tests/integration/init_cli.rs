@@ -379,3 +379,84 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(empty_out.join("migration.toml").is_file());
 }
+
+/// (Issue 28: NaN and inf scores made the score column a required request field, silently;
+/// `--model /dev/zero` read until memory ran out.)
+#[test]
+fn recorded_scores_that_are_not_numbers_are_refused_naming_how_many_and_the_first() {
+    let d = scratch("init", "bad-scores");
+    let out = s(&d.join("out"));
+    let model = fixture("loans", "model.json");
+    let csv = read(Path::new(&fixture("loans", "requests.csv")));
+    for (bad, shown) in [("NaN", "NaN"), ("inf", "inf"), ("-Infinity", "-Infinity"), ("n/a", "n/a")] {
+        // Rows 5 and 9 (lines 6 and 10) lose their score to `bad`.
+        let lines: Vec<String> = csv
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 5 || i == 9 {
+                    let mut cells: Vec<&str> = l.split(',').collect();
+                    let k = cells.len() - 2;
+                    cells[k] = bad;
+                    cells.join(",")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let file = d.join(format!("scores-{}.csv", bad.replace('/', "")));
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        for extra in [&[][..], &["--score", "risk_score"][..]] {
+            let mut args = vec!["init", "--model", &model, "--requests"];
+            let f = s(&file);
+            args.extend([f.as_str(), "--out", &out]);
+            args.extend(extra);
+            refused(&args, "field `risk_score`: the recorded score holds 2 value(s) of 3000", &d, "out");
+            let o = in_root(&args);
+            assert!(text(&o).1.contains(&format!("first at line 6: `{shown}`")), "{}", text(&o).1);
+        }
+    }
+    // A model that is not a regular file is refused before a byte is read.
+    let requests = fixture("loans", "requests.csv");
+    refused(&["init", "--model", "/dev/zero", "--requests", &requests, "--out", &out], "not a regular file", &d, "out");
+    refused(&["init", "--model", &s(&d), "--requests", &requests, "--out", &out], "not a regular file", &d, "out");
+}
+
+#[test]
+fn an_interrupted_init_leaves_no_staging_folder() {
+    let d = scratch("init", "interrupted");
+    let out = d.join("out");
+    for signal in ["-INT", "-TERM"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["init", "--model", &fixture("loans", "model.json"), "--requests", &fixture("loans", "requests.csv")])
+            .args(["--out", &s(&out), "--calibration-seeds", "20"])
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for the staging folder, then interrupt.
+        let began = std::time::Instant::now();
+        let staged = loop {
+            let found = std::fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_name().unwrap().to_string_lossy().contains(".init-"));
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "init finished before it could be interrupted");
+            assert!(began.elapsed().as_secs() < 60, "no staging folder appeared");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let killed = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let output = child.wait_with_output().unwrap();
+        let want = if signal == "-INT" { 130 } else { 143 };
+        assert_eq!(output.status.code(), Some(want), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+        assert!(!staged.exists(), "{} left behind", staged.display());
+        nothing_left(&d, "out");
+    }
+}

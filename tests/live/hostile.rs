@@ -291,8 +291,9 @@ async fn metrics_have_help_and_every_counter_from_the_start_and_refused_connecti
     for series in [
         "cutover_router_user_failures_total",
         "cutover_router_fallbacks_total",
-        "cutover_stack_errors_total{stack=\"legacy\"}",
-        "cutover_stack_errors_total{stack=\"new\"}",
+        "cutover_stack_errors_total{stack=\"legacy\",reason=\"connect\"}",
+        "cutover_stack_errors_total{stack=\"new\",reason=\"status\"}",
+        "cutover_stack_errors_total{stack=\"new\",reason=\"too_large\"}",
         "cutover_router_upstream_failures_total{stack=\"legacy\",reason=\"connect\"}",
     ] {
         counter(&text, series);
@@ -301,14 +302,14 @@ async fn metrics_have_help_and_every_counter_from_the_start_and_refused_connecti
         let name = line.split(' ').nth(2).unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
     }
-    let errors = counter(&text, "cutover_stack_errors_total{stack=\"legacy\"}");
+    let errors = counter(&text, "cutover_stack_errors_total{stack=\"legacy\",reason=\"connect\"}");
     let connect = counter(&text, "cutover_router_upstream_failures_total{stack=\"legacy\",reason=\"connect\"}");
     let failures = counter(&text, "cutover_router_user_failures_total");
     let resp = reqwest::Client::new().post(format!("{}/v1/score", r.url())).json(&body(6, 1)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 502);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "the legacy stack failed to answer");
     let text = metrics(&r.url()).await;
-    assert_eq!(counter(&text, "cutover_stack_errors_total{stack=\"legacy\"}"), errors + 1.0);
+    assert_eq!(counter(&text, "cutover_stack_errors_total{stack=\"legacy\",reason=\"connect\"}"), errors + 1.0);
     assert_eq!(
         counter(&text, "cutover_router_upstream_failures_total{stack=\"legacy\",reason=\"connect\"}"),
         connect + 1.0

@@ -14,6 +14,7 @@ mod guide;
 mod hostile;
 mod platform;
 mod replay;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -278,11 +279,19 @@ fn serve_prints_its_addresses_and_token_and_stops_cleanly_on_ctrl_c() {
 /// it prints first (`router`, `legacy`, `new`, `token`); what it prints later is read and
 /// dropped, so it never blocks on a full pipe.
 fn serve_child(extra: &[&str]) -> (std::process::Child, std::collections::HashMap<String, String>) {
+    let mut args = vec!["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold"];
+    args.extend_from_slice(extra);
+    cutover_child(&args)
+}
+
+/// `cutover ARGS...` (a command that serves) as a child process, with what it prints up to
+/// and including its `token` line (`router`, `legacy` and `new` where it starts them);
+/// what it prints later is read and dropped (stderr is left to the caller).
+fn cutover_child(args: &[&str]) -> (std::process::Child, std::collections::HashMap<String, String>) {
     use std::io::BufRead;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold"])
-        .args(extra)
+        .args(args)
         .current_dir(root)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -290,8 +299,9 @@ fn serve_child(extra: &[&str]) -> (std::process::Child, std::collections::HashMa
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = std::collections::HashMap::new();
-    for _ in 0..4 {
-        let line = lines.next().unwrap().unwrap();
+    while !printed.contains_key("token") {
+        let line =
+            lines.next().unwrap_or_else(|| panic!("cutover {args:?} stopped before printing its token")).unwrap();
         let (k, v) = line.split_once(char::is_whitespace).unwrap();
         printed.insert(k.to_string(), v.trim().to_string());
     }

@@ -98,3 +98,29 @@ fn services_beyond_this_machine_are_refused_unless_allowed() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "--legacy-url without --new-url");
 }
+
+/// (Issue 28: a replay of 40 rows against a new stack that is not there said "pass".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_too_short_to_judge_says_so_instead_of_passing() {
+    let _serial = SERIAL.lock().await;
+    let r = start(PLAN, true).await;
+    let legacy = format!("http://{}", r.legacy.unwrap());
+    // A new stack that is not there: a port bound, then released.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let file = sample(40);
+    let out = file.with_extension("dead");
+    let (f, o) = (file.clone(), out.clone());
+    let run = tokio::task::spawn_blocking(move || replay(&f, &legacy, &format!("http://{gone}"), &o)).await.unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("enough_rows_to_judge did not hold") && stderr.contains("replay more rows"), "{stderr}");
+    let s = json_of(&out.join("summary.json"));
+    let e = s["expectations"].as_array().unwrap().iter().find(|e| e["name"] == "enough_rows_to_judge").unwrap();
+    assert_eq!(e["passed"], false, "{e}");
+    assert!(e["detail"].as_str().unwrap().starts_with("40 paired requests"), "{e}");
+    // Users were served by legacy throughout.
+    let zero = s["expectations"].as_array().unwrap().iter().find(|e| e["name"] == "zero_failed_requests").unwrap();
+    assert_eq!(zero["passed"], true, "{zero}");
+    r.shutdown().await;
+}

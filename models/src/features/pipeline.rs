@@ -575,7 +575,7 @@ impl Compiler<'_> {
         }
         let mut t = Table::default();
         for (k, v) in entries {
-            let sym = self.schema.interner().intern(k);
+            let sym = self.schema.interner().intern_kept(k)?;
             let i = t.numbers.len();
             match v {
                 TableValue::Number(x) if x.is_finite() => {
@@ -740,7 +740,8 @@ impl Compiler<'_> {
             }
             let mut codes = FxHashMap::default();
             for (i, v) in values.iter().enumerate() {
-                let t = self.schema.interner().intern(v.get_ref());
+                let t =
+                    self.schema.interner().intern_kept(v.get_ref()).map_err(|e| (v.span(), "vocabulary".into(), e))?;
                 if codes.insert(t.symbol(d.case_sensitive), i as u32).is_some() {
                     return Err((v.span(), "vocabulary".into(), format!("duplicate value \"{}\"", v.get_ref())));
                 }

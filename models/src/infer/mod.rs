@@ -269,24 +269,44 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
     };
 
     // Answers: chosen, else by name and shape.
-    let score = match named("score", &choices.score)? {
-        Some(i) => {
-            if !cols[i].numeric() {
-                return Err(fail("score", format!("--score `{}`: not every value is a number", cols[i].name)));
-            }
-            Some(i)
+    // A recorded score that is NaN, infinite or text on some rows is still the recorded
+    // answer (not a request field): refused, naming how many rows and the first.
+    let finite_scores = |i: usize| -> Result<usize, FieldError> {
+        let c = &cols[i];
+        if c.numeric() {
+            return Ok(i);
         }
+        let (text, line) = c.first_text.clone().unwrap_or_default();
+        let not_numbers = c.present - c.integers - c.numbers;
+        Err(fail(
+            &c.name,
+            format!(
+                "the recorded score holds {not_numbers} value(s) of {} that are not finite numbers (first at line {line}: \
+                 `{}`): leave a score empty where none was recorded, or name another column with --score",
+                c.present,
+                crate::shown(&text)
+            ),
+        ))
+    };
+    let score = match named("score", &choices.score)? {
+        Some(i) => Some(finite_scores(i)?),
         None => {
             let c: Vec<usize> = (0..cols.len())
                 .filter(|&i| {
                     let c = &cols[i];
+                    // Numbers, some of them perhaps NaN or text: a score column gone bad.
+                    let numbers = c.integers + c.numbers;
                     i != time
-                        && c.numeric()
+                        && numbers > 0
+                        && numbers + c.texts == c.present
                         && !is_feature(c)
                         && contains_any(&c.name, SCORE_WORDS)
                         && !(id_like(&c.name) && c.integral())
                 })
                 .collect();
+            for &i in &c {
+                finite_scores(i)?;
+            }
             match c[..] {
                 [] => None,
                 [i] => Some(i),

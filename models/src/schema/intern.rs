@@ -73,6 +73,21 @@ impl Interner {
         Text { id, folded }
     }
 
+    /// Interns a value a user's file names (a vocabulary, a table key, a segment): one
+    /// the full table cannot keep is an error naming the limit, never a silent unknown.
+    pub fn intern_kept(&self, s: &str) -> Result<Text, String> {
+        let t = self.intern(s);
+        if t.id == UNSEEN || t.folded == UNSEEN {
+            return Err(format!(
+                "`{}` cannot be kept: the table of category values is full (at most {} distinct values, counting each \
+                 value's lower-case form)",
+                crate::shown(s),
+                self.limit
+            ));
+        }
+        Ok(t)
+    }
+
     /// The symbols of a value without adding it: [`UNSEEN`] for what the table lacks.
     pub fn lookup(&self, s: &str) -> Text {
         let t = self.table.read().unwrap_or_else(|e| e.into_inner());
@@ -144,6 +159,9 @@ mod tests {
         i.intern("b");
         i.intern("c");
         assert_eq!(i.intern("d"), Text::UNSEEN);
+        let e = i.intern_kept("d").unwrap_err();
+        assert!(e.contains("full") && e.contains("at most 3") && !e.contains("differs"), "{e}");
+        assert_eq!(i.intern_kept("a"), Ok(a));
         assert_eq!(i.intern("a"), a, "known values still resolve when full");
         assert_eq!(i.len(), 3);
     }

@@ -240,7 +240,8 @@ impl Schema {
                     Sentinel::Number(x) if d.kind == Kind::Category => {
                         // A category holds numbers as their text: -1 arrives as "-1".
                         let t = cell::number_text(*x);
-                        missing_symbols.push(interner.intern(&t).folded);
+                        let kept = interner.intern_kept(&t).map_err(|e| err(s.span(), at("missing_values"), e))?;
+                        missing_symbols.push(kept.folded);
                         missing_texts.push(t);
                     }
                     Sentinel::Number(x) => missing_numbers.push(*x),
@@ -250,7 +251,9 @@ impl Schema {
                     Sentinel::Text(t) => {
                         let lower = t.trim().to_ascii_lowercase();
                         if d.kind == Kind::Category {
-                            missing_symbols.push(interner.intern(&lower).folded);
+                            let kept =
+                                interner.intern_kept(&lower).map_err(|e| err(s.span(), at("missing_values"), e))?;
+                            missing_symbols.push(kept.folded);
                         }
                         missing_texts.push(lower);
                     }

@@ -181,3 +181,131 @@ fn urls_read_the_environment() {
     let e = error("[stacks.new]\nkind = \"http\"\nurl = \"${CUTOVER_TEST_STACKS_UNSET}\"");
     assert!(e.contains("`stacks.new.url`") && e.contains("is not set"), "{e}");
 }
+
+#[test]
+fn only_loopback_hosts_are_loopback_and_no_name_is_looked_up() {
+    for url in
+        ["http://127.0.0.1:8080", "http://localhost:1", "http://LOCALHOST", "http://[::1]:80", "https://127.3.4.5"]
+    {
+        assert!(is_loopback(url), "{url}");
+    }
+    for url in [
+        "http://127.0.0.1.example.com",
+        "http://localhost.example.com:80",
+        "http://10.0.0.1:80",
+        "http://user@127.0.0.1",
+        "ftp://127.0.0.1",
+        "http://[::2]",
+        "http://[::ffff:10.0.0.1]",
+        "http://0.0.0.0:80",
+        "http://example.invalid",
+    ] {
+        assert!(!is_loopback(url), "{url}");
+    }
+}
+
+#[test]
+fn declared_urls_are_kept_with_where_they_were_written() {
+    std::env::set_var("CUTOVER_TEST_REMOTE_URL", "http://10.1.2.3:9000");
+    let m = load("[stacks.new]\nkind = \"http\"\nurl = \"${CUTOVER_TEST_REMOTE_URL}\"").unwrap();
+    let site = m.stacks().first_remote().expect("a remote url");
+    assert_eq!(site.field, "stacks.new.url");
+    assert_eq!(site.written, "${CUTOVER_TEST_REMOTE_URL}");
+    assert_eq!(site.line, fraud_text().lines().count() + 1 + 3);
+    let m = load("[stacks.new]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"").unwrap();
+    assert!(m.stacks().first_remote().is_none() && m.stacks().urls.len() == 1);
+}
+
+#[test]
+fn an_expanded_value_is_never_printed() {
+    std::env::set_var("CUTOVER_TEST_SECRET_URL", "s3cr3t-token-value");
+    for extra in [
+        "[stacks.new]\nkind = \"http\"\nurl = \"${CUTOVER_TEST_SECRET_URL}\"",
+        "[stacks.new]\nkind = \"http\"\nurl = \"http://${CUTOVER_TEST_SECRET_URL}:x\"",
+        "[stacks.new]\nkind = \"platform\"\nfeature_server = { url = \"${CUTOVER_TEST_SECRET_URL}\" }\nmodel_server = { url = \"http://m\", model = \"x\" }",
+    ] {
+        let e = error(extra);
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(e.contains("${CUTOVER_TEST_SECRET_URL}") && e.contains("its variables expanded"), "{e}");
+    }
+    std::env::set_var("CUTOVER_TEST_SECRET_HEADER", "Bearer s3cr3t\u{1}");
+    let e = error("[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nheaders = { authorization = \"${CUTOVER_TEST_SECRET_HEADER}\" }");
+    assert!(e.contains("`stacks.new.headers.authorization`") && e.contains("control character"), "{e}");
+    assert!(!e.contains("s3cr3t"), "{e}");
+    std::env::set_var("CUTOVER_TEST_GOOD_HEADER", "Bearer abc");
+    let m = load("[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nheaders = { authorization = \"${CUTOVER_TEST_GOOD_HEADER}\" }").unwrap();
+    let StackDecl::Http(h) = &m.stacks().new else { panic!() };
+    assert_eq!(h.headers, vec![("authorization".to_string(), "Bearer abc".to_string())]);
+}
+
+#[test]
+fn framing_and_hop_by_hop_headers_are_refused_in_one_line() {
+    let base = fraud_text().lines().count() + 1;
+    for name in [
+        "content-length",
+        "Content-Length",
+        "transfer-encoding",
+        "host",
+        "HOST",
+        "connection",
+        "te",
+        "upgrade",
+        "keep-alive",
+        "trailer",
+        "expect",
+        "content-type",
+    ] {
+        let e = error(&format!("[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nheaders = {{ {name} = \"5\" }}"));
+        assert!(e.starts_with(&format!("migration.toml:{}:", base + 4)), "{e}");
+        assert!(e.contains(&format!("`stacks.new.headers.{name}`")) && e.contains("the router sets it"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
+
+#[test]
+fn a_body_template_that_could_outgrow_the_call_limit_is_refused() {
+    // One mention of every field expands within the limit.
+    let fields = ["transaction_id", "customer_id", "amount", "currency", "country", "channel"];
+    let body: Vec<String> = fields.iter().map(|f| format!("{f} = \"{{{f}}}\"")).collect();
+    let ok = format!("[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nbody = {{ {} }}", body.join(", "));
+    let m = load(&ok).unwrap();
+    let StackDecl::Http(h) = &m.stacks().new else { panic!() };
+    let (worst, most) = h.body.as_ref().unwrap().max_len(MAX_REQUEST_BODY);
+    assert!(worst <= MAX_CALL_BODY && worst > MAX_REQUEST_BODY, "{worst}");
+    assert_eq!(most.unwrap().1, 1);
+    // A field mentioned four times could take a whole request each time.
+    let many = "[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nbody = { a = \"{country}\", b = \"{country}\", c = \"x{country}\", d = [\"{country}\"] }";
+    let e = error(many);
+    assert!(
+        e.contains("`stacks.new.body`") && e.contains("`{country}` appears 4 time(s)") && e.contains("64 KiB"),
+        "{e}"
+    );
+    // So could 200 000 short placeholders.
+    let placeholders = vec!["{amount}"; 200_000].join("");
+    let e = error(&format!("[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nbody = {{ a = \"{placeholders}\" }}"));
+    assert!(e.contains("could expand to") && e.len() < 400, "{}", &e[..e.len().min(400)]);
+}
+
+#[test]
+fn the_bound_holds_for_every_request_within_the_body_cap() {
+    // The worst requests: all the bytes in the field mentioned most, escapes, and numbers
+    // that print longer than they came.
+    let m = load("[stacks.new]\nkind = \"http\"\nurl = \"http://h\"\nbody = { a = \"{country}\", b = \"{country}-{amount}\", c = \"{amount}\", d = \"{transaction_id}\" }").unwrap();
+    let StackDecl::Http(h) = &m.stacks().new else { panic!() };
+    let t = h.body.as_ref().unwrap();
+    let (worst, _) = t.max_len(MAX_REQUEST_BODY);
+    let fill = |country: String| {
+        let text = format!("{{\"country\": {country}, \"amount\": 1e5, \"transaction_id\": 1e-300}}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (text.len(), serde_json::to_vec(&t.render(v.as_object().unwrap())).unwrap().len())
+    };
+    for country in [
+        serde_json::to_string(&"x".repeat(MAX_REQUEST_BODY - 80)).unwrap(),
+        format!("\"{}\"", "\\u0001".repeat((MAX_REQUEST_BODY - 80) / 6)),
+        format!("\"{}\"", "\\\"".repeat((MAX_REQUEST_BODY - 80) / 2)),
+    ] {
+        let (sent, rendered) = fill(country);
+        assert!(sent <= MAX_REQUEST_BODY, "{sent}");
+        assert!(rendered <= worst, "{rendered} > {worst}");
+    }
+}

@@ -12,8 +12,18 @@ use crate::model::Model;
 
 /// Loads an XGBoost model file, JSON or UBJSON (told apart by content, not by name).
 pub fn load_file(path: &Path) -> Result<Model, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    let bytes = read_model_file(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
     load_bytes(&bytes, &path.display().to_string())
+}
+
+/// A model file's bytes: a regular file only (a device such as `/dev/zero`, a pipe or a
+/// folder is refused before anything is read, since it could be read forever).
+pub fn read_model_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    std::fs::read(path)
 }
 
 /// Loads an XGBoost model from bytes; `origin` names it in errors.

@@ -7,14 +7,15 @@
 //! traffic holds (it is never a pass, and never by itself a failure); early decommission
 //! is refused; manual rollback works at any time.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::checkpoint::ControllerState;
 use super::judge::{Judge, Trigger, Verdict};
 use super::monitor::Window;
 use crate::scenario::{Guardrails, Success};
 
 /// Where the rollout stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// The new stack scores every request; users all get legacy.
@@ -149,6 +150,55 @@ impl Controller {
     /// The judge's evidence per guardrail (see [`Judge::evidence`]).
     pub fn evidence(&self) -> Vec<(&'static str, f64)> {
         self.judge.evidence()
+    }
+
+    /// Per guardrail, the fewest paired requests after which the judge can act on it
+    /// (see [`Judge::acts_after`]).
+    pub fn acts_after(&self) -> Vec<(&'static str, u64)> {
+        // Staleness is a state of the store, measured at each look: no paired request needed.
+        let paired = Guardrails { max_feature_staleness_s: None, ..self.plan.guardrails.clone() };
+        self.judge.acts_after(&paired.set(), self.plan.min_window_requests)
+    }
+
+    /// Its place in the plan and its judge's evidence (see [`super::checkpoint`]).
+    pub fn save(&self) -> ControllerState {
+        ControllerState {
+            phase: self.phase,
+            entered_us: self.entered_us,
+            stage_requests: self.stage_requests,
+            promoted_us: self.promoted_us,
+            retirement_allowed: self.retirement_allowed,
+            last_breach: self.last_breach.as_ref().map(Into::into),
+            judge: self.judge.save(),
+        }
+    }
+
+    /// Takes up a state [`Controller::save`] wrote under the same plan.
+    pub fn restore(&mut self, state: ControllerState) -> Result<(), String> {
+        if let Phase::Canary(k) = state.phase {
+            if k >= self.plan.stages_pct.len() {
+                return Err(format!("the state is at stage {} of a plan with {}", k + 1, self.plan.stages_pct.len()));
+            }
+        }
+        self.judge.restore(&state.judge)?;
+        self.phase = state.phase;
+        self.entered_us = state.entered_us;
+        self.stage_requests = state.stage_requests;
+        self.promoted_us = state.promoted_us;
+        self.retirement_allowed = state.retirement_allowed;
+        self.last_breach = state.last_breach.map(Into::into);
+        Ok(())
+    }
+
+    /// Back to shadow at `now_us` after a restart, as a plan may ask: a canary's users go
+    /// back to legacy and the stages are earned again, on the judge's evidence so far.
+    /// Promoted, rolled back and retired rollouts stay where they are. True when it moved.
+    pub fn restart_in_shadow(&mut self, now_us: u64) -> bool {
+        if !matches!(self.phase, Phase::Canary(_)) {
+            return false;
+        }
+        self.enter(Phase::Shadow, now_us);
+        true
     }
 
     /// The judge's policy name.

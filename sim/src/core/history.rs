@@ -55,6 +55,15 @@ pub enum Event {
         /// The controller's answer.
         detail: String,
     },
+    /// A router restarted on its state folder and took the rollout up here.
+    Resumed {
+        /// Virtual time, s (the router's clock goes on from the last event written).
+        t_s: f64,
+        /// The phase it resumed in.
+        phase: Phase,
+        /// The new stack's share of users.
+        weight_pct: f64,
+    },
     /// An invariant did not hold.
     Violation {
         /// Virtual time, s.
@@ -73,6 +82,10 @@ pub struct History {
     hasher: Sha256,
     requests: u64,
     kept: bool,
+    /// Events pushed, dropped ones included.
+    pushed: u64,
+    /// Keep about this many events in memory (a live rollout that runs for days).
+    window: Option<usize>,
 }
 
 impl Default for History {
@@ -84,7 +97,39 @@ impl Default for History {
 impl History {
     /// An empty history.
     pub fn new() -> History {
-        History { events: Vec::new(), hasher: Sha256::new(), requests: 0, kept: true }
+        History { events: Vec::new(), hasher: Sha256::new(), requests: 0, kept: true, pushed: 0, window: None }
+    }
+
+    /// Keeps at most `keep` events in memory (at least 16): past it, the oldest
+    /// evaluations that held go first, never one of the newest half; stage changes,
+    /// decisions, faults, decommissions and violations stay. The hash still covers every
+    /// event, and [`History::pushed`] counts them all.
+    pub fn windowed(mut self, keep: usize) -> History {
+        self.window = Some(keep.max(16));
+        self
+    }
+
+    /// Goes on from a history that reached `sha256` after `pushed` events (a router
+    /// resumed from its state): the events kept so far are forgotten, and the hash from
+    /// here covers that one first, then every event and request after it.
+    pub fn resume(&mut self, sha256: &str, pushed: u64) {
+        self.events.clear();
+        self.hasher = Sha256::new();
+        self.hasher.update(b"resumed:");
+        self.hasher.update(sha256.as_bytes());
+        self.pushed = pushed;
+    }
+
+    /// Events pushed so far, those the window dropped included.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The last `n` events pushed (at most the newest half of the window, which is never
+    /// dropped), in order.
+    pub fn last(&self, n: u64) -> &[Event] {
+        let n = (n as usize).min(self.events.len());
+        &self.events[self.events.len() - n..]
     }
 
     /// A history that keeps and hashes nothing (sweeps read only the outcome): its hash is
@@ -107,6 +152,26 @@ impl History {
         self.hasher.update((bytes.len() as u64).to_le_bytes());
         self.hasher.update(&bytes);
         self.events.push(event);
+        self.pushed += 1;
+        if let Some(keep) = self.window {
+            if self.events.len() > keep + keep / 4 {
+                self.forget(keep);
+            }
+        }
+    }
+
+    /// Drops the oldest evaluations that held, outside the newest half, down to `keep`.
+    fn forget(&mut self, keep: usize) {
+        let mut excess = self.events.len() - keep;
+        let protected = self.events.len() - keep / 2;
+        let mut i = 0;
+        self.events.retain(|e| {
+            let old = i < protected;
+            i += 1;
+            let drop = excess > 0 && old && matches!(e, Event::Evaluation { decision: Decision::Hold { .. }, .. });
+            excess -= usize::from(drop);
+            !drop
+        });
     }
 
     /// Folds one request's outcome into the hash: its fixed-width little-endian record.

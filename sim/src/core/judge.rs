@@ -87,6 +87,21 @@ pub trait Judge: Send {
     fn evidence(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Per guardrail of `guardrails`, the fewest paired requests after which it can call
+    /// for a rollback at all, for windows of at least `min_window_requests` (a replay of
+    /// fewer rows cannot have judged it).
+    fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
+        guardrails.iter().map(|&(g, _)| (g, min_window_requests)).collect()
+    }
+    /// What it has seen and concluded so far, for a router that resumes after a restart
+    /// (see [`super::checkpoint`]); judges that keep nothing between windows save nothing.
+    fn save(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Takes up a state [`Judge::save`] wrote under the same plan.
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
     /// A copy in its current state (a world forks when its judges diverge).
     fn clone_box(&self) -> Box<dyn Judge>;
     /// Judges one window against the guardrails (name, limit).
@@ -149,6 +164,21 @@ impl Judge for Flagger {
         "flagger"
     }
 
+    fn save(&self) -> serde_json::Value {
+        serde_json::json!({ "failed_checks": self.failed_checks })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        let n = state["failed_checks"].as_u64().ok_or("the judge's state has no failed_checks")?;
+        self.failed_checks = u32::try_from(n).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
+        let windows = u64::from(self.threshold.max(1));
+        guardrails.iter().map(|&(g, _)| (g, windows * min_window_requests)).collect()
+    }
+
     fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
         let c = check(window, guardrails, features);
         let Some(trigger) = c.failures.into_iter().next().or_else(|| c.no_data.into_iter().next()) else {
@@ -187,6 +217,25 @@ impl Judge for Argo {
 
     fn name(&self) -> &'static str {
         "argo"
+    }
+
+    fn save(&self) -> serde_json::Value {
+        serde_json::json!({ "failures": self.failures, "consecutive_errors": self.consecutive_errors })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        let get = |k: &str| -> Result<u32, String> {
+            let n = state[k].as_u64().ok_or_else(|| format!("the judge's state has no {k}"))?;
+            u32::try_from(n).map_err(|e| e.to_string())
+        };
+        self.failures = get("failures")?;
+        self.consecutive_errors = get("consecutive_errors")?;
+        Ok(())
+    }
+
+    fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
+        let windows = u64::from(self.failure_limit) + 1;
+        guardrails.iter().map(|&(g, _)| (g, windows * min_window_requests)).collect()
     }
 
     fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {

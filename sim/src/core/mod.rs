@@ -4,6 +4,7 @@
 //! the live router call into it; nothing here knows either.
 
 pub mod baseline;
+pub mod checkpoint;
 pub mod controller;
 pub mod history;
 pub mod judge;

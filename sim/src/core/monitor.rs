@@ -4,7 +4,9 @@
 //! the online store's freshness. A window is what a judge reads at one evaluation.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{bits, histogram};
 
 /// One request's paired evidence: what the monitor records, the judges test, and the
 /// trace draws. Both faces build it with the same pairing step ([`super::pairing`]).
@@ -42,7 +44,7 @@ pub struct Observation<'a> {
 }
 
 /// Statistics of one window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     /// Paired requests.
     pub requests: u64,
@@ -51,8 +53,10 @@ pub struct Window {
     /// Decision flips among them.
     pub flips: u64,
     /// Sum of |score difference| among them.
+    #[serde(with = "bits")]
     pub sum_abs_diff: f64,
     /// Sum of relative score differences among them.
+    #[serde(with = "bits")]
     pub sum_rel_diff: f64,
     /// Per feature, requests whose values differ.
     pub feature_mismatches: Vec<u64>,
@@ -69,10 +73,13 @@ pub struct Window {
     /// Requests served to users by legacy.
     pub served_legacy: u64,
     /// Legacy latency, microseconds.
+    #[serde(with = "histogram")]
     pub legacy_latency: Histogram<u64>,
     /// New latency, microseconds.
+    #[serde(with = "histogram")]
     pub new_latency: Histogram<u64>,
     /// Store freshness lag at the window's end, seconds.
+    #[serde(with = "bits::opt")]
     pub staleness_s: Option<f64>,
     /// Whether summaries report relative score differences (regression answers).
     pub relative: bool,

@@ -5,6 +5,7 @@
 
 use cutover_models::answer::{Answer, AnswerKind};
 
+use super::checkpoint::RolloutState;
 use super::controller::{Controller, Decision, Phase, Plan};
 use super::history::{Event, History};
 use super::judge::{Argo, Flagger, Judge, Trigger};
@@ -140,6 +141,43 @@ impl Rollout {
         self.eval_window.record(observation);
         self.stage_window.record(observation);
         alarm
+    }
+
+    /// What a router keeps across a restart (see [`super::checkpoint`]).
+    pub fn save(&self) -> RolloutState {
+        RolloutState {
+            controller: self.controller.save(),
+            eval_window: self.eval_window.clone(),
+            stage_window: self.stage_window.clone(),
+            detected_us: self.detected_us,
+            rollback_us: self.rollback_us,
+            trigger: self.trigger.as_ref().map(Into::into),
+            stages: self.stages.iter().map(|&(w, a, b)| (w.to_bits(), a, b)).collect(),
+            violations: self.violations.clone(),
+            history_sha256: self.history.sha256(),
+            history_pushed: self.history.pushed(),
+        }
+    }
+
+    /// Takes up a state [`Rollout::save`] wrote under the same plan: the controller where
+    /// it was, its judge's evidence, the windows, and the history going on from its hash.
+    pub fn restore(&mut self, state: RolloutState) -> Result<(), String> {
+        let features = self.eval_window.feature_mismatches.len();
+        if state.eval_window.feature_mismatches.len() != features
+            || state.stage_window.feature_mismatches.len() != features
+        {
+            return Err("the state was saved for a model with other features".into());
+        }
+        self.controller.restore(state.controller)?;
+        self.eval_window = state.eval_window;
+        self.stage_window = state.stage_window;
+        self.detected_us = state.detected_us;
+        self.rollback_us = state.rollback_us;
+        self.trigger = state.trigger.map(Into::into);
+        self.stages = state.stages.into_iter().map(|(w, a, b)| (f64::from_bits(w), a, b)).collect();
+        self.violations = state.violations;
+        self.history.resume(&state.history_sha256, state.history_pushed);
+        Ok(())
     }
 
     /// Records an invariant violation.
@@ -294,6 +332,17 @@ impl Rollout {
             reproduce,
         })
     }
+}
+
+/// Per guardrail of a scenario's plan under its own judge, the paired requests after which
+/// the judge can act on it (see [`Judge::acts_after`]).
+pub fn acts_after(loaded: &crate::scenario::LoadedScenario) -> Result<Vec<(&'static str, u64)>, String> {
+    let (s, m) = (&loaded.scenario, &loaded.migration);
+    let (legacy, _) = m.start_stacks()?;
+    let segments = m.segments().map_err(|e| e.to_string())?;
+    let features = legacy.pipeline().output_names().to_vec();
+    let r = Rollout::new(s, s.controller.policy, m.answer(), &features, segments.names(), History::discarded())?;
+    Ok(r.controller.acts_after())
 }
 
 /// Counts of the traffic a rollout judged.

@@ -99,6 +99,9 @@ pub struct Trace {
     pub score_diffs: ScoreDiffs,
     /// The current stage's phase name.
     pub phase: String,
+    /// Keep about this many guardrail points (a live rollout that runs for days).
+    #[serde(skip)]
+    pub window: Option<usize>,
 }
 
 impl Trace {
@@ -132,6 +135,11 @@ impl Trace {
                 interval: window.interval(guardrail),
                 evidence: evidence.iter().find(|(n, _)| *n == guardrail).map(|&(_, e)| e),
             });
+        }
+        if let Some(keep) = self.window {
+            if self.points.len() > keep + keep / 4 {
+                self.points.drain(..self.points.len() - keep);
+            }
         }
     }
 

@@ -571,6 +571,10 @@ impl<'a> World<'a> {
     /// One request, start to end: the steps below, in order.
     fn serve(&mut self, t: u64) {
         let index = self.next_request(t);
+        if self.phase() == Phase::RolledBack {
+            self.serve_legacy_only(t, index);
+            return;
+        }
         let weight = self.weight_pct();
         let (bucket, routed_new) = route(self.record.entity, weight);
         let shadow = !routed_new;
@@ -581,6 +585,35 @@ impl<'a> World<'a> {
         let user = UserAnswer::of(routed_new, new_call.ok(), legacy_call.ok(), user_ms, self.user_budget_ms);
         self.check_invariants(t, index, bucket, weight, routed_new, &user, &new_call, legacy_call.ok());
         self.pair(t, index, routed_new, &touch, legacy_call, new_call, &user, same_input);
+        self.paths.served(&self.record);
+    }
+
+    /// A request after a rollback: the new stack is out of the path (no user traffic, no
+    /// shadow call, as the live router does), so legacy alone answers. Nothing reaches the
+    /// judges; the user's answer is counted and the history records it.
+    fn serve_legacy_only(&mut self, t: u64, index: u64) {
+        let segs = self.pairing.segments_of(&self.record);
+        let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, segs);
+        let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
+        let row = self.paths.compute_legacy(&self.record);
+        self.legacy_row.copy_from_slice(row);
+        self.answer.score(&self.legacy_model, &self.legacy_row, &mut self.legacy_out);
+        let failed = UserAnswer::of(false, false, !legacy_error, legacy_ms, self.user_budget_ms).failed;
+        self.requests_total += 1;
+        self.requests_failed += u64::from(failed);
+        let decision = self.answer.decision(&self.legacy_out);
+        if let Some(r) = &self.pending {
+            self.baseline.observe(
+                r.line,
+                (r.legacy_score, r.legacy_decision),
+                (self.answer.headline(&self.legacy_out), decision),
+            );
+        }
+        let flags = u64::from(legacy_error) << 2 | u64::from(failed) << 4 | u64::from(decision.unwrap_or(0)) << 5;
+        let scores = u64::from(self.answer.headline(&self.legacy_out).to_bits()) << 32;
+        for lane in &mut self.lanes {
+            lane.r.history.request(&[t, index, self.record.entity, flags, scores, legacy_ms.to_bits()]);
+        }
         self.paths.served(&self.record);
     }
 

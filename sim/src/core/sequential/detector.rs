@@ -138,9 +138,11 @@ pub fn burst_weight(m: u64, planned: u64) -> f64 {
 /// difference: the same factor every time) are applied in bulk at the next event or look,
 /// so the common clean request costs nothing here. Values that underflow to 0 only make
 /// the statistic smaller, which keeps its guarantee.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Detector {
+    #[serde(with = "crate::core::checkpoint::bits")]
     scale: f64,
+    #[serde(with = "crate::core::checkpoint::bits::vec")]
     v: Vec<f64>,
     /// Observations applied to `v` (by the outside count).
     applied: u64,
@@ -149,15 +151,19 @@ pub struct Detector {
     /// The outside count when the last start was made.
     seen: u64,
     /// ln of the mixture at the last look.
+    #[serde(with = "crate::core::checkpoint::bits")]
     last: f64,
     /// Events (rates) or the sum of values (means) applied so far, and at the last look.
+    #[serde(with = "crate::core::checkpoint::bits")]
     mass: f64,
+    #[serde(with = "crate::core::checkpoint::bits")]
     mass_looked: f64,
     /// Whether the interval before the last look was quiet (its events, or values, below
     /// the limit on average) and no burst start has been made since: the next burst start
     /// is made right after the event that brings this interval's mass to `bar`.
     armed: bool,
     /// The mass the limit gives the last look's interval (its observations times p0).
+    #[serde(with = "crate::core::checkpoint::bits")]
     bar: f64,
     /// Whether a burst start was made in this interval.
     burst: bool,

@@ -16,6 +16,7 @@ pub use cutover_models::recorded::{count_lines, FieldMap, Format, Reader, Record
 use serde::Serialize;
 
 pub use crate::core::baseline::{Baseline, SCORE_TOLERANCE};
+use crate::core::verdict::Expectation;
 use crate::scenario::{LoadedScenario, ScenarioError};
 use crate::world::{run_recorded, RunError, RunResult};
 
@@ -73,6 +74,40 @@ pub struct Replayed {
     pub run: RunResult,
     /// Rows read and skipped.
     pub rows: Rows,
+    /// Per guardrail, the rows after which the plan's judge could act on it.
+    pub acts_after: Vec<(&'static str, u64)>,
+}
+
+/// Whether a replay had rows enough to judge the new stack: a plan that decided nothing
+/// beyond holding over fewer paired requests than any guardrail needs has not judged it
+/// (a dead new stack would have passed). Guardrails the rows were too few for are named.
+pub fn enough_rows(acts_after: &[(&'static str, u64)], paired: u64, decided: bool) -> Expectation {
+    let name = "enough_rows_to_judge".to_string();
+    let mut short: Vec<&(&str, u64)> = acts_after.iter().filter(|(_, n)| *n > paired).collect();
+    short.sort_by_key(|(g, n)| (*n, *g));
+    let needs =
+        |list: &[&(&str, u64)]| list.iter().map(|(g, n)| format!("{g} after {n}")).collect::<Vec<_>>().join(", ");
+    if decided {
+        return Expectation { name, passed: true, detail: format!("the plan decided over {paired} paired requests") };
+    }
+    if short.len() == acts_after.len() && !short.is_empty() {
+        return Expectation {
+            name,
+            passed: false,
+            detail: format!(
+                "{paired} paired requests, and the judge acts on none of the plan's guardrails before {} ({}): \
+                 replay more rows to judge the new stack",
+                short[0].1,
+                needs(&short)
+            ),
+        };
+    }
+    let detail = if short.is_empty() {
+        format!("{paired} paired requests: every guardrail of the plan could act")
+    } else {
+        format!("{paired} paired requests; too few for {}", needs(&short))
+    };
+    Expectation { name, passed: true, detail }
 }
 
 /// The recorded rows as a replay reads them: skips (counting) or stops at bad rows.
@@ -181,8 +216,10 @@ pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), Re
 /// Replays the recorded requests under the plan, in process.
 pub fn replay(cfg: &ReplayConfig) -> Result<Replayed, ReplayError> {
     let (loaded, feed, handle) = open(cfg)?;
+    let acts_after = crate::core::rollout::acts_after(&loaded)
+        .map_err(|message| RunError::Setup { file: loaded.path.display().to_string(), message })?;
     let (run, out_of_order) = run_recorded(&loaded, cfg.seed, Box::new(feed))?;
     let mut rows = handle.finish()?;
     rows.out_of_order = out_of_order;
-    Ok(Replayed { run, rows })
+    Ok(Replayed { run, rows, acts_after })
 }
