@@ -268,7 +268,7 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
         cfg.answer_limits.max_bytes = n;
     }
     if let Some(ms) = args.answer_timeout_ms.or(file.answer_timeout_ms) {
-        if !(ms.is_finite() && ms >= 1.0 && ms <= 300_000.0) {
+        if !(ms.is_finite() && (1.0..=300_000.0).contains(&ms)) {
             return Err(Failure::BadInput(format!(
                 "{}--answer-timeout-ms: must be 1 to 300000 milliseconds, got {ms}",
                 where_()

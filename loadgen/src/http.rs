@@ -114,6 +114,13 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // still renders what it was given, and the other receives the macros.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        // Histograms keep every sample until drained: drained every few seconds, so a
+        // process nobody scrapes does not grow with its requests.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new().name("cutover-metrics".into()).spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            upkeep.run_upkeep();
+        });
         handle
     })
 }

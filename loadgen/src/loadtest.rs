@@ -133,7 +133,7 @@ async fn attack(
 }
 
 /// One request of a timed attack: when it went out and came back (wall clock), and how.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimedRequest {
     /// When the goose user sent it.
     pub sent: std::time::SystemTime,
@@ -141,6 +141,8 @@ pub struct TimedRequest {
     pub done: std::time::SystemTime,
     /// Whether it was answered 2xx.
     pub ok: bool,
+    /// Why not, as the client said.
+    pub error: Option<String>,
 }
 
 /// The most requests a timed attack records.
@@ -154,14 +156,19 @@ async fn score_timed(user: &mut GooseUser) -> TransactionResult {
     let body = payloads.next_request();
     let sent = std::time::SystemTime::now();
     let answer = user.post_json("/v1/score", &body).await;
-    let ok = answer.as_ref().is_ok_and(|a| a.response.as_ref().is_ok_and(|r| r.status().is_success()));
     let done = std::time::SystemTime::now();
+    // Goose's own refusals (a throttled request cancelled as the test ends) never went out.
+    let Ok(a) = &answer else { return answer.map(|_| ()) };
+    let error = match &a.response {
+        Err(e) => Some(e.to_string()),
+        Ok(r) if !r.status().is_success() => Some(r.status().to_string()),
+        Ok(_) => None,
+    };
     let mut timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
     if timed.len() < MAX_TIMED {
-        timed.push(TimedRequest { sent, done, ok });
+        timed.push(TimedRequest { sent, done, ok: error.is_none(), error });
     }
     drop(timed);
-    answer?;
     Ok(())
 }
 
@@ -188,6 +195,7 @@ pub async fn timed_attack(
     config.throttle_requests = Some(throttle);
     config.quiet = 1;
     config.no_print_metrics = true;
+    config.no_reset_metrics = true;
     config.request_log = Some(out.join("goose-requests.json").display().to_string());
     config.request_format = Some(goose::logger::GooseLogFormat::Json);
     let metrics = GooseAttack::initialize_with_config(config)?

@@ -154,7 +154,6 @@ impl PlatformService {
         faults: Arc<FaultBoard>,
         seed: u64,
         keys: Arc<EntityKeys>,
-        limits: AnswerLimits,
     ) -> Result<PlatformService, String> {
         let references = decl.feature_server.references(&pipeline)?;
         let columns = references.iter().map(|r| r.replacen(':', "__", 1)).collect();
@@ -168,13 +167,19 @@ impl PlatformService {
             references,
             columns,
             client,
-            limits,
+            limits: AnswerLimits::default(),
             faults,
             seed,
             keys,
             stages: Mutex::new([hist(), hist(), hist()]),
             counts: Mutex::new(PlatformCounts::default()),
         })
+    }
+
+    /// Bounds the answers of its two servers as the router bounds a stack's.
+    pub fn with_limits(mut self, limits: AnswerLimits) -> PlatformService {
+        self.limits = limits;
+        self
     }
 
     /// The service's routes.

@@ -369,7 +369,9 @@ impl RouterState {
                     resumed_at_us = t;
                 }
                 let c = &live.rollout.controller;
-                let event = Event::Resumed { t_s: t as f64 / 1e6, phase: c.phase(), weight_pct: c.weight_pct() };
+                let lost_s = r.last_event_us.saturating_sub(r.checkpoint.t_us) as f64 / 1e6;
+                let event =
+                    Event::Resumed { t_s: t as f64 / 1e6, phase: c.phase(), weight_pct: c.weight_pct(), lost_s };
                 live.rollout.history.push(event);
                 if s.rollout.on_restart == OnRestart::Shadow && live.rollout.controller.restart_in_shadow(t) {
                     live.rollout.enter_stage(t);
@@ -410,31 +412,36 @@ impl RouterState {
         started.map(|s| self.resumed_at_us + (s.elapsed().as_secs_f64() * self.cfg.time_scale * 1e6) as u64)
     }
 
-    /// The rollout as its state folder keeps it.
-    fn checkpoint(&self, live: &Live, t: u64) -> Checkpoint {
+    /// The rollout as its state folder keeps it, as of now (written out later).
+    fn checkpoint(&self, live: &Live, t: u64) -> state::Pending {
         let s = &self.cfg.scenario.scenario;
         let policy = live.rollout.controller.policy();
-        Checkpoint {
-            format: 1,
-            scenario: s.name.clone(),
+        let (scenario, plan_sha256) = (s.name.clone(), state::plan_sha256(s, policy));
+        let started = self.started.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let counts = [live.counts.requests_total, live.counts.requests_failed, live.counts.bad_decisions];
+        let (fault_start_us, rollout) = (live.fault_start_us, live.rollout.save());
+        Box::new(move || Checkpoint {
+            format: state::FORMAT,
+            scenario,
             policy: policy.into(),
-            plan_sha256: state::plan_sha256(s, policy),
-            started: self.started.lock().unwrap_or_else(|e| e.into_inner()).is_some(),
+            plan_sha256,
+            started,
             t_us: t,
-            counts: [live.counts.requests_total, live.counts.requests_failed, live.counts.bad_decisions],
-            fault_start_us: live.fault_start_us,
-            rollout: live.rollout.save(),
-        }
+            counts,
+            fault_start_us,
+            rollout: rollout.into_state(),
+        })
     }
 
     /// Writes what the history gained to the state folder (when there is one); with
-    /// `decision`, synced and with a checkpoint, before the decision takes effect; else the
-    /// evidence is checkpointed at most once a second.
+    /// `decision`, synced and with a checkpoint on disk before the decision takes effect;
+    /// else the evidence is checkpointed every [`state::EVIDENCE_EVERY`] at most, off the
+    /// request path.
     fn persist(&self, live: &mut Live, t: u64, decision: bool) -> std::io::Result<()> {
         let Some(mut dir) = live.state.take() else { return Ok(()) };
         let mut written = dir.append(&live.rollout.history, decision);
         if written.is_ok() && (decision || dir.due()) {
-            written = dir.checkpoint(&self.checkpoint(live, t));
+            written = dir.checkpoint(self.checkpoint(live, t), decision);
         }
         live.state = Some(dir);
         if let Err(e) = &written {

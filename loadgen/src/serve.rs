@@ -355,10 +355,9 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
                 b,
                 s.seed,
                 keys.clone(),
-                cfg.answer_limits,
             )
             .map_err(|e| anyhow::anyhow!("{}: field `stacks.new.feature_server`: {e}", m.file.display()))?;
-            let svc = Arc::new(svc);
+            let svc = Arc::new(svc.with_limits(cfg.answer_limits));
             if let Some(job) = svc.spawn_materializer(log.clone(), m.schedule(), stop.clone()) {
                 jobs.push(job);
             }

@@ -20,10 +20,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The checkpoint's format; another is refused.
-const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 1;
 
 /// How often the evidence between decisions is checkpointed, at most.
-const EVIDENCE_EVERY: Duration = Duration::from_secs(1);
+pub const EVIDENCE_EVERY: Duration = Duration::from_millis(200);
+
+/// A checkpoint as of a moment, made into [`Checkpoint`] (the judge's state serialized)
+/// by the folder's writer, off the request path.
+pub type Pending = Box<dyn FnOnce() -> Checkpoint + Send>;
+
+struct Job {
+    pending: Pending,
+    done: Option<std::sync::mpsc::SyncSender<std::io::Result<()>>>,
+}
 
 /// What `rollout.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,8 +89,21 @@ pub struct StateDir {
     /// Events of the history written so far (by [`History::pushed`]).
     written: u64,
     last_checkpoint: Option<Instant>,
+    /// The checkpoints' writer, in order, on a thread of its own.
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     /// Held while the router runs: another router on the folder is refused.
     _lock: std::fs::File,
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        // What is queued is written before the folder is let go.
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 /// What a folder held when a router opened it.
@@ -139,7 +161,32 @@ impl StateDir {
             .open(dir.join("history.jsonl"))
             .map_err(|e| format!("{}: {e}", dir.join("history.jsonl").display()))?;
         let written = resume.as_ref().map_or(0, |r| r.checkpoint.rollout.history_pushed);
-        Ok((StateDir { dir: dir.to_path_buf(), history, written, last_checkpoint: None, _lock: lock }, resume))
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let folder = dir.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("cutover-state".into())
+            .spawn(move || {
+                for job in queue {
+                    let written = write_checkpoint(&folder, &(job.pending)());
+                    if let Some(done) = job.done {
+                        let _ = done.send(written);
+                    } else if let Err(e) = written {
+                        metrics::counter!("cutover_state_write_failures_total").increment(1);
+                        eprintln!("cutover: {}: the rollout's checkpoint could not be written: {e}", folder.display());
+                    }
+                }
+            })
+            .map_err(|e| format!("{}: cannot start its writer: {e}", dir.display()))?;
+        let state = StateDir {
+            dir: dir.to_path_buf(),
+            history,
+            written,
+            last_checkpoint: None,
+            jobs: Some(jobs),
+            writer: Some(writer),
+            _lock: lock,
+        };
+        Ok((state, resume))
     }
 
     /// The folder.
@@ -165,25 +212,38 @@ impl StateDir {
         Ok(())
     }
 
-    /// Whether the evidence is due for a checkpoint (at most once a second).
+    /// Whether the evidence is due for a checkpoint (at most every [`EVIDENCE_EVERY`]).
     pub fn due(&self) -> bool {
         self.last_checkpoint.is_none_or(|t| t.elapsed() >= EVIDENCE_EVERY)
     }
 
-    /// Writes the checkpoint in place of the last, atomically and synced: written to a file
-    /// beside it, synced, renamed over it, the folder synced.
-    pub fn checkpoint(&mut self, c: &Checkpoint) -> std::io::Result<()> {
-        let path = self.dir.join("rollout.json");
-        let partial = self.dir.join("rollout.json.partial");
-        let mut f = std::fs::File::create(&partial)?;
-        serde_json::to_writer(&mut f, c).map_err(std::io::Error::other)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&partial, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
+    /// Queues a checkpoint for the writer, which writes them in order; with `wait`, returns
+    /// once it is on disk (a decision waits; the evidence does not).
+    pub fn checkpoint(&mut self, pending: Pending, wait: bool) -> std::io::Result<()> {
         self.last_checkpoint = Some(Instant::now());
-        Ok(())
+        let gone = || std::io::Error::other("the state folder's writer stopped");
+        let jobs = self.jobs.as_ref().ok_or_else(gone)?;
+        if !wait {
+            return jobs.send(Job { pending, done: None }).map_err(|_| gone());
+        }
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        jobs.send(Job { pending, done: Some(done) }).map_err(|_| gone())?;
+        written.recv().map_err(|_| gone())?
     }
+}
+
+/// Writes a checkpoint in place of the last, atomically and synced: written to a file
+/// beside it, synced, renamed over it, the folder synced.
+fn write_checkpoint(dir: &Path, c: &Checkpoint) -> std::io::Result<()> {
+    let path = dir.join("rollout.json");
+    let partial = dir.join("rollout.json.partial");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+    serde_json::to_writer(&mut f, c).map_err(std::io::Error::other)?;
+    f.write_all(b"\n")?;
+    let f = f.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    std::fs::rename(&partial, &path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The scenario time of the last event in a history file, µs (0 without one). A line a

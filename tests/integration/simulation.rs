@@ -277,3 +277,36 @@ fn sharded_sweeps_merge_into_exactly_the_whole_sweep() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8(o.stderr).unwrap().contains("`4/4`: shard 4 is not below 4"));
 }
+
+/// (Issue 28: after a rollback the failed stack still received every request.) In the
+/// simulator as in the router, the new stack is out of the path once rolled back: the
+/// windows judged after it hold no paired request, while users go on being served.
+#[test]
+fn after_a_rollback_the_new_stack_gets_no_call() {
+    let dir = scratch("after-rollback");
+    let out = dir.join("out");
+    let o = run_in_root(&["run", "scenarios/errors-5pct.toml", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(out.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rollback = events
+        .iter()
+        .position(|e| e["event"] == "stage" && e["phase"] == "rolled_back")
+        .expect("the errors were rolled back");
+    let after: Vec<&serde_json::Value> = events[rollback + 1..].iter().filter(|e| e["event"] == "evaluation").collect();
+    assert!(after.len() > 10, "{} evaluations after the rollback", after.len());
+    for e in &after {
+        assert_eq!(e["window"]["requests"], 0, "a paired request after the rollback: {e}");
+    }
+    let before = events[..rollback].iter().rfind(|e| e["event"] == "evaluation").unwrap();
+    assert!(before["window"]["requests"].as_u64().unwrap() > 0, "{before}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let rolled_back_at = summary["rollback_completed_s"].as_f64().unwrap();
+    let served = summary["requests_total"].as_f64().unwrap();
+    // Users are served to the end: about rate x duration requests in all.
+    assert!(served > 200.0 * (rolled_back_at + 600.0), "{served} requests served");
+}

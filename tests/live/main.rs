@@ -14,6 +14,7 @@ mod guide;
 mod hostile;
 mod platform;
 mod replay;
+mod restart;
 mod upstream;
 
 use std::sync::Arc;

@@ -131,6 +131,24 @@ pub struct ControllerState {
     pub judge: serde_json::Value,
 }
 
+/// A rollout's state as of a moment, taken under its lock and written out later (the
+/// judge's part, the larger, serialized only then).
+pub struct RolloutSnapshot {
+    /// All but the judge's state.
+    pub state: RolloutState,
+    /// The judge's, when called.
+    pub judge: super::judge::JudgeSnapshot,
+}
+
+impl RolloutSnapshot {
+    /// The state, the judge's included.
+    pub fn into_state(self) -> RolloutState {
+        let mut state = self.state;
+        state.controller.judge = (self.judge)();
+        state
+    }
+}
+
 /// A rollout as its router left it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutState {

@@ -160,17 +160,19 @@ impl Controller {
         self.judge.acts_after(&paired.set(), self.plan.min_window_requests)
     }
 
-    /// Its place in the plan and its judge's evidence (see [`super::checkpoint`]).
-    pub fn save(&self) -> ControllerState {
-        ControllerState {
+    /// Its place in the plan, and its judge's evidence as of now to write out later (see
+    /// [`super::checkpoint`]).
+    pub fn save(&self) -> (ControllerState, super::judge::JudgeSnapshot) {
+        let state = ControllerState {
             phase: self.phase,
             entered_us: self.entered_us,
             stage_requests: self.stage_requests,
             promoted_us: self.promoted_us,
             retirement_allowed: self.retirement_allowed,
             last_breach: self.last_breach.as_ref().map(Into::into),
-            judge: self.judge.save(),
-        }
+            judge: serde_json::Value::Null,
+        };
+        (state, self.judge.save())
     }
 
     /// Takes up a state [`Controller::save`] wrote under the same plan.

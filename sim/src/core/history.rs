@@ -63,6 +63,10 @@ pub enum Event {
         phase: Phase,
         /// The new stack's share of users.
         weight_pct: f64,
+        /// Scenario seconds of evidence between the last checkpoint and the last event
+        /// written before the router stopped: requests in them are neither counted nor
+        /// judged (the judge goes on from the checkpoint).
+        lost_s: f64,
     },
     /// An invariant did not hold.
     Violation {

@@ -69,6 +69,9 @@ pub enum Verdict {
     RollBack(Trigger),
 }
 
+/// A judge's state as of a moment, written out when called.
+pub type JudgeSnapshot = Box<dyn FnOnce() -> serde_json::Value + Send>;
+
 /// The interface every judge implements.
 pub trait Judge: Send {
     /// Its policy name.
@@ -94,10 +97,9 @@ pub trait Judge: Send {
         guardrails.iter().map(|&(g, _)| (g, min_window_requests)).collect()
     }
     /// What it has seen and concluded so far, for a router that resumes after a restart
-    /// (see [`super::checkpoint`]); judges that keep nothing between windows save nothing.
-    fn save(&self) -> serde_json::Value {
-        serde_json::Value::Null
-    }
+    /// (see [`super::checkpoint`]): a copy taken now, written out later (off the request
+    /// path) by calling it.
+    fn save(&self) -> JudgeSnapshot;
     /// Takes up a state [`Judge::save`] wrote under the same plan.
     fn restore(&mut self, _state: &serde_json::Value) -> Result<(), String> {
         Ok(())
@@ -164,8 +166,9 @@ impl Judge for Flagger {
         "flagger"
     }
 
-    fn save(&self) -> serde_json::Value {
-        serde_json::json!({ "failed_checks": self.failed_checks })
+    fn save(&self) -> JudgeSnapshot {
+        let failed_checks = self.failed_checks;
+        Box::new(move || serde_json::json!({ "failed_checks": failed_checks }))
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
@@ -219,8 +222,9 @@ impl Judge for Argo {
         "argo"
     }
 
-    fn save(&self) -> serde_json::Value {
-        serde_json::json!({ "failures": self.failures, "consecutive_errors": self.consecutive_errors })
+    fn save(&self) -> JudgeSnapshot {
+        let (failures, consecutive_errors) = (self.failures, self.consecutive_errors);
+        Box::new(move || serde_json::json!({ "failures": failures, "consecutive_errors": consecutive_errors }))
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {

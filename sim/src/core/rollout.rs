@@ -5,7 +5,7 @@
 
 use cutover_models::answer::{Answer, AnswerKind};
 
-use super::checkpoint::RolloutState;
+use super::checkpoint::{RolloutSnapshot, RolloutState};
 use super::controller::{Controller, Decision, Phase, Plan};
 use super::history::{Event, History};
 use super::judge::{Argo, Flagger, Judge, Trigger};
@@ -143,10 +143,11 @@ impl Rollout {
         alarm
     }
 
-    /// What a router keeps across a restart (see [`super::checkpoint`]).
-    pub fn save(&self) -> RolloutState {
-        RolloutState {
-            controller: self.controller.save(),
+    /// What a router keeps across a restart, as of now (see [`super::checkpoint`]).
+    pub fn save(&self) -> RolloutSnapshot {
+        let (controller, judge) = self.controller.save();
+        let state = RolloutState {
+            controller,
             eval_window: self.eval_window.clone(),
             stage_window: self.stage_window.clone(),
             detected_us: self.detected_us,
@@ -156,7 +157,8 @@ impl Rollout {
             violations: self.violations.clone(),
             history_sha256: self.history.sha256(),
             history_pushed: self.history.pushed(),
-        }
+        };
+        RolloutSnapshot { state, judge }
     }
 
     /// Takes up a state [`Rollout::save`] wrote under the same plan: the controller where

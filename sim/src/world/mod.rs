@@ -379,7 +379,7 @@ impl<'a> World<'a> {
             }
             None => {
                 self.duration_us = t;
-                if t % TIMELINE_US != 0 && self.mode == Mode::Full {
+                if !t.is_multiple_of(TIMELINE_US) && self.mode == Mode::Full {
                     // The last minute's row, however short.
                     self.schedule(t, Ev::Timeline);
                 }

@@ -35,7 +35,7 @@
 //! grows with the number of looks, not of requests. A test may only reject after
 //! `min_evidence` observations.
 
-use super::judge::{Judge, Trigger, Verdict};
+use super::judge::{Judge, JudgeSnapshot, Trigger, Verdict};
 use super::monitor::{Observation, Window};
 
 mod detector;
@@ -589,7 +589,7 @@ impl Judge for Sequential {
         out
     }
 
-    fn save(&self) -> serde_json::Value {
+    fn save(&self) -> JudgeSnapshot {
         let state = SequentialState {
             counts: self.counts.clone(),
             cells: self.families.iter().map(|f| f.cells.clone()).collect(),
@@ -597,7 +597,7 @@ impl Judge for Sequential {
             bound: self.bound,
             alarm: self.alarm,
         };
-        serde_json::to_value(state).unwrap_or_default()
+        Box::new(move || serde_json::to_value(state).unwrap_or_default())
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
@@ -881,31 +881,31 @@ mod tests {
                 )
             })
             .collect();
-        let run =
-            |j: &mut Sequential, from: usize, to: usize, log: &mut Vec<(usize, Vec<(&'static str, f64)>, bool)>| {
-                for (i, &(s, error, timeout, ms)) in draws.iter().enumerate().take(to).skip(from) {
-                    let segments = [0, s];
-                    let mut o = observation(&segments, error);
-                    o.timeout = timeout;
-                    o.new_ms = ms;
-                    o.legacy_ms = ms;
-                    j.add(&o);
-                    if i % 250 == 249 || j.alarm() {
-                        let v = j.judge(&window, &[], &[]);
-                        log.push((i, j.evidence(), matches!(v, Verdict::RollBack(_))));
-                        if matches!(v, Verdict::RollBack(_)) {
-                            return true;
-                        }
+        type Log = Vec<(usize, Vec<(&'static str, f64)>, bool)>;
+        let run = |j: &mut Sequential, from: usize, to: usize, log: &mut Log| {
+            for (i, &(s, error, timeout, ms)) in draws.iter().enumerate().take(to).skip(from) {
+                let segments = [0, s];
+                let mut o = observation(&segments, error);
+                o.timeout = timeout;
+                o.new_ms = ms;
+                o.legacy_ms = ms;
+                j.add(&o);
+                if i % 250 == 249 || j.alarm() {
+                    let v = j.judge(&window, &[], &[]);
+                    log.push((i, j.evidence(), matches!(v, Verdict::RollBack(_))));
+                    if matches!(v, Verdict::RollBack(_)) {
+                        return true;
                     }
                 }
-                false
-            };
+            }
+            false
+        };
         let (mut whole, mut whole_log) = (fresh(), Vec::new());
         assert!(run(&mut whole, 0, draws.len(), &mut whole_log), "the fault was caught");
         let (mut before, mut log) = (fresh(), Vec::new());
         assert!(!run(&mut before, 0, 31_000, &mut log), "caught before the restart: pick an earlier one");
         assert!(before.evidence().iter().any(|(_, e)| *e > 0.05), "no evidence to carry: {:?}", before.evidence());
-        let saved = serde_json::to_string(&before.save()).unwrap();
+        let saved = serde_json::to_string(&(before.save())()).unwrap();
         let mut after = fresh();
         after.restore(&serde_json::from_str(&saved).unwrap()).unwrap();
         assert!(run(&mut after, 31_000, draws.len(), &mut log));
