@@ -461,11 +461,13 @@ impl RouterState {
         }
     }
 
-    /// Writes the state folder's last checkpoint (at shutdown).
-    pub fn flush_state(&self) {
+    /// Writes the state folder's last checkpoint and lets the folder go (at shutdown: a
+    /// router started on it next finds it whole and unlocked).
+    pub fn close_state(&self) {
         let t = self.now_us().unwrap_or(self.resumed_at_us);
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let _ = self.persist(&mut live, t, true);
+        live.state = None;
     }
 
     /// The model's feature names.

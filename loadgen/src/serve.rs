@@ -138,7 +138,7 @@ impl Running {
         let comparisons_cut = self.state.wait_for_background(self.drain).await;
         self.state.stop();
         let _ = self.controller.await;
-        self.state.flush_state();
+        self.state.close_state();
         let _ = self.stacks_stop.send(true);
         for t in self.stacks {
             let _ = t.await;

@@ -24,7 +24,8 @@ fn plan(dir: &Path) -> std::path::PathBuf {
         .replace("max_p99_latency_ratio = 5.0", "max_p99_latency_ratio = 10.0");
     assert!(text.contains("bake_s = 900") && text.contains("= 10.0"), "the live plan changed: {text}");
     let path = dir.join("restart.toml");
-    std::fs::write(&path, format!("migration = {:?}\n{text}", root.join("domain/fraud").display().to_string())).unwrap();
+    std::fs::write(&path, format!("migration = {:?}\n{text}", root.join("domain/fraud").display().to_string()))
+        .unwrap();
     path
 }
 
@@ -251,4 +252,61 @@ fn a_state_folder_is_for_one_plan_and_one_router() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not a rollout checkpoint"), "{err}");
     assert_eq!(std::fs::read_to_string(state.join("rollout.json")).unwrap(), "{\"format\": 1,");
+}
+
+/// A router in this process on the plan, keeping its rollout in `state`.
+async fn router_on(text: &str, state: &Path) -> cutover_loadgen::Running {
+    let mut cfg = cutover_loadgen::ServeConfig::new(super::scenario(text));
+    cfg.time_scale = 60.0;
+    cfg.hold = true;
+    cfg.token = Some(TOKEN.into());
+    cfg.state = Some(state.to_path_buf());
+    cutover_loadgen::start(cfg).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_goes_back_to_shadow_where_the_plan_says_and_never_forgets_a_rollback() {
+    let _serial = SERIAL.lock().await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("restart-shadow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = super::PLAN
+        .replace("bake_s = 60\n", "bake_s = 900\n")
+        .replace("keep_legacy_warm_s = 120\n", "keep_legacy_warm_s = 120\non_restart = \"shadow\"\n");
+    let (state, client) = (dir.join("state"), reqwest::Client::new());
+    let drive = |r: &cutover_loadgen::Running, n: u64| {
+        let (url, client) = (format!("{}/v1/score", r.url()), client.clone());
+        async move {
+            for i in 0..n {
+                let resp = client.post(&url).json(&super::body(8, i)).send().await.unwrap();
+                assert_eq!(resp.status().as_u16(), 200);
+            }
+        }
+    };
+    let r = router_on(&text, &state).await;
+    super::admin(&r, reqwest::Method::POST, "/admin/start").send().await.unwrap();
+    while rollout(&r.url()).await["weight_pct"] != 5.0 {
+        drive(&r, 50).await;
+    }
+    r.shutdown().await;
+    // In the canary when it stopped; back in shadow when it starts again, as the plan says.
+    let r = router_on(&text, &state).await;
+    let v = rollout(&r.url()).await;
+    assert_eq!((v["phase"].as_str(), v["weight_pct"].as_f64()), (Some("shadow"), Some(0.0)), "{v:#}");
+    let events = history(&state);
+    let resumed = events.iter().position(|e| e["event"] == "resumed").expect("a resumed event");
+    assert_eq!(events[resumed]["weight_pct"], 5.0, "{:?}", events[resumed]);
+    assert_eq!(events[resumed + 1]["event"], "stage");
+    assert_eq!(events[resumed + 1]["phase"], "shadow");
+    // Rolled back, it stays rolled back across a restart, whatever the plan says.
+    let resp = super::admin(&r, reqwest::Method::POST, "/admin/rollback").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    r.shutdown().await;
+    let r = router_on(&text, &state).await;
+    let v = rollout(&r.url()).await;
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    assert_eq!(v["summary"]["trigger"]["guardrail"], "manual", "{v:#}");
+    drive(&r, 20).await;
+    let v = rollout(&r.url()).await;
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    r.shutdown().await;
 }

@@ -134,7 +134,8 @@ async fn answer(s: &mut TcpStream, how: Answers, bomb: &[u8]) -> std::io::Result
     }
 }
 
-/// A stand-in service on loopback answering every request `how`; counts its connections.
+/// A stand-in service on loopback answering every request `how`; counts the requests it
+/// read.
 async fn stand_in(how: Answers) -> (SocketAddr, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -143,12 +144,12 @@ async fn stand_in(how: Answers) -> (SocketAddr, Arc<AtomicU64>) {
     let seen = connections.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::Relaxed);
-            let bomb = bomb.clone();
+            let (bomb, seen) = (bomb.clone(), seen.clone());
             tokio::spawn(async move {
                 let _ = s.set_nodelay(true);
                 let mut buf = Vec::new();
                 while read_request(&mut s, &mut buf).await {
+                    seen.fetch_add(1, Ordering::Relaxed);
                     if answer(&mut s, how, &bomb).await.is_err() {
                         return;
                     }
@@ -371,7 +372,7 @@ async fn shadow_some(r: &cutover_loadgen::Running, n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_failed_call_counts_with_its_reason_and_no_redirect_is_followed() {
     let _serial = SERIAL.lock().await;
-    let (target, target_connections) = stand_in(Answers::Well).await;
+    let (target, target_requests) = stand_in(Answers::Well).await;
     for (k, (how, reason)) in
         [(Answers::Redirect(target.port()), "status"), (Answers::Status500, "status"), (Answers::Garbage, "answer")]
             .into_iter()
@@ -390,7 +391,7 @@ async fn every_failed_call_counts_with_its_reason_and_no_redirect_is_followed() 
         assert_eq!(counter(&after, &router_series) - counter(&before, &router_series), 40.0, "{how:?}");
         r.shutdown().await;
     }
-    assert_eq!(target_connections.load(Ordering::Relaxed), 0, "a redirect was followed");
+    assert_eq!(target_requests.load(Ordering::Relaxed), 0, "a redirect was followed");
 }
 
 /// The machine's own name, when it names a loopback address (as /etc/hosts usually has
@@ -498,4 +499,34 @@ fn services_beyond_this_machine_are_refused_by_every_face_unless_allowed() {
         assert!(err.contains(names) && err.contains("--allow-remote"), "{args:?}: {err}");
         assert!(!err.contains("10.9.8.7"), "a variable's value was printed: {err}");
     }
+}
+
+/// (Issue 28: after a rollback the failed stack still received every request.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_rollback_the_new_stack_gets_neither_users_nor_shadow_calls() {
+    let _serial = SERIAL.lock().await;
+    let (addr, requests) = stand_in(Answers::Status500).await;
+    let r = router_with_new("upstream-after-rollback", &format!("http://{addr}"), false).await.unwrap();
+    super::admin(&r, reqwest::Method::POST, "/admin/start").send().await.unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/score", r.url());
+    let mut i = 0;
+    while r.state.view().phase != cutover_sim::Phase::RolledBack {
+        let resp = client.post(&url).json(&super::body(4, i)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "legacy answers the user");
+        i += 1;
+        assert!(i < 5_000, "a new stack answering 500 to everything was not rolled back");
+    }
+    r.state.wait_for_background(Duration::from_secs(5)).await;
+    let before = requests.load(Ordering::Relaxed);
+    assert!(before > 0);
+    for k in 0..300 {
+        let resp = client.post(&url).json(&super::body(4, i + k)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(resp.headers()["x-cutover-served-by"], "legacy");
+    }
+    r.state.wait_for_background(Duration::from_secs(5)).await;
+    assert_eq!(requests.load(Ordering::Relaxed), before, "calls went to the rolled-back stack");
+    assert!(r.state.view().requests_total >= i + 300, "users were not counted");
+    r.shutdown().await;
 }
