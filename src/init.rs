@@ -124,7 +124,6 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     // interruption (Ctrl-C, SIGTERM) removes it.
     let interrupted = on_interrupt_remove_staging()?;
     let staging = staging_dir(&args.out)?;
-    *STAGING.lock().unwrap_or_else(|e| e.into_inner()) = Some(staging.clone());
     let result = build(args, &staging, &name, &model_bytes, &model, &mut plan, format);
     let outcome = result.and_then(|report| {
         // Held while the folder moves, so an interruption sees it either staged or in place.
@@ -178,8 +177,8 @@ fn on_interrupt_remove_staging() -> Result<std::thread::JoinHandle<()>, Failure>
         let staged = STAGING.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(dir) = staged.as_ref() {
             let _ = std::fs::remove_dir_all(dir);
+            eprintln!("cutover init: interrupted: the folder was not written");
         }
-        eprintln!("cutover init: interrupted: the folder was not written");
         std::process::exit(code);
     }))
 }
@@ -216,6 +215,9 @@ fn staging_dir(out: &Path) -> Result<PathBuf, Failure> {
     let leaf = out.file_name().map_or("migration".into(), |n| n.to_string_lossy().into_owned());
     let dir = parent.join(format!(".{leaf}.init-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // Named for the interruption handler before it exists: an interruption while it is
+    // created still removes it.
+    *STAGING.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
     std::fs::create_dir(&dir).map_err(|e| Failure::BadInput(format!("{}: cannot create: {e}", dir.display())))?;
     Ok(dir)
 }

@@ -326,7 +326,7 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
     }
     let snap = &outcome.snapshot;
     let moves = decisions(&snap.events);
-    let paired = outcome.view.requests_total;
+    let paired = outcome.view.requests_paired;
     judged(&mut summary, enough_rows(&outcome.acts_after, paired, !moves.is_empty()));
     if let Some(dir) = &args.out {
         let err = |e: std::io::Error| Failure::BadInput(format!("{}: cannot write: {e}", dir.display()));

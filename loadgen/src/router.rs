@@ -140,6 +140,8 @@ pub struct RouterConfig {
     /// The state folder the rollout is kept in (`serve --state`), and what a previous
     /// router left there.
     pub state: Option<(StateDir, Option<Resume>)>,
+    /// What the plan is, as its checkpoints name it ([`state::plan_sha256`]).
+    pub plan_sha256: String,
 }
 
 /// What the dashboard draws, copied out of the router's state.
@@ -196,6 +198,8 @@ pub struct RolloutView {
     pub model_versions: Vec<ModelVersion>,
     /// Shadow calls skipped because [`MAX_SHADOW_IN_FLIGHT`] were in flight.
     pub shadow_dropped: u64,
+    /// Requests whose two answers were paired and judged.
+    pub requests_paired: u64,
 }
 
 impl PhaseLatency {
@@ -248,6 +252,20 @@ struct Live {
     shadow_dropped: u64,
     /// Where the rollout is kept across restarts.
     state: Option<StateDir>,
+    /// Requests whose two answers were paired and judged.
+    paired: u64,
+}
+
+/// A decision being written to the state folder; it takes effect once written.
+struct Decided {
+    written: state::Written,
+    forward: bool,
+    t: u64,
+}
+
+fn state_failed(e: &std::io::Error) {
+    metrics::counter!("cutover_state_write_failures_total").increment(1);
+    eprintln!("cutover: the rollout's state could not be written: {e}");
 }
 
 /// Events of the history the router keeps in memory (about 5 hours of evaluations every
@@ -267,6 +285,8 @@ pub struct RouterState {
     started: Mutex<Option<Instant>>,
     /// Scenario µs at that start: a router resumed from its state goes on from there.
     resumed_at_us: u64,
+    /// When a rollback took effect (routing stopped sending users to new), µs.
+    rollback_effective_us: AtomicU64,
     weight_bits: AtomicU64,
     rolled_back: AtomicBool,
     /// While held, shadow every request to the new stack anyway (no evidence is kept): the
@@ -350,6 +370,7 @@ impl RouterState {
             parity: cfg.parity.take(),
             shadow_dropped: 0,
             state: None,
+            paired: 0,
         };
         let client = upstream::client(256)?;
         let (stop, _) = tokio::sync::watch::channel(false);
@@ -360,6 +381,8 @@ impl RouterState {
             if let Some(r) = resume {
                 let file = dir.dir().join("rollout.json");
                 live.rollout.restore(r.checkpoint.rollout.clone()).map_err(|e| format!("{}: {e}", file.display()))?;
+                // The history goes on counting from the events its file holds.
+                live.rollout.history.resume(&r.checkpoint.rollout.history_sha256, r.history_lines);
                 live.counts = r.checkpoint.counts();
                 live.fault_start_us = r.checkpoint.fault_start_us;
                 // The clock goes on from the last event written: the time down counts for no stage.
@@ -367,6 +390,12 @@ impl RouterState {
                 if r.checkpoint.started {
                     started = Some(Instant::now());
                     resumed_at_us = t;
+                }
+                // A decision written but not checkpointed when the router stopped holds.
+                if let Some((at, phase)) = r.later_stage {
+                    if phase != live.rollout.controller.phase() {
+                        live.rollout.take_up(phase, at.min(t));
+                    }
                 }
                 let c = &live.rollout.controller;
                 let lost_s = r.last_event_us.saturating_sub(r.checkpoint.t_us) as f64 / 1e6;
@@ -389,6 +418,7 @@ impl RouterState {
             client,
             started: Mutex::new(started),
             resumed_at_us,
+            rollback_effective_us: AtomicU64::new(if rolled_back { 0 } else { u64::MAX }),
             weight_bits: AtomicU64::new(weight.to_bits()),
             rolled_back: AtomicBool::new(rolled_back),
             shadow_held: AtomicBool::new(false),
@@ -397,11 +427,11 @@ impl RouterState {
             background: Arc::new(AtomicU64::new(0)),
             versions: Mutex::new([Vec::new(), Vec::new()]),
         });
-        {
-            // The folder holds the rollout from its first moment (a resumed one: at once).
-            let mut live = state.live.lock().unwrap_or_else(|e| e.into_inner());
-            let t = state.now_us().unwrap_or(resumed_at_us);
-            state.persist(&mut live, t, true).map_err(|e| e.to_string())?;
+        // The folder holds the rollout from its first moment (a resumed one: at once).
+        let t = state.now_us().unwrap_or(resumed_at_us);
+        let decided = state.decided(&mut state.live.lock().unwrap_or_else(|e| e.into_inner()), t, false);
+        if let Some(d) = decided {
+            d.written.wait().map_err(|e| format!("the state folder: {e}"))?;
         }
         Ok(state)
     }
@@ -416,7 +446,7 @@ impl RouterState {
     fn checkpoint(&self, live: &Live, t: u64) -> state::Pending {
         let s = &self.cfg.scenario.scenario;
         let policy = live.rollout.controller.policy();
-        let (scenario, plan_sha256) = (s.name.clone(), state::plan_sha256(s, policy));
+        let (scenario, plan_sha256) = (s.name.clone(), self.cfg.plan_sha256.clone());
         let started = self.started.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         let counts = [live.counts.requests_total, live.counts.requests_failed, live.counts.bad_decisions];
         let (fault_start_us, rollout) = (live.fault_start_us, live.rollout.save());
@@ -433,41 +463,62 @@ impl RouterState {
         })
     }
 
-    /// Writes what the history gained to the state folder (when there is one); with
-    /// `decision`, synced and with a checkpoint on disk before the decision takes effect;
-    /// else the evidence is checkpointed every [`state::EVIDENCE_EVERY`] at most, off the
-    /// request path.
-    fn persist(&self, live: &mut Live, t: u64, decision: bool) -> std::io::Result<()> {
-        let Some(mut dir) = live.state.take() else { return Ok(()) };
-        let mut written = dir.append(&live.rollout.history, decision);
-        if written.is_ok() && (decision || dir.due()) {
-            written = dir.checkpoint(self.checkpoint(live, t), decision);
+    /// Writes what the history gained to the state folder (when there is one), and a
+    /// checkpoint of the evidence every [`state::EVIDENCE_EVERY`] at most, both off the
+    /// request path (the writer thread serializes and syncs).
+    fn persist(&self, live: &mut Live, t: u64) {
+        let Some(mut dir) = live.state.take() else { return };
+        let mut written = dir.append(&live.rollout.history);
+        if written.is_ok() && dir.due() {
+            written = dir.checkpoint(self.checkpoint(live, t));
         }
         live.state = Some(dir);
-        if let Err(e) = &written {
-            metrics::counter!("cutover_state_write_failures_total").increment(1);
-            eprintln!("cutover: the rollout's state could not be written: {e}");
+        if let Err(e) = written {
+            state_failed(&e);
         }
-        written
     }
 
-    /// [`RouterState::persist`] for a decision: one that moves the ramp forward and could
-    /// not be written rolls back instead, since a router that restarted would not know it.
-    fn persist_decision(&self, live: &mut Live, t: u64, forward: bool) {
-        if self.persist(live, t, true).is_err() && forward && live.rollout.manual_rollback(t) {
-            let detail = "a decision could not be written to the state folder: rolled back to legacy".to_string();
-            live.rollout.violation(t, "every decision on disk before it takes effect", detail);
-            let _ = self.persist(live, t, true);
+    /// Starts writing a decision the rollout just took (its history and a checkpoint,
+    /// synced): it takes effect in [`RouterState::settle`], once on disk, the lock free
+    /// meanwhile. Without a state folder it takes effect at once.
+    fn decided(&self, live: &mut Live, t: u64, forward: bool) -> Option<Decided> {
+        let Some(mut dir) = live.state.take() else {
+            self.publish(&live.rollout);
+            return None;
+        };
+        let written = dir.decision(&live.rollout.history, self.checkpoint(live, t));
+        live.state = Some(dir);
+        Some(Decided { written, forward, t })
+    }
+
+    /// A decision takes effect once written; one that moves the ramp forward and could not
+    /// be written rolls back instead, since a router that restarted would not know it.
+    fn settle(&self, decided: Option<Decided>) {
+        let Some(d) = decided else { return };
+        let written = d.written.wait();
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = written {
+            state_failed(&e);
+            if d.forward && live.rollout.manual_rollback(d.t) {
+                let detail =
+                    format!("a decision could not be written to the state folder ({e}): rolled back to legacy");
+                live.rollout.violation(d.t, "every decision on disk before it takes effect", detail);
+                self.persist(&mut live, d.t);
+            }
         }
+        self.publish(&live.rollout);
     }
 
     /// Writes the state folder's last checkpoint and lets the folder go (at shutdown: a
     /// router started on it next finds it whole and unlocked).
     pub fn close_state(&self) {
         let t = self.now_us().unwrap_or(self.resumed_at_us);
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self.persist(&mut live, t, true);
-        live.state = None;
+        let decided = {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            self.decided(&mut live, t, false)
+        };
+        self.settle(decided);
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).state = None;
     }
 
     /// The model's feature names.
@@ -490,8 +541,8 @@ impl RouterState {
             *started = Some(Instant::now());
         }
         let t = self.now_us().unwrap_or(self.resumed_at_us);
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        self.persist_decision(&mut live, t, false);
+        let decided = self.decided(&mut self.live.lock().unwrap_or_else(|e| e.into_inner()), t, false);
+        self.settle(decided);
         true
     }
 
@@ -528,9 +579,14 @@ impl RouterState {
             let mut tick = tokio::time::interval(wall.max(Duration::from_millis(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            // Between evaluations (a minute apart, for window judges), the evidence still
+            // reaches the state folder every 200 ms.
+            let mut evidence = tokio::time::interval(state::EVIDENCE_EVERY);
+            evidence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = tick.tick() => state.evaluate(),
+                    _ = evidence.tick() => state.checkpoint_evidence(),
                     _ = stop.changed() => break,
                 }
             }
@@ -540,23 +596,35 @@ impl RouterState {
     /// Evaluates the rollout now (the controller task does so every interval).
     pub fn evaluate(&self) {
         let Some(t) = self.now_us() else { return };
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        self.evaluate_locked(&mut live, t);
+        let decided = self.evaluate_locked(&mut self.live.lock().unwrap_or_else(|e| e.into_inner()), t);
+        self.settle(decided);
     }
 
-    /// Evaluates the rollout at `t`, the lock held.
-    fn evaluate_locked(&self, live: &mut Live, t: u64) {
+    /// Writes the evidence's checkpoint when due (the controller task calls it between
+    /// evaluations, so a restart loses little of what came after the last one).
+    pub fn checkpoint_evidence(&self) {
+        let t = self.now_us().unwrap_or(self.resumed_at_us);
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.state.as_ref().is_some_and(StateDir::due) {
+            self.persist(&mut live, t);
+        }
+    }
+
+    /// Evaluates the rollout at `t`, the lock held: a decision that moves the ramp (or
+    /// allows retirement) is returned to settle once the lock is free (on disk before it
+    /// takes effect).
+    #[must_use]
+    fn evaluate_locked(&self, live: &mut Live, t: u64) -> Option<Decided> {
         let fault_start = live.fault_start_us;
         let features = &self.cfg.features;
         let Evaluated { decision, stage_changed } = live.rollout.evaluate(t, None, features, fault_start, true);
-        // On disk before it takes effect.
-        if stage_changed {
-            let forward = matches!(decision, Decision::Advance { .. } | Decision::Promote);
-            self.persist_decision(live, t, forward);
+        let decided = if stage_changed || matches!(decision, Decision::AllowRetirement) {
+            let forward = matches!(decision, Decision::Advance { .. } | Decision::Promote | Decision::AllowRetirement);
+            self.decided(live, t, forward)
         } else {
-            let _ = self.persist(live, t, matches!(decision, Decision::AllowRetirement));
-        }
-        self.publish(&live.rollout);
+            self.persist(live, t);
+            None
+        };
         metrics::gauge!("cutover_rollout_weight_pct").set(live.rollout.controller.weight_pct());
         let w = &live.rollout.stage_window;
         for name in ["decision_flip_rate", "mean_abs_score_diff", "error_rate", "timeout_rate", "p99_latency_ratio"] {
@@ -565,11 +633,18 @@ impl RouterState {
             }
         }
         live.last = Some(decision);
+        decided
     }
 
+    /// The rollout's decisions take effect: routing reads the weight and the rollback.
     fn publish(&self, rollout: &Rollout) {
         self.weight_bits.store(rollout.controller.weight_pct().to_bits(), Ordering::Release);
-        self.rolled_back.store(rollout.controller.phase() == Phase::RolledBack, Ordering::Release);
+        let rolled_back = rollout.controller.phase() == Phase::RolledBack;
+        if rolled_back && !self.rolled_back.swap(true, Ordering::AcqRel) {
+            // From here no request is routed to the new stack.
+            let t = self.now_us().unwrap_or(self.resumed_at_us);
+            self.rollback_effective_us.store(t, Ordering::Release);
+        }
     }
 
     /// Notes that fault `id` began now (for detection times, and in the history).
@@ -581,7 +656,7 @@ impl RouterState {
         }
         let event = Event::FaultStart { t_s: t as f64 / 1e6, index: id as usize, kind: kind.into() };
         live.rollout.history.push(event);
-        let _ = self.persist(&mut live, t, false);
+        self.persist(&mut live, t);
     }
 
     /// Notes that these faults were cleared now.
@@ -591,7 +666,7 @@ impl RouterState {
         for &id in ids {
             live.rollout.history.push(Event::FaultEnd { t_s, index: id as usize });
         }
-        let _ = self.persist(&mut live, (t_s * 1e6) as u64, false);
+        self.persist(&mut live, (t_s * 1e6) as u64);
     }
 
     /// The rollout as it stands.
@@ -628,6 +703,7 @@ impl RouterState {
                 .collect(),
             model_versions: self.model_versions(),
             shadow_dropped: live.shadow_dropped,
+            requests_paired: live.paired,
         }
     }
 
@@ -817,47 +893,49 @@ impl RouterState {
             self.held(user.1, None, user.2, false);
             return;
         };
-        let (served_new, user_ms, user_failed) = user;
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let live = &mut *live;
-        let bucket = phase_bucket(true, live.rollout.controller.phase());
-        live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
-        live.counts.requests_total += 1;
-        live.counts.requests_failed += u64::from(user_failed);
-        fn call(c: &CallResult) -> Call<'_> {
-            let outcome = match &c.answer {
-                Ok(s) => Called::Answered(&s.values),
-                Err(CallFailure::Error) => Called::Error,
-                Err(CallFailure::Timeout) => Called::Timeout,
+        // Under the lock; a decision it leads to takes effect once the lock is free.
+        let decided = (|| -> Option<Decided> {
+            let (served_new, user_ms, user_failed) = user;
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            let live = &mut *live;
+            let bucket = phase_bucket(true, live.rollout.controller.phase());
+            live.user_us[bucket].saturating_record((user_ms * 1000.0).max(1.0) as u64);
+            live.counts.requests_total += 1;
+            live.counts.requests_failed += u64::from(user_failed);
+            fn call(c: &CallResult) -> Call<'_> {
+                let outcome = match &c.answer {
+                    Ok(s) => Called::Answered(&s.values),
+                    Err(CallFailure::Error) => Called::Error,
+                    Err(CallFailure::Timeout) => Called::Timeout,
+                };
+                Call { ms: c.ms, outcome }
+            }
+            let rows = match (&legacy.answer, &new.answer) {
+                (Ok(l), Ok(n)) => l.features.as_deref().zip(n.features.as_deref()),
+                _ => None,
             };
-            Call { ms: c.ms, outcome }
-        }
-        let rows = match (&legacy.answer, &new.answer) {
-            (Ok(l), Ok(n)) => l.features.as_deref().zip(n.features.as_deref()),
-            _ => None,
-        };
-        let (lc, nc) = (call(legacy), call(new));
-        let Some(p) = live.pairing.pair(request, false, rows, &lc, &nc, !routed_new, context_lost, served_new) else {
-            return;
-        };
-        if served_new && p.compared.wrong {
-            live.counts.bad_decisions += 1;
-        }
-        if let (Some((lr, nr)), Some(parity)) = (rows, &mut live.parity) {
-            parity.observe(p.observation.segments, lr, nr, p.diffs);
-        }
-        if live.rollout.observe(t, &p.observation) {
+            let (lc, nc) = (call(legacy), call(new));
+            let p = live.pairing.pair(request, false, rows, &lc, &nc, !routed_new, context_lost, served_new)?;
+            live.paired += 1;
+            if served_new && p.compared.wrong {
+                live.counts.bad_decisions += 1;
+            }
+            if let (Some((lr, nr)), Some(parity)) = (rows, &mut live.parity) {
+                parity.observe(p.observation.segments, lr, nr, p.diffs);
+            }
             // The judge's alarm: roll back now, not at the next tick.
-            self.evaluate_locked(live, t);
-        }
-        // Judged at the moment of routing: a canary request in flight when the rollback
-        // lands is not a violation, one routed after it is.
-        let after_rollback = live.rollout.rollback_us.zip(routed_at).is_some_and(|(rb, at)| at > rb);
-        if routed_new && after_rollback {
-            let detail = format!("request {} went to the new stack after the rollback", request.id);
-            live.rollout.violation(t, "nothing routed to new after a rollback", detail);
-            let _ = self.persist(live, t, false);
-        }
+            let decided = if live.rollout.observe(t, &p.observation) { self.evaluate_locked(live, t) } else { None };
+            // Judged at the moment of routing: a canary request in flight when the rollback
+            // takes effect is not a violation, one routed after it is.
+            let effective = self.rollback_effective_us.load(Ordering::Acquire);
+            if routed_new && routed_at.is_some_and(|at| at > effective) {
+                let detail = format!("request {} went to the new stack after the rollback", request.id);
+                live.rollout.violation(t, "nothing routed to new after a rollback", detail);
+                self.persist(live, t);
+            }
+            decided
+        })();
+        self.settle(decided);
     }
 }
 
@@ -1098,17 +1176,20 @@ async fn admin_rollback(State(state): State<Arc<RouterState>>) -> Result<Json<se
             format!("nothing to roll back in {:?}", live.rollout.controller.phase()),
         ));
     }
-    state.persist_decision(&mut live, t, false);
-    state.publish(&live.rollout);
-    Ok(Json(serde_json::json!({"phase": live.rollout.controller.phase(), "t_s": t as f64 / 1e6})))
+    let phase = live.rollout.controller.phase();
+    let decided = state.decided(&mut live, t, false);
+    drop(live);
+    state.settle(decided);
+    Ok(Json(serde_json::json!({"phase": phase, "t_s": t as f64 / 1e6})))
 }
 
 async fn admin_decommission(State(state): State<Arc<RouterState>>) -> Result<Json<serde_json::Value>, ApiError> {
     let t = state.now_us().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "the rollout has not started"))?;
     let mut live = state.live.lock().unwrap_or_else(|e| e.into_inner());
     let result = live.rollout.decommission(t);
-    state.persist_decision(&mut live, t, false);
-    state.publish(&live.rollout);
+    let decided = state.decided(&mut live, t, false);
+    drop(live);
+    state.settle(decided);
     match result {
         Ok(()) => Ok(Json(serde_json::json!({"decommissioned": true, "t_s": t as f64 / 1e6}))),
         Err(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),

@@ -250,13 +250,6 @@ pub fn check_reach(cfg: &ServeConfig) -> anyhow::Result<()> {
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     check_reach(&cfg)?;
     let policy = cfg.policy.unwrap_or(cfg.scenario.scenario.controller.policy);
-    let state = match &cfg.state {
-        Some(dir) => {
-            let plan = crate::state::plan_sha256(&cfg.scenario.scenario, policy.name());
-            Some(crate::state::StateDir::open(dir, &plan).map_err(|e| anyhow::anyhow!(e))?)
-        }
-        None => None,
-    };
     // The recorder goes in before the first request so no count is lost.
     crate::http::register_counters(&["legacy", "new"]);
     let s = &cfg.scenario.scenario;
@@ -266,6 +259,11 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let segments = m.segments().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
     let features = legacy.pipeline().output_names().to_vec();
     let kinds = legacy.pipeline().output_kinds();
+    let plan_sha256 = crate::state::plan_sha256(&cfg.scenario, policy.name(), &features);
+    let state = match &cfg.state {
+        Some(dir) => Some(crate::state::StateDir::open(dir, &plan_sha256).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
     let (stacks_stop, stop) = watch::channel(false);
     let log = cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]);
     let mut tasks = Vec::new();
@@ -408,6 +406,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         parity,
         limits: cfg.answer_limits,
         state,
+        plan_sha256,
     })
     .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let (listener, router_addr) = listen(cfg.bind, cfg.router_port).await?;

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cutover_sim::core::checkpoint::RolloutState;
+use cutover_sim::core::controller::Phase;
 use cutover_sim::core::history::History;
 use cutover_sim::core::rollout::Counts;
-use cutover_sim::scenario::Scenario;
+use cutover_sim::scenario::LoadedScenario;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +32,32 @@ pub type Pending = Box<dyn FnOnce() -> Checkpoint + Send>;
 
 struct Job {
     pending: Pending,
+    /// For a decision: sync the history first, and say when both are on disk.
     done: Option<std::sync::mpsc::SyncSender<std::io::Result<()>>>,
+}
+
+/// A decision's write under way: [`Written::wait`] returns once it is on disk.
+pub struct Written(std::sync::mpsc::Receiver<std::io::Result<()>>);
+
+impl Written {
+    /// Waits for the write (off the async workers' schedule where the runtime allows).
+    pub fn wait(self) -> std::io::Result<()> {
+        let gone = || Err(std::io::Error::other("the state folder's writer stopped"));
+        let recv = || self.0.recv().unwrap_or_else(|_| gone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(recv)
+            }
+            _ => recv(),
+        }
+    }
+
+    /// A write that failed before it began.
+    fn failed(e: std::io::Error) -> Written {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let _ = tx.send(Err(e));
+        Written(rx)
+    }
 }
 
 /// What `rollout.json` holds.
@@ -64,19 +90,26 @@ impl Checkpoint {
     }
 }
 
-/// What a plan is, as a hash: a state written under another plan is not taken up.
-pub fn plan_sha256(s: &Scenario, policy: &str) -> String {
-    let r = &s.rollout;
+/// What a plan is, as a hash: a state written under another plan is not taken up. It
+/// covers the rollout's stages and times, the controller's settings (the judge and every
+/// parameter of it), the guardrails and their limits, and what the judge's evidence is
+/// about: the model's features, the migration's segments and the registry entries both
+/// stacks serve (their artifacts' hashes).
+pub fn plan_sha256(loaded: &LoadedScenario, policy: &str, features: &[String]) -> String {
+    let (s, m) = (&loaded.scenario, &loaded.migration);
+    let segments = m.segments().map(|g| g.names().to_vec()).unwrap_or_default();
+    let registry = m.registry();
+    let (legacy, new) = m.entries();
+    let artifact = |id: &str| registry.get(id).map(|e| e.sha256).unwrap_or_default();
     let text = serde_json::json!({
         "scenario": s.name,
         "policy": policy,
-        "stages_pct": r.stages_pct,
-        "shadow_s": r.shadow_s,
-        "bake_s": r.bake_s,
-        "keep_legacy_warm_s": r.keep_legacy_warm_s,
-        "min_requests_per_stage": r.min_requests_per_stage,
-        "guardrails": s.guardrails.set(),
-        "false_rollback_budget": s.controller.false_rollback_budget,
+        "rollout": s.rollout,
+        "controller": s.controller,
+        "guardrails": s.guardrails,
+        "features": features,
+        "segments": segments,
+        "entries": [[legacy, artifact(legacy)], [new, artifact(new)]],
     })
     .to_string();
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
@@ -113,6 +146,12 @@ pub struct Resume {
     /// The scenario time of the last event written, µs (the clock goes on from the later
     /// of the two).
     pub last_event_us: u64,
+    /// The last stage the history entered after the checkpoint, if any (a decision written
+    /// and synced, its checkpoint not yet in place when the router stopped): its time, µs,
+    /// and phase. The rollout takes it up, so no decision written is lost or repeated.
+    pub later_stage: Option<(u64, Phase)>,
+    /// Events the history file holds (the history goes on counting from there).
+    pub history_lines: u64,
 }
 
 impl StateDir {
@@ -151,8 +190,10 @@ impl StateDir {
                         checkpoint.policy
                     ));
                 }
-                let last_event_us = last_event_us(&dir.join("history.jsonl")).map_err(at)?;
-                Some(Resume { checkpoint, last_event_us })
+                let file = dir.join("history.jsonl");
+                let last_event_us = last_event_us(&file).map_err(at)?;
+                let (history_lines, later_stage) = stage_after(&file, checkpoint.rollout.history_pushed).map_err(at)?;
+                Some(Resume { checkpoint, last_event_us, later_stage, history_lines })
             }
         };
         let history = std::fs::OpenOptions::new()
@@ -160,14 +201,19 @@ impl StateDir {
             .append(true)
             .open(dir.join("history.jsonl"))
             .map_err(|e| format!("{}: {e}", dir.join("history.jsonl").display()))?;
-        let written = resume.as_ref().map_or(0, |r| r.checkpoint.rollout.history_pushed);
+        let written = resume.as_ref().map_or(0, |r| r.history_lines);
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let folder = dir.to_path_buf();
+        let synced = history.try_clone().map_err(|e| format!("{}: {e}", dir.join("history.jsonl").display()))?;
         let writer = std::thread::Builder::new()
             .name("cutover-state".into())
             .spawn(move || {
                 for job in queue {
-                    let written = write_checkpoint(&folder, &(job.pending)());
+                    let mut written = Ok(());
+                    if job.done.is_some() {
+                        written = synced.sync_data();
+                    }
+                    let written = written.and_then(|()| write_checkpoint(&folder, &(job.pending)()));
                     if let Some(done) = job.done {
                         let _ = done.send(written);
                     } else if let Err(e) = written {
@@ -194,8 +240,9 @@ impl StateDir {
         &self.dir
     }
 
-    /// Appends the events `history` holds that are not written yet; with `durable`, syncs.
-    pub fn append(&mut self, history: &History, durable: bool) -> std::io::Result<()> {
+    /// Appends the events `history` holds that are not written yet (synced with the next
+    /// decision's checkpoint).
+    pub fn append(&mut self, history: &History) -> std::io::Result<()> {
         let new = history.pushed().saturating_sub(self.written);
         if new > 0 {
             let mut lines = Vec::new();
@@ -206,9 +253,6 @@ impl StateDir {
             self.history.write_all(&lines)?;
             self.written = history.pushed();
         }
-        if durable {
-            self.history.sync_data()?;
-        }
         Ok(())
     }
 
@@ -217,18 +261,29 @@ impl StateDir {
         self.last_checkpoint.is_none_or(|t| t.elapsed() >= EVIDENCE_EVERY)
     }
 
-    /// Queues a checkpoint for the writer, which writes them in order; with `wait`, returns
-    /// once it is on disk (a decision waits; the evidence does not).
-    pub fn checkpoint(&mut self, pending: Pending, wait: bool) -> std::io::Result<()> {
+    /// Queues the evidence's checkpoint for the writer, which writes them in order.
+    pub fn checkpoint(&mut self, pending: Pending) -> std::io::Result<()> {
         self.last_checkpoint = Some(Instant::now());
-        let gone = || std::io::Error::other("the state folder's writer stopped");
-        let jobs = self.jobs.as_ref().ok_or_else(gone)?;
-        if !wait {
-            return jobs.send(Job { pending, done: None }).map_err(|_| gone());
+        let jobs = self.jobs.as_ref().ok_or_else(|| std::io::Error::other("the state folder's writer stopped"))?;
+        jobs.send(Job { pending, done: None }).map_err(|_| std::io::Error::other("the state folder's writer stopped"))
+    }
+
+    /// Appends what the history gained and queues a decision's checkpoint: the writer syncs
+    /// the history, then writes the checkpoint and syncs it; the decision may take effect
+    /// once [`Written::wait`] returns Ok. Nothing here waits for the disk.
+    pub fn decision(&mut self, history: &History, pending: Pending) -> Written {
+        if let Err(e) = self.append(history) {
+            return Written::failed(e);
         }
+        self.last_checkpoint = Some(Instant::now());
+        let Some(jobs) = self.jobs.as_ref() else {
+            return Written::failed(std::io::Error::other("the state folder's writer stopped"));
+        };
         let (done, written) = std::sync::mpsc::sync_channel(1);
-        jobs.send(Job { pending, done: Some(done) }).map_err(|_| gone())?;
-        written.recv().map_err(|_| gone())?
+        match jobs.send(Job { pending, done: Some(done) }) {
+            Ok(()) => Written(written),
+            Err(_) => Written::failed(std::io::Error::other("the state folder's writer stopped")),
+        }
     }
 }
 
@@ -246,6 +301,35 @@ fn write_checkpoint(dir: &Path, c: &Checkpoint) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// The last stage event among the history's events after the first `kept` (those the
+/// checkpoint holds): (time µs, phase).
+/// Also how many events the file holds.
+fn stage_after(path: &Path, kept: u64) -> std::io::Result<(u64, Option<(u64, Phase)>)> {
+    use std::io::BufRead;
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
+        Err(e) => return Err(e),
+    };
+    let (mut last, mut lines) = (None, 0u64);
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line?;
+        lines += 1;
+        if lines <= kept {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if v["event"] == "stage" {
+            let phase: Option<Phase> = serde_json::from_value(v["phase"].clone()).ok();
+            let t = v["t_s"].as_f64().map(|t| (t * 1e6).round() as u64);
+            if let (Some(phase), Some(t)) = (phase, t) {
+                last = Some((t, phase));
+            }
+        }
+    }
+    Ok((lines, last))
+}
+
 /// The scenario time of the last event in a history file, µs (0 without one). A line a
 /// crash cut short is dropped from the file, so the next event starts a line of its own.
 fn last_event_us(path: &Path) -> std::io::Result<u64> {
@@ -256,13 +340,21 @@ fn last_event_us(path: &Path) -> std::io::Result<u64> {
         Err(e) => return Err(e),
     };
     let len = f.metadata()?.len();
-    // The last events are in the file's tail: an evaluation is a few KiB at most.
-    let from = len.saturating_sub(256 * 1024);
-    f.seek(SeekFrom::Start(from))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)?;
+    // The last events are in the file's tail: read back from the end until a whole line is
+    // in it (an evaluation is a few KiB; a very wide model's, more).
+    let mut span = 256 * 1024u64;
+    let (from, tail) = loop {
+        let from = len.saturating_sub(span);
+        f.seek(SeekFrom::Start(from))?;
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail)?;
+        if from == 0 || tail.iter().filter(|&&b| b == b'\n').count() >= 2 {
+            break (from, tail);
+        }
+        span *= 4;
+    };
     let whole = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if whole < tail.len() {
+    if whole < tail.len() && (whole > 0 || from == 0) {
         f.set_len(from + whole as u64)?;
         f.sync_all()?;
     }

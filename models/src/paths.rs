@@ -343,3 +343,57 @@ impl LegacyRows {
         &self.values
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (Issue 28: serve's memory grew with every request: the shared log was never
+    /// dropped.) What every reader folded is dropped; a reader that lags holds the log back
+    /// only to where it is.
+    #[test]
+    fn the_shared_log_keeps_only_what_a_reader_has_not_folded() {
+        let m = crate::Migration::bundled_fraud().unwrap();
+        let (legacy, new) = m.start_stacks().unwrap();
+        let log = shared_log(&[legacy.pipeline(), new.pipeline()]);
+        let schedule = Schedule { interval_ms: 60_000, delay_ms: 0 };
+        let mut fast = SinglePath::new(legacy.pipeline().clone(), schedule, log.clone(), true);
+        let mut slow = SinglePath::new(new.pipeline().clone(), schedule, log.clone(), false);
+        let source = m.source(1, 200.0).unwrap();
+        let mut r = m.schema().record();
+        let mut kept_max = 0;
+        for i in 0..200_000u64 {
+            // 100 requests a second: a cut-off every 6 000 requests.
+            source.fill(i, source.start_ms() + (i * 10) as i64, &mut r);
+            fast.compute(&r);
+            fast.served(&r);
+            if i % 20_000 == 0 {
+                slow.advance(i64::MIN);
+            }
+            kept_max = kept_max.max(log.read().len());
+        }
+        // At most the events since the slow reader's last fold and one interval, twice over
+        // for the amortized drop.
+        assert!(kept_max <= 2 * (20_000 + 6_000) + 4096, "the log kept {kept_max} events");
+        assert_eq!(log.read().appended(), 200_000);
+        // A reader that never folds holds everything from where it began.
+        let held = log.reader();
+        let at = log.read().first_kept();
+        for i in 200_000..230_000u64 {
+            source.fill(i, source.start_ms() + (i * 10) as i64, &mut r);
+            fast.compute(&r);
+            fast.served(&r);
+            slow.advance(i64::MIN);
+        }
+        assert_eq!(log.read().first_kept(), at, "events a reader has not folded were dropped");
+        drop(held);
+        for i in 230_000..260_000u64 {
+            source.fill(i, source.start_ms() + (i * 10) as i64, &mut r);
+            fast.compute(&r);
+            fast.served(&r);
+            slow.advance(i64::MIN);
+        }
+        assert!(log.read().first_kept() > at, "a dropped reader still holds the log");
+        assert!(log.read().len() < 20_000, "{}", log.read().len());
+    }
+}

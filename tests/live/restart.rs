@@ -310,3 +310,42 @@ async fn a_restart_goes_back_to_shadow_where_the_plan_says_and_never_forgets_a_r
     assert_eq!(v["phase"], "rolled_back", "{v:#}");
     r.shutdown().await;
 }
+
+/// A decision the router wrote to its history (synced) but had no time to checkpoint
+/// before it died is taken up on restart, not lost and not written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_written_but_not_checkpointed_is_taken_up_once() {
+    let _serial = SERIAL.lock().await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("restart-taken-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = super::PLAN.replace("bake_s = 60\n", "bake_s = 900\n");
+    let state = dir.join("state");
+    let r = router_on(&text, &state).await;
+    super::admin(&r, reqwest::Method::POST, "/admin/start").send().await.unwrap();
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let resp = client.post(format!("{}/v1/score", r.url())).json(&super::body(2, i)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let t_s = rollout(&r.url()).await["t_s"].as_f64().unwrap();
+    r.shutdown().await;
+    // The rollback's line, as the router would have written it before its checkpoint.
+    let line = serde_json::json!({"event": "stage", "t_s": t_s + 0.5, "phase": "rolled_back", "weight_pct": 0.0});
+    let mut file = std::fs::OpenOptions::new().append(true).open(state.join("history.jsonl")).unwrap();
+    std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes()).unwrap();
+    drop(file);
+    let r = router_on(&text, &state).await;
+    let v = rollout(&r.url()).await;
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    assert_eq!(v["summary"]["trigger"]["guardrail"], "restart", "{v:#}");
+    r.shutdown().await;
+    let events = history(&state);
+    let rollbacks = events.iter().filter(|e| e["event"] == "stage" && e["phase"] == "rolled_back").count();
+    assert_eq!(rollbacks, 1, "the rollback was written again or lost");
+    // A third start resumes rolled back, from its own checkpoint this time.
+    let r = router_on(&text, &state).await;
+    assert_eq!(rollout(&r.url()).await["phase"], "rolled_back");
+    r.shutdown().await;
+    let events = history(&state);
+    assert_eq!(events.iter().filter(|e| e["event"] == "resumed").count(), 2);
+}

@@ -192,6 +192,27 @@ impl Controller {
         Ok(())
     }
 
+    /// Takes up at `now_us` a decision a router wrote before it stopped and did not get to
+    /// checkpoint: the phase it entered. Only a move the plan allows from here is taken up
+    /// (the next stage, promotion, a rollback, retirement); true when it moved.
+    pub fn take_up(&mut self, phase: Phase, now_us: u64) -> bool {
+        let allowed = match (self.phase, phase) {
+            (Phase::Shadow, Phase::Canary(0)) => true,
+            (Phase::Canary(k), Phase::Canary(j)) => j == k + 1,
+            (Phase::Canary(k), Phase::Promoted) => k + 1 == self.plan.stages_pct.len(),
+            (Phase::Shadow | Phase::Canary(_) | Phase::Promoted, Phase::RolledBack) => true,
+            (Phase::Promoted, Phase::Retired) => true,
+            _ => false,
+        };
+        if allowed {
+            if phase == Phase::Promoted {
+                self.promoted_us = Some(now_us);
+            }
+            self.enter(phase, now_us);
+        }
+        allowed
+    }
+
     /// Back to shadow at `now_us` after a restart, as a plan may ask: a canary's users go
     /// back to legacy and the stages are earned again, on the judge's evidence so far.
     /// Promoted, rolled back and retired rollouts stay where they are. True when it moved.

@@ -164,18 +164,28 @@ impl History {
         }
     }
 
-    /// Drops the oldest evaluations that held, outside the newest half, down to `keep`.
+    /// Drops the oldest evaluations that held, outside the newest half, down to `keep`;
+    /// past twice that (a flood of admin calls, faults or violations), the oldest events of
+    /// any kind but stage changes go too.
     fn forget(&mut self, keep: usize) {
-        let mut excess = self.events.len() - keep;
-        let protected = self.events.len() - keep / 2;
-        let mut i = 0;
-        self.events.retain(|e| {
-            let old = i < protected;
-            i += 1;
-            let drop = excess > 0 && old && matches!(e, Event::Evaluation { decision: Decision::Hold { .. }, .. });
-            excess -= usize::from(drop);
-            !drop
+        let drop_oldest = |events: &mut Vec<Event>, down_to: usize, which: &dyn Fn(&Event) -> bool| {
+            let mut excess = events.len().saturating_sub(down_to);
+            let protected = events.len() - keep / 2;
+            let mut i = 0;
+            events.retain(|e| {
+                let old = i < protected;
+                i += 1;
+                let drop = excess > 0 && old && which(e);
+                excess -= usize::from(drop);
+                !drop
+            });
+        };
+        drop_oldest(&mut self.events, keep, &|e| {
+            matches!(e, Event::Evaluation { decision: Decision::Hold { .. }, .. })
         });
+        if self.events.len() > 2 * keep {
+            drop_oldest(&mut self.events, keep, &|e| !matches!(e, Event::Stage { .. }));
+        }
     }
 
     /// Folds one request's outcome into the hash: its fixed-width little-endian record.
@@ -205,5 +215,37 @@ impl History {
             return String::new();
         }
         self.hasher.clone().finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(t_s: f64) -> Event {
+        let window = Box::new(crate::core::monitor::Window::new(0).summary());
+        Event::Evaluation { t_s, window, decision: Decision::Hold { reason: "baking".into() } }
+    }
+
+    /// (Issue 28) A windowed history keeps about its window in memory, never drops a stage
+    /// change or the newest half, and hashes exactly as the whole one.
+    #[test]
+    fn a_windowed_history_forgets_old_holds_only_and_hashes_everything() {
+        let (mut whole, mut windowed) = (History::new(), History::new().windowed(100));
+        for k in 0..5_000 {
+            let e = if k % 1_000 == 0 {
+                Event::Stage { t_s: k as f64, phase: Phase::Canary(k / 1_000), weight_pct: k as f64 / 100.0 }
+            } else {
+                hold(k as f64)
+            };
+            whole.push(e.clone());
+            windowed.push(e);
+            assert!(windowed.events().len() <= 125, "{}", windowed.events().len());
+        }
+        assert_eq!(windowed.sha256(), whole.sha256());
+        assert_eq!(windowed.pushed(), 5_000);
+        let stages = windowed.events().iter().filter(|e| matches!(e, Event::Stage { .. })).count();
+        assert_eq!(stages, 5, "a stage change was forgotten");
+        assert_eq!(windowed.last(50), &whole.events()[whole.events().len() - 50..]);
     }
 }

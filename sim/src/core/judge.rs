@@ -32,6 +32,12 @@ pub struct Trigger {
 }
 
 impl Trigger {
+    /// A trigger with no statistic behind it (an operator's rollback, one taken up after
+    /// a restart): its numbers are NaN.
+    pub fn named(guardrail: &str) -> Trigger {
+        Trigger { guardrail: guardrail.into(), feature: None, segment: None, observed: f64::NAN, limit: f64::NAN }
+    }
+
     /// The trigger in words.
     pub fn describe(&self) -> String {
         let mut what = match &self.feature {
@@ -179,7 +185,7 @@ impl Judge for Flagger {
 
     fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
         let windows = u64::from(self.threshold.max(1));
-        guardrails.iter().map(|&(g, _)| (g, windows * min_window_requests)).collect()
+        guardrails.iter().map(|&(g, _)| (g, windows.saturating_mul(min_window_requests))).collect()
     }
 
     fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
@@ -239,7 +245,7 @@ impl Judge for Argo {
 
     fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
         let windows = u64::from(self.failure_limit) + 1;
-        guardrails.iter().map(|&(g, _)| (g, windows * min_window_requests)).collect()
+        guardrails.iter().map(|&(g, _)| (g, windows.saturating_mul(min_window_requests))).collect()
     }
 
     fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {

@@ -182,6 +182,22 @@ impl Rollout {
         Ok(())
     }
 
+    /// Takes up a stage a router wrote to its history before it stopped, past its last
+    /// checkpoint (see [`Controller::take_up`]); a rollback taken up this way names its
+    /// trigger `restart`. True when the rollout moved.
+    pub fn take_up(&mut self, phase: Phase, t: u64) -> bool {
+        if !self.controller.take_up(phase, t) {
+            return false;
+        }
+        if phase == Phase::RolledBack {
+            self.rollback_us = Some(t);
+            self.trigger = Some(Trigger::named("restart"));
+        }
+        // Its stage event is in the history already.
+        self.close_stage(t);
+        true
+    }
+
     /// Records an invariant violation.
     pub fn violation(&mut self, t: u64, invariant: &str, detail: String) {
         if self.violations.len() < 20 {
@@ -255,19 +271,21 @@ impl Rollout {
             return false;
         }
         self.rollback_us = Some(t);
-        self.trigger = Some(Trigger {
-            guardrail: "manual".into(),
-            feature: None,
-            segment: None,
-            observed: f64::NAN,
-            limit: f64::NAN,
-        });
+        self.trigger = Some(Trigger::named("manual"));
         self.enter_stage(t);
         true
     }
 
     /// Marks the start of a new stage.
     pub fn enter_stage(&mut self, t: u64) {
+        self.close_stage(t);
+        let weight = self.controller.weight_pct();
+        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
+    }
+
+    /// Ends the stage that was on and opens the controller's current one, in the rollout's
+    /// stages and windows (not in the history).
+    fn close_stage(&mut self, t: u64) {
         if let Some(last) = self.stages.last_mut() {
             last.2 = Some(t);
             if let Some(trace) = &mut self.trace {
@@ -278,7 +296,6 @@ impl Rollout {
         let weight = self.controller.weight_pct();
         self.stage_window.clear();
         self.stages.push((weight, t, None));
-        self.history.push(Event::Stage { t_s: t as f64 / 1e6, phase: self.controller.phase(), weight_pct: weight });
     }
 
     /// Every stage's statistics, the current one's so far (empty without a trace).

@@ -626,7 +626,7 @@ impl Judge for Sequential {
         for (i, f) in self.families.iter().enumerate() {
             // The ratio's test begins once legacy's reference p99 is fixed.
             let reference = if self.latency_ratio.is_some_and(|(k, _)| k == i) { LATENCY_REFERENCE as u64 } else { 0 };
-            let n = f.min_evidence + reference;
+            let n = f.min_evidence.saturating_add(reference);
             match out.iter_mut().find(|(g, _)| *g == f.guardrail) {
                 Some((_, m)) => *m = (*m).max(n),
                 None => out.push((f.guardrail, n)),
