@@ -35,6 +35,7 @@ def main():
     p.add_argument("--sample-s", type=float, default=60.0)
     p.add_argument("--warmup-min", type=float, default=10.0)
     p.add_argument("--csv", default="target/soak.csv")
+    p.add_argument("--state", help="serve with --state DIR (the folder must not exist yet)")
     a = p.parse_args()
     for path in (a.binary, a.driver):
         if not os.path.exists(path):
@@ -42,8 +43,11 @@ def main():
     seconds = a.hours * 3600
     if not (0 < seconds <= 86400 and 0 < a.rate <= 5000):
         sys.exit("soak: --hours within (0, 24], --rate within (0, 5000]")
+    command = [a.binary, "serve", "--scenario", a.scenario, "--token", "soak-token-0123456789abcdef"]
+    if a.state:
+        command += ["--state", a.state]
     serve = subprocess.Popen(
-        [a.binary, "serve", "--scenario", a.scenario, "--token", "soak-token-0123456789abcdef"],
+        command,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     router = None
     for _ in range(10):
@@ -58,12 +62,22 @@ def main():
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     began = time.monotonic()
     samples = []
+    out = open(a.csv, "w", newline="")  # written as the soak goes: a cut-off soak keeps its samples
+    w = csv.writer(out)
+    w.writerow(["elapsed_s", "rss_kib"])
+
+    def sample():
+        samples.append((time.monotonic() - began, rss_kib(serve.pid)))
+        w.writerow((f"{samples[-1][0]:.0f}", samples[-1][1]))
+        out.flush()
+
     try:
         while driver.poll() is None:
-            samples.append((time.monotonic() - began, rss_kib(serve.pid)))
+            sample()
             time.sleep(a.sample_s)
-        samples.append((time.monotonic() - began, rss_kib(serve.pid)))
+        sample()
     finally:
+        out.close()
         if driver.poll() is None:
             driver.kill()
         serve.send_signal(signal.SIGINT)
@@ -72,10 +86,6 @@ def main():
         except subprocess.TimeoutExpired:
             serve.kill()
     load = driver.stdout.read().strip()
-    with open(a.csv, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["elapsed_s", "rss_kib"])
-        w.writerows((f"{t:.0f}", r) for t, r in samples)
     warm = next((r for t, r in samples if t >= a.warmup_min * 60), samples[-1][1])
     peak = max(r for _, r in samples)
     print(f"load: {load}")
