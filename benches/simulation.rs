@@ -105,14 +105,15 @@ fn sequential_judge(c: &mut Criterion) {
     use cutover_sim::core::sequential::Sequential;
     use rand::{RngExt, SeedableRng};
 
-    let guardrails: Vec<(&'static str, f64)> = vec![
-        ("decision_flip_rate", 0.002),
-        ("mean_abs_score_diff", 0.002),
-        ("feature_mismatch_rate", 0.005),
-        ("error_rate", 0.01),
-        ("timeout_rate", 0.01),
-        ("p99_latency_ratio", 1.5),
-        ("shadow_context_mismatch_rate", 0.001),
+    use cutover_sim::core::Guardrail::*;
+    let guardrails = vec![
+        (DecisionFlipRate, 0.002),
+        (MeanAbsScoreDiff, 0.002),
+        (FeatureMismatchRate, 0.005),
+        (ErrorRate, 0.01),
+        (TimeoutRate, 0.01),
+        (P99LatencyRatio, 1.5),
+        (ShadowContextMismatchRate, 0.001),
     ];
     let features: Vec<String> = (0..14).map(|f| format!("f{f}")).collect();
     let segments: Vec<String> = (0..35).map(|s| if s == 0 { "all".into() } else { format!("s{s}") }).collect();

@@ -11,6 +11,7 @@ use cutover_models::recorded::Recorded;
 use cutover_models::stacks::StackDecl;
 use cutover_sim::core::baseline::Baseline;
 use cutover_sim::core::pairing::{self, AnswerFields};
+use cutover_sim::core::Guardrail;
 use cutover_sim::scenario::LoadedScenario;
 use tokio::sync::{mpsc, Mutex, Semaphore};
 
@@ -56,7 +57,7 @@ pub struct HttpOutcome {
     /// Wall seconds of sending.
     pub wall_s: f64,
     /// Per guardrail, the paired requests after which the judge could act on it.
-    pub acts_after: Vec<(&'static str, u64)>,
+    pub acts_after: Vec<(Guardrail, u64)>,
 }
 
 /// Replays `records` through a router in front of the two services.

@@ -24,6 +24,7 @@ use cutover_sim::core::pairing::{self, route, AnswerFields, Call, Called, Pairin
 use cutover_sim::core::rollout::{Counts, Evaluated, Rollout};
 use cutover_sim::core::trace::{Lineage, StageStats, Trace};
 use cutover_sim::core::verdict::Summary;
+use cutover_sim::core::Guardrail;
 use cutover_sim::faults::Kind;
 use cutover_sim::scenario::{LoadedScenario, OnRestart, Policy};
 use hdrhistogram::Histogram;
@@ -627,9 +628,9 @@ impl RouterState {
         };
         metrics::gauge!("cutover_rollout_weight_pct").set(live.rollout.controller.weight_pct());
         let w = &live.rollout.stage_window;
-        for name in ["decision_flip_rate", "mean_abs_score_diff", "error_rate", "timeout_rate", "p99_latency_ratio"] {
-            if let Some(v) = w.metric(name) {
-                metrics::gauge!("cutover_guardrail", "statistic" => name).set(v);
+        for &(guardrail, _) in live.rollout.controller.guardrails() {
+            if let Some(v) = guardrail.statistic(w) {
+                metrics::gauge!("cutover_guardrail", "statistic" => guardrail.name()).set(v);
             }
         }
         live.last = Some(decision);
@@ -734,7 +735,7 @@ impl RouterState {
     }
 
     /// Per guardrail, the paired requests after which the judge can act on it.
-    pub fn acts_after(&self) -> Vec<(&'static str, u64)> {
+    pub fn acts_after(&self) -> Vec<(Guardrail, u64)> {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).rollout.controller.acts_after()
     }
 

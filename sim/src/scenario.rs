@@ -11,6 +11,7 @@ use cutover_models::Migration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::core::Guardrail;
 use crate::param::Param;
 
 /// A scenario that cannot run: one line naming the place and the field.
@@ -310,23 +311,26 @@ pub struct Guardrails {
 }
 
 impl Guardrails {
-    /// The triggers that are set, as (name, limit), in a fixed order.
-    pub fn set(&self) -> Vec<(&'static str, f64)> {
-        [
-            ("decision_flip_rate", self.max_decision_flip_rate),
-            ("mean_abs_score_diff", self.max_mean_abs_score_diff),
-            ("mean_rel_score_diff", self.max_mean_rel_score_diff),
-            ("feature_mismatch_rate", self.max_feature_mismatch_rate),
-            ("error_rate", self.max_error_rate),
-            ("timeout_rate", self.max_timeout_rate),
-            ("p99_latency_ms", self.max_p99_latency_ms),
-            ("p99_latency_ratio", self.max_p99_latency_ratio),
-            ("shadow_context_mismatch_rate", self.max_shadow_context_mismatch_rate),
-            ("feature_staleness_s", self.max_feature_staleness_s),
-        ]
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| (n, v)))
-        .collect()
+    /// The limit set for `g`, if any.
+    pub fn limit(&self, g: Guardrail) -> Option<f64> {
+        use Guardrail::*;
+        match g {
+            DecisionFlipRate => self.max_decision_flip_rate,
+            MeanAbsScoreDiff => self.max_mean_abs_score_diff,
+            MeanRelScoreDiff => self.max_mean_rel_score_diff,
+            FeatureMismatchRate => self.max_feature_mismatch_rate,
+            ErrorRate => self.max_error_rate,
+            TimeoutRate => self.max_timeout_rate,
+            P99LatencyMs => self.max_p99_latency_ms,
+            P99LatencyRatio => self.max_p99_latency_ratio,
+            ShadowContextMismatchRate => self.max_shadow_context_mismatch_rate,
+            FeatureStalenessS => self.max_feature_staleness_s,
+        }
+    }
+
+    /// The triggers that are set, with their limits, in the plan's order.
+    pub fn set(&self) -> Vec<(Guardrail, f64)> {
+        Guardrail::ALL.into_iter().filter_map(|g| self.limit(g).map(|v| (g, v))).collect()
     }
 }
 
@@ -743,11 +747,11 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
             "no rollback trigger: a plan must declare at least one guardrail before any traffic moves".into(),
         ));
     }
-    for (name, limit) in set {
+    for (guardrail, limit) in set {
         if !(limit.is_finite() && limit >= 0.0) {
             return Err(at(
                 "guardrails",
-                &format!("max_{name}"),
+                &format!("max_{guardrail}"),
                 format!("must be a non-negative number, got {limit}"),
             ));
         }
@@ -812,15 +816,17 @@ fn validate_against(s: &Scenario, m: &Migration, text: &str, file: &str) -> Resu
     };
     let kind = m.answer().kind;
     let g = &s.guardrails;
-    if kind == AnswerKind::Regression && g.max_decision_flip_rate.is_some() {
-        return Err(at("guardrails", "max_decision_flip_rate", format!("the migration `{}` answers with a number (regression): there is no decision to flip; use max_mean_abs_score_diff or max_mean_rel_score_diff", m.name)));
-    }
-    if kind != AnswerKind::Regression && g.max_mean_rel_score_diff.is_some() {
-        return Err(at(
-            "guardrails",
-            "max_mean_rel_score_diff",
-            "relative differences apply to regression answers; use max_mean_abs_score_diff".into(),
-        ));
+    for (guardrail, _) in g.set() {
+        if let Err((only, instead)) = guardrail.applies_to(kind) {
+            let answers = match kind {
+                AnswerKind::Regression => "with a number (regression)",
+                AnswerKind::Binary | AnswerKind::Multiclass => "with a decision",
+            };
+            let key = format!("max_{guardrail}");
+            let message =
+                format!("the migration `{}` answers {answers}: {key} applies to {only} only; {instead}", m.name);
+            return Err(at("guardrails", &key, message));
+        }
     }
     if kind != AnswerKind::Regression && g.max_mean_abs_score_diff.is_some_and(|v| v > 1.0) {
         return Err(at("guardrails", "max_mean_abs_score_diff", "a probability difference is at most 1".into()));

@@ -310,3 +310,28 @@ fn after_a_rollback_the_new_stack_gets_no_call() {
     // Users are served to the end: about rate x duration requests in all.
     assert!(served > 200.0 * (rolled_back_at + 600.0), "{served} requests served");
 }
+
+/// Every guardrail of the definition is a key of the plan's `[guardrails]` that reaches
+/// it, and is in the contract's example and the sequential judge's table: the list comes
+/// from the definition, never from a copy.
+#[test]
+fn every_guardrail_is_a_plan_key_and_documented() {
+    use cutover_sim::core::Guardrail;
+    use cutover_sim::scenario::Guardrails;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let contracts = std::fs::read_to_string(root.join("docs/contracts.md")).unwrap();
+    let sequential = std::fs::read_to_string(root.join("docs/sequential.md")).unwrap();
+    for (i, g) in Guardrail::ALL.into_iter().enumerate() {
+        let key = format!("max_{}", g.name());
+        let limit = 0.25 + i as f64;
+        let parsed: Guardrails = toml::from_str(&format!("{key} = {limit}")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(parsed.set(), vec![(g, limit)], "{key} reaches another guardrail");
+        assert!(contracts.contains(&format!("\n{key} = ")), "docs/contracts.md's plan example lacks {key}");
+        assert!(sequential.contains(&format!("`{key}`")), "docs/sequential.md's table lacks {key}");
+    }
+    // And the plan has no key the definition lacks.
+    let all = Guardrail::ALL.map(|g| format!("max_{} = 1.0", g.name())).join("\n");
+    let parsed: Guardrails = toml::from_str(&all).unwrap();
+    assert_eq!(parsed.set().len(), Guardrail::ALL.len());
+    assert!(toml::from_str::<Guardrails>("max_latency = 1.0").is_err());
+}

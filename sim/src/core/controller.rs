@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::ControllerState;
+use super::guardrail::Guardrail;
 use super::judge::{Judge, Trigger, Verdict};
 use super::monitor::Window;
 use crate::scenario::{Guardrails, Success};
@@ -92,7 +93,7 @@ pub enum Decision {
 /// The state machine.
 pub struct Controller {
     plan: Plan,
-    guardrails: Vec<(&'static str, f64)>,
+    guardrails: Vec<(Guardrail, f64)>,
     judge: Box<dyn Judge>,
     phase: Phase,
     entered_us: u64,
@@ -147,14 +148,19 @@ impl Controller {
         self.phase
     }
 
+    /// The plan's guardrails and their limits, in the plan's order.
+    pub fn guardrails(&self) -> &[(Guardrail, f64)] {
+        &self.guardrails
+    }
+
     /// The judge's evidence per guardrail (see [`Judge::evidence`]).
-    pub fn evidence(&self) -> Vec<(&'static str, f64)> {
+    pub fn evidence(&self) -> Vec<(Guardrail, f64)> {
         self.judge.evidence()
     }
 
     /// Per guardrail, the fewest paired requests after which the judge can act on it
     /// (see [`Judge::acts_after`]).
-    pub fn acts_after(&self) -> Vec<(&'static str, u64)> {
+    pub fn acts_after(&self) -> Vec<(Guardrail, u64)> {
         // Staleness is a state of the store, measured at each look: no paired request needed.
         let paired = Guardrails { max_feature_staleness_s: None, ..self.plan.guardrails.clone() };
         self.judge.acts_after(&paired.set(), self.plan.min_window_requests)
@@ -342,9 +348,11 @@ impl Controller {
 
     fn unmet_success(&self, window: &Window) -> Option<String> {
         let s = &self.plan.success;
-        for (name, limit) in [("p99_latency_ratio", s.max_p99_latency_ratio), ("error_rate", s.max_error_rate)] {
+        for (name, limit) in
+            [(Guardrail::P99LatencyRatio, s.max_p99_latency_ratio), (Guardrail::ErrorRate, s.max_error_rate)]
+        {
             if let Some(limit) = limit {
-                match window.metric(name) {
+                match name.statistic(window) {
                     None => return Some(format!("no data for {name}")),
                     Some(v) if v > limit => return Some(format!("{name} {v:.4} above {limit}")),
                     Some(_) => {}

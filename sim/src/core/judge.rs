@@ -14,6 +14,7 @@
 
 use serde::Serialize;
 
+use super::guardrail::{Guardrail, Test};
 use super::monitor::Window;
 
 /// What caused a rollback (summary.json's `trigger`).
@@ -93,13 +94,13 @@ pub trait Judge: Send {
     fn restart_stage(&mut self, _now_us: u64) {}
     /// Per guardrail, how far its evidence has gone towards a rollback (1 rolls back), for
     /// judges that accumulate evidence; window judges have none.
-    fn evidence(&self) -> Vec<(&'static str, f64)> {
+    fn evidence(&self) -> Vec<(Guardrail, f64)> {
         Vec::new()
     }
     /// Per guardrail of `guardrails`, the fewest paired requests after which it can call
     /// for a rollback at all, for windows of at least `min_window_requests` (a replay of
     /// fewer rows cannot have judged it).
-    fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
+    fn acts_after(&self, guardrails: &[(Guardrail, f64)], min_window_requests: u64) -> Vec<(Guardrail, u64)> {
         guardrails.iter().map(|&(g, _)| (g, min_window_requests)).collect()
     }
     /// What it has seen and concluded so far, for a router that resumes after a restart
@@ -113,7 +114,7 @@ pub trait Judge: Send {
     /// A copy in its current state (a world forks when its judges diverge).
     fn clone_box(&self) -> Box<dyn Judge>;
     /// Judges one window against the guardrails (name, limit).
-    fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict;
+    fn judge(&mut self, window: &Window, guardrails: &[(Guardrail, f64)], features: &[String]) -> Verdict;
 }
 
 /// Failures and missing data of one check of every guardrail.
@@ -122,20 +123,20 @@ pub(crate) struct Check {
     pub no_data: Vec<Trigger>,
 }
 
-pub(crate) fn check(window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Check {
+pub(crate) fn check(window: &Window, guardrails: &[(Guardrail, f64)], features: &[String]) -> Check {
     let mut c = Check { failures: Vec::new(), no_data: Vec::new() };
-    for &(name, limit) in guardrails {
-        let feature = (name == "feature_mismatch_rate")
+    for &(guardrail, limit) in guardrails {
+        let feature = (guardrail.def().test == Test::PerFeature)
             .then(|| window.worst_feature().map(|(i, _)| features[i].clone()))
             .flatten();
         let trigger = |observed: f64| Trigger {
-            guardrail: name.to_string(),
+            guardrail: guardrail.name().to_string(),
             feature: feature.clone(),
             segment: None,
             observed,
             limit,
         };
-        match window.metric(name) {
+        match guardrail.statistic(window) {
             None => c.no_data.push(trigger(f64::NAN)),
             Some(v) if v > limit => c.failures.push(trigger(v)),
             Some(_) => {}
@@ -183,12 +184,12 @@ impl Judge for Flagger {
         Ok(())
     }
 
-    fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
+    fn acts_after(&self, guardrails: &[(Guardrail, f64)], min_window_requests: u64) -> Vec<(Guardrail, u64)> {
         let windows = u64::from(self.threshold.max(1));
         guardrails.iter().map(|&(g, _)| (g, windows.saturating_mul(min_window_requests))).collect()
     }
 
-    fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
+    fn judge(&mut self, window: &Window, guardrails: &[(Guardrail, f64)], features: &[String]) -> Verdict {
         let c = check(window, guardrails, features);
         let Some(trigger) = c.failures.into_iter().next().or_else(|| c.no_data.into_iter().next()) else {
             return Verdict::Pass;
@@ -243,12 +244,12 @@ impl Judge for Argo {
         Ok(())
     }
 
-    fn acts_after(&self, guardrails: &[(&'static str, f64)], min_window_requests: u64) -> Vec<(&'static str, u64)> {
+    fn acts_after(&self, guardrails: &[(Guardrail, f64)], min_window_requests: u64) -> Vec<(Guardrail, u64)> {
         let windows = u64::from(self.failure_limit) + 1;
         guardrails.iter().map(|&(g, _)| (g, windows.saturating_mul(min_window_requests))).collect()
     }
 
-    fn judge(&mut self, window: &Window, guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
+    fn judge(&mut self, window: &Window, guardrails: &[(Guardrail, f64)], features: &[String]) -> Verdict {
         let c = check(window, guardrails, features);
         if let Some(trigger) = c.failures.into_iter().next() {
             self.consecutive_errors = 0;

@@ -6,6 +6,7 @@
 pub mod baseline;
 pub mod checkpoint;
 pub mod controller;
+pub mod guardrail;
 pub mod history;
 pub mod judge;
 pub mod monitor;
@@ -16,6 +17,7 @@ pub mod trace;
 pub mod verdict;
 
 pub use controller::{Controller, Decision, Phase, Plan};
+pub use guardrail::Guardrail;
 
 /// Microseconds in a second: the core's times are microseconds of scenario time.
 pub const SECOND: u64 = 1_000_000;

@@ -168,42 +168,6 @@ impl Window {
     pub fn worst_feature(&self) -> Option<(usize, u64)> {
         self.feature_mismatches.iter().copied().enumerate().max_by_key(|&(i, c)| (c, std::cmp::Reverse(i)))
     }
-
-    /// The 95 % Wilson interval of a rate guardrail's statistic over this window (`None`
-    /// for latency, score and staleness statistics, or without data).
-    pub fn interval(&self, name: &str) -> Option<(f64, f64)> {
-        let (k, n) = match name {
-            "decision_flip_rate" => (self.flips, self.answered),
-            "feature_mismatch_rate" => (self.worst_feature()?.1, self.requests),
-            "error_rate" => (self.new_errors, self.requests),
-            "timeout_rate" => (self.new_timeouts, self.requests),
-            "shadow_context_mismatch_rate" => (self.shadow_context_mismatches, self.shadow_calls),
-            _ => return None,
-        };
-        (n > 0).then(|| wilson(k, n))
-    }
-
-    /// A guardrail statistic by name: `None` when the window has no data for it.
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        let rate = |k: u64, n: u64| (n > 0).then(|| k as f64 / n as f64);
-        match name {
-            "decision_flip_rate" => rate(self.flips, self.answered),
-            "mean_abs_score_diff" => (self.answered > 0).then(|| self.sum_abs_diff / self.answered as f64),
-            "mean_rel_score_diff" => (self.answered > 0).then(|| self.sum_rel_diff / self.answered as f64),
-            "feature_mismatch_rate" => self.worst_feature().and_then(|(_, c)| rate(c, self.requests)),
-            "error_rate" => rate(self.new_errors, self.requests),
-            "timeout_rate" => rate(self.new_timeouts, self.requests),
-            "p99_latency_ms" => Window::latency_ms(&self.new_latency, 0.99),
-            "p99_latency_ratio" => {
-                let (n, l) =
-                    (Window::latency_ms(&self.new_latency, 0.99)?, Window::latency_ms(&self.legacy_latency, 0.99)?);
-                Some(n / l)
-            }
-            "shadow_context_mismatch_rate" => rate(self.shadow_context_mismatches, self.shadow_calls).or(Some(0.0)),
-            "feature_staleness_s" => self.staleness_s,
-            _ => None,
-        }
-    }
 }
 
 /// The 95 % Wilson score interval of k successes in n trials.
@@ -250,17 +214,18 @@ pub struct WindowSummary {
 impl Window {
     /// The window's summary.
     pub fn summary(&self) -> WindowSummary {
+        use super::guardrail::Guardrail::*;
         let q = |h: &Histogram<u64>| [0.5, 0.95, 0.99].map(|x| Window::latency_ms(h, x));
         WindowSummary {
             requests: self.requests,
             served_legacy: self.served_legacy,
             served_new: self.served_new,
-            flip_rate: self.metric("decision_flip_rate"),
-            mean_abs_score_diff: self.metric("mean_abs_score_diff"),
-            mean_rel_score_diff: if self.relative { self.metric("mean_rel_score_diff") } else { None },
-            feature_mismatch_rate: self.metric("feature_mismatch_rate"),
-            error_rate: self.metric("error_rate"),
-            timeout_rate: self.metric("timeout_rate"),
+            flip_rate: DecisionFlipRate.statistic(self),
+            mean_abs_score_diff: MeanAbsScoreDiff.statistic(self),
+            mean_rel_score_diff: if self.relative { MeanRelScoreDiff.statistic(self) } else { None },
+            feature_mismatch_rate: FeatureMismatchRate.statistic(self),
+            error_rate: ErrorRate.statistic(self),
+            timeout_rate: TimeoutRate.statistic(self),
             legacy_ms: q(&self.legacy_latency),
             new_ms: q(&self.new_latency),
             staleness_s: self.staleness_s,

@@ -7,6 +7,7 @@ use cutover_models::answer::{Answer, AnswerKind};
 
 use super::checkpoint::{RolloutSnapshot, RolloutState};
 use super::controller::{Controller, Decision, Phase, Plan};
+use super::guardrail::Guardrail;
 use super::history::{Event, History};
 use super::judge::{Argo, Flagger, Judge, Trigger};
 use super::monitor::{Observation, Window};
@@ -355,7 +356,7 @@ impl Rollout {
 
 /// Per guardrail of a scenario's plan under its own judge, the paired requests after which
 /// the judge can act on it (see [`Judge::acts_after`]).
-pub fn acts_after(loaded: &crate::scenario::LoadedScenario) -> Result<Vec<(&'static str, u64)>, String> {
+pub fn acts_after(loaded: &crate::scenario::LoadedScenario) -> Result<Vec<(Guardrail, u64)>, String> {
     let (s, m) = (&loaded.scenario, &loaded.migration);
     let (legacy, _) = m.start_stacks()?;
     let segments = m.segments().map_err(|e| e.to_string())?;

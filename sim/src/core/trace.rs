@@ -11,6 +11,7 @@ use cutover_models::schema::Record;
 use cutover_models::stack::ScoringStack;
 use serde::Serialize;
 
+use super::guardrail::Guardrail;
 use super::monitor::{Observation, Window, WindowSummary};
 
 /// One guardrail at one evaluation.
@@ -19,7 +20,7 @@ pub struct GuardrailPoint {
     /// Scenario time, s.
     pub t_s: f64,
     /// The guardrail.
-    pub guardrail: &'static str,
+    pub guardrail: Guardrail,
     /// The evaluation window's statistic (null without data).
     pub observed: Option<f64>,
     /// Its limit.
@@ -90,7 +91,7 @@ impl ScoreDiffs {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Trace {
     /// The plan's guardrails (name, limit).
-    pub guardrails: Vec<(&'static str, f64)>,
+    pub guardrails: Vec<(Guardrail, f64)>,
     /// Per evaluation, per guardrail.
     pub points: Vec<GuardrailPoint>,
     /// Stages that ended.
@@ -107,7 +108,7 @@ pub struct Trace {
 impl Trace {
     /// An empty trace for these guardrails; `units`: score differences are in a model's
     /// own units (regression).
-    pub fn new(guardrails: Vec<(&'static str, f64)>, units: bool) -> Trace {
+    pub fn new(guardrails: Vec<(Guardrail, f64)>, units: bool) -> Trace {
         let edges = if units { UNIT_DIFF_EDGES } else { SCORE_DIFF_EDGES };
         Trace {
             guardrails,
@@ -125,14 +126,14 @@ impl Trace {
     }
 
     /// One evaluation of `window`, with the judge's evidence per guardrail.
-    pub fn evaluation(&mut self, t_s: f64, window: &Window, evidence: &[(&'static str, f64)]) {
+    pub fn evaluation(&mut self, t_s: f64, window: &Window, evidence: &[(Guardrail, f64)]) {
         for &(guardrail, limit) in &self.guardrails {
             self.points.push(GuardrailPoint {
                 t_s,
                 guardrail,
-                observed: window.metric(guardrail),
+                observed: guardrail.statistic(window),
                 limit,
-                interval: window.interval(guardrail),
+                interval: guardrail.interval(window),
                 evidence: evidence.iter().find(|(n, _)| *n == guardrail).map(|&(_, e)| e),
             });
         }

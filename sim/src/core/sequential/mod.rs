@@ -35,6 +35,7 @@
 //! grows with the number of looks, not of requests. A test may only reject after
 //! `min_evidence` observations.
 
+use super::guardrail::{Guardrail, Seen, Test};
 use super::judge::{Judge, JudgeSnapshot, Trigger, Verdict};
 use super::monitor::{Observation, Window};
 
@@ -54,17 +55,6 @@ const P99_EXCEEDANCE: f64 = 0.01;
 /// and in one segment.
 const LATENCY_REFERENCE: usize = 5000;
 const SEGMENT_LATENCY_REFERENCE: usize = 2000;
-
-/// The requests a test observes; one counter per kind and segment serves all its tests.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Seen {
-    /// Every request.
-    All = 0,
-    /// Requests both stacks answered.
-    Answered = 1,
-    /// Shadow calls.
-    Shadow = 2,
-}
 
 /// What a family tests.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +87,7 @@ struct Cell {
 /// (index 0) and each segment.
 #[derive(Debug, Clone)]
 struct Family {
-    guardrail: &'static str,
+    guardrail: Guardrail,
     /// The limit a trigger reports.
     limit: f64,
     seen: Seen,
@@ -112,7 +102,7 @@ struct Family {
 }
 
 impl Family {
-    fn new(guardrail: &'static str, limit: f64, seen: Seen, measure: Measure, segments: usize) -> Family {
+    fn new(guardrail: Guardrail, limit: f64, seen: Seen, measure: Measure, segments: usize) -> Family {
         let grids = match measure {
             Measure::Rate(p0) => {
                 let p0 = p0.clamp(1e-9, 1.0 - 1e-9);
@@ -131,13 +121,37 @@ impl Family {
         Family { guardrail, limit, seen, measure, grids, thresholds: [f64::INFINITY; 2], min_evidence: 0, cells }
     }
 
-    fn rate(guardrail: &'static str, p0: f64, seen: Seen, segments: usize) -> Family {
+    fn rate(guardrail: Guardrail, p0: f64, seen: Seen, segments: usize) -> Family {
         Family::new(guardrail, p0, seen, Measure::Rate(p0), segments)
     }
 
-    fn mean(guardrail: &'static str, limit: f64, cap: f64, segments: usize) -> Family {
+    fn mean(guardrail: Guardrail, limit: f64, cap: f64, segments: usize) -> Family {
         let mu0 = (limit / cap).clamp(1e-9, 1.0 - 1e-9);
         Family::new(guardrail, limit, Seen::Answered, Measure::Mean { limit, cap, mu0 }, segments)
+    }
+
+    /// The family of tests `guardrail`'s definition asks for, at `limit`, over `segments`
+    /// (`None` for a state compared directly); `units`: score differences are in a model's
+    /// own units.
+    fn of(guardrail: Guardrail, limit: f64, segments: usize, units: bool) -> Option<Family> {
+        Some(match guardrail.def().test {
+            Test::Rate(seen) => Family::rate(guardrail, limit, seen, segments),
+            Test::PerFeature => Family::rate(guardrail, limit, Seen::All, segments),
+            Test::Exceedance { relative } => {
+                let mut f = Family::rate(guardrail, P99_EXCEEDANCE, Seen::All, segments);
+                f.limit = limit;
+                if relative {
+                    // A ratio test begins once legacy's reference is known.
+                    f.cells.iter_mut().for_each(|c| c.base = None);
+                }
+                f
+            }
+            Test::Mean { relative } => {
+                let cap = if relative || units { UNIT_CAP * limit } else { 1.0 };
+                Family::mean(guardrail, limit, cap, segments)
+            }
+            Test::Direct => return None,
+        })
     }
 
     /// An event (a rate's success) in segment `s`, the counter at `n`; how much its term
@@ -299,7 +313,7 @@ impl Sequential {
     /// acting only after `min_evidence` observations. `units`: the score differences are
     /// in a model's own units (regression), not probabilities.
     pub fn new(
-        guardrails: &[(&'static str, f64)],
+        guardrails: &[(Guardrail, f64)],
         features: usize,
         segments: Vec<String>,
         alpha: f64,
@@ -307,40 +321,40 @@ impl Sequential {
         planned: u64,
         units: bool,
     ) -> Sequential {
-        let get = |name: &str| guardrails.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         let s = segments.len().max(1);
         let mut families = Vec::new();
-        let mut add = |f: Family| {
-            families.push(f);
-            families.len() - 1
-        };
-        let shadow_context = get("shadow_context_mismatch_rate")
-            .map(|p| add(Family::rate("shadow_context_mismatch_rate", p, Seen::Shadow, s)));
-        let features_tested = if get("feature_mismatch_rate").is_some() { features } else { 0 };
-        let mismatch = get("feature_mismatch_rate").map(|p| {
-            let first = (0..features).map(|_| add(Family::rate("feature_mismatch_rate", p, Seen::All, s))).min();
-            let first = first.unwrap_or(0);
-            first..first + features
-        });
-        let errors = get("error_rate").map(|p| add(Family::rate("error_rate", p, Seen::All, s)));
-        let timeouts = get("timeout_rate").map(|p| add(Family::rate("timeout_rate", p, Seen::All, s)));
-        let latency_abs = get("p99_latency_ms").map(|c| {
-            let mut f = Family::rate("p99_latency_ms", P99_EXCEEDANCE, Seen::All, s);
-            f.limit = c;
-            (add(f), c)
-        });
-        let latency_ratio = get("p99_latency_ratio").map(|r| {
-            let mut f = Family::rate("p99_latency_ratio", P99_EXCEEDANCE, Seen::All, s);
-            f.limit = r;
-            // A ratio test begins once legacy's reference is known.
-            f.cells.iter_mut().for_each(|c| c.base = None);
-            (add(f), r)
-        });
-        let flips = get("decision_flip_rate").map(|p| add(Family::rate("decision_flip_rate", p, Seen::Answered, s)));
-        let cap = |limit: f64| if units { UNIT_CAP * limit } else { 1.0 };
-        let score = get("mean_abs_score_diff").map(|l| add(Family::mean("mean_abs_score_diff", l, cap(l), s)));
-        let rel_score =
-            get("mean_rel_score_diff").map(|l| add(Family::mean("mean_rel_score_diff", l, UNIT_CAP * l, s)));
+        let (mut shadow_context, mut mismatch, mut errors, mut timeouts) = (None, None, None, None);
+        let (mut latency_abs, mut latency_ratio, mut flips, mut score, mut rel_score) = (None, None, None, None, None);
+        let mut staleness = None;
+        let mut features_tested = 0;
+        // In check order, causes before effects.
+        let mut ordered = guardrails.to_vec();
+        ordered.sort_by_key(|(g, _)| g.def().cause_rank);
+        for (g, limit) in ordered {
+            let first = families.len();
+            let mut add = || {
+                families.extend(Family::of(g, limit, s, units));
+                families.len() - 1
+            };
+            match g {
+                Guardrail::ShadowContextMismatchRate => shadow_context = Some(add()),
+                Guardrail::FeatureMismatchRate => {
+                    for _ in 0..features {
+                        add();
+                    }
+                    features_tested = features;
+                    mismatch = Some(first..first + features);
+                }
+                Guardrail::ErrorRate => errors = Some(add()),
+                Guardrail::TimeoutRate => timeouts = Some(add()),
+                Guardrail::P99LatencyMs => latency_abs = Some((add(), limit)),
+                Guardrail::P99LatencyRatio => latency_ratio = Some((add(), limit)),
+                Guardrail::DecisionFlipRate => flips = Some(add()),
+                Guardrail::MeanAbsScoreDiff => score = Some(add()),
+                Guardrail::MeanRelScoreDiff => rel_score = Some(add()),
+                Guardrail::FeatureStalenessS => staleness = Some(limit),
+            }
+        }
         // Three quarters of the budget for the all-traffic tests, the rest for the
         // segments' (all of it for the all-traffic tests when the migration declares no
         // segment): a fault confined to a segment matters when it is large there, and a
@@ -383,7 +397,7 @@ impl Sequential {
             flips,
             score,
             rel_score,
-            staleness: get("feature_staleness_s"),
+            staleness,
             segments,
             bound: 0.0,
             alarm: false,
@@ -544,7 +558,7 @@ impl Sequential {
         let counts = &self.counts[f.seen as usize];
         let feature = self.mismatch.as_ref().filter(|r| r.contains(&i)).map(|r| features[i - r.start].clone());
         Some(Trigger {
-            guardrail: f.guardrail.into(),
+            guardrail: f.guardrail.name().into(),
             feature,
             segment: (s > 0).then(|| self.segments[s].clone()),
             observed: f.observed(s, counts[s]),
@@ -572,8 +586,8 @@ impl Judge for Sequential {
 
     /// Per guardrail, the largest share of its threshold any of its tests reached at the
     /// last look.
-    fn evidence(&self) -> Vec<(&'static str, f64)> {
-        let mut out: Vec<(&'static str, f64)> = Vec::new();
+    fn evidence(&self) -> Vec<(Guardrail, f64)> {
+        let mut out: Vec<(Guardrail, f64)> = Vec::new();
         for f in &self.families {
             let share = f
                 .cells
@@ -621,8 +635,8 @@ impl Judge for Sequential {
         Ok(())
     }
 
-    fn acts_after(&self, _guardrails: &[(&'static str, f64)], _min_window: u64) -> Vec<(&'static str, u64)> {
-        let mut out: Vec<(&'static str, u64)> = Vec::new();
+    fn acts_after(&self, _guardrails: &[(Guardrail, f64)], _min_window: u64) -> Vec<(Guardrail, u64)> {
+        let mut out: Vec<(Guardrail, u64)> = Vec::new();
         for (i, f) in self.families.iter().enumerate() {
             // The ratio's test begins once legacy's reference p99 is fixed.
             let reference = if self.latency_ratio.is_some_and(|(k, _)| k == i) { LATENCY_REFERENCE as u64 } else { 0 };
@@ -635,11 +649,11 @@ impl Judge for Sequential {
         out
     }
 
-    fn judge(&mut self, window: &Window, _guardrails: &[(&'static str, f64)], features: &[String]) -> Verdict {
+    fn judge(&mut self, window: &Window, _guardrails: &[(Guardrail, f64)], features: &[String]) -> Verdict {
         if let (Some(limit), Some(lag)) = (self.staleness, window.staleness_s) {
             if lag > limit {
                 let t = Trigger {
-                    guardrail: "feature_staleness_s".into(),
+                    guardrail: Guardrail::FeatureStalenessS.name().into(),
                     feature: None,
                     segment: None,
                     observed: lag,
@@ -677,7 +691,15 @@ mod tests {
 
     fn judge(segments: usize) -> Sequential {
         let names = (0..segments).map(|s| if s == 0 { "all".to_string() } else { format!("country=C{s}") }).collect();
-        Sequential::new(&[("error_rate", 0.01), ("decision_flip_rate", 0.002)], 0, names, 0.01, 200, 720, false)
+        Sequential::new(
+            &[(Guardrail::ErrorRate, 0.01), (Guardrail::DecisionFlipRate, 0.002)],
+            0,
+            names,
+            0.01,
+            200,
+            720,
+            false,
+        )
     }
 
     fn observation<'a>(segments: &'a [usize], error: bool) -> Observation<'a> {
@@ -746,7 +768,7 @@ mod tests {
         // A timeout is an error of the timeout test and an exceedance of the latency test:
         // the two statistics grow together, and the judge rolls back on their weighted sum
         // before either alone is past its threshold, naming the cause (timeouts) first.
-        let guardrails = [("timeout_rate", 0.01), ("p99_latency_ms", 100.0)];
+        let guardrails = [(Guardrail::TimeoutRate, 0.01), (Guardrail::P99LatencyMs, 100.0)];
         let mut j = Sequential::new(&guardrails, 0, vec!["all".into()], 0.01, 200, 2000, false);
         let window = Window::new(0);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -782,7 +804,7 @@ mod tests {
         // all time out. After every request the exact sum (every test brought up to now)
         // is read beside the alarm: the bound the judge keeps between looks must never
         // miss a crossing, nor raise the alarm below it.
-        let guardrails = [("error_rate", 0.01), ("timeout_rate", 0.01)];
+        let guardrails = [(Guardrail::ErrorRate, 0.01), (Guardrail::TimeoutRate, 0.01)];
         let names: Vec<String> = (0..5).map(|s| if s == 0 { "all".into() } else { format!("s={s}") }).collect();
         let window = Window::new(0);
         let mut alarms = 0;
@@ -847,7 +869,7 @@ mod tests {
         let runs = 200;
         let false_rollbacks = (0..runs)
             .filter(|_| {
-                let mut j = Sequential::new(&[("error_rate", 0.01)], 0, names.clone(), 0.1, 200, 80, false);
+                let mut j = Sequential::new(&[(Guardrail::ErrorRate, 0.01)], 0, names.clone(), 0.1, 200, 80, false);
                 (0..40_000).any(|i| {
                     let s = 1 + rng.random_range(0..20);
                     j.add(&observation(&[0, s], rng.random::<f64>() < 0.01));
@@ -864,7 +886,8 @@ mod tests {
     /// alarm at the same request, the same trigger.
     #[test]
     fn a_saved_judge_restored_goes_on_exactly_as_if_it_had_never_stopped() {
-        let guardrails = [("error_rate", 0.01), ("timeout_rate", 0.01), ("p99_latency_ratio", 3.0)];
+        let guardrails =
+            [(Guardrail::ErrorRate, 0.01), (Guardrail::TimeoutRate, 0.01), (Guardrail::P99LatencyRatio, 3.0)];
         let names: Vec<String> = (0..5).map(|s| if s == 0 { "all".into() } else { format!("country=C{s}") }).collect();
         let fresh = || Sequential::new(&guardrails, 0, names.clone(), 0.01, 200, 2000, false);
         let window = Window::new(0);
@@ -881,7 +904,7 @@ mod tests {
                 )
             })
             .collect();
-        type Log = Vec<(usize, Vec<(&'static str, f64)>, bool)>;
+        type Log = Vec<(usize, Vec<(Guardrail, f64)>, bool)>;
         let run = |j: &mut Sequential, from: usize, to: usize, log: &mut Log| {
             for (i, &(s, error, timeout, ms)) in draws.iter().enumerate().take(to).skip(from) {
                 let segments = [0, s];

@@ -168,8 +168,9 @@ fn guardrails(d: &ReportData<'_>, frame: &Frame) -> String {
         "<p class=\"muted\">Each evaluation window's statistic, its 95 % Wilson interval (rates), and the limit.</p><div class=\"grid\">\n",
     );
     let mut points = 0;
-    for (k, &(name, limit)) in d.trace.guardrails.iter().enumerate() {
-        let mine: Vec<_> = d.trace.points.iter().filter(|p| p.guardrail == name).collect();
+    for (k, &(guardrail, limit)) in d.trace.guardrails.iter().enumerate() {
+        let name = guardrail.name();
+        let mine: Vec<_> = d.trace.points.iter().filter(|p| p.guardrail == guardrail).collect();
         let series: Vec<(f64, Option<f64>)> =
             mine.iter().map(|p| (p.t_s, p.observed.filter(|v| v.is_finite()))).collect();
         let band: Vec<(f64, f64, f64)> =
@@ -195,8 +196,9 @@ fn evidence(d: &ReportData<'_>, frame: &Frame) -> String {
         .trace
         .guardrails
         .iter()
-        .map(|&(name, _)| {
-            let pts = d.trace.points.iter().filter(|p| p.guardrail == name && p.evidence.is_some());
+        .map(|&(guardrail, _)| {
+            let name = guardrail.name();
+            let pts = d.trace.points.iter().filter(|p| p.guardrail == guardrail && p.evidence.is_some());
             // Past the threshold only the crossing matters: capped at 2 to keep the scale.
             (name.to_string(), pts.map(|p| (p.t_s, p.evidence.map(|e| e.min(2.0)))).collect::<Vec<_>>())
         })

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 pub use crate::core::baseline::{Baseline, SCORE_TOLERANCE};
 use crate::core::verdict::Expectation;
+use crate::core::Guardrail;
 use crate::scenario::{LoadedScenario, ScenarioError};
 use crate::world::{run_recorded, RunError, RunResult};
 
@@ -75,18 +76,18 @@ pub struct Replayed {
     /// Rows read and skipped.
     pub rows: Rows,
     /// Per guardrail, the rows after which the plan's judge could act on it.
-    pub acts_after: Vec<(&'static str, u64)>,
+    pub acts_after: Vec<(Guardrail, u64)>,
 }
 
 /// Whether a replay had rows enough to judge the new stack: a plan that decided nothing
 /// beyond holding over fewer paired requests than any guardrail needs has not judged it
 /// (a dead new stack would have passed). Guardrails the rows were too few for are named.
-pub fn enough_rows(acts_after: &[(&'static str, u64)], paired: u64, decided: bool) -> Expectation {
+pub fn enough_rows(acts_after: &[(Guardrail, u64)], paired: u64, decided: bool) -> Expectation {
     let name = "enough_rows_to_judge".to_string();
-    let mut short: Vec<&(&str, u64)> = acts_after.iter().filter(|(_, n)| *n > paired).collect();
-    short.sort_by_key(|(g, n)| (*n, *g));
+    let mut short: Vec<&(Guardrail, u64)> = acts_after.iter().filter(|(_, n)| *n > paired).collect();
+    short.sort_by_key(|(g, n)| (*n, g.name()));
     let needs =
-        |list: &[&(&str, u64)]| list.iter().map(|(g, n)| format!("{g} after {n}")).collect::<Vec<_>>().join(", ");
+        |list: &[&(Guardrail, u64)]| list.iter().map(|(g, n)| format!("{g} after {n}")).collect::<Vec<_>>().join(", ");
     if decided {
         return Expectation { name, passed: true, detail: format!("the plan decided over {paired} paired requests") };
     }
