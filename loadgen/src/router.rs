@@ -272,8 +272,9 @@ fn state_failed(e: &std::io::Error) {
 /// Events of the history the router keeps in memory (about 5 hours of evaluations every
 /// 5 s; stage changes and decisions always stay).
 pub const LIVE_EVENTS: usize = 4096;
-/// Guardrail points the dashboard's chart keeps.
-pub const LIVE_POINTS: usize = 32_768;
+/// Guardrail points the dashboard's chart keeps (22 hours of evaluations every minute for six
+/// guardrails; about 800 KiB at most).
+pub const LIVE_POINTS: usize = 8192;
 
 /// The most shadow calls in flight at once; past it, shadows are skipped and counted.
 pub const MAX_SHADOW_IN_FLIGHT: u64 = 512;

@@ -264,14 +264,21 @@ impl Published {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Slot {
-    last_ms: i64,
-    /// Folded since the last publication.
-    dirty: bool,
-    /// One per aggregate with all history.
-    total: Vec<Acc>,
-    /// One per windowed aggregate: (tile index, what it holds), oldest first.
+/// What the aggregates have folded, per entity: one dense slot per entity seen, found by
+/// its key (a table of 20 000 entities is a few MiB, not one allocation per entity).
+#[derive(Debug, Clone, Default)]
+struct Folded {
+    /// Entity key to slot.
+    index: FxHashMap<u64, u32>,
+    /// Per slot: its entity's key.
+    keys: Vec<u64>,
+    /// Per slot: the time of its latest event.
+    last_ms: Vec<i64>,
+    /// Per slot: folded since the last publication.
+    dirty: Vec<bool>,
+    /// Per slot, one per aggregate with all history (slot after slot).
+    totals: Vec<Acc>,
+    /// Per slot, one per windowed aggregate: (tile index, what it holds), oldest first.
     tiles: Vec<VecDeque<(i64, Acc)>>,
 }
 
@@ -285,13 +292,13 @@ pub struct Materializer {
     totals: usize,
     windows: usize,
     /// What each entity's aggregates have folded.
-    table: FxHashMap<u64, Slot>,
+    folded: Folded,
     /// Published values: the online table, read on every request.
     published: Published,
     /// Scratch for one entity's values.
     values: Vec<f64>,
-    /// Entities folded since the last publication.
-    touched: Vec<u64>,
+    /// Slots folded since the last publication.
+    touched: Vec<u32>,
     scratch: FeatureValues,
     /// A logged event's values at their fields' places (a projected log keeps fewer).
     row: Vec<Value>,
@@ -337,7 +344,7 @@ impl Materializer {
             layout,
             totals,
             windows,
-            table: FxHashMap::default(),
+            folded: Folded::default(),
             published: Published::new(width),
             values: Vec::with_capacity(width),
             touched: Vec::new(),
@@ -391,28 +398,35 @@ impl Materializer {
         for k in 0..self.inputs.len() {
             self.inputs[k] = p.aggregate_input(k, values, &mut self.scratch);
         }
-        if !self.table.contains_key(&entity) && self.table.len() >= MAX_ENTITIES {
-            return;
-        }
         let (totals, windows) = (self.totals, self.windows);
-        let slot = self.table.entry(entity).or_insert_with(|| Slot {
-            last_ms: time_ms,
-            dirty: false,
-            total: vec![Acc::EMPTY; totals],
-            tiles: vec![VecDeque::new(); windows],
-        });
-        slot.last_ms = time_ms;
-        if !slot.dirty {
-            slot.dirty = true;
-            self.touched.push(entity);
+        let f = &mut self.folded;
+        let slot = match f.index.get(&entity) {
+            Some(&slot) => slot as usize,
+            None if f.keys.len() >= MAX_ENTITIES => return,
+            None => {
+                f.index.insert(entity, f.keys.len() as u32);
+                f.keys.push(entity);
+                f.last_ms.push(time_ms);
+                f.dirty.push(false);
+                f.totals.extend(std::iter::repeat_n(Acc::EMPTY, totals));
+                f.tiles.extend(std::iter::repeat_with(VecDeque::new).take(windows));
+                f.keys.len() - 1
+            }
+        };
+        f.last_ms[slot] = time_ms;
+        if !f.dirty[slot] {
+            f.dirty[slot] = true;
+            self.touched.push(slot as u32);
         }
+        let (total, tiles) =
+            (&mut f.totals[slot * totals..(slot + 1) * totals], &mut f.tiles[slot * windows..(slot + 1) * windows]);
         for (k, &(at, tile_ms)) in self.layout.iter().enumerate() {
             let x = self.inputs[k];
             match tile_ms {
-                None => slot.total[at].add(x),
+                None => total[at].add(x),
                 Some(tile_ms) => {
                     let tile = time_ms.div_euclid(tile_ms);
-                    let tiles = &mut slot.tiles[at];
+                    let tiles = &mut tiles[at];
                     while tiles.front().is_some_and(|&(t, _)| t <= tile - TILES) {
                         tiles.pop_front();
                     }
@@ -445,18 +459,21 @@ impl Materializer {
     /// latest event.
     fn publish(&mut self) {
         let aggs = self.pipeline.aggregates();
-        for entity in self.touched.drain(..) {
-            let Some(slot) = self.table.get_mut(&entity) else { continue };
-            slot.dirty = false;
+        let (totals, windows) = (self.totals, self.windows);
+        let f = &mut self.folded;
+        for slot in self.touched.drain(..) {
+            let slot = slot as usize;
+            f.dirty[slot] = false;
+            let entity = f.keys[slot];
             let values = &mut self.values;
             values.clear();
             for (a, &(at, tile_ms)) in aggs.iter().zip(&self.layout) {
                 values.push(match tile_ms {
-                    None => slot.total[at].value(a.function),
+                    None => f.totals[slot * totals + at].value(a.function),
                     Some(tile_ms) => {
-                        let newest = slot.last_ms.div_euclid(tile_ms);
+                        let newest = f.last_ms[slot].div_euclid(tile_ms);
                         let mut acc = Acc::EMPTY;
-                        for (_, t) in slot.tiles[at].iter().filter(|(t, _)| *t > newest - TILES) {
+                        for (_, t) in f.tiles[slot * windows + at].iter().filter(|(t, _)| *t > newest - TILES) {
                             acc.merge(t);
                         }
                         acc.value(a.function)
