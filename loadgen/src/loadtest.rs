@@ -350,8 +350,11 @@ pub async fn loadtest(
     let events = running.state.events();
     let snapshot = running.state.snapshot();
     let lineage = running.state.lineage().cloned();
-    let platform = running.platform.as_ref().map(|p| PlatformReport { stages: p.stage_latency(), counts: p.counts() });
+    let platform_service = running.platform.clone();
     running.shutdown().await;
+    // Read after the shutdown: the platform's job may still be pushing what it folded until
+    // it stops, and every push it made is then counted (as the offline store holds it).
+    let platform = platform_service.map(|p| PlatformReport { stages: p.stage_latency(), counts: p.counts() });
 
     let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];
     let mut summary = view.summary.clone();
