@@ -1,5 +1,5 @@
 //! Scenario files (TOML): the traffic, the rollout plan with its rollback triggers, the
-//! judge, the stacks, the faults and what must happen. See ARCHITECTURE.md for the
+//! judge, the stacks, the faults and what must happen. See docs/contracts.md for the
 //! contract; everything a user writes is validated here, and every refusal names the
 //! file, the line and column where known, and the field.
 

@@ -1,4 +1,4 @@
-//! `cutover predict`: the contract in ARCHITECTURE.md, and one-line errors with exit 2.
+//! `cutover predict`: the contract in docs/contracts.md, and one-line errors with exit 2.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -34,7 +34,7 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
     assert!(files.iter().any(|f| f.starts_with(root().join("scenarios/eta"))), "the ETA library runs in the suite");
     assert!(xml.contains(&format!("tests=\"{cases}\" failures=\"0\" errors=\"0\"")), "{xml}");
 
-    // Every fault kind of ARCHITECTURE.md is in the library.
+    // Every fault kind of docs/contracts.md is in the library.
     let mut kinds = std::collections::BTreeSet::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();

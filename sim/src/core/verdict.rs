@@ -1,5 +1,5 @@
 //! The verdict of a rollout: the expectation checkers, pure functions of what the run
-//! recorded, and summary.json (the contract in ARCHITECTURE.md), with the timeline rows.
+//! recorded, and summary.json (the contract in docs/contracts.md), with the timeline rows.
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
 //! Sweeps: every scenario over many seeds, the detection and false-rollback rates, and the
-//! distributions of time to rollback and bad decisions (sweep.json in ARCHITECTURE.md).
+//! distributions of time to rollback and bad decisions (sweep.json in docs/contracts.md).
 //! A sweep can be split into shards (every N-th seed) and the shards merged into exactly
 //! the report one run would give: each shard keeps its per-run records, and the report is
 //! computed from their union in seed order.
