@@ -742,7 +742,7 @@ mod tests {
             None
         });
         let (at, t) = trigger.expect("rolled back");
-        assert_eq!((t.guardrail.as_str(), t.segment.as_deref()), ("error_rate", Some("country=C7")));
+        assert_eq!((t.guardrail.as_str(), t.segment.as_deref()), (Guardrail::ErrorRate.name(), Some("country=C7")));
         assert!(at <= 102, "rolled back at look {at}, the fault began at look 100");
     }
 
@@ -760,7 +760,7 @@ mod tests {
             })
         });
         let t = trigger.expect("rolled back");
-        assert_eq!((t.guardrail.as_str(), t.segment), ("error_rate", None));
+        assert_eq!((t.guardrail.as_str(), t.segment), (Guardrail::ErrorRate.name(), None));
     }
 
     #[test]
@@ -790,7 +790,7 @@ mod tests {
             }
         }
         let t = trigger.expect("rolled back");
-        assert_eq!(t.guardrail, "timeout_rate");
+        assert_eq!(t.guardrail, Guardrail::TimeoutRate.name());
         let terms = j.terms(alarm);
         let alone: Vec<f64> = terms.iter().map(|f| f[0].expect("enough evidence")).collect();
         assert!(alone.iter().all(|x| *x < 0.0), "a test alone was past its threshold: {alone:?}");
