@@ -11,8 +11,7 @@ use cutover_models::runtime::{scorer, Runtime, Scorer};
 use cutover_models::schema::Record;
 use cutover_models::segments::Segments;
 use cutover_models::Model;
-use cutover_sim::faults::{resolve_one, Fault, Kind};
-use cutover_sim::scenario::{check_fault, FaultSpec};
+use cutover_sim::faults::{resolve_one, Fault, FaultSpec, Kind, Support};
 use rand::SeedableRng;
 use serde::Serialize;
 
@@ -54,8 +53,19 @@ pub struct FaultView {
 /// A fault touching a request: its id, what it does, and what it scores with if anything.
 pub type Hit = (u64, Kind, Option<Serves>);
 
+/// Which new stack a board's faults act on: what each kind's definition says of it live
+/// decides which kinds it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// cutover's own in-process stack.
+    InProcess,
+    /// The composed Feast + Open Inference Protocol platform.
+    Platform,
+}
+
 /// The faults active now.
 pub struct FaultBoard {
+    face: Face,
     seed: u64,
     features: Vec<String>,
     segments: Segments,
@@ -147,9 +157,10 @@ impl ArtifactRoots {
 }
 
 impl FaultBoard {
-    /// An empty board for a stack whose model has `features`, over the migration's
-    /// `segments`; `model_artifact` faults read only under `artifacts`.
+    /// An empty board for a new stack of `face` whose model has `features`, over the
+    /// migration's `segments`; `model_artifact` faults read only under `artifacts`.
     pub fn new(
+        face: Face,
         seed: u64,
         features: Vec<String>,
         segments: Segments,
@@ -157,6 +168,7 @@ impl FaultBoard {
         artifacts: ArtifactRoots,
     ) -> FaultBoard {
         FaultBoard {
+            face,
             seed,
             features,
             segments,
@@ -194,9 +206,14 @@ impl FaultBoard {
             let message = e.into_inner().to_string();
             bad(if path == "." { "body" } else { &path }, message)
         })?;
-        check_fault(&parsed).map_err(|(field, message)| bad(&field, message))?;
-        if parsed.kind == "decommission_legacy" {
-            return Err(bad("kind", "decommission is an admin call of its own: POST /admin/decommission".into()));
+        let tag = parsed.check().map_err(|(field, message)| bad(&field, message))?;
+        let live = tag.def().live;
+        let support = match self.face {
+            Face::InProcess => live.in_process,
+            Face::Platform => live.platform,
+        };
+        if let Support::Refused(why) = support {
+            return Err(bad("kind", format!("{}: {why}", tag.name())));
         }
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut params = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ id);
@@ -290,5 +307,50 @@ impl FaultBoard {
     /// Whether any fault is active.
     pub fn is_empty(&self) -> bool {
         self.active.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(face: Face) -> FaultBoard {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/fraud");
+        let m = cutover_models::Migration::load(&dir).unwrap();
+        let model = cutover_models::xgboost::load_file(&dir.join("model.ubj")).unwrap();
+        let features = model.feature_names().to_vec();
+        FaultBoard::new(face, 1, features, m.segments().unwrap().clone(), Arc::new(model), ArtifactRoots::of(&m))
+    }
+
+    #[test]
+    fn each_face_takes_the_kinds_its_definition_says() {
+        use cutover_sim::faults::Tag;
+        for face in [Face::InProcess, Face::Platform] {
+            let b = board(face);
+            for tag in Tag::ALL {
+                let mut spec = serde_json::json!({"kind": tag.name()});
+                for p in tag.def().params.iter().filter(|p| p.required) {
+                    spec[p.name] = match p.accepts {
+                        cutover_sim::faults::Accepts::Feature => b.features[0].clone().into(),
+                        cutover_sim::faults::Accepts::Artifact => "model_v0.ubj".into(),
+                        _ => 0.5.into(),
+                    };
+                }
+                let live = tag.def().live;
+                let support = if face == Face::InProcess { live.in_process } else { live.platform };
+                match (support, b.inject(spec)) {
+                    (Support::Acts, Ok(view)) => assert_eq!(view.kind, tag.name()),
+                    (Support::Refused(why), Err(e)) => {
+                        assert_eq!(e.field, "kind");
+                        assert_eq!(e.message, format!("{}: {why}", tag.name()));
+                    }
+                    (support, got) => {
+                        panic!("{face:?} {}: the definition says {support:?}, the board {:?}", tag.name(), got.err())
+                    }
+                }
+            }
+            b.clear(None);
+            assert!(b.is_empty());
+        }
     }
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::faults::FaultBoard;
+use crate::faults::{Face, FaultBoard};
 use crate::platform::{EntityKeys, PlatformService};
 use crate::router::{self, RouterConfig, RouterState, Upstream};
 use crate::serving::{self, Limits, Stopped};
@@ -319,8 +319,9 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
     };
     // The new stack's fault board, whichever kind of new stack it is.
-    let new_board = || {
+    let new_board = |face| {
         Arc::new(FaultBoard::new(
+            face,
             s.seed,
             features.clone(),
             segments.clone(),
@@ -342,7 +343,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
                     m.file.display()
                 );
             }
-            let b = new_board();
+            let b = new_board(Face::Platform);
             board = Some(b.clone());
             let down = b.down();
             let svc = PlatformService::new(
@@ -370,7 +371,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             (up, Some(addr))
         }
         (None, StackDecl::InProcess) => {
-            let b = new_board();
+            let b = new_board(Face::InProcess);
             board = Some(b.clone());
             let down = b.down();
             let svc = service("new", &new, Some(b));

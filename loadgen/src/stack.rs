@@ -17,7 +17,7 @@ use cutover_models::schema::Schema;
 use cutover_models::stack::ScoringStack;
 use cutover_models::store::Schedule;
 use cutover_models::{Model, Output};
-use cutover_sim::faults::Kind;
+use cutover_sim::faults::{Kind, Touch};
 use cutover_sim::streams::unit;
 use serde::{Deserialize, Serialize};
 
@@ -153,20 +153,13 @@ impl StackService {
 /// for the latency added, holds a timed-out request far past any caller's budget, and
 /// answers an injected error with 500.
 pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<(), ApiError> {
-    let (mut delay_ms, mut error, mut timeout) = (0.0, false, false);
+    let mut touch = Touch::default();
     for (id, kind, _) in hits {
-        match kind {
-            Kind::Latency { add_ms, tail_ms, tail_fraction } => {
-                delay_ms += add_ms;
-                if unit(seed, txn, 0x7A11 + id) < *tail_fraction {
-                    delay_ms += tail_ms;
-                }
-            }
-            Kind::Errors { rate } => error |= unit(seed, txn, 0xE770 + id) < *rate,
-            Kind::Timeouts { rate } => timeout |= unit(seed, txn, 0x7173 + id) < *rate,
-            _ => {}
-        }
+        touch.add(kind, *id, seed, txn, false);
     }
+    let delay_ms = touch.add_ms;
+    let timeout = touch.timeout_rate > 0.0 && unit(seed, txn, 0x7173) < touch.timeout_rate;
+    let error = touch.error_rate > 0.0 && unit(seed, txn, 0xE770) < touch.error_rate;
     if delay_ms > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
     }

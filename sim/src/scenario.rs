@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::core::Guardrail;
-use crate::param::Param;
+pub use crate::faults::{FaultSpec, MAX_ADDED_MS};
 
 /// A scenario that cannot run: one line naming the place and the field.
 pub type ScenarioError = cutover_models::FieldError;
@@ -414,62 +414,6 @@ impl Default for Stacks {
     }
 }
 
-/// One fault as written: common fields plus the parameters of its kind.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultSpec {
-    /// The fault kind.
-    pub kind: String,
-    /// When it starts.
-    pub start_s: Param,
-    /// When it ends (never, if absent).
-    #[serde(default)]
-    pub end_s: Option<Param>,
-    /// `dimension=value`; all traffic if absent.
-    #[serde(default)]
-    pub segment: Option<String>,
-    /// Share of matching requests affected.
-    #[serde(default)]
-    pub fraction: Option<Param>,
-    /// A slow drift: the share grows linearly from 0 at `start_s` to `fraction` (1 if
-    /// absent) `ramp_s` seconds later.
-    #[serde(default)]
-    pub ramp_s: Option<Param>,
-    /// feature_skew, missing_value_policy, categorical_encoding: the model feature.
-    #[serde(default)]
-    pub feature: Option<String>,
-    /// feature_skew: multiplier.
-    #[serde(default)]
-    pub scale: Option<Param>,
-    /// feature_skew: added after scaling.
-    #[serde(default)]
-    pub offset: Option<Param>,
-    /// missing_value_policy: what a missing value becomes.
-    #[serde(default)]
-    pub fill: Option<Param>,
-    /// categorical_encoding: codes shift by this (a reordered vocabulary).
-    #[serde(default)]
-    pub shift: Option<Param>,
-    /// stale_features: how long the store's materialization stalls.
-    #[serde(default)]
-    pub stall_s: Option<Param>,
-    /// latency: added to every call.
-    #[serde(default)]
-    pub add_ms: Option<Param>,
-    /// latency: a heavy tail added to `tail_fraction` of calls.
-    #[serde(default)]
-    pub tail_ms: Option<Param>,
-    /// latency: share of calls in the tail.
-    #[serde(default)]
-    pub tail_fraction: Option<Param>,
-    /// errors, timeouts: share of calls.
-    #[serde(default)]
-    pub rate: Option<Param>,
-    /// model_artifact: the artifact the new stack serves instead.
-    #[serde(default)]
-    pub artifact: Option<String>,
-}
-
 /// What must happen.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -567,22 +511,6 @@ pub fn load_migration(dir: &Path) -> Result<Arc<Migration>, ScenarioError> {
     cache.push((key, m.clone()));
     Ok(m)
 }
-
-/// The fault kinds, each with the parameters it takes and the ones it needs.
-pub const FAULT_KINDS: [(&str, &[&str], &[&str]); 12] = [
-    ("feature_skew", &["feature", "scale", "offset"], &["feature"]),
-    ("missing_value_policy", &["feature", "fill"], &["feature"]),
-    ("categorical_encoding", &["feature", "shift"], &["feature"]),
-    ("stale_features", &["stall_s"], &["stall_s"]),
-    ("latency", &["add_ms", "tail_ms", "tail_fraction"], &[]),
-    ("errors", &["rate"], &["rate"]),
-    ("timeouts", &["rate"], &["rate"]),
-    ("shadow_context", &[], &[]),
-    ("model_artifact", &["artifact"], &["artifact"]),
-    ("runtime_drift", &[], &[]),
-    ("decommission_legacy", &[], &[]),
-    ("stack_down", &[], &[]),
-];
 
 impl LoadedScenario {
     /// Reads, parses and validates a scenario file.
@@ -805,8 +733,6 @@ fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
 pub const MAX_RATE_RPS: f64 = 100_000.0;
 /// The most requests one run may simulate (rate x duration).
 pub const MAX_REQUESTS: f64 = 5e7;
-/// The longest latency a fault may add, ms (ten minutes).
-pub const MAX_ADDED_MS: f64 = 600_000.0;
 
 /// What a scenario asks of its migration: guardrails its answer has, segments it declares.
 fn validate_against(s: &Scenario, m: &Migration, text: &str, file: &str) -> Result<(), ScenarioError> {
@@ -866,83 +792,8 @@ fn validate_fault(k: usize, f: &Spanned<FaultSpec>, text: &str, file: &str) -> R
         .map_err(|(field, message)| err(file, line, column, &format!("faults[{k}].{field}"), message))
 }
 
-/// Checks one fault table (a scenario's, or one injected live): `Err((field, message))`.
+/// Checks one fault table (a scenario's, or one injected live) against its kind's
+/// definition: `Err((field, message))`.
 pub fn check_fault(spec: &FaultSpec) -> Result<(), (String, String)> {
-    let e = |field: &str, message: String| (field.to_string(), message);
-    let Some((_, allowed, required)) = FAULT_KINDS.iter().find(|(n, _, _)| *n == spec.kind) else {
-        let kinds: Vec<_> = FAULT_KINDS.iter().map(|(n, _, _)| *n).collect();
-        return Err(e("kind", format!("unknown fault kind \"{}\" (kinds: {})", spec.kind, kinds.join(", "))));
-    };
-    let given = [
-        ("feature", spec.feature.is_some()),
-        ("scale", spec.scale.is_some()),
-        ("offset", spec.offset.is_some()),
-        ("fill", spec.fill.is_some()),
-        ("shift", spec.shift.is_some()),
-        ("stall_s", spec.stall_s.is_some()),
-        ("add_ms", spec.add_ms.is_some()),
-        ("tail_ms", spec.tail_ms.is_some()),
-        ("tail_fraction", spec.tail_fraction.is_some()),
-        ("rate", spec.rate.is_some()),
-        ("artifact", spec.artifact.is_some()),
-    ];
-    for (name, is_set) in given {
-        if is_set && !allowed.contains(&name) {
-            return Err(e(name, format!("does not apply to kind \"{}\"", spec.kind)));
-        }
-    }
-    for name in *required {
-        if !given.iter().any(|(n, s)| n == name && *s) {
-            return Err(e(name, format!("kind \"{}\" needs `{name}`", spec.kind)));
-        }
-    }
-    if spec.start_s.min() < 0.0 {
-        return Err(e("start_s", "must not be negative".into()));
-    }
-    if let Some(end) = spec.end_s {
-        if end.min() < spec.start_s.max() {
-            return Err(e("end_s", "must not come before start_s".into()));
-        }
-    }
-    if let Some(ramp) = spec.ramp_s {
-        if !(ramp.min() >= 0.0 && ramp.max().is_finite()) {
-            return Err(e("ramp_s", "must be a finite number of seconds, at least 0".into()));
-        }
-        if matches!(spec.kind.as_str(), "stale_features" | "decommission_legacy") {
-            return Err(e("ramp_s", format!("does not apply to kind \"{}\" (it does not act per request)", spec.kind)));
-        }
-    }
-    if let Some(frac) = spec.fraction {
-        if frac.min() < 0.0 || frac.max() > 1.0 {
-            return Err(e("fraction", "must be within [0, 1]".into()));
-        }
-    }
-    for (name, p) in [("rate", spec.rate), ("tail_fraction", spec.tail_fraction)] {
-        if let Some(p) = p {
-            if p.min() < 0.0 || p.max() > 1.0 {
-                return Err(e(name, "must be within [0, 1]".into()));
-            }
-        }
-    }
-    for (name, ms) in [("add_ms", spec.add_ms), ("tail_ms", spec.tail_ms)] {
-        if let Some(ms) = ms {
-            if !(ms.min() >= 0.0 && ms.max() <= MAX_ADDED_MS) {
-                return Err(e(name, format!("must be 0 to {MAX_ADDED_MS} ms (latency is added, never taken away)")));
-            }
-        }
-    }
-    if let Some(stall) = spec.stall_s {
-        if !(stall.min() >= 0.0 && stall.max().is_finite()) {
-            return Err(e("stall_s", "must be a finite number of seconds, at least 0".into()));
-        }
-    }
-    for (name, v) in [("scale", spec.scale), ("offset", spec.offset), ("shift", spec.shift)] {
-        if v.is_some_and(|v| !(v.min().is_finite() && v.max().is_finite())) {
-            return Err(e(name, "must be a finite number".into()));
-        }
-    }
-    if spec.segment.as_deref().is_some_and(|s| !s.contains('=')) {
-        return Err(e("segment", "must be dimension=value, like country=DE".into()));
-    }
-    Ok(())
+    spec.check().map(|_| ())
 }

@@ -11,6 +11,7 @@ use cutover_models::answer::AnswerKind;
 use cutover_models::infer::Plan;
 use cutover_models::schema::Kind;
 use cutover_models::Model;
+use cutover_sim::faults::Tag;
 use cutover_sim::scenario::Outcome;
 use cutover_sim::world::sweep::{sweep, ScenarioRuns};
 
@@ -121,7 +122,12 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         plan.field(source).map(|f| (f.kind, f.optional))
     };
     let ranked: Vec<usize> = plan.ranked.iter().copied().filter(|&i| model.importance()[i].splits > 0).collect();
-    let fault = |kind: &str, rest: &str| format!("kind = {}\nstart_s = {}\n{rest}", q(kind), num(FAULT_S));
+    // A fault table: its kind's name from the faults' definition, then its fields.
+    let fault_at = |tag: Tag, start_s: f64, rest: &str| {
+        let rest = if rest.is_empty() { String::new() } else { format!("\n{rest}") };
+        format!("kind = {}\nstart_s = {}{rest}", q(tag.name()), num(start_s))
+    };
+    let fault = |tag: Tag, rest: &str| fault_at(tag, FAULT_S, rest);
     if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((Kind::Number | Kind::Integer, _)))) {
         let f = &plan.features[i].name;
         out.push(draft(
@@ -131,7 +137,7 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
                 .iter()
                 .map(|s| {
                     (
-                        fault("feature_skew", &format!("feature = {}\nscale = {}", q(f), num(*s))),
+                        fault(Tag::FeatureSkew, &format!("feature = {}\nscale = {}", q(f), num(*s))),
                         format!("The new path reads `{f}`, the numeric feature the model relies on most, in other units (x{s})"),
                     )
                 })
@@ -147,7 +153,7 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
             &format!("missing-{}-filled", slug(f)),
             String::new(),
             vec![(
-                fault("missing_value_policy", &format!("feature = {}\nfill = 0.0", q(f))),
+                fault(Tag::MissingValuePolicy, &format!("feature = {}\nfill = 0.0", q(f))),
                 format!(
                     "The new path fills a missing `{f}` ({:.1} % of requests) with 0 where legacy passes it as missing",
                     100.0 * missing_share(i)
@@ -162,7 +168,7 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
             &format!("{}-recoded", slug(f)),
             String::new(),
             vec![(
-                fault("categorical_encoding", &format!("feature = {}\nshift = 1.0", q(f))),
+                fault(Tag::CategoricalEncoding, &format!("feature = {}\nshift = 1.0", q(f))),
                 format!("The new path codes `{f}` with a reordered vocabulary (every code shifted by one)"),
             )],
             Outcome::RolledBack,
@@ -172,7 +178,7 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         "wrong-model-artifact",
         String::new(),
         vec![(
-            "kind = \"model_artifact\"\nstart_s = 700.0\nartifact = \"../model_checkpoint.json\"".into(),
+            fault_at(Tag::ModelArtifact, 700.0, "artifact = \"../model_checkpoint.json\""),
             "The new stack serves an earlier checkpoint of the model (the first half of its boosting rounds)".into(),
         )],
         Outcome::RolledBack,
@@ -184,7 +190,7 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
             .iter()
             .map(|ms| {
                 (
-                    fault("latency", &format!("add_ms = {}", num(*ms))),
+                    fault(Tag::Latency, &format!("add_ms = {}", num(*ms))),
                     format!("The new stack answers {ms} ms slower on every call"),
                 )
             })
@@ -192,26 +198,26 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
         Outcome::RolledBack,
     ));
     // Errors and timeouts: 5 %, then 10 and 20 % where 5 is not caught on every seed.
-    let rates = |kind: &str, says: fn(f64) -> String| -> Vec<(String, String)> {
-        [0.05, 0.1, 0.2].iter().map(|r| (fault(kind, &format!("rate = {}", num(*r))), says(r * 100.0))).collect()
+    let rates = |tag: Tag, says: fn(f64) -> String| -> Vec<(String, String)> {
+        [0.05, 0.1, 0.2].iter().map(|r| (fault(tag, &format!("rate = {}", num(*r))), says(r * 100.0))).collect()
     };
     out.push(draft(
         "errors",
         String::new(),
-        rates("errors", |pct| format!("The new stack fails {pct} % of its calls")),
+        rates(Tag::Errors, |pct| format!("The new stack fails {pct} % of its calls")),
         Outcome::RolledBack,
     ));
     out.push(draft(
         "timeouts",
         String::new(),
-        rates("timeouts", |pct| format!("{pct} % of the new stack's calls time out")),
+        rates(Tag::Timeouts, |pct| format!("{pct} % of the new stack's calls time out")),
         Outcome::RolledBack,
     ));
     out.push(draft(
         "early-decommission",
         String::new(),
         vec![(
-            "kind = \"decommission_legacy\"\nstart_s = 3600.0".into(),
+            fault_at(Tag::DecommissionLegacy, 3600.0, ""),
             "Someone decommissions legacy before the post-migration window ends: refused, and the rollout promotes"
                 .into(),
         )],
@@ -393,7 +399,7 @@ pub fn write_live(dir: &Path, plan: &Plan) -> Result<(), Failure> {
             + "\n[expect]\noutcome = \"promoted\"\nmax_bad_decisions = 0\n"
             + live;
     let errors = head("error-burst", "The new stack fails a fifth of its calls for five minutes, mid-canary")
-        + "\n[[faults]]\nkind = \"errors\"\nstart_s = 1000\nend_s = 1300\nrate = 0.2\n"
+        + &format!("\n[[faults]]\nkind = {}\nstart_s = 1000\nend_s = 1300\nrate = 0.2\n", q(Tag::Errors.name()))
         + "\n[expect]\noutcome = \"rolled_back\"\ndetect_within_s = 60\nrollback_within_s = 60\n"
         + live;
     for (name, t) in [("clean-promotes.toml", clean), ("error-burst.toml", errors)] {

@@ -34,7 +34,7 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
     assert!(files.iter().any(|f| f.starts_with(root().join("scenarios/eta"))), "the ETA library runs in the suite");
     assert!(xml.contains(&format!("tests=\"{cases}\" failures=\"0\" errors=\"0\"")), "{xml}");
 
-    // Every fault kind of docs/contracts.md is in the library.
+    // Every fault kind the definition holds is in the library.
     let mut kinds = std::collections::BTreeSet::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
@@ -42,20 +42,8 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
             kinds.insert(line.trim_start_matches("kind = ").trim_matches('"').to_string());
         }
     }
-    for k in [
-        "feature_skew",
-        "missing_value_policy",
-        "categorical_encoding",
-        "stale_features",
-        "latency",
-        "errors",
-        "timeouts",
-        "shadow_context",
-        "model_artifact",
-        "decommission_legacy",
-        "runtime_drift",
-    ] {
-        assert!(kinds.contains(k), "no scenario with {k}");
+    for tag in cutover_sim::faults::Tag::ALL {
+        assert!(kinds.contains(tag.name()), "no scenario with {}", tag.name());
     }
 
     // The rollback gap: both early decommission attempts were refused, and legacy was
@@ -334,4 +322,22 @@ fn every_guardrail_is_a_plan_key_and_documented() {
     let parsed: Guardrails = toml::from_str(&all).unwrap();
     assert_eq!(parsed.set().len(), Guardrail::ALL.len());
     assert!(toml::from_str::<Guardrails>("max_latency = 1.0").is_err());
+}
+
+#[test]
+fn the_docs_fault_table_and_kind_list_are_the_definition() {
+    use cutover_sim::faults::{docs_table, Tag};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let simulator = std::fs::read_to_string(root.join("docs/simulator.md")).unwrap();
+    assert!(
+        simulator.contains(&docs_table()),
+        "docs/simulator.md's fault table is not the definition's; it should read:\n{}",
+        docs_table()
+    );
+    let contracts = std::fs::read_to_string(root.join("docs/contracts.md")).unwrap();
+    let listed = Tag::ALL.map(|t| format!("`{}`", t.name())).join(", ");
+    assert!(
+        contracts.replace('\n', " ").contains(&format!("Fault kinds: {listed}")),
+        "docs/contracts.md's list of fault kinds is not the definition's: {listed}"
+    );
 }

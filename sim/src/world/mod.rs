@@ -31,9 +31,8 @@ use crate::core::rollout::{Counts, Rollout};
 use crate::core::trace::{parity_stats, Lineage, StageStats, Trace};
 use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
-use crate::faults::{self, Fault, Kind, SECOND};
+use crate::faults::{self, Fault, Kind, ModelTouch, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
-use crate::streams;
 use crate::streams::{exponential, stream, Stream};
 use replay::{Baseline, Recorded};
 use stacks::Stack;
@@ -91,25 +90,6 @@ enum Ev {
     Arrival,
     Evaluate(usize),
     Timeline,
-}
-
-/// Which scorer the new stack uses for a request.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NewModel {
-    Same,
-    Alternate(usize),
-    Drift,
-}
-
-/// What the faults active at a request do to it.
-#[derive(Clone, Copy)]
-struct Touch {
-    model: NewModel,
-    add_ms: f64,
-    error_rate: f64,
-    timeout_rate: f64,
-    context_lost: bool,
-    feature_faults: bool,
 }
 
 /// What a run computes and how long it goes on.
@@ -200,7 +180,8 @@ struct World<'a> {
     answer: Answer,
     legacy_model: Arc<Model>,
     new_model: Arc<Model>,
-    alternates: Vec<Arc<Model>>,
+    /// The artifacts of `model_artifact` faults, by the fault's position.
+    alternates: Vec<Option<Arc<Model>>>,
     drift: Option<Arc<dyn Scorer>>,
     features: Vec<String>,
     legacy: Stack,
@@ -254,7 +235,7 @@ impl<'a> World<'a> {
         let segments = m.segments()?.clone();
         let mut params = stream(seed, Stream::Params);
         let faults = faults::resolve(loaded, &features, &mut params)?;
-        let mut alternates = Vec::new();
+        let mut alternates = vec![None; faults.len()];
         let mut swapped_artifacts = Vec::new();
         for f in &faults {
             if let Kind::ModelArtifact { artifact } = &f.kind {
@@ -267,7 +248,7 @@ impl<'a> World<'a> {
                     return Err(setup(format!("{}: its features differ from the stack's", artifact.display())));
                 }
                 answer.check_model(&alt).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
-                alternates.push(Arc::new(alt));
+                alternates[f.index] = Some(Arc::new(alt));
             }
         }
         // One artifact, one model: both stacks share it, and an unchanged row is scored once.
@@ -635,40 +616,10 @@ impl<'a> World<'a> {
     /// fraction). Its segments are found here, once; the later steps read them.
     fn faults_touching(&mut self, t: u64, index: u64, shadow: bool) -> Touch {
         let segs = self.pairing.segments_of(&self.record);
-        let mut touch = Touch {
-            model: NewModel::Same,
-            add_ms: 0.0,
-            error_rate: 0.0,
-            timeout_rate: 0.0,
-            context_lost: false,
-            feature_faults: false,
-        };
+        let mut touch = Touch::default();
         for f in &self.faults {
-            if !f.active(t) || !f.hits(self.seed, index, segs, t - f.start_us) {
-                continue;
-            }
-            match &f.kind {
-                Kind::ShadowContext if shadow => touch.context_lost = true,
-                Kind::ModelArtifact { .. } => {
-                    let k =
-                        self.faults[..f.index].iter().filter(|g| matches!(g.kind, Kind::ModelArtifact { .. })).count();
-                    touch.model = NewModel::Alternate(k);
-                }
-                Kind::RuntimeDrift => touch.model = NewModel::Drift,
-                Kind::Latency { add_ms, tail_ms, tail_fraction } => {
-                    touch.add_ms += add_ms;
-                    if streams::unit(self.seed, index, 0x7A11 + f.index as u64) < *tail_fraction {
-                        touch.add_ms += tail_ms;
-                    }
-                }
-                Kind::Errors { rate } => touch.error_rate += rate,
-                // Connection refused: an error, at once.
-                Kind::StackDown => touch.error_rate += 1.0,
-                Kind::Timeouts { rate } => touch.timeout_rate += rate,
-                Kind::FeatureSkew { .. } | Kind::MissingValuePolicy { .. } | Kind::CategoricalEncoding { .. } => {
-                    touch.feature_faults = true
-                }
-                _ => {}
+            if f.active(t) && f.hits(self.seed, index, segs, t - f.start_us) {
+                touch.add(&f.kind, f.index as u64, self.seed, index, shadow);
             }
         }
         touch
@@ -699,7 +650,7 @@ impl<'a> World<'a> {
     /// none in a sweep (the two answers are equal whatever they are, and only the history
     /// reads them). Returns whether the two inputs were the same.
     fn answers(&mut self, touch: &Touch) -> bool {
-        let same_input = touch.model == NewModel::Same
+        let same_input = touch.model == ModelTouch::Same
             && Arc::ptr_eq(&self.legacy_model, &self.new_model)
             && self.legacy_row.iter().zip(&self.new_row).all(|(a, b)| a.to_bits() == b.to_bits());
         if same_input && self.mode == Mode::Sweep {
@@ -709,10 +660,13 @@ impl<'a> World<'a> {
         }
         self.answer.score(&self.legacy_model, &self.legacy_row, &mut self.legacy_out);
         match touch.model {
-            NewModel::Same if same_input => self.new_out.copy_from_slice(&self.legacy_out),
-            NewModel::Same => self.answer.score(&self.new_model, &self.new_row, &mut self.new_out),
-            NewModel::Alternate(k) => self.answer.score(&self.alternates[k], &self.new_row, &mut self.new_out),
-            NewModel::Drift => self.drift.as_ref().expect("built with the fault").score_batch(
+            ModelTouch::Same if same_input => self.new_out.copy_from_slice(&self.legacy_out),
+            ModelTouch::Same => self.answer.score(&self.new_model, &self.new_row, &mut self.new_out),
+            ModelTouch::Artifact(k) => {
+                let alternate = self.alternates[k].as_ref().expect("loaded with the fault");
+                self.answer.score(alternate, &self.new_row, &mut self.new_out)
+            }
+            ModelTouch::Drift => self.drift.as_ref().expect("built with the fault").score_batch(
                 &self.new_row,
                 Output::Prediction,
                 &mut self.new_out,

@@ -1,0 +1,151 @@
+//! Faults: the kinds, one definition each ([`kinds`]), and a scenario's faults resolved for
+//! one run: when each acts and which requests it touches.
+
+use std::path::PathBuf;
+
+use cutover_models::segments::Segments;
+
+pub use crate::core::SECOND;
+use crate::scenario::{LoadedScenario, ScenarioError};
+use crate::streams::unit;
+
+pub mod kinds;
+pub use kinds::{
+    docs_table, Accepts, Definition, FaultSpec, Given, Kind, Layer, ModelTouch, Parameter, Support, Tag, Touch,
+    MAX_ADDED_MS,
+};
+
+/// A fault resolved for one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Its position in the scenario.
+    pub index: usize,
+    /// What it does.
+    pub kind: Kind,
+    /// Start, virtual microseconds.
+    pub start_us: u64,
+    /// End (exclusive), `u64::MAX` if never.
+    pub end_us: u64,
+    /// Segment it is limited to, as `dimension=value`.
+    pub segment: Option<String>,
+    /// That segment as (dimension, segment index).
+    pub segment_at: Option<(usize, usize)>,
+    /// Share of matching requests affected.
+    pub fraction: f64,
+    /// The share grows linearly from 0 to `fraction` over this long after the start, µs.
+    pub ramp_us: u64,
+}
+
+impl Fault {
+    /// Whether it is active at `t_us`.
+    pub fn active(&self, t_us: u64) -> bool {
+        self.start_us <= t_us && t_us < self.end_us
+    }
+
+    /// Whether it affects request number `index`, whose segments are `segs`, `since_us`
+    /// after the fault began (segment, fraction and ramp): stateless, so it never shifts
+    /// any random stream.
+    pub fn hits(&self, seed: u64, index: u64, segs: &[usize], since_us: u64) -> bool {
+        if let Some((dim, seg)) = self.segment_at {
+            if segs[dim + 1] != seg {
+                return false;
+            }
+        }
+        let share =
+            if since_us < self.ramp_us { self.fraction * since_us as f64 / self.ramp_us as f64 } else { self.fraction };
+        share >= 1.0 || unit(seed, index, 0xFA17 + self.index as u64) < share
+    }
+}
+
+/// Resolves the scenario's faults (ranges drawn from `params`), naming model features by index.
+pub fn resolve(
+    loaded: &LoadedScenario,
+    features: &[String],
+    params: &mut rand_chacha::ChaCha8Rng,
+) -> Result<Vec<Fault>, ScenarioError> {
+    let file = loaded.path.display().to_string();
+    let segments = loaded.migration.segments()?;
+    let mut out = Vec::new();
+    for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
+        let fault = resolve_one(spanned.get_ref(), k, features, segments, params, &|p| loaded.resolve(p)).map_err(
+            |(field, message)| {
+                let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
+                ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
+            },
+        )?;
+        out.push(fault);
+    }
+    Ok(out)
+}
+
+/// Resolves one fault table, the `index`-th: `Err((field, message))`. `path` resolves an
+/// artifact's path.
+pub fn resolve_one(
+    f: &FaultSpec,
+    index: usize,
+    features: &[String],
+    segments: &Segments,
+    params: &mut rand_chacha::ChaCha8Rng,
+    path: &dyn Fn(&str) -> PathBuf,
+) -> Result<Fault, (String, String)> {
+    let bad = |field: &str, message: String| (field.to_string(), message);
+    let start_s = f.start_s.resolve(params);
+    let end_s = f.end_s.map(|e| e.resolve(params));
+    let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
+    let fraction = p(f.fraction, 1.0);
+    let ramp_us = (p(f.ramp_s, 0.0) * SECOND as f64) as u64;
+    let kind = f.build(features, params, path)?;
+    let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);
+    let segment_at = match &f.segment {
+        Some(s) => Some(segments.resolve(s).map_err(|m| bad("segment", m))?),
+        None => None,
+    };
+    Ok(Fault {
+        index,
+        kind,
+        start_us: (start_s * SECOND as f64) as u64,
+        end_us,
+        segment: f.segment.clone(),
+        segment_at,
+        fraction,
+        ramp_us,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(fraction: f64, ramp_s: u64) -> Fault {
+        Fault {
+            index: 0,
+            kind: Kind::Errors { rate: 1.0 },
+            start_us: 0,
+            end_us: u64::MAX,
+            segment: None,
+            segment_at: None,
+            fraction,
+            ramp_us: ramp_s * SECOND,
+        }
+    }
+
+    /// The share of 20 000 requests a fault touches `since_s` after it began.
+    fn share(f: &Fault, since_s: u64) -> f64 {
+        (0..20_000u64).filter(|&i| f.hits(7, i, &[0], since_s * SECOND)).count() as f64 / 20_000.0
+    }
+
+    #[test]
+    fn a_ramp_grows_the_share_linearly_up_to_the_fraction() {
+        let f = errors(0.8, 100);
+        assert_eq!(share(&f, 0), 0.0);
+        for (since, want) in [(25, 0.2), (50, 0.4), (75, 0.6), (100, 0.8), (1000, 0.8)] {
+            let got = share(&f, since);
+            assert!((got - want).abs() < 0.015, "{since} s in: {got}, wanted {want}");
+        }
+        // The requests touched early stay touched later (one draw per request, no reshuffle).
+        let early: Vec<u64> = (0..2000).filter(|&i| f.hits(7, i, &[0], 30 * SECOND)).collect();
+        assert!(early.iter().all(|&i| f.hits(7, i, &[0], 60 * SECOND)));
+        // Without a ramp the share is the fraction from the first moment.
+        assert!((share(&errors(0.8, 0), 0) - 0.8).abs() < 0.015);
+    }
+}
