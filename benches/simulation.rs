@@ -63,6 +63,7 @@ fn scenario(c: &mut Criterion) {
     let text = r#"
 name = "bench"
 seed = 3
+migration = "domain/fraud"
 [traffic]
 rate_rps = 200
 duration_s = 600

@@ -39,7 +39,7 @@ def still_open(s):
 
 def measure(binary, cap, header_s, drain_s):
     p = subprocess.Popen(
-        [binary, "serve", "--hold", "--max-connections", str(cap), "--header-timeout-s", str(header_s),
+        [binary, "serve", "--scenario", "scenarios/live/clean-promotes.toml", "--hold", "--max-connections", str(cap), "--header-timeout-s", str(header_s),
          "--drain-s", str(drain_s)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = p.stdout.readline().split()[1]

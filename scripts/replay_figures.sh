@@ -13,17 +13,17 @@ bin=target/release/cutover
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 measure() { # file rows
-  /usr/bin/time -f "%e %M" "$bin" replay --requests "$1" --out "$tmp/out" >/dev/null 2>"$tmp/time" || true
+  /usr/bin/time -f "%e %M" "$bin" replay --migration domain/fraud --requests "$1" --out "$tmp/out" >/dev/null 2>"$tmp/time" || true
   read -r secs kb < <(tail -1 "$tmp/time")
   awk -v f="${1##*.}" -v n="$2" -v s="$secs" -v kb="$kb" \
     'BEGIN { printf "%-6s %10d rows  %7.1f s  %9.0f rows/s  peak RSS %6.1f MB\n", f, n, s, n / s, kb / 1024 }'
 }
 echo "recording $n requests..."
-"$bin" record --requests "$n" --rate-rps 200 --out "$tmp/all.csv"
+"$bin" record --migration domain/fraud --requests "$n" --rate-rps 200 --out "$tmp/all.csv"
 for k in 100 10 1; do
   rows=$((n / k))
   head -n $((rows + 1)) "$tmp/all.csv" > "$tmp/part.csv"
   measure "$tmp/part.csv" "$rows"
 done
-"$bin" record --requests $((n / 10)) --rate-rps 200 --out "$tmp/part.jsonl"
+"$bin" record --migration domain/fraud --requests $((n / 10)) --rate-rps 200 --out "$tmp/part.jsonl"
 measure "$tmp/part.jsonl" $((n / 10))

@@ -18,7 +18,7 @@ pub struct Args {
     /// Audit the migration a scenario runs.
     #[arg(long, conflicts_with = "migration")]
     scenario: Option<PathBuf>,
-    /// The migration folder (default: the bundled card-fraud one).
+    /// The migration folder.
     #[arg(long)]
     migration: Option<PathBuf>,
     /// Write audit.md and audit.json here (default: Markdown on standard output).
@@ -49,9 +49,7 @@ fn migration(args: &Args) -> Result<Arc<Migration>, Failure> {
     match (&args.scenario, &args.migration) {
         (Some(path), _) => Ok(cutover_sim::LoadedScenario::read(path).map_err(|e| bad(&e))?.migration),
         (None, Some(dir)) => cutover_sim::scenario::load_migration(dir).map_err(|e| bad(&e)),
-        (None, None) => {
-            cutover_sim::scenario::load_migration(&cutover_sim::scenario::bundled_migration_dir()).map_err(|e| bad(&e))
-        }
+        (None, None) => Err(crate::migration_dir(None, ", or --scenario FILE naming it").unwrap_err()),
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Args {
     /// Mean request rate; a low rate spreads the requests over more hours.
     #[arg(long, default_value_t = 5.0)]
     rate_rps: f64,
-    /// The migration folder (default: the bundled card-fraud one).
+    /// The migration folder.
     #[arg(long)]
     migration: Option<PathBuf>,
     /// The feature spec whose features the model is trained on (default: the legacy entry's).
@@ -44,7 +44,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     if !(args.rate_rps > 0.0 && args.rate_rps.is_finite()) {
         return Err(Failure::BadInput(format!("--rate-rps: must be a positive number, got {}", args.rate_rps)));
     }
-    let dir = args.migration.clone().unwrap_or_else(cutover_sim::scenario::bundled_migration_dir);
+    let dir = crate::migration_dir(args.migration.as_ref(), "")?;
     let m = cutover_sim::scenario::load_migration(&dir).map_err(|e| Failure::BadInput(e.to_string()))?;
     let spec = match &args.spec {
         Some(p) => p.clone(),

@@ -64,6 +64,16 @@ pub enum Failure {
     Unmet(String),
 }
 
+/// The migration folder a command was given, or why it needs one: no command falls back to
+/// a bundled folder (docs/contracts.md). `or` names what may stand in for `--migration`.
+pub fn migration_dir(given: Option<&std::path::PathBuf>, or: &str) -> Result<std::path::PathBuf, Failure> {
+    given.cloned().ok_or_else(|| {
+        Failure::BadInput(format!(
+            "--migration: missing: this command needs the migration folder (--migration DIR{or}; `cutover init` writes one)"
+        ))
+    })
+}
+
 impl Failure {
     fn exit(self) -> ExitCode {
         match self {

@@ -9,8 +9,7 @@ use crate::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The migration folder whose registry (and request schema, for specs) is meant
-    /// (default: the bundled card-fraud one).
+    /// The migration folder whose registry (and request schema, for specs) is meant.
     #[arg(long, global = true)]
     migration: Option<PathBuf>,
     /// Another registry folder than the migration's.
@@ -76,7 +75,7 @@ fn parse_stage(s: &str) -> Result<Stage, String> {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
-    let dir = args.migration.clone().unwrap_or_else(cutover_sim::scenario::bundled_migration_dir);
+    let dir = crate::migration_dir(args.migration.as_ref(), "")?;
     let migration = cutover_sim::scenario::load_migration(&dir).map_err(|e| bad(&e))?;
     let registry = match &args.registry {
         Some(r) => Registry::open(r),

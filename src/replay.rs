@@ -33,8 +33,7 @@ pub struct ReplayArgs {
     /// faults apply too); without it the traffic stays in shadow and the guardrails watch.
     #[arg(long)]
     plan: Option<PathBuf>,
-    /// The migration folder whose schema the file holds (default: the plan's, or the
-    /// bundled card-fraud one).
+    /// The migration folder whose schema the file holds (or the one `--plan` names).
     #[arg(long)]
     migration: Option<PathBuf>,
     /// Seed of the simulated service times (the plan's otherwise).
@@ -98,8 +97,7 @@ pub struct RecordArgs {
     /// Mean request rate of the recorded traffic.
     #[arg(long, default_value_t = 200.0)]
     rate_rps: f64,
-    /// The migration whose traffic and legacy stack are recorded (default: the bundled
-    /// card-fraud one).
+    /// The migration whose traffic and legacy stack are recorded.
     #[arg(long)]
     migration: Option<PathBuf>,
 }
@@ -169,6 +167,9 @@ fn describe(d: &Decision) -> String {
 }
 
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
+    if args.plan.is_none() {
+        crate::migration_dir(args.migration.as_ref(), ", or --plan FILE naming it")?;
+    }
     let cfg = ReplayConfig {
         requests: args.requests.clone(),
         format: args.format,
@@ -188,6 +189,9 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
     let Replayed { mut run, rows, acts_after } =
         replay(&cfg).map_err(|e: ReplayError| Failure::BadInput(e.to_string()))?;
     let mut command = format!("cutover replay --requests {}", args.requests.display());
+    if let Some(m) = &args.migration {
+        command += &format!(" --migration {}", m.display());
+    }
     if let Some(p) = &args.plan {
         command += &format!(" --plan {}", p.display());
     }
@@ -364,7 +368,7 @@ pub fn record(args: &RecordArgs) -> Result<(), Failure> {
     }
     let format = Format::of(&args.out)
         .ok_or_else(|| Failure::BadInput(format!("--out: {}: name it .csv or .jsonl", args.out.display())))?;
-    let dir = args.migration.clone().unwrap_or_else(cutover_sim::scenario::bundled_migration_dir);
+    let dir = crate::migration_dir(args.migration.as_ref(), "")?;
     let m = cutover_sim::scenario::load_migration(&dir).map_err(|e| Failure::BadInput(e.to_string()))?;
     let err = |e: String| Failure::BadInput(format!("{}: {e}", args.out.display()));
     let file = std::fs::File::create(&args.out).map_err(|e| err(format!("cannot write: {e}")))?;

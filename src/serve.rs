@@ -113,9 +113,6 @@ struct File {
     state: Option<PathBuf>,
 }
 
-/// The default scenario of `serve`.
-pub const DEFAULT_SCENARIO: &str = "scenarios/live/clean-promotes.toml";
-
 fn read_config(path: &PathBuf) -> Result<(File, String), Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", path.display())))?;
@@ -198,7 +195,11 @@ pub fn config(args: &Args) -> Result<ServeConfig, Failure> {
             let text = cutover_sim::scenario::default_plan(&m, &dir, false);
             LoadedScenario::parse(&text, "(default plan)", PathBuf::from("serve"), PathBuf::new()).map_err(bad)?
         }
-        (None, None) => LoadedScenario::read(&PathBuf::from(DEFAULT_SCENARIO)).map_err(bad)?,
+        (None, None) => {
+            return Err(Failure::BadInput(
+                "--scenario: missing: serve needs a plan (--scenario FILE, which names its migration folder) or a migration folder to serve under its default plan (--migration DIR)".into(),
+            ))
+        }
     };
     let mut cfg = ServeConfig::new(loaded);
     let where_ = || args.config.as_ref().map_or(String::new(), |p| format!("{}: ", p.display()));

@@ -13,7 +13,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_bundled_migration_audits_clean_with_lineage_and_latency() {
     let dir = scratch("clean");
-    let out = cutover(&["audit", "--out", dir.to_str().unwrap(), "--requests", "3000"]);
+    let out = cutover(&["audit", "--migration", "domain/fraud", "--out", dir.to_str().unwrap(), "--requests", "3000"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let audit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("audit.json")).unwrap()).unwrap();
@@ -52,11 +52,21 @@ fn a_changed_new_spec_is_flagged_before_traffic_and_breaks_lineage() {
         text.replacen(local, "zone = \"UTC\"", 1).replacen("case_sensitive = false", "case_sensitive = true", 1);
     let spec = dir.join("new.toml");
     std::fs::write(&spec, changed).unwrap();
-    let out = cutover(&["audit", "--new-spec", spec.to_str().unwrap(), "--requests", "100"]);
+    let out =
+        cutover(&["audit", "--migration", "domain/fraud", "--new-spec", spec.to_str().unwrap(), "--requests", "100"]);
     assert_eq!(out.status.code(), Some(1), "the registry pins the old spec");
     assert!(String::from_utf8(out.stderr).unwrap().contains("fraud-xgb/2: feature spec sha256 differs"));
 
-    let out = cutover(&["audit", "--new-spec", spec.to_str().unwrap(), "--no-lineage", "--requests", "100"]);
+    let out = cutover(&[
+        "audit",
+        "--migration",
+        "domain/fraud",
+        "--new-spec",
+        spec.to_str().unwrap(),
+        "--no-lineage",
+        "--requests",
+        "100",
+    ]);
     assert!(out.status.success());
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.contains("2 semantic difference(s)"), "{md}");

@@ -7,6 +7,7 @@ use cutover_sim::LoadedScenario;
 
 const CLEAN: &str = r#"
 name = "clean-short"
+migration = "domain/fraud"
 [traffic]
 rate_rps = 50
 duration_s = 1200

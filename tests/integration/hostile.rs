@@ -200,7 +200,9 @@ fn messages_escape_what_the_input_held_and_name_what_is_not_a_model() {
 /// A copy of a bundled scenario with one edit, its migration path made absolute.
 fn scenario_with(d: &Path, name: &str, from: &str, edit: impl Fn(&str) -> String) -> PathBuf {
     let text = std::fs::read_to_string(root().join("scenarios").join(from)).unwrap();
-    let text = text.replace("\"../domain/", &format!("\"{}/domain/", root().display()));
+    let text = text
+        .replace("\"../../domain/", &format!("\"{}/domain/", root().display()))
+        .replace("\"../domain/", &format!("\"{}/domain/", root().display()));
     let p = d.join(name);
     std::fs::write(&p, edit(&text)).unwrap();
     p
@@ -221,7 +223,7 @@ fn scenario_values_that_make_no_sense_are_refused_naming_the_place() {
         (
             "rate",
             scenario_with(&d, "rate.toml", "errors-5pct.toml", set("rate_rps", "1e12")),
-            ":6:1: field `traffic.rate_rps`: must be a positive number, at most 100000",
+            ":7:1: field `traffic.rate_rps`: must be a positive number, at most 100000",
         ),
         (
             "requests",
@@ -268,17 +270,20 @@ fn scenario_values_that_make_no_sense_are_refused_naming_the_place() {
     }
 }
 
+/// The bundled live plan, for `serve`'s flag checks.
+const LIVE: &str = "scenarios/live/clean-promotes.toml";
+
 #[test]
 fn the_admin_token_comes_from_a_file_or_the_environment_and_short_ones_are_refused() {
     let d = scratch("hostile", "token");
     let short = d.join("short");
     std::fs::write(&short, "abc\n").unwrap();
-    let e = refused(&["serve", "--token-file", s(&short)]);
+    let e = refused(&["serve", "--scenario", LIVE, "--token-file", s(&short)]);
     assert!(e.contains("--token-file: the admin token needs at least 16 characters"), "{e}");
-    let e = refused(&["serve", "--token-file", s(&d.join("absent"))]);
+    let e = refused(&["serve", "--scenario", LIVE, "--token-file", s(&d.join("absent"))]);
     assert!(e.contains("--token-file: ") && e.contains("absent: cannot read"), "{e}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["serve"])
+        .args(["serve", "--scenario", LIVE])
         .env("CUTOVER_ADMIN_TOKEN", "has a space in it, long enough")
         .current_dir(root())
         .output()
@@ -286,11 +291,11 @@ fn the_admin_token_comes_from_a_file_or_the_environment_and_short_ones_are_refus
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("CUTOVER_ADMIN_TOKEN: the admin token must not contain white space"), "{stderr}");
-    let e = refused(&["serve", "--token", "abcdefabcdefabcdef", "--token-file", s(&short)]);
+    let e = refused(&["serve", "--scenario", LIVE, "--token", "abcdefabcdefabcdef", "--token-file", s(&short)]);
     assert!(e.contains("cannot be used with"), "{e}");
-    let e = refused(&["serve", "--max-connections", "0"]);
+    let e = refused(&["serve", "--scenario", LIVE, "--max-connections", "0"]);
     assert!(e.contains("--max-connections: must be 1 to 65536"), "{e}");
-    let e = refused(&["serve", "--drain-s", "inf"]);
+    let e = refused(&["serve", "--scenario", LIVE, "--drain-s", "inf"]);
     assert!(e.contains("--drain-s: must be more than 0"), "{e}");
     // (Issue 28) A config token that is not a string, and a URL naming the token's
     // variable, never print the secret.
@@ -303,7 +308,7 @@ fn the_admin_token_comes_from_a_file_or_the_environment_and_short_ones_are_refus
         let config = d.join("serve.toml");
         std::fs::write(&config, text).unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(["serve", "--config", s(&config)])
+            .args(["serve", "--scenario", LIVE, "--config", s(&config)])
             // The variable a URL names, not the token: the config's token is checked only
             // when neither a flag nor the environment gives one.
             .env("CUTOVER_TEST_SECRET", "s3cr3t-value-of-the-token")
@@ -319,9 +324,9 @@ fn the_admin_token_comes_from_a_file_or_the_environment_and_short_ones_are_refus
             "a secret was printed: {stderr}"
         );
     }
-    let e = refused(&["serve", "--max-answer-bytes", "10"]);
+    let e = refused(&["serve", "--scenario", LIVE, "--max-answer-bytes", "10"]);
     assert!(e.contains("--max-answer-bytes: must be 1024"), "{e}");
-    let e = refused(&["serve", "--answer-timeout-ms", "0"]);
+    let e = refused(&["serve", "--scenario", LIVE, "--answer-timeout-ms", "0"]);
     assert!(e.contains("--answer-timeout-ms: must be 1 to 300000"), "{e}");
 }
 
@@ -379,4 +384,31 @@ fn a_migration_reads_nothing_outside_its_folder() {
     std::fs::write(&m, &toml).unwrap();
     let o = crate::support::in_root(&["registry", "verify", "eta-xgb/1", "--migration", &dir_s]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn no_command_and_no_scenario_falls_back_to_a_bundled_folder() {
+    let d = scratch("hostile", "no-default");
+    let written = d.join("x.csv");
+    let out = s(&written);
+    let commands = [
+        vec!["audit", "--requests", "10"],
+        vec!["registry", "list"],
+        vec!["dataset", "--requests", "10", "--out", &out],
+        vec!["record", "--requests", "10", "--out", &out],
+        vec!["replay", "--requests", "samples/recorded-requests.csv"],
+    ];
+    for args in commands {
+        let e = refused(&args);
+        assert!(e.contains("--migration: missing"), "{args:?}: {e}");
+    }
+    let e = refused(&["serve"]);
+    assert!(e.contains("--scenario: missing") && e.contains("--migration DIR"), "{e}");
+    assert!(!d.join("x.csv").exists(), "a refused command wrote its output");
+    // A scenario that names no folder is refused, naming the field.
+    let path = scenario_with(&d, "nameless.toml", "errors-5pct.toml", |t| {
+        t.lines().filter(|l| !l.starts_with("migration =")).collect::<Vec<_>>().join("\n")
+    });
+    let e = refused(&["run", s(&path), "--out", s(&d.join("out"))]);
+    assert!(e.contains("field `migration`: missing"), "{e}");
 }

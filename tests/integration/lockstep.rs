@@ -9,6 +9,7 @@ use cutover_sim::{run_policies, LoadedScenario, Mode};
 
 const FAULT: &str = r#"
 name = "lockstep-fault"
+migration = "domain/fraud"
 [traffic]
 rate_rps = 40
 duration_s = 1500

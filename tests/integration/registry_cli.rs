@@ -25,15 +25,17 @@ fn pinned_model() -> String {
 fn the_bundled_registry_verifies_and_records_the_migration_lineage() {
     let reg = s(&domain("registry"));
     for id in ["fraud-xgb/1", "fraud-xgb/2"] {
-        let out = cutover(&["registry", "--registry", &reg, "verify", id]);
+        let out = cutover(&["registry", "--migration", "domain/fraud", "--registry", &reg, "verify", id]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let out = cutover(&["registry", "--registry", &reg, "show", "fraud-xgb/2"]);
+    let out = cutover(&["registry", "--migration", "domain/fraud", "--registry", &reg, "show", "fraud-xgb/2"]);
     let entry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(entry["parent"], "fraud-xgb/1");
     assert_eq!(entry["stage"], "staging");
     assert_eq!(entry["feature_spec"], "../new.toml");
-    let list = String::from_utf8(cutover(&["registry", "--registry", &reg, "list"]).stdout).unwrap();
+    let list =
+        String::from_utf8(cutover(&["registry", "--migration", "domain/fraud", "--registry", &reg, "list"]).stdout)
+            .unwrap();
     assert!(list.contains("fraud-xgb/1      production") && list.contains("fraud-xgb/2      staging"), "{list}");
 }
 
@@ -41,14 +43,34 @@ fn the_bundled_registry_verifies_and_records_the_migration_lineage() {
 fn a_wrong_artifact_or_spec_is_named_with_both_hashes() {
     let reg = s(&domain("registry"));
     let other_model = domain("model_v0.ubj");
-    let out = cutover(&["registry", "--registry", &reg, "verify", "fraud-xgb/1", "--model", &s(&other_model)]);
+    let out = cutover(&[
+        "registry",
+        "--migration",
+        "domain/fraud",
+        "--registry",
+        &reg,
+        "verify",
+        "fraud-xgb/1",
+        "--model",
+        &s(&other_model),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8(out.stderr).unwrap();
     assert!(
         e.contains(&format!("fraud-xgb/1: model artifact sha256 differs: the registry pins {}", pinned_model())),
         "{e}"
     );
-    let out = cutover(&["registry", "--registry", &reg, "verify", "fraud-xgb/1", "--spec", &s(&domain("new.toml"))]);
+    let out = cutover(&[
+        "registry",
+        "--migration",
+        "domain/fraud",
+        "--registry",
+        &reg,
+        "verify",
+        "fraud-xgb/1",
+        "--spec",
+        &s(&domain("new.toml")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().contains("feature spec sha256 differs"));
 }
@@ -59,7 +81,20 @@ fn add_validates_the_model_against_its_spec_and_numbers_versions() {
     let reg = s(&dir);
     let (model, legacy) = (s(&domain("model.ubj")), s(&domain("legacy.toml")));
     let add = |model: &str, extra: &[&str]| {
-        let mut args = vec!["registry", "--registry", &reg, "add", "--name", "m", "--model", model, "--spec", &legacy];
+        let mut args = vec![
+            "registry",
+            "--migration",
+            "domain/fraud",
+            "--registry",
+            &reg,
+            "add",
+            "--name",
+            "m",
+            "--model",
+            model,
+            "--spec",
+            &legacy,
+        ];
         args.extend_from_slice(extra);
         cutover(&args)
     };
@@ -84,11 +119,11 @@ fn bad_manifests_and_ids_exit_2_with_the_place() {
     let dir = scratch("bad");
     std::fs::create_dir_all(dir.join("m")).unwrap();
     std::fs::write(dir.join("m/1.json"), "{\n  \"name\": \"m\",\n  \"version\": \"one\"\n}\n").unwrap();
-    let out = cutover(&["registry", "--registry", &s(&dir), "show", "m/1"]);
+    let out = cutover(&["registry", "--migration", "domain/fraud", "--registry", &s(&dir), "show", "m/1"]);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8(out.stderr).unwrap();
     assert!(e.contains("m/1.json:3:") && e.contains("invalid type"), "{e}");
-    let out = cutover(&["registry", "--registry", &s(&dir), "show", "m"]);
+    let out = cutover(&["registry", "--migration", "domain/fraud", "--registry", &s(&dir), "show", "m"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("`m` is not a registry id"));
 }
@@ -130,7 +165,7 @@ fn a_manifest_with_a_malformed_hash_is_refused_not_a_crash() {
     let pinned = pinned_model();
     std::fs::write(dir.join("m/1.json"), good.replace(&pinned, "abc").replace("fraud-xgb", "m")).unwrap();
     for cmd in ["list", "show"] {
-        let mut args = vec!["registry", "--registry", dir.to_str().unwrap(), cmd];
+        let mut args = vec!["registry", "--migration", "domain/fraud", "--registry", dir.to_str().unwrap(), cmd];
         if cmd == "show" {
             args.push("m/1");
         }

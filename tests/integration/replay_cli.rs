@@ -20,7 +20,7 @@ fn json(path: &Path) -> serde_json::Value {
 /// Replays `file` (with `extra` flags) into a fresh folder; the folder and the process output.
 fn replay(name: &str, file: &str, extra: &[&str]) -> (PathBuf, std::process::Output) {
     let out = scratch(name);
-    let mut args = vec!["replay", "--requests", file, "--out", out.to_str().unwrap()];
+    let mut args = vec!["replay", "--migration", "domain/fraud", "--requests", file, "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     let o = cutover(&args);
     (out, o)
@@ -30,8 +30,19 @@ fn replay(name: &str, file: &str, extra: &[&str]) -> (PathBuf, std::process::Out
 fn the_committed_sample_is_what_record_writes() {
     let dir = scratch("record");
     let file = dir.join("again.csv");
-    let o =
-        cutover(&["record", "--requests", "20000", "--rate-rps", "5", "--seed", "1", "--out", file.to_str().unwrap()]);
+    let o = cutover(&[
+        "record",
+        "--migration",
+        "domain/fraud",
+        "--requests",
+        "20000",
+        "--rate-rps",
+        "5",
+        "--seed",
+        "1",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read(&file).unwrap() == std::fs::read(root().join(SAMPLE)).unwrap(), "the sample drifted");
 }
@@ -107,12 +118,32 @@ fn a_plan_dry_run_reports_every_decision_it_would_have_taken_and_when() {
 fn the_same_requests_replay_the_same_whatever_the_format_or_the_column_names() {
     let dir = scratch("formats");
     let jsonl = dir.join("rec.jsonl");
-    let o = cutover(&["record", "--requests", "3000", "--rate-rps", "5", "--out", jsonl.to_str().unwrap()]);
+    let o = cutover(&[
+        "record",
+        "--migration",
+        "domain/fraud",
+        "--requests",
+        "3000",
+        "--rate-rps",
+        "5",
+        "--out",
+        jsonl.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let csv = dir.join("rec.csv");
-    assert!(cutover(&["record", "--requests", "3000", "--rate-rps", "5", "--out", csv.to_str().unwrap()])
-        .status
-        .success());
+    assert!(cutover(&[
+        "record",
+        "--migration",
+        "domain/fraud",
+        "--requests",
+        "3000",
+        "--rate-rps",
+        "5",
+        "--out",
+        csv.to_str().unwrap()
+    ])
+    .status
+    .success());
     // The user's own column names, times as RFC 3339, decisions as APPROVE/DECLINE.
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut own = String::from("txn,cust,ts,amt,currency,merchant_category,country,channel,device_os,account_age_days,card_present,distance_from_home_km,prob,action\n");
@@ -200,10 +231,12 @@ fn bad_rows_stop_the_replay_with_their_place_or_are_skipped_and_counted() {
     assert!(e["detail"].as_str().unwrap().contains("line 101: recorded score 0.5"), "{e}");
 
     for (args, needle) in [
-        (vec!["replay", "--requests", "/nonexistent.csv"], "/nonexistent.csv"),
-        (vec!["replay", "--requests", SAMPLE, "--format", "xml"], "--format"),
-        (vec!["replay", "--requests", "README.md"], "README.md"),
+        (vec!["replay", "--migration", "domain/fraud", "--requests", "/nonexistent.csv"], "/nonexistent.csv"),
+        (vec!["replay", "--migration", "domain/fraud", "--requests", SAMPLE, "--format", "xml"], "--format"),
+        (vec!["replay", "--migration", "domain/fraud", "--requests", "README.md"], "README.md"),
         (vec!["replay", "--requests", SAMPLE, "--plan", "/nonexistent.toml"], "/nonexistent.toml"),
+        // No folder is a silent default: the replay names what it needs.
+        (vec!["replay", "--requests", SAMPLE], "--migration: missing"),
     ] {
         let o = cutover(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -77,6 +77,7 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
 const SHORT: &str = r#"
 name = "short"
 seed = 5
+migration = "domain/fraud"
 [traffic]
 rate_rps = 50
 duration_s = 900
@@ -98,7 +99,8 @@ outcome = "rolled_back"
 
 fn short_scenario(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("short.toml");
-    std::fs::write(&p, text).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(&p, text.replace("\"domain/fraud\"", &format!("{:?}", root.join("domain/fraud")))).unwrap();
     p
 }
 
@@ -193,7 +195,8 @@ fn sharded_sweeps_merge_into_exactly_the_whole_sweep() {
         SHORT
             .replace("[[faults]]\nkind = \"errors\"\nstart_s = \"400..500\"\nrate = 0.1\n", "")
             .replace("outcome = \"rolled_back\"", "outcome = \"promoted\"")
-            .replace("name = \"short\"", "name = \"short-clean\""),
+            .replace("name = \"short\"", "name = \"short-clean\"")
+            .replace("\"domain/fraud\"", &format!("{:?}", root().join("domain/fraud"))),
     )
     .unwrap();
     let (a, clean) = (a.to_str().unwrap().to_string(), clean.to_str().unwrap().to_string());

@@ -54,9 +54,16 @@ max_p99_latency_ratio = 5.0
 outcome = "promoted"
 "#;
 
+/// A plan parsed as if written at the repository's root; one that names no migration folder
+/// runs the bundled fraud one.
 fn scenario(text: &str) -> LoadedScenario {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    LoadedScenario::parse(text, "live-test.toml", "live-test.toml".into(), root.to_path_buf()).unwrap()
+    let text = if text.starts_with("migration = ") || text.contains("\nmigration = ") {
+        text.to_string()
+    } else {
+        format!("migration = \"domain/fraud\"\n{text}")
+    };
+    LoadedScenario::parse(&text, "live-test.toml", "live-test.toml".into(), root.to_path_buf()).unwrap()
 }
 
 async fn start(text: &str, hold: bool) -> Running {
@@ -339,9 +346,12 @@ fn bad_live_input_exits_2_naming_the_place() {
     let config = config.to_str().unwrap().to_string();
     let cases: Vec<(Vec<&str>, String)> = vec![
         (vec!["loadtest", "scenarios/clean-baseline.toml"], "field `live`".into()),
-        (vec!["serve", "--time-scale", "0"], "--time-scale".into()),
-        (vec!["serve", "--legacy-url", "ftp://x"], "--legacy-url".into()),
-        (vec!["serve", "--token", "short"], "--token".into()),
+        (vec!["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--time-scale", "0"], "--time-scale".into()),
+        (
+            vec!["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--legacy-url", "ftp://x"],
+            "--legacy-url".into(),
+        ),
+        (vec!["serve", "--scenario", "scenarios/live/clean-promotes.toml", "--token", "short"], "--token".into()),
         (vec!["serve", "--config", &config], format!("{config}:2:1")),
     ];
     for (args, want) in cases {
@@ -361,7 +371,9 @@ fn a_goose_load_test_writes_run_s_summary_and_goose_s_reports() {
     let dir = std::env::temp_dir().join(format!("cutover-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("short-live.toml");
-    let text = PLAN.replace("name = \"live-test\"", "name = \"short-live\"")
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = format!("migration = {:?}\n", root.join("domain/fraud").display().to_string())
+        + &PLAN.replace("name = \"live-test\"", "name = \"short-live\"")
         + "[[faults]]\nkind = \"feature_skew\"\nstart_s = 400\nfeature = \"amount_eur\"\nscale = 100.0\n"
         + "[live]\nusers = 3\nrun_time_s = 4\ntime_scale = 600\nbaseline_s = 1\nthrottle_rps = 300\n";
     let text = text.replace("outcome = \"promoted\"", "outcome = \"rolled_back\"\nrollback_within_s = 600");

@@ -20,7 +20,17 @@ pub(crate) fn sample(rows: usize) -> PathBuf {
 
 fn replay(file: &Path, legacy: &str, new: &str, out: &Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["replay", "--requests", file.to_str().unwrap(), "--legacy-url", legacy, "--new-url", new])
+        .args([
+            "replay",
+            "--migration",
+            "domain/fraud",
+            "--requests",
+            file.to_str().unwrap(),
+            "--legacy-url",
+            legacy,
+            "--new-url",
+            new,
+        ])
         .args(["--ask-features", "--rate-rps", "2000", "--out", out.to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -84,7 +94,7 @@ async fn a_replay_against_services_pairs_their_answers_and_catches_a_skew() {
 fn services_beyond_this_machine_are_refused_unless_allowed() {
     let file = sample(10);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["replay", "--requests", file.to_str().unwrap()])
+        .args(["replay", "--migration", "domain/fraud", "--requests", file.to_str().unwrap()])
         .args(["--legacy-url", "http://192.0.2.1:8080", "--new-url", "http://127.0.0.1:1"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -92,7 +102,15 @@ fn services_beyond_this_machine_are_refused_unless_allowed() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--legacy-url"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["replay", "--requests", file.to_str().unwrap(), "--legacy-url", "http://127.0.0.1:1"])
+        .args([
+            "replay",
+            "--migration",
+            "domain/fraud",
+            "--requests",
+            file.to_str().unwrap(),
+            "--legacy-url",
+            "http://127.0.0.1:1",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();

@@ -470,9 +470,16 @@ fn services_beyond_this_machine_are_refused_by_every_face_unless_allowed() {
         (vec!["serve", "--migration", d, "--hold"], "`stacks.new.url`"),
         (vec!["serve", "--migration", s, "--hold"], "`stacks.new.url`"),
         (vec!["serve", "--migration", p, "--hold"], "`stacks.new.model_server.url`"),
-        (vec!["serve", "--hold", "--new-url", remote], "--new-url"),
+        (vec!["serve", "--scenario", LIVE, "--hold", "--new-url", remote], "--new-url"),
         (
-            vec!["serve", "--hold", "--legacy-url", "http://${CUTOVER_TEST_NEW_URL_HOST:-db.internal}:80"],
+            vec![
+                "serve",
+                "--scenario",
+                LIVE,
+                "--hold",
+                "--legacy-url",
+                "http://${CUTOVER_TEST_NEW_URL_HOST:-db.internal}:80",
+            ],
             "--legacy-url",
         ),
         (vec!["loadtest", scenario.to_str().unwrap()], "`stacks.new.url`"),
@@ -530,3 +537,6 @@ async fn after_a_rollback_the_new_stack_gets_neither_users_nor_shadow_calls() {
     assert!(r.state.view().requests_total >= i + 300, "users were not counted");
     r.shutdown().await;
 }
+
+/// The bundled live plan, for `serve`'s flag checks.
+const LIVE: &str = "scenarios/live/clean-promotes.toml";

@@ -170,9 +170,15 @@ pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), Re
     let mut loaded = match &cfg.plan {
         Some(p) => LoadedScenario::read(p)?,
         None => {
-            let dir = match &cfg.migration {
-                Some(m) => m.clone(),
-                None => crate::scenario::bundled_migration_dir(),
+            let Some(dir) = cfg.migration.clone() else {
+                return Err(ReplayError::Scenario(ScenarioError {
+                    file: "replay".into(),
+                    line: 0,
+                    column: 0,
+                    field: "--migration".into(),
+                    message: "missing: a replay needs the migration folder (--migration DIR) or a plan naming it (--plan FILE)"
+                        .into(),
+                }));
             };
             let dir = std::path::absolute(&dir).unwrap_or(dir);
             let m = crate::scenario::load_migration(&dir)?;

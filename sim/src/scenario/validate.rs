@@ -1,0 +1,243 @@
+//! Validation: everything a scenario asks, checked before any run, alone and against its
+//! migration; every refusal names the file, the line and column, and the field.
+
+use cutover_models::answer::AnswerKind;
+use cutover_models::Migration;
+use toml::Spanned;
+
+use super::format::*;
+use super::ScenarioError;
+use crate::faults::FaultSpec;
+
+pub(super) fn err(file: &str, line: usize, column: usize, field: &str, message: String) -> ScenarioError {
+    ScenarioError { file: file.into(), line, column, field: field.into(), message }
+}
+
+use cutover_models::line_column;
+
+/// Finds `key =` in a section of the text, for the position of a semantic error.
+pub(super) fn key_position(text: &str, section: &str, key: &str) -> (usize, usize) {
+    let start = text.find(&format!("[{section}]")).unwrap_or(0);
+    let rest = &text[start..];
+    let at = rest.find(&format!("\n{key}")).map(|i| start + i + 1).or_else(|| text.find(key)).unwrap_or(0);
+    line_column(text, at)
+}
+
+pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
+    let at = |section: &str, key: &str, message: String| {
+        let (line, column) = key_position(text, section, key);
+        err(file, line, column, &format!("{section}.{key}"), message)
+    };
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if let Some(live) = &s.live {
+        if live.users == 0 || live.users > 1000 {
+            return Err(at("live", "users", format!("must be 1 to 1000, got {}", live.users)));
+        }
+        if !positive(live.run_time_s) || live.run_time_s > 3600.0 {
+            return Err(at("live", "run_time_s", "must be a positive number of seconds, at most 3600".into()));
+        }
+        if !positive(live.time_scale) {
+            return Err(at("live", "time_scale", "must be a positive number".into()));
+        }
+        if live.throttle_rps.is_some_and(|r| r == 0 || r > 1_000_000) {
+            return Err(at("live", "throttle_rps", "must be 1 to 1000000".into()));
+        }
+        if !(live.baseline_s.is_finite() && (0.0..=600.0).contains(&live.baseline_s)) {
+            return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
+        }
+        if !(live.max_shadow_cost_ms.is_finite() && (0.0..=10_000.0).contains(&live.max_shadow_cost_ms)) {
+            return Err(at("live", "max_shadow_cost_ms", "must be 0 to 10000 ms".into()));
+        }
+        if live.max_shadow_machine_cost_pct.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+            return Err(at("live", "max_shadow_machine_cost_pct", "must be a non-negative percentage".into()));
+        }
+    }
+    if !positive(s.traffic.rate_rps) || s.traffic.rate_rps > MAX_RATE_RPS {
+        return Err(at(
+            "traffic",
+            "rate_rps",
+            format!("must be a positive number, at most {MAX_RATE_RPS}, got {}", s.traffic.rate_rps),
+        ));
+    }
+    if !positive(s.traffic.duration_s) || s.traffic.duration_s > 30.0 * 86400.0 {
+        return Err(at(
+            "traffic",
+            "duration_s",
+            format!("must be positive and at most 30 days, got {}", s.traffic.duration_s),
+        ));
+    }
+    if s.traffic.start_hour_utc.is_some_and(|h| h > 23) {
+        return Err(at("traffic", "start_hour_utc", "must be an hour, 0 to 23".into()));
+    }
+    if let Some(curve) = &s.traffic.daily_curve {
+        if curve.len() != 24 || curve.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || curve.iter().all(|v| *v == 0.0) {
+            return Err(at("traffic", "daily_curve", "needs 24 non-negative multipliers, not all zero".into()));
+        }
+    }
+    let r = &s.rollout;
+    for (key, v) in [("shadow_s", r.shadow_s), ("bake_s", r.bake_s), ("keep_legacy_warm_s", r.keep_legacy_warm_s)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(at("rollout", key, format!("must be a non-negative number, got {v}")));
+        }
+    }
+    let stages = &r.stages_pct;
+    if stages.is_empty()
+        || stages.iter().any(|p| !(p.is_finite() && *p > 0.0 && *p <= 100.0))
+        || stages.windows(2).any(|w| w[0] >= w[1])
+        || stages.last() != Some(&100.0)
+    {
+        return Err(at(
+            "rollout",
+            "stages_pct",
+            format!("must increase within (0, 100] and end at 100, got {stages:?}"),
+        ));
+    }
+    let c = &s.controller;
+    if !(c.false_rollback_budget > 0.0 && c.false_rollback_budget < 1.0) {
+        return Err(at(
+            "controller",
+            "false_rollback_budget",
+            format!("must be in (0, 1), got {}", c.false_rollback_budget),
+        ));
+    }
+    for (key, v) in [("interval_s", c.interval_s), ("check_interval_s", c.check_interval_s)] {
+        if !positive(v) {
+            return Err(at("controller", key, format!("must be positive, got {v}")));
+        }
+    }
+    if c.threshold == 0 {
+        return Err(at("controller", "threshold", "must be at least 1".into()));
+    }
+    let set = s.guardrails.set();
+    if set.is_empty() {
+        let (line, column) = text.find("[guardrails]").map_or((0, 0), |i| line_column(text, i));
+        return Err(err(
+            file,
+            line,
+            column,
+            "guardrails",
+            "no rollback trigger: a plan must declare at least one guardrail before any traffic moves".into(),
+        ));
+    }
+    for (guardrail, limit) in set {
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(at(
+                "guardrails",
+                &format!("max_{guardrail}"),
+                format!("must be a non-negative number, got {limit}"),
+            ));
+        }
+    }
+    for (name, m) in [("legacy", &s.stacks.legacy), ("new", &s.stacks.new)] {
+        if !(positive(m.latency_ms_p50) && m.latency_ms_p99 >= m.latency_ms_p50 && positive(m.timeout_ms)) {
+            return Err(at(
+                &format!("stacks.{name}"),
+                "latency_ms_p50",
+                "needs 0 < latency_ms_p50 <= latency_ms_p99 and a positive timeout_ms".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&m.error_rate) {
+            return Err(at(
+                &format!("stacks.{name}"),
+                "error_rate",
+                format!("must be in [0, 1], got {}", m.error_rate),
+            ));
+        }
+    }
+    let expected = s.traffic.rate_rps * s.traffic.duration_s;
+    if expected > MAX_REQUESTS {
+        return Err(at(
+            "traffic",
+            "rate_rps",
+            format!(
+                "{} requests per second for {} s is {expected:.3e} requests; a run simulates at most {MAX_REQUESTS:.0e} \
+                 (about four minutes and 300 MB on one core): shorten duration_s or lower the rate",
+                s.traffic.rate_rps, s.traffic.duration_s
+            ),
+        ));
+    }
+    for (k, f) in s.faults.iter().enumerate() {
+        validate_fault(k, f, text, file)?;
+        let start = f.get_ref().start_s.max();
+        if start >= s.traffic.duration_s {
+            let (line, column) = line_column(text, f.span().start);
+            return Err(err(
+                file,
+                line,
+                column,
+                &format!("faults[{k}].start_s"),
+                format!("starts at {start} s, when the run has ended (duration_s = {})", s.traffic.duration_s),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The highest arrival rate a scenario may ask for: beyond what one router serves.
+pub const MAX_RATE_RPS: f64 = 100_000.0;
+/// The most requests one run may simulate (rate x duration).
+pub const MAX_REQUESTS: f64 = 5e7;
+
+/// What a scenario asks of its migration: guardrails its answer has, segments it declares.
+pub(super) fn validate_against(s: &Scenario, m: &Migration, text: &str, file: &str) -> Result<(), ScenarioError> {
+    let at = |section: &str, key: &str, message: String| {
+        let (line, column) = key_position(text, section, key);
+        err(file, line, column, &format!("{section}.{key}"), message)
+    };
+    let kind = m.answer().kind;
+    let g = &s.guardrails;
+    for (guardrail, _) in g.set() {
+        if let Err((only, instead)) = guardrail.applies_to(kind) {
+            let answers = match kind {
+                AnswerKind::Regression => "with a number (regression)",
+                AnswerKind::Binary | AnswerKind::Multiclass => "with a decision",
+            };
+            let key = format!("max_{guardrail}");
+            let message =
+                format!("the migration `{}` answers {answers}: {key} applies to {only} only; {instead}", m.name);
+            return Err(at("guardrails", &key, message));
+        }
+    }
+    if kind != AnswerKind::Regression && g.max_mean_abs_score_diff.is_some_and(|v| v > 1.0) {
+        return Err(at("guardrails", "max_mean_abs_score_diff", "a probability difference is at most 1".into()));
+    }
+    if g.max_shadow_context_mismatch_rate.is_some() && m.shadow_context().is_empty() {
+        return Err(at(
+            "guardrails",
+            "max_shadow_context_mismatch_rate",
+            format!("the migration `{}` declares no shadow context ([shadow] context)", m.name),
+        ));
+    }
+    let segments = m.segments()?;
+    for (name, stack) in [("legacy", &s.stacks.legacy), ("new", &s.stacks.new)] {
+        for seg in &stack.slow_segments {
+            segments.resolve(&seg.segment).map_err(|e| at(&format!("stacks.{name}"), "slow_segments", e))?;
+        }
+    }
+    for (k, f) in s.faults.iter().enumerate() {
+        let (line, column) = line_column(text, f.span().start);
+        let fail = |field: &str, message: String| err(file, line, column, &format!("faults[{k}].{field}"), message);
+        if let Some(seg) = &f.get_ref().segment {
+            segments.resolve(seg).map_err(|e| fail("segment", e))?;
+        }
+        if f.get_ref().kind == "shadow_context" && m.shadow_context().is_empty() {
+            return Err(fail(
+                "kind",
+                format!("the migration `{}` declares no shadow context ([shadow] context)", m.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_fault(k: usize, f: &Spanned<FaultSpec>, text: &str, file: &str) -> Result<(), ScenarioError> {
+    let (line, column) = line_column(text, f.span().start);
+    check_fault(f.get_ref())
+        .map_err(|(field, message)| err(file, line, column, &format!("faults[{k}].{field}"), message))
+}
+
+/// Checks one fault table (a scenario's, or one injected live) against its kind's
+/// definition: `Err((field, message))`.
+pub fn check_fault(spec: &FaultSpec) -> Result<(), (String, String)> {
+    spec.check().map(|_| ())
+}
