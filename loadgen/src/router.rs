@@ -23,6 +23,7 @@ use cutover_sim::core::history::{Event, History};
 use cutover_sim::core::pairing::{self, route, AnswerFields, Call, Called, Pairing};
 use cutover_sim::core::rollout::{Counts, Evaluated, Rollout};
 use cutover_sim::core::trace::{Lineage, StageStats, Trace};
+use cutover_sim::core::user_path::{violations, Routed};
 use cutover_sim::core::verdict::Summary;
 use cutover_sim::core::Guardrail;
 use cutover_sim::faults::Kind;
@@ -885,7 +886,7 @@ impl RouterState {
         &self,
         request: &Record,
         routed_new: bool,
-        routed_at: Option<u64>,
+        routed_at: Routing,
         legacy: &CallResult,
         new: &CallResult,
         context_lost: bool,
@@ -927,18 +928,41 @@ impl RouterState {
             }
             // The judge's alarm: roll back now, not at the next tick.
             let decided = if live.rollout.observe(t, &p.observation) { self.evaluate_locked(live, t) } else { None };
-            // Judged at the moment of routing: a canary request in flight when the rollback
-            // takes effect is not a violation, one routed after it is.
+            // The user path's invariants, as the simulator checks them. Judged at the moment
+            // of routing: a canary request in flight when the rollback takes effect is not a
+            // violation, one routed after it is.
             let effective = self.rollback_effective_us.load(Ordering::Acquire);
-            if routed_new && routed_at.is_some_and(|at| at > effective) {
-                let detail = format!("request {} went to the new stack after the rollback", request.id);
-                live.rollout.violation(t, "nothing routed to new after a rollback", detail);
+            let routed = Routed {
+                index: request.id,
+                routed_new,
+                bucket: routed_at.bucket,
+                weight: routed_at.weight,
+                after_rollback: routed_at.at.is_some_and(|at| at > effective),
+                user_failed,
+                legacy_ok: legacy.answer.is_ok(),
+                new_erred: matches!(new.answer, Err(CallFailure::Error)),
+            };
+            let mut broke = false;
+            for (invariant, detail) in violations(&routed) {
+                live.rollout.violation(t, invariant.name(), detail);
+                broke = true;
+            }
+            if broke {
                 self.persist(live, t);
             }
             decided
         })();
         self.settle(decided);
     }
+}
+
+/// Where and when a request was routed: the moment (µs of the rollout, once started), its
+/// entity's bucket and the weight it met.
+#[derive(Debug, Clone, Copy)]
+struct Routing {
+    at: Option<u64>,
+    bucket: f64,
+    weight: f64,
 }
 
 /// The router's routes: scoring, health, metrics and the admin API.
@@ -1035,8 +1059,9 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     };
     let started = state.started.lock().unwrap_or_else(|e| e.into_inner()).is_some();
     let weight = f64::from_bits(state.weight_bits.load(Ordering::Acquire));
-    let routed_new = started && route(request.entity, weight).1 && !state.rolled_back.load(Ordering::Acquire);
-    let routed_at = state.now_us();
+    let (bucket, below_weight) = route(request.entity, weight);
+    let routed_new = started && below_weight && !state.rolled_back.load(Ordering::Acquire);
+    let routed_at = Routing { at: state.now_us(), bucket, weight };
     // Shadow calls may lose the production context (a fault at the router).
     let mut new_body = bytes.clone();
     let mut context_lost = false;

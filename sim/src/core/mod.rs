@@ -14,6 +14,7 @@ pub mod pairing;
 pub mod rollout;
 pub mod sequential;
 pub mod trace;
+pub mod user_path;
 pub mod verdict;
 
 pub use controller::{Controller, Decision, Phase, Plan};

@@ -29,6 +29,7 @@ use crate::core::monitor::Window;
 use crate::core::pairing::{route, strip_context, Call, Called, Pairing, UserAnswer};
 use crate::core::rollout::{Counts, Rollout};
 use crate::core::trace::{parity_stats, Lineage, StageStats, Trace};
+use crate::core::user_path::{user_ms, violations, Routed};
 use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
 use crate::faults::{self, Fault, Kind, ModelTouch, Touch, SECOND};
@@ -564,7 +565,19 @@ impl<'a> World<'a> {
         let same_input = self.answers(&touch);
         let (legacy_call, new_call, user_ms) = self.calls(routed_new, &touch);
         let user = UserAnswer::of(routed_new, new_call.ok(), legacy_call.ok(), user_ms, self.user_budget_ms);
-        self.check_invariants(t, index, bucket, weight, routed_new, &user, &new_call, legacy_call.ok());
+        let routed = Routed {
+            index,
+            routed_new,
+            bucket,
+            weight,
+            after_rollback: self.phase() == Phase::RolledBack,
+            user_failed: user.failed,
+            legacy_ok: legacy_call.ok(),
+            new_erred: new_call.outcome == Called::Error,
+        };
+        for (invariant, detail) in violations(&routed) {
+            self.violation(t, invariant.name(), detail);
+        }
         self.pair(t, index, routed_new, &touch, legacy_call, new_call, &user, same_input);
         self.paths.served(&self.record);
     }
@@ -692,56 +705,12 @@ impl<'a> World<'a> {
             (_, true) => Called::Timeout,
             _ => Called::Answered(&[]),
         };
-        let user_ms = match (routed_new, new_failed) {
-            (true, false) => new_ms,
-            // The fallback to legacy: its call was in flight beside the new one.
-            (true, true) => new_ms + legacy_ms,
-            (false, _) => legacy_ms,
-        };
+        let user_ms = user_ms(routed_new, new_failed, legacy_ms, new_ms);
         (
             Call { ms: legacy_ms, outcome: outcome(legacy_error, false) },
             Call { ms: new_ms, outcome: outcome(new_error, new_timeout) },
             user_ms,
         )
-    }
-
-    /// The invariants, on every request.
-    #[allow(clippy::too_many_arguments)]
-    fn check_invariants(
-        &mut self,
-        t: u64,
-        index: u64,
-        bucket: f64,
-        weight: f64,
-        routed_new: bool,
-        user: &UserAnswer,
-        new: &Call<'_>,
-        legacy_ok: bool,
-    ) {
-        if routed_new && bucket >= weight {
-            self.violation(
-                t,
-                "new-stack share never above the stage weight",
-                format!("entity bucket {bucket:.2} % routed to new at weight {weight} %"),
-            );
-        }
-        if routed_new && self.phase() == Phase::RolledBack {
-            self.violation(
-                t,
-                "nothing routed to new after a rollback",
-                format!("request {index} went to the new stack after the rollback"),
-            );
-        }
-        if user.failed && legacy_ok && routed_new {
-            self.violation(
-                t,
-                "no user-visible failure while legacy is healthy",
-                format!(
-                    "request {index} failed for the user after the new stack's {}",
-                    if new.outcome == Called::Error { "error" } else { "timeout" }
-                ),
-            );
-        }
     }
 
     /// The pairing step (shared with the live router), then every lane's evidence, the
