@@ -188,7 +188,7 @@ impl FaultBoard {
         let serde_json::Value::Object(mut table) = spec.clone() else {
             return Err(bad("body", "a fault is a JSON object".into()));
         };
-        for timing in ["start_s", "end_s"] {
+        for timing in ["start_s", "end_s", "start_at", "end_at"] {
             if table.contains_key(timing) {
                 return Err(bad(timing, "does not apply to a live fault (it acts from now until cleared)".into()));
             }

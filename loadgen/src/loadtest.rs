@@ -230,6 +230,14 @@ pub async fn loadtest(
     cfg.time_scale = live.time_scale;
     cfg.hold = true;
     cfg.allow_remote = allow_remote;
+    if let Some(k) = loaded.scenario.faults.iter().position(|f| f.get_ref().start_at.is_some()) {
+        // Not acted out on the wall clock yet: refused before anything starts, rather than
+        // injected at the wrong time.
+        anyhow::bail!(
+            "{}: field `faults[{k}].start_at`: a fault timed by a moment of the rollout runs in the simulator (`run`, `suite`); a load test times its faults with `start_s`",
+            loaded.path.display()
+        );
+    }
     let running = serve::start(cfg).await?;
     let url = running.url();
     eprintln!("cutover: live dashboard at {url}/dashboard");
@@ -264,6 +272,7 @@ pub async fn loadtest(
     post("/admin/start").send().await?.error_for_status()?;
     let mut params = cutover_sim::streams::stream(s.seed, cutover_sim::streams::Stream::Params);
     let faults = resolve(&loaded, running.state.features(), &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
+
     let injection_errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let schedule = {
         let errors = injection_errors.clone();

@@ -344,3 +344,77 @@ fn the_docs_fault_table_and_kind_list_are_the_definition() {
         "docs/contracts.md's list of fault kinds is not the definition's: {listed}"
     );
 }
+
+#[test]
+fn a_fault_timed_by_a_stage_starts_with_that_stage_or_is_reported_as_not_started() {
+    // Entering the 5 % stage: the skew starts with the stage's first request, and the SLO
+    // checks count from there.
+    let s = summary_of(&["run", "scenarios/skew-cents-entering-canary-5.toml"]);
+    let entered =
+        s["stages"].as_array().unwrap().iter().find(|x| x["weight_pct"] == 5.0).unwrap()["entered_s"].as_f64().unwrap();
+    let start = s["fault_start_s"].as_f64().unwrap();
+    assert!(start >= entered && start < entered + 1.0, "stage entered at {entered} s, fault at {start} s");
+    assert!(s["detected_at_s"].as_f64().unwrap() >= start);
+    // One minute after the promotion, whenever that came: refused, legacy stays warm.
+    let dir = scratch("moments");
+    run_in_root(&["run", "scenarios/clean-decommission-after-promotion.toml", "--out", dir.to_str().unwrap()]);
+    let h = history(&dir, "");
+    let promoted =
+        h.iter().find(|e| e["event"] == "stage" && e["phase"] == "promoted").unwrap()["t_s"].as_f64().unwrap();
+    let attempt = h.iter().find(|e| e["event"] == "decommission").unwrap();
+    assert_eq!(attempt["allowed"], false);
+    assert!(
+        (attempt["t_s"].as_f64().unwrap() - promoted - 60.0).abs() < 1.0,
+        "{attempt} after promotion at {promoted}"
+    );
+
+    // A stage that never comes: errors roll the rollout back at 1 %, so the skew timed by
+    // the 25 % stage never starts, and that is a failed check of its own.
+    let text = std::fs::read_to_string(root().join("scenarios/skew-cents-entering-canary-5.toml"))
+        .unwrap()
+        .replace("\"../domain/fraud\"", &format!("{:?}", root().join("domain/fraud")))
+        .replace("start_at = \"canary:5\"", "start_at = \"canary:25\"")
+        .replace("[expect]", "[[faults]]\nkind = \"errors\"\nstart_s = 700\nrate = 0.5\n\n[expect]");
+    let path = dir.join("never.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = run_in_root(&["run", path.to_str().unwrap(), "--out", dir.join("never").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("never/summary.json")).unwrap()).unwrap();
+    let started = s["expectations"].as_array().unwrap().iter().find(|e| e["name"] == "faults_started").unwrap();
+    assert_eq!(started["passed"], false);
+    assert_eq!(started["detail"], "faults[0] (feature_skew) did not start: its moment, canary:25, never came");
+    // The errors' start is the fault start the SLOs read, not the skew's.
+    assert!((s["fault_start_s"].as_f64().unwrap() - 700.0).abs() < 1e-9, "{}", s["fault_start_s"]);
+
+    // Moments are checked before any run, one line each.
+    for (from, to, want) in [
+        (
+            "start_at = \"canary:5\"",
+            "start_at = \"canary:7\"",
+            "field `faults[0].start_at`: canary:7: the plan has no 7 % stage",
+        ),
+        (
+            "start_at = \"canary:5\"",
+            "start_at = \"midnight\"",
+            "field `faults[0].start_at`: `midnight` is not a moment",
+        ),
+        ("start_at = \"canary:5\"", "end_s = 60", "field `faults[0].start_s`: a fault needs a start"),
+        (
+            "start_at = \"canary:5\"",
+            "start_s = 100\nend_at = \"promoted\"\nend_s = 0",
+            "field `faults[0].end_at`: a fault that starts at a time",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root().join("scenarios/skew-cents-entering-canary-5.toml"))
+            .unwrap()
+            .replace("\"../domain/fraud\"", &format!("{:?}", root().join("domain/fraud")))
+            .replace(from, to);
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = run_in_root(&["run", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(want) && err.contains("bad.toml:"), "{to}: {err}");
+    }
+}

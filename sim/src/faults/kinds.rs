@@ -586,6 +586,48 @@ impl Touch {
     }
 }
 
+/// A moment of the rollout a fault can start or end at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Moment {
+    /// The shadow period's start.
+    Shadow,
+    /// Entering the canary stage of this weight, percent.
+    Stage(f64),
+    /// The promotion (after the last stage's bake).
+    Promoted,
+}
+
+impl Moment {
+    /// Reads `shadow`, `canary:P` (P a stage weight in percent, `%` allowed) or `promoted`.
+    pub fn parse(text: &str) -> Result<Moment, String> {
+        let t = text.trim();
+        match t {
+            "shadow" => return Ok(Moment::Shadow),
+            "promoted" => return Ok(Moment::Promoted),
+            _ => {}
+        }
+        let bad =
+            || format!("`{text}` is not a moment of the rollout (shadow, canary:P with P a stage's weight, promoted)");
+        let p = t.strip_prefix("canary:").ok_or_else(bad)?.trim().trim_end_matches('%').trim();
+        let p: f64 = p.parse().map_err(|_| bad())?;
+        if p.is_finite() && p > 0.0 && p <= 100.0 {
+            Ok(Moment::Stage(p))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl std::fmt::Display for Moment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Moment::Shadow => f.write_str("shadow"),
+            Moment::Stage(p) => write!(f, "canary:{p}"),
+            Moment::Promoted => f.write_str("promoted"),
+        }
+    }
+}
+
 /// A parameter's value as written.
 #[derive(Debug, Clone, Copy)]
 pub enum Given<'a> {
@@ -601,11 +643,20 @@ pub enum Given<'a> {
 pub struct FaultSpec {
     /// The fault kind.
     pub kind: String,
-    /// When it starts.
-    pub start_s: Param,
-    /// When it ends (never, if absent).
+    /// When it starts: seconds into the run, or after `start_at` when that is given.
+    #[serde(default)]
+    pub start_s: Option<Param>,
+    /// A moment of the rollout it starts at (`shadow`, `canary:P`, `promoted`), `start_s`
+    /// after it.
+    #[serde(default)]
+    pub start_at: Option<String>,
+    /// When it ends (never, if absent): seconds into the run; after `end_at` when that is
+    /// given, else after `start_at` when that is.
     #[serde(default)]
     pub end_s: Option<Param>,
+    /// A moment of the rollout it ends at, `end_s` after it.
+    #[serde(default)]
+    pub end_at: Option<String>,
     /// `dimension=value`; all traffic if absent.
     #[serde(default)]
     pub segment: Option<String>,
@@ -694,13 +745,38 @@ impl FaultSpec {
                 return Err(e(p.name, format!("kind \"{}\" needs `{}`", self.kind, p.name)));
             }
         }
-        if self.start_s.min() < 0.0 {
+        let start_at = match &self.start_at {
+            Some(m) => Some(Moment::parse(m).map_err(|m| e("start_at", m))?),
+            None => None,
+        };
+        let end_at = match &self.end_at {
+            Some(m) => Some(Moment::parse(m).map_err(|m| e("end_at", m))?),
+            None => None,
+        };
+        let Some(start_s) = self.start_s.or(start_at.map(|_| Param::Fixed(0.0))) else {
+            return Err(e(
+                "start_s",
+                "a fault needs a start: `start_s` (seconds into the run) or `start_at` (shadow, canary:P or promoted)"
+                    .into(),
+            ));
+        };
+        if start_s.min() < 0.0 {
             return Err(e("start_s", "must not be negative".into()));
         }
         if let Some(end) = self.end_s {
-            if end.min() < self.start_s.max() {
+            if end.min() < 0.0 {
+                return Err(e("end_s", "must not be negative".into()));
+            }
+            // Both counted from the same origin: the run's start, or the start moment.
+            if end_at.is_none() && end.min() < start_s.max() {
                 return Err(e("end_s", "must not come before start_s".into()));
             }
+        }
+        if end_at.is_some() && self.end_s.is_none() {
+            return Err(e("end_s", "`end_at` needs `end_s`, the seconds after that moment (0 for at once)".into()));
+        }
+        if end_at.is_some() && start_at.is_none() {
+            return Err(e("end_at", "a fault that starts at a time ends at a time: use `end_s`".into()));
         }
         if let Some(ramp) = self.ramp_s {
             if !(ramp.min() >= 0.0 && ramp.max().is_finite()) {

@@ -11,7 +11,7 @@ use crate::streams::unit;
 
 pub mod kinds;
 pub use kinds::{
-    docs_table, Accepts, Definition, FaultSpec, Given, Kind, Layer, ModelTouch, Parameter, Support, Tag, Touch,
+    docs_table, Accepts, Definition, FaultSpec, Given, Kind, Layer, ModelTouch, Moment, Parameter, Support, Tag, Touch,
     MAX_ADDED_MS,
 };
 
@@ -22,10 +22,15 @@ pub struct Fault {
     pub index: usize,
     /// What it does.
     pub kind: Kind,
-    /// Start, virtual microseconds.
+    /// Start, virtual microseconds; `u64::MAX` while it waits for its moment.
     pub start_us: u64,
-    /// End (exclusive), `u64::MAX` if never.
+    /// End (exclusive), `u64::MAX` if never (or while it waits for its moment).
     pub end_us: u64,
+    /// The moment it starts at and the offset after it, µs (`start_us` is set when it comes).
+    pub start_at: Option<(Moment, u64)>,
+    /// The moment it ends at and the offset after it, µs: its own `end_at`, or the start
+    /// moment when only that is given and `end_s` counts from it.
+    pub end_at: Option<(Moment, u64)>,
     /// Segment it is limited to, as `dimension=value`.
     pub segment: Option<String>,
     /// That segment as (dimension, segment index).
@@ -89,13 +94,25 @@ pub fn resolve_one(
     path: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Fault, (String, String)> {
     let bad = |field: &str, message: String| (field.to_string(), message);
-    let start_s = f.start_s.resolve(params);
+    let start_s = f.start_s.map_or(0.0, |p| p.resolve(params));
     let end_s = f.end_s.map(|e| e.resolve(params));
+    let moment = |m: &Option<String>, field: &str| match m {
+        Some(m) => Moment::parse(m).map(Some).map_err(|e| bad(field, e)),
+        None => Ok(None),
+    };
+    let (start_moment, end_moment) = (moment(&f.start_at, "start_at")?, moment(&f.end_at, "end_at")?);
+    let us = |s: f64| (s * SECOND as f64) as u64;
+    let start_at = start_moment.map(|m| (m, us(start_s)));
+    let end_at = match (end_moment, start_moment, end_s) {
+        (Some(m), _, Some(e)) => Some((m, us(e))),
+        (None, Some(m), Some(e)) => Some((m, us(e))),
+        _ => None,
+    };
     let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
     let fraction = p(f.fraction, 1.0);
     let ramp_us = (p(f.ramp_s, 0.0) * SECOND as f64) as u64;
     let kind = f.build(features, params, path)?;
-    let end_us = end_s.map_or(u64::MAX, |e| (e * SECOND as f64) as u64);
+    let end_us = if end_at.is_some() { u64::MAX } else { end_s.map_or(u64::MAX, us) };
     let segment_at = match &f.segment {
         Some(s) => Some(segments.resolve(s).map_err(|m| bad("segment", m))?),
         None => None,
@@ -103,8 +120,10 @@ pub fn resolve_one(
     Ok(Fault {
         index,
         kind,
-        start_us: (start_s * SECOND as f64) as u64,
+        start_us: if start_at.is_some() { u64::MAX } else { us(start_s) },
         end_us,
+        start_at,
+        end_at,
         segment: f.segment.clone(),
         segment_at,
         fraction,
@@ -122,6 +141,8 @@ mod tests {
             kind: Kind::Errors { rate: 1.0 },
             start_us: 0,
             end_us: u64::MAX,
+            start_at: None,
+            end_at: None,
             segment: None,
             segment_at: None,
             fraction,

@@ -158,7 +158,25 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
     }
     for (k, f) in s.faults.iter().enumerate() {
         validate_fault(k, f, text, file)?;
-        let start = f.get_ref().start_s.max();
+        // A moment names a stage the plan has.
+        for (field, moment) in [("start_at", &f.get_ref().start_at), ("end_at", &f.get_ref().end_at)] {
+            if let Some(Ok(crate::faults::Moment::Stage(p))) = moment.as_deref().map(crate::faults::Moment::parse) {
+                if !s.rollout.stages_pct.contains(&p) {
+                    let (line, column) = line_column(text, f.span().start);
+                    return Err(err(
+                        file,
+                        line,
+                        column,
+                        &format!("faults[{k}].{field}"),
+                        format!("canary:{p}: the plan has no {p} % stage (stages_pct = {:?})", s.rollout.stages_pct),
+                    ));
+                }
+            }
+        }
+        let start = match (f.get_ref().start_at.is_some(), f.get_ref().start_s) {
+            (false, Some(p)) => p.max(),
+            _ => 0.0,
+        };
         if start >= s.traffic.duration_s {
             let (line, column) = line_column(text, f.span().start);
             return Err(err(

@@ -32,7 +32,7 @@ use crate::core::trace::{parity_stats, Lineage, StageStats, Trace};
 use crate::core::user_path::{user_ms, violations, Routed};
 use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
-use crate::faults::{self, Fault, Kind, ModelTouch, Touch, SECOND};
+use crate::faults::{self, Fault, Kind, ModelTouch, Moment, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
 use crate::streams::{exponential, stream, Stream};
 use replay::{Baseline, Recorded};
@@ -426,6 +426,7 @@ impl<'a> World<'a> {
                 Ev::Arrival => {
                     // Requests are the only events that read the routing lanes share.
                     self.split(forks, (t, ev, seq));
+                    self.moments(t);
                     if self.records.is_some() {
                         self.serve(t);
                         self.schedule_record(t);
@@ -522,6 +523,43 @@ impl<'a> World<'a> {
         let peak = curve.iter().copied().fold(0.0, f64::max);
         let keep = curve[hour] / peak;
         self.arrivals.random::<f64>() < keep
+    }
+
+    /// Faults timed by a moment of the rollout: when this world's lanes (which agree on
+    /// their routing, see [`World::split`]) are at a fault's moment, it is scheduled that
+    /// long after now, the first request the moment routes.
+    fn moments(&mut self, t: u64) {
+        if self.faults.iter().all(|f| f.start_at.is_none()) {
+            return;
+        }
+        let (phase, stages) = (self.phase(), &self.loaded.scenario.rollout.stages_pct);
+        let at = |m: Moment| match (m, phase) {
+            (Moment::Shadow, Phase::Shadow) => true,
+            (Moment::Stage(p), Phase::Canary(i)) => stages.get(i) == Some(&p),
+            (Moment::Promoted, Phase::Promoted) => true,
+            _ => false,
+        };
+        let mut scheduled = Vec::new();
+        for f in &mut self.faults {
+            if let Some((m, offset)) = f.start_at {
+                if f.start_us == u64::MAX && at(m) {
+                    f.start_us = t + offset;
+                    scheduled.push((f.start_us, Ev::FaultStart(f.index)));
+                }
+            }
+            if let Some((m, offset)) = f.end_at {
+                // An end counts from its moment, once the fault has started.
+                if f.end_us == u64::MAX && f.start_us != u64::MAX && at(m) {
+                    f.end_us = (t + offset).max(f.start_us);
+                    scheduled.push((f.end_us, Ev::FaultEnd(f.index)));
+                }
+            }
+        }
+        for (when, ev) in scheduled {
+            if when < self.duration_us {
+                self.schedule(when, ev);
+            }
+        }
     }
 
     fn fault_start(&mut self, t: u64, k: usize) {
@@ -809,7 +847,41 @@ impl<'a> World<'a> {
     }
 
     fn fault_start_us(&self) -> Option<u64> {
-        self.faults.iter().filter(|f| f.kind != Kind::DecommissionLegacy).map(|f| f.start_us).min()
+        // A fault still waiting for its moment has not started.
+        let started = |f: &&Fault| f.kind != Kind::DecommissionLegacy && f.start_us != u64::MAX;
+        self.faults.iter().filter(started).map(|f| f.start_us).min()
+    }
+
+    /// For a scenario with faults timed by a moment of the rollout: whether each moment came
+    /// (a fault whose stage never came, say after an earlier rollback, did not start: what
+    /// the scenario rehearses did not happen).
+    fn moments_came(&self) -> Option<crate::core::verdict::Expectation> {
+        let timed: Vec<&Fault> = self.faults.iter().filter(|f| f.start_at.is_some()).collect();
+        if timed.is_empty() {
+            return None;
+        }
+        let missed: Vec<String> = timed
+            .iter()
+            .filter(|f| f.start_us == u64::MAX || f.start_us >= self.duration_us)
+            .map(|f| {
+                let (moment, offset) = f.start_at.expect("timed");
+                let why = if f.start_us == u64::MAX {
+                    format!("its moment, {moment}, never came")
+                } else {
+                    format!("the run ended before {} s after {moment}", offset as f64 / 1e6)
+                };
+                format!("faults[{}] ({}) did not start: {why}", f.index, f.kind.name())
+            })
+            .collect();
+        Some(crate::core::verdict::Expectation {
+            name: "faults_started".into(),
+            passed: missed.is_empty(),
+            detail: if missed.is_empty() {
+                format!("every fault timed by a moment of the rollout started ({})", timed.len())
+            } else {
+                missed.join("; ")
+            },
+        })
     }
 
     /// One lane's result, from its own state and the world's as it stands.
@@ -830,8 +902,11 @@ impl<'a> World<'a> {
         let mut summary = lane.r.summary(s, self.seed, self.fault_start_us(), counts, reproduce);
         if let Some(e) = self.baseline.expectation() {
             summary.expectations.push(e);
-            summary.passed = summary.expectations.iter().all(|e| e.passed);
         }
+        if let Some(e) = self.moments_came() {
+            summary.expectations.push(e);
+        }
+        summary.passed = summary.expectations.iter().all(|e| e.passed);
         let stage_stats = lane.r.stage_stats();
         RunResult {
             answer: self.answer.clone(),
