@@ -11,6 +11,7 @@ use cutover_models::answer::AnswerKind;
 use cutover_models::infer::Plan;
 use cutover_models::schema::Kind;
 use cutover_models::Model;
+use cutover_sim::core::Guardrail;
 use cutover_sim::faults::Tag;
 use cutover_sim::scenario::Outcome;
 use cutover_sim::world::sweep::{sweep, ScenarioRuns};
@@ -242,21 +243,40 @@ fn slug(s: &str) -> String {
 /// The guardrails for the answer's kind (the bundled plans' limits).
 fn guardrails(plan: &Plan) -> String {
     let mut t = String::from("[guardrails]\n");
-    match plan.kind {
-        AnswerKind::Regression => {
-            let tol = plan.tolerance.unwrap_or(1.0);
-            let _ = writeln!(
-                t,
-                "max_mean_abs_score_diff = {}   # the model's units: a twentieth of the answer's tolerance",
-                num(cutover_models::infer::round2(tol / 20.0))
-            );
-            t += "max_mean_rel_score_diff = 0.005\n";
+    for g in Guardrail::ALL {
+        if g.applies_to(plan.kind).is_err() {
+            continue;
         }
-        _ => t += "max_decision_flip_rate = 0.002\nmax_mean_abs_score_diff = 0.002\n",
+        if let Some((limit, note)) = limit_of(g, plan) {
+            let _ = writeln!(t, "max_{} = {limit}{note}", g.name());
+        }
     }
-    t += "max_feature_mismatch_rate = 0.005\nmax_error_rate = 0.01\nmax_timeout_rate = 0.01\nmax_p99_latency_ratio = 1.5\n";
-    t += "max_feature_staleness_s = 1800\n";
     t
+}
+
+/// The limit `init` writes for a guardrail (the bundled plans' limits), with a comment when
+/// it needs one; none where `init` cannot know one. Every guardrail is named here, so one
+/// added to the definition is a compile error until `init` says what it writes for it.
+fn limit_of(g: Guardrail, plan: &Plan) -> Option<(String, &'static str)> {
+    let text = |s: &str| Some((s.to_string(), ""));
+    match g {
+        Guardrail::DecisionFlipRate => text("0.002"),
+        Guardrail::MeanAbsScoreDiff if plan.kind == AnswerKind::Regression => {
+            let tol = plan.tolerance.unwrap_or(1.0);
+            let limit = num(cutover_models::infer::round2(tol / 20.0));
+            Some((limit, "   # the model's units: a twentieth of the answer's tolerance"))
+        }
+        Guardrail::MeanAbsScoreDiff => text("0.002"),
+        Guardrail::MeanRelScoreDiff => text("0.005"),
+        Guardrail::FeatureMismatchRate => text("0.005"),
+        Guardrail::ErrorRate | Guardrail::TimeoutRate => text("0.01"),
+        // A limit in milliseconds is the team's own latency budget: not guessed.
+        Guardrail::P99LatencyMs => None,
+        Guardrail::P99LatencyRatio => text("1.5"),
+        // A folder init writes declares no shadow context.
+        Guardrail::ShadowContextMismatchRate => None,
+        Guardrail::FeatureStalenessS => text("1800"),
+    }
 }
 
 /// A scenario's text; `slo` and `bad` where calibrated.
