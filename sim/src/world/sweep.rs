@@ -164,7 +164,11 @@ pub fn sweep(
         .map(|l| ScenarioRuns {
             scenario: l.scenario.name.clone(),
             file: l.path.display().to_string(),
-            has_fault: l.scenario.faults.iter().any(|f| f.get_ref().kind != "decommission_legacy"),
+            // A fault of the new path, not an operator's action on the controller.
+            has_fault: l.scenario.faults.iter().any(|f| {
+                crate::faults::Tag::from_name(&f.get_ref().kind)
+                    .is_some_and(|t| t.def().layer != crate::faults::Layer::Controller)
+            }),
             expected_outcome: l.scenario.expect.outcome,
             runs: Vec::new(),
         })
