@@ -158,17 +158,18 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
     }
     for (k, f) in s.faults.iter().enumerate() {
         validate_fault(k, f, text, file)?;
+        let refuse = |field: &str, message: String| {
+            let (line, column) = line_column(text, f.span().start);
+            err(file, line, column, &format!("faults[{k}].{field}"), message)
+        };
         // A moment names a stage the plan has.
         for (field, moment) in [("start_at", &f.get_ref().start_at), ("end_at", &f.get_ref().end_at)] {
             if let Some(Ok(crate::faults::Moment::Stage(p))) = moment.as_deref().map(crate::faults::Moment::parse) {
                 if !s.rollout.stages_pct.contains(&p) {
-                    let (line, column) = line_column(text, f.span().start);
-                    return Err(err(
-                        file,
-                        line,
-                        column,
-                        &format!("faults[{k}].{field}"),
-                        format!("canary:{p}: the plan has no {p} % stage (stages_pct = {:?})", s.rollout.stages_pct),
+                    let stages = &s.rollout.stages_pct;
+                    return Err(refuse(
+                        field,
+                        format!("canary:{p}: the plan has no {p} % stage (stages_pct = {stages:?})"),
                     ));
                 }
             }
@@ -178,13 +179,10 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
             _ => 0.0,
         };
         if start >= s.traffic.duration_s {
-            let (line, column) = line_column(text, f.span().start);
-            return Err(err(
-                file,
-                line,
-                column,
-                &format!("faults[{k}].start_s"),
-                format!("starts at {start} s, when the run has ended (duration_s = {})", s.traffic.duration_s),
+            let duration = s.traffic.duration_s;
+            return Err(refuse(
+                "start_s",
+                format!("starts at {start} s, when the run has ended (duration_s = {duration})"),
             ));
         }
     }
