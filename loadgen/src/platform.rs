@@ -257,7 +257,10 @@ impl PlatformService {
     /// The model server's answer for one row: the answer's values and the version it states.
     async fn infer(&self, row: &[f32], out: &mut [f32]) -> Result<Option<String>, String> {
         let ms = &self.decl.model_server;
-        let data: Vec<Option<f32>> = row.iter().map(|x| (!x.is_nan()).then_some(*x)).collect();
+        // Missing goes as null; an infinity (a spec's `on_zero = "infinity"`) as the largest
+        // float32 of its sign, which every split orders the same way and JSON can carry.
+        let data: Vec<Option<f32>> =
+            row.iter().map(|x| (!x.is_nan()).then_some(x.clamp(-f32::MAX, f32::MAX))).collect();
         let body = json!({
             "inputs": [{ "name": ms.input, "shape": [1, row.len()], "datatype": "FP32", "data": data }],
             "outputs": [{ "name": ms.output.name() }],

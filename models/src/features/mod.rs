@@ -11,7 +11,8 @@ pub use diff::{diff_rows, FeatureDiff};
 pub use parity::{FeatureParity, ParityStats, SegmentParity};
 pub use pipeline::{sha256_hex, Aggregate, FeatureKind, FeatureValues, Pipeline};
 pub use spec::{
-    AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, Sentinels, SpecFile, Step, TableValue, Unknown,
+    AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, OnZero, OperandDef, Sentinels, SpecFile, Step, TableValue,
+    Unknown,
     ZoneSpec,
 };
 

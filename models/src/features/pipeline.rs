@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use super::spec::{
-    line_column, AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, Sentinels, SpecFile, Step, TableValue,
-    Unknown, ZoneSpec,
+    line_column, AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, OnZero, OperandDef, Sentinels, SpecFile,
+    Step, TableValue, Unknown, ZoneSpec,
 };
 use super::SpecError;
 use crate::schema::{Field, Kind, Schema, Value};
@@ -49,6 +49,7 @@ impl FieldRead {
 
 #[derive(Debug, Clone)]
 enum Operand {
+    Constant(f64),
     Field(FieldRead),
     Aggregate(usize),
     Feature(usize),
@@ -118,6 +119,8 @@ struct Compiled {
     ops: Vec<Op>,
     encoding: Option<Encoding>,
     missing: f64,
+    /// Whether an infinite value is kept (a division by zero written `on_zero = "infinity"`).
+    keeps_infinity: bool,
     output: bool,
     /// Whether it reads an aggregate, directly or through earlier features.
     uses_aggregates: bool,
@@ -456,7 +459,7 @@ impl Pipeline {
                         Arithmetic::Add => a + b,
                         Arithmetic::Subtract => a - b,
                         Arithmetic::Multiply => a * b,
-                        Arithmetic::Divide if b == 0.0 && !a.is_nan() => *on_zero,
+                        Arithmetic::Divide if b == 0.0 && !a.is_nan() && !on_zero.is_infinite() => *on_zero,
                         Arithmetic::Divide => a / b,
                     }
                 }
@@ -464,13 +467,14 @@ impl Pipeline {
             for op in &f.ops {
                 x = self.apply(op, x, values, &mut clock);
             }
-            out.all[i] = if x.is_finite() { x } else { f.missing };
+            out.all[i] = if x.is_finite() || (f.keeps_infinity && x.is_infinite()) { x } else { f.missing };
         }
     }
 
     #[inline]
     fn operand(&self, o: &Operand, values: &[Value], out: &FeatureValues) -> f64 {
         match o {
+            Operand::Constant(x) => *x,
             Operand::Field(r) => match r.value(values) {
                 Value::Number(x) => x,
                 Value::Key(k) => k as f64,
@@ -646,7 +650,7 @@ impl Compiler<'_> {
 
     fn uses_aggregates(&self, o: &Operand) -> bool {
         match o {
-            Operand::Field(_) => false,
+            Operand::Constant(_) | Operand::Field(_) => false,
             Operand::Aggregate(_) => true,
             Operand::Feature(j) => self.features[*j].uses_aggregates,
         }
@@ -674,18 +678,27 @@ impl Compiler<'_> {
             (None, [(op, pair)]) => {
                 let [a, b] = pair.get_ref();
                 let bad = |m: String| (pair.span(), "source".to_string(), m);
-                let a = self.numeric_operand(a, d.sentinels).map_err(bad)?;
-                let b = self.numeric_operand(b, d.sentinels).map_err(bad)?;
-                if d.fill_operands.is_some_and(|v| !v.is_finite()) || d.on_zero.is_some_and(|v| !v.is_finite()) {
-                    return Err((span, "fill_operands".into(), "fill_operands and on_zero must be finite".into()));
+                let operand = |o: &OperandDef| match o {
+                    OperandDef::Number(x) if x.is_finite() => Ok(Operand::Constant(*x)),
+                    OperandDef::Number(x) => Err(bad(format!("the constant {x} is not finite"))),
+                    OperandDef::Name(n) => self.numeric_operand(n, d.sentinels).map_err(bad),
+                };
+                let (a, b) = (operand(a)?, operand(b)?);
+                if matches!((&a, &b), (Operand::Constant(_), Operand::Constant(_))) {
+                    return Err(bad("both operands are numbers: write the result as a number of its own".into()));
                 }
-                Input::Arithmetic {
-                    op: *op,
-                    a,
-                    b,
-                    fill: d.fill_operands.unwrap_or(f64::NAN),
-                    on_zero: d.on_zero.unwrap_or(f64::NAN),
+                if d.fill_operands.is_some_and(|v| !v.is_finite()) {
+                    return Err((span, "fill_operands".into(), "fill_operands must be finite".into()));
                 }
+                if d.on_zero.is_some() && *op != Arithmetic::Divide {
+                    return Err((span, "on_zero".into(), "on_zero applies to a division".into()));
+                }
+                let on_zero = match d.on_zero.unwrap_or(OnZero::Missing) {
+                    OnZero::Value(x) => x,
+                    OnZero::Infinity => f64::INFINITY,
+                    OnZero::Missing => f64::NAN,
+                };
+                Input::Arithmetic { op: *op, a, b, fill: d.fill_operands.unwrap_or(f64::NAN), on_zero }
             }
             (Some(s), []) => {
                 if d.fill_operands.is_some() || d.on_zero.is_some() {
@@ -721,7 +734,17 @@ impl Compiler<'_> {
         };
         let (encoding, skip) = self.encoding(d, text)?;
         let ops = self.ops(d, &input, skip)?;
-        Ok(Compiled { name, input, ops, encoding, missing: d.missing.fill(), output: d.output, uses_aggregates })
+        let keeps_infinity = d.on_zero == Some(OnZero::Infinity);
+        Ok(Compiled {
+            name,
+            input,
+            ops,
+            encoding,
+            missing: d.missing.fill(),
+            keeps_infinity,
+            output: d.output,
+            uses_aggregates,
+        })
     }
 
     /// A category's encoding: its vocabulary, or a leading `lookup` without a key (which

@@ -36,8 +36,12 @@
 //! [[feature]]
 //! name = "amount_to_customer_avg"
 //! divide = ["amount_eur", "customer_avg_amount_eur"]   # also add, subtract, multiply
-//! on_zero = 0.0                        # default: a division by zero is missing
+//! on_zero = 0.0                        # or "infinity", or "missing" (the default)
 //! fill_operands = 0.0                  # default: a missing operand makes the result missing
+//!
+//! [[feature]]
+//! name = "items_plus_one"
+//! add = ["items", 1]                   # an operand may be a number
 //!
 //! [[feature]]
 //! name = "hour_local"
@@ -54,7 +58,10 @@
 //! named by a field's value, through a table of zone names when given). A value that is
 //! not finite after the steps takes the feature's `missing` policy. Features with
 //! `output = false` are intermediate; the rest, in order, must be exactly the model's
-//! `feature_names`. A feature with `placeholder = "..."` (as `cutover init` writes for a
+//! `feature_names`. With `on_zero = "infinity"`, a division by zero is
+//! infinite (the sign of the numerator; `0 / 0` stays missing) and an infinite value is kept
+//! through the steps, as pandas and numpy compute it; the model reads it as a value past
+//! every split. A feature with `placeholder = "..."` (as `cutover init` writes for a
 //! model feature no request field provides) stops the spec compiling until it is defined.
 
 use std::collections::BTreeMap;
@@ -160,25 +167,25 @@ pub struct FeatureDef {
     pub source: Option<Spanned<String>>,
     /// Instead of a source: `a / b` (the same as `divide`).
     #[serde(default)]
-    pub ratio: Option<Spanned<[String; 2]>>,
+    pub ratio: Option<Spanned<[OperandDef; 2]>>,
     /// Instead of a source: `a + b`.
     #[serde(default)]
-    pub add: Option<Spanned<[String; 2]>>,
+    pub add: Option<Spanned<[OperandDef; 2]>>,
     /// Instead of a source: `a - b`.
     #[serde(default)]
-    pub subtract: Option<Spanned<[String; 2]>>,
+    pub subtract: Option<Spanned<[OperandDef; 2]>>,
     /// Instead of a source: `a * b`.
     #[serde(default)]
-    pub multiply: Option<Spanned<[String; 2]>>,
+    pub multiply: Option<Spanned<[OperandDef; 2]>>,
     /// Instead of a source: `a / b`.
     #[serde(default)]
-    pub divide: Option<Spanned<[String; 2]>>,
+    pub divide: Option<Spanned<[OperandDef; 2]>>,
     /// Arithmetic: a missing operand counts as this (default: the result is missing).
     #[serde(default)]
     pub fill_operands: Option<f64>,
-    /// Division: `x / 0` is this (default: missing).
+    /// Division: what `x / 0` is (default: missing).
     #[serde(default)]
-    pub on_zero: Option<f64>,
+    pub on_zero: Option<OnZero>,
     /// Numeric steps applied in order.
     #[serde(default)]
     pub steps: Vec<Spanned<Step>>,
@@ -221,6 +228,69 @@ pub enum Sentinels {
     Keep,
 }
 
+/// One operand of an arithmetic input: a name (a request field, an aggregate or an earlier
+/// feature) or a number.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OperandDef {
+    /// A number, such as the `1` of `add = ["drivers", 1]`.
+    Number(f64),
+    /// A name.
+    Name(String),
+}
+
+impl std::fmt::Display for OperandDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OperandDef::Number(x) => write!(f, "{x}"),
+            OperandDef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// What a division by zero gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OnZero {
+    /// This number.
+    Value(f64),
+    /// Infinity with the numerator's sign (`0 / 0` stays missing), kept through the steps.
+    Infinity,
+    /// Missing (the feature's `missing` policy applies): the default.
+    Missing,
+}
+
+impl<'de> Deserialize<'de> for OnZero {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OnZero, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(f64),
+            Text(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Number(x) if x.is_finite() => Ok(OnZero::Value(x)),
+            Written::Number(x) => {
+                Err(serde::de::Error::custom(format!("{x} is not finite: write \"infinity\" for an infinite result")))
+            }
+            Written::Text(t) if t == "infinity" => Ok(OnZero::Infinity),
+            Written::Text(t) if t == "missing" => Ok(OnZero::Missing),
+            Written::Text(t) => Err(serde::de::Error::custom(format!(
+                "`{t}` is not a policy for x / 0: a number, \"infinity\" or \"missing\""
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for OnZero {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OnZero::Value(x) => write!(f, "{x}"),
+            OnZero::Infinity => f.write_str("infinity"),
+            OnZero::Missing => f.write_str("missing"),
+        }
+    }
+}
+
 /// The arithmetic of a feature computed from two others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arithmetic {
@@ -248,7 +318,7 @@ impl Arithmetic {
 
 impl FeatureDef {
     /// The arithmetic inputs given: (operation, operands, span).
-    pub fn arithmetic(&self) -> Vec<(Arithmetic, &Spanned<[String; 2]>)> {
+    pub fn arithmetic(&self) -> Vec<(Arithmetic, &Spanned<[OperandDef; 2]>)> {
         [
             (Arithmetic::Divide, &self.ratio),
             (Arithmetic::Add, &self.add),

@@ -87,6 +87,58 @@ missing = { constant = -9.0 }
 }
 
 #[test]
+fn arithmetic_takes_constants_and_a_policy_for_division_by_zero() {
+    let s = schema(TRIPS);
+    let p = pipeline(
+        r#"
+name = "t"
+[[feature]]
+name = "minutes_plus_one"
+add = ["minutes", 1]
+[[feature]]
+name = "per_minute"
+divide = ["km", "minutes_plus_one"]
+[[feature]]
+name = "raw_ratio"
+divide = ["km", "minutes"]
+on_zero = "infinity"
+[[feature]]
+name = "clipped"
+source = "raw_ratio"
+steps = [{ op = "clip", min = 0.0, max = 100.0 }]
+[[feature]]
+name = "half"
+multiply = [0.5, "km"]
+[[feature]]
+name = "explicit"
+divide = ["km", "minutes"]
+on_zero = "missing"
+"#,
+        &s,
+    );
+    let v = eval(&p, &record(&s, ["1", "r", "0", "12", "3", "x", "", "0"]));
+    assert_eq!(v, [4.0, 3.0, 4.0, 4.0, 6.0, 4.0]);
+    let zero = eval(&p, &record(&s, ["1", "r", "0", "12", "0", "x", "", "0"]));
+    assert_eq!(zero[0], 1.0);
+    assert_eq!(zero[1], 12.0, "the `+ 1` keeps the ratio defined");
+    assert_eq!(zero[2], f64::INFINITY, "x / 0 is infinite when the spec says so, as numpy computes it");
+    assert_eq!(zero[3], 100.0, "and the steps see the infinity");
+    assert!(zero[5].is_nan());
+    let nothing = eval(&p, &record(&s, ["1", "r", "0", "0", "0", "x", "", "0"]));
+    assert!(nothing[2].is_nan(), "0 / 0 stays missing");
+    let refused = |spec: &str| match Pipeline::from_text(spec, "t.toml", &s, None) {
+        Ok(_) => panic!("compiled: {spec}"),
+        Err(e) => e.to_string(),
+    };
+    let e = refused("name = \"t\"\n[[feature]]\nname = \"x\"\nadd = [1, 2]\n");
+    assert!(e.contains("both operands are numbers"), "{e}");
+    let e = refused("name = \"t\"\n[[feature]]\nname = \"x\"\nadd = [\"km\", 1]\non_zero = 0\n");
+    assert!(e.contains("on_zero applies to a division"), "{e}");
+    let e = refused("name = \"t\"\n[[feature]]\nname = \"x\"\ndivide = [\"km\", \"minutes\"]\non_zero = \"inf\"\n");
+    assert!(e.contains("t.toml:5") && e.contains("\"infinity\""), "{e}");
+}
+
+#[test]
 fn lookups_take_a_key_field_or_the_value_itself() {
     let s = schema(TRIPS);
     let p = pipeline(
