@@ -125,6 +125,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         write_run(dir, &result).map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", dir.display())))?;
     }
     print!("{}", table::verdicts(&[&result.summary], table::use_color(args.color)));
+    // A spec switch says what it changes, checked before the run.
+    for sw in result.lineage.iter().flat_map(|l| &l.switched_specs) {
+        let changes: Vec<String> =
+            sw.differences.iter().map(|d| format!("{} {}: {} -> {}", d.feature, d.aspect, d.legacy, d.new)).collect();
+        println!("faults[{}] switches the new path to {}: {}", sw.fault, sw.file, changes.join("; "));
+    }
     if let Some(dir) = &args.out {
         println!("report: {}", dir.join("report.html").display());
     }

@@ -7,11 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use cutover_models::answer::Answer;
+use cutover_models::features::Pipeline;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
-use cutover_models::schema::Record;
+use cutover_models::schema::{Record, Schema};
 use cutover_models::segments::Segments;
-use cutover_models::Model;
-use cutover_sim::faults::{resolve_one, Fault, FaultSpec, Kind, Support};
+use cutover_models::stack::ScoringStack;
+use cutover_models::{Migration, Model};
+use cutover_sim::faults::{resolve_one, Accepts, Context, Fault, FaultSpec, Kind, Support};
 use rand::SeedableRng;
 use serde::Serialize;
 
@@ -24,15 +27,18 @@ pub struct LiveFault {
     pub fault: Fault,
     /// The table it was injected with.
     pub spec: serde_json::Value,
-    /// What it scores with instead of the stack's model, for `model_artifact` and `runtime_drift`.
+    /// What it computes or scores with instead of the stack's own, for `spec_switch`,
+    /// `model_artifact` and `runtime_drift`.
     pub serves: Option<Serves>,
     /// When it was injected (a `ramp_s` counts from then, on the wall clock).
     pub injected: std::time::Instant,
 }
 
-/// What a fault makes the new stack score with.
+/// What a fault makes the new stack compute or score with.
 #[derive(Clone)]
 pub enum Serves {
+    /// Another feature spec, on the same store.
+    Spec(Arc<Pipeline>),
     /// Another artifact.
     Model(Arc<Model>),
     /// The same model through another runtime.
@@ -53,6 +59,23 @@ pub struct FaultView {
 /// A fault touching a request: its id, what it does, and what it scores with if anything.
 pub type Hit = (u64, Kind, Option<Serves>);
 
+/// The request as the new path reads it under the request-field faults among `hits` (none
+/// when none touches it), and the spec it computes with under a `spec_switch` (none: its
+/// own; the last one wins).
+pub fn read_as(hits: &[Hit], request: &Record) -> (Option<Record>, Option<Arc<Pipeline>>) {
+    let mut read: Option<Record> = None;
+    let mut spec = None;
+    for (_, kind, serves) in hits {
+        if kind.def().layer == cutover_sim::faults::Layer::Request {
+            kind.apply_to_request(read.get_or_insert_with(|| request.clone()));
+        }
+        if let Some(Serves::Spec(p)) = serves {
+            spec = Some(p.clone());
+        }
+    }
+    (read, spec)
+}
+
 /// Which new stack a board's faults act on: what each kind's definition says of it live
 /// decides which kinds it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +84,9 @@ pub enum Face {
     InProcess,
     /// The composed Feast + Open Inference Protocol platform.
     Platform,
+    /// A team's own HTTP service: the router acts the faults out on the request it sends,
+    /// the call and the answer it reads back.
+    Service,
 }
 
 /// The faults active now.
@@ -69,13 +95,25 @@ pub struct FaultBoard {
     seed: u64,
     features: Vec<String>,
     segments: Segments,
+    schema: Arc<Schema>,
+    answer: Answer,
     single_output: bool,
     artifacts: ArtifactRoots,
     model: Arc<Model>,
+    pipeline: Arc<Pipeline>,
     active: RwLock<Vec<LiveFault>>,
     next_id: std::sync::atomic::AtomicU64,
     down: tokio::sync::watch::Sender<bool>,
+    /// The stack's own recent service times, µs: where a call stands between its median and
+    /// 99th percentile, for `latency_scale`.
+    own_us: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
 }
+
+/// Service times the board keeps before it starts afresh (the recent ones decide).
+const OWN_TIMES_KEPT: u64 = 100_000;
+
+/// Service times needed before a call's place among them means something.
+const OWN_TIMES_NEEDED: u64 = 100;
 
 /// Why a fault table was refused: the field and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -124,6 +162,12 @@ impl ArtifactRoots {
 
     /// The file an `artifact` value names, or why it may not be read.
     pub fn resolve(&self, given: &str) -> Result<PathBuf, String> {
+        self.resolve_as(Accepts::Artifact, given)
+    }
+
+    /// The file an `artifact` or a `spec` value names (a registry entry pins both), or why
+    /// it may not be read.
+    pub fn resolve_as(&self, accepts: Accepts, given: &str) -> Result<PathBuf, String> {
         let outside = || {
             format!(
                 "must be a registry entry (name/version) or a path inside the migration folder {} or its registry",
@@ -136,7 +180,8 @@ impl ArtifactRoots {
         });
         if entry_id {
             if let Ok(entry) = registry.get(given) {
-                return registry.resolve(&entry.artifact).map_err(|e| e.to_string());
+                let file = if accepts == Accepts::Spec { &entry.feature_spec } else { &entry.artifact };
+                return registry.resolve(file).map_err(|e| e.to_string());
             }
         }
         let p = Path::new(given);
@@ -157,28 +202,45 @@ impl ArtifactRoots {
 }
 
 impl FaultBoard {
-    /// An empty board for a new stack of `face` whose model has `features`, over the
-    /// migration's `segments`; `model_artifact` faults read only under `artifacts`.
-    pub fn new(
-        face: Face,
-        seed: u64,
-        features: Vec<String>,
-        segments: Segments,
-        model: Arc<Model>,
-        artifacts: ArtifactRoots,
-    ) -> FaultBoard {
+    /// An empty board for the new stack `new` of migration `m`, a stack of `face`, over
+    /// the migration's `segments`; `model_artifact` and `spec_switch` faults read only
+    /// inside the migration's folders.
+    pub fn new(face: Face, seed: u64, m: &Migration, segments: Segments, new: &ScoringStack) -> FaultBoard {
+        let model = new.model().clone();
         FaultBoard {
             face,
             seed,
-            features,
+            features: model.feature_names().to_vec(),
             segments,
+            schema: m.schema().clone(),
+            answer: m.answer().clone(),
             single_output: model.objective().num_outputs() == 1 && model.objective().num_groups() == 1,
-            artifacts,
+            artifacts: ArtifactRoots::of(m),
             model,
+            pipeline: new.pipeline().clone(),
             active: RwLock::new(Vec::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
             down: tokio::sync::watch::channel(false).0,
+            own_us: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
+            ),
         }
+    }
+
+    /// Records the stack's own service time of one call (before any fault acted), and
+    /// returns the call's place between the stack's recent median and 99th percentile
+    /// ([`cutover_sim::faults::latency_position`]; 0 until a hundred calls were seen).
+    pub fn own_time(&self, ms: f64) -> f64 {
+        let mut h = self.own_us.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() >= OWN_TIMES_KEPT {
+            h.reset();
+        }
+        h.saturating_record((ms * 1000.0).max(1.0) as u64);
+        if h.len() < OWN_TIMES_NEEDED {
+            return 0.0;
+        }
+        let (p50, p99) = (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0);
+        cutover_sim::faults::latency_position(ms, p50, p99)
     }
 
     /// Validates, resolves and injects a fault table (JSON, the fields of a scenario's
@@ -194,13 +256,6 @@ impl FaultBoard {
             }
         }
         table.insert("start_s".into(), 0.into());
-        if let Some(given) = table.get("artifact") {
-            let serde_json::Value::String(given) = given else {
-                return Err(bad("artifact", "must be a registry entry (name/version) or a path, as text".into()));
-            };
-            let file = self.artifacts.resolve(given).map_err(|m| bad("artifact", m))?;
-            table.insert("artifact".into(), file.display().to_string().into());
-        }
         let parsed: FaultSpec = serde_path_to_error::deserialize(serde_json::Value::Object(table)).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
@@ -211,19 +266,28 @@ impl FaultBoard {
         let support = match self.face {
             Face::InProcess => live.in_process,
             Face::Platform => live.platform,
+            Face::Service => live.service,
         };
         if let Support::Refused(why) = support {
             return Err(bad("kind", format!("{}: {why}", tag.name())));
         }
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut params = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ id);
-        // The artifact was resolved above, to a file under the roots.
-        let resolve_path = |p: &str| PathBuf::from(p);
-        let mut fault = resolve_one(&parsed, id as usize, &self.features, &self.segments, &mut params, &resolve_path)
+        let files = |accepts: Accepts, given: &str| self.artifacts.resolve_as(accepts, given);
+        let ctx = Context { features: &self.features, schema: &self.schema, answer: &self.answer, file: &files };
+        let mut fault = resolve_one(&parsed, id as usize, &ctx, &self.segments, &mut params)
             .map_err(|(field, message)| bad(&field, message))?;
         fault.start_us = 0;
         fault.end_us = u64::MAX;
         let serves = match &fault.kind {
+            Kind::SpecSwitch { spec: file } => {
+                let given = spec.get("spec").and_then(|v| v.as_str()).unwrap_or_default();
+                let p = Pipeline::from_file(file, &self.schema, Some(&self.features))
+                    .map_err(|e| bad("spec", format!("{given}: {}", e.message)))?;
+                cutover_models::features::switchable(&self.pipeline, &p)
+                    .map_err(|m| bad("spec", format!("{given}: {m}")))?;
+                Some(Serves::Spec(Arc::new(p)))
+            }
             Kind::ModelArtifact { artifact } => {
                 // Said without the file's content or its path on this machine.
                 let given = spec.get("artifact").and_then(|v| v.as_str()).unwrap_or_default();
@@ -304,9 +368,112 @@ impl FaultBoard {
         self.down.subscribe()
     }
 
+    /// The seed its draws come from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Which new stack its faults act on.
+    pub fn face(&self) -> Face {
+        self.face
+    }
+
+    /// The migration's answer.
+    pub fn answer(&self) -> &Answer {
+        &self.answer
+    }
+
     /// Whether any fault is active.
     pub fn is_empty(&self) -> bool {
         self.active.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+}
+
+/// Rewrites a JSON request as the request-field faults among `hits` make the new path read
+/// it: what a router can do for a team's own service. A number scaled, a value mapped (text
+/// matched ignoring ASCII case), a boolean inverted (as JSON or as text), a key removed, a
+/// timestamp shifted (epoch numbers in the field's unit, RFC 3339 text keeping its offset).
+pub fn rewrite_request(hits: &[Hit], schema: &Schema, body: &mut serde_json::Map<String, serde_json::Value>) {
+    use cutover_models::schema::{Epoch, Value};
+    use serde_json::Value as Json;
+    let text_of = |v: &Value| match v {
+        Value::Text(t) => schema.interner().resolve(t.id),
+        Value::Number(x) => Some(x.to_string()),
+        _ => None,
+    };
+    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number);
+    for (_, kind, _) in hits {
+        let field = match kind {
+            Kind::FieldSkew { field, .. }
+            | Kind::FieldMap { field, .. }
+            | Kind::FieldInverted { field }
+            | Kind::FieldMissing { field }
+            | Kind::FieldTimeShift { field, .. } => schema.field(*field),
+            _ => continue,
+        };
+        let Some(value) = body.get_mut(&field.name) else { continue };
+        let as_number = |v: &Json| v.as_f64().or_else(|| v.as_str().and_then(|t| t.trim().parse::<f64>().ok()));
+        match kind {
+            Kind::FieldMissing { .. } => {
+                body.remove(&field.name);
+            }
+            Kind::FieldSkew { scale, offset, .. } => {
+                if let Some(x) = as_number(value) {
+                    *value = number(x * scale + offset);
+                }
+            }
+            Kind::FieldInverted { .. } => {
+                *value = match &*value {
+                    Json::Bool(b) => Json::Bool(!b),
+                    Json::Number(n) => number(1.0 - n.as_f64().unwrap_or(0.0)),
+                    Json::String(t) => Json::String(
+                        match t.trim().to_ascii_lowercase().as_str() {
+                            "true" => "false",
+                            "false" => "true",
+                            "1" => "0",
+                            "0" => "1",
+                            _ => t.as_str(),
+                        }
+                        .to_string(),
+                    ),
+                    other => other.clone(),
+                };
+            }
+            Kind::FieldMap { map, .. } => {
+                let sent = match &*value {
+                    Json::String(t) => Some(t.clone()),
+                    Json::Number(n) => n.as_f64().map(|x| x.to_string()),
+                    _ => None,
+                };
+                let Some(sent) = sent else { continue };
+                let to = map.iter().find_map(|(from, to)| {
+                    let from = text_of(from)?;
+                    let same = from.eq_ignore_ascii_case(&sent)
+                        || from.parse::<f64>().ok().zip(sent.parse::<f64>().ok()).is_some_and(|(a, b)| a == b);
+                    same.then_some(*to)
+                });
+                match to {
+                    Some(Value::Number(x)) => *value = number(x),
+                    Some(v @ Value::Text(_)) => *value = Json::String(text_of(&v).unwrap_or_default()),
+                    _ => {}
+                }
+            }
+            Kind::FieldTimeShift { shift_ms, .. } => match &*value {
+                Json::String(t) => {
+                    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(t.trim()) {
+                        let shifted = at + chrono::Duration::milliseconds(*shift_ms as i64);
+                        *value = Json::String(shifted.to_rfc3339());
+                    }
+                }
+                v => {
+                    if let Some(x) = v.as_f64() {
+                        let unit = if field.epoch == Epoch::S { 1000.0 } else { 1.0 };
+                        *value = number(x + shift_ms / unit);
+                    }
+                }
+            },
+            _ => {}
+        }
     }
 }
 
@@ -317,28 +484,46 @@ mod tests {
     fn board(face: Face) -> FaultBoard {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/fraud");
         let m = cutover_models::Migration::load(&dir).unwrap();
-        let model = cutover_models::xgboost::load_file(&dir.join("model.ubj")).unwrap();
-        let features = model.feature_names().to_vec();
-        FaultBoard::new(face, 1, features, m.segments().unwrap().clone(), Arc::new(model), ArtifactRoots::of(&m))
+        let (_, new) = m.start_stacks().unwrap();
+        FaultBoard::new(face, 1, &m, m.segments().unwrap().clone(), &new)
+    }
+
+    /// A fault table of `tag` with every parameter it needs, valid for the fraud folder.
+    fn table_of(tag: cutover_sim::faults::Tag, features: &[String]) -> serde_json::Value {
+        use cutover_sim::faults::Tag;
+        let mut spec = serde_json::json!({"kind": tag.name()});
+        for p in tag.def().params.iter().filter(|p| p.required) {
+            spec[p.name] = match (p.accepts, tag) {
+                (Accepts::Feature, _) => features[0].clone().into(),
+                (Accepts::Field, Tag::FieldInverted) => "card_present".into(),
+                (Accepts::Field, Tag::FieldTimeShift) => "event_time_ms".into(),
+                (Accepts::Field, _) => "amount".into(),
+                (Accepts::Artifact, _) => "model_v0.ubj".into(),
+                (Accepts::Spec, _) => "drift/new-hour-utc.toml".into(),
+                (Accepts::Map, Tag::DecisionLabels) => serde_json::json!({"allow": "block", "block": "allow"}),
+                (Accepts::Map, _) => serde_json::json!({"1": 2}),
+                _ => 0.5.into(),
+            };
+        }
+        if tag == Tag::LatencyScale {
+            spec["p99"] = 3.into();
+        }
+        spec
     }
 
     #[test]
     fn each_face_takes_the_kinds_its_definition_says() {
         use cutover_sim::faults::Tag;
-        for face in [Face::InProcess, Face::Platform] {
+        for face in [Face::InProcess, Face::Platform, Face::Service] {
             let b = board(face);
             for tag in Tag::ALL {
-                let mut spec = serde_json::json!({"kind": tag.name()});
-                for p in tag.def().params.iter().filter(|p| p.required) {
-                    spec[p.name] = match p.accepts {
-                        cutover_sim::faults::Accepts::Feature => b.features[0].clone().into(),
-                        cutover_sim::faults::Accepts::Artifact => "model_v0.ubj".into(),
-                        _ => 0.5.into(),
-                    };
-                }
                 let live = tag.def().live;
-                let support = if face == Face::InProcess { live.in_process } else { live.platform };
-                match (support, b.inject(spec)) {
+                let support = match face {
+                    Face::InProcess => live.in_process,
+                    Face::Platform => live.platform,
+                    Face::Service => live.service,
+                };
+                match (support, b.inject(table_of(tag, &b.features))) {
                     (Support::Acts, Ok(view)) => assert_eq!(view.kind, tag.name()),
                     (Support::Refused(why), Err(e)) => {
                         assert_eq!(e.field, "kind");
@@ -352,5 +537,46 @@ mod tests {
             b.clear(None);
             assert!(b.is_empty());
         }
+    }
+
+    #[test]
+    fn a_spec_switch_is_checked_before_it_acts() {
+        let b = board(Face::InProcess);
+        let refused = |spec: &str| b.inject(serde_json::json!({"kind": "spec_switch", "spec": spec})).unwrap_err();
+        // The new spec itself changes nothing; legacy's reads other aggregates; no way out.
+        let e = refused("new.toml");
+        assert!(e.message.contains("would change nothing"), "{e}");
+        let e = refused("legacy.toml");
+        assert_eq!(e.field, "spec");
+        let e = refused("../eta/new.toml");
+        assert!(e.message.contains("inside the migration folder"), "{e}");
+        assert!(b.inject(serde_json::json!({"kind": "spec_switch", "spec": "fraud-xgb/2"})).is_err(), "its own spec");
+        assert!(b.inject(serde_json::json!({"kind": "spec_switch", "spec": "drift/new-hour-utc.toml"})).is_ok());
+    }
+
+    #[test]
+    fn the_router_rewrites_what_it_sends_a_service_as_the_new_path_would_read_it() {
+        let b = board(Face::Service);
+        for tag in [cutover_sim::faults::Tag::FieldInverted, cutover_sim::faults::Tag::FieldTimeShift] {
+            b.inject(table_of(tag, &b.features)).unwrap();
+        }
+        b.inject(serde_json::json!({"kind": "field_skew", "field": "amount", "scale": 0.5})).unwrap();
+        b.inject(serde_json::json!({"kind": "field_map", "field": "channel", "map": {"web": "app"}})).unwrap();
+        b.inject(serde_json::json!({"kind": "field_missing", "field": "device_os"})).unwrap();
+        let mut r = b.schema.record();
+        r.id = 7;
+        let hits = b.hitting(&r);
+        assert_eq!(hits.len(), 5);
+        let mut body = serde_json::json!({
+            "amount": 12.5, "card_present": "true", "event_time_ms": "2026-03-01T10:00:00+01:00",
+            "channel": "WEB", "device_os": "ios", "country": "DE"
+        });
+        rewrite_request(&hits, &b.schema, body.as_object_mut().unwrap());
+        assert_eq!(body["amount"], 6.25, "scale 0.5");
+        assert_eq!(body["card_present"], "false");
+        assert_eq!(body["event_time_ms"], "2026-03-01T10:30:00+01:00", "0.5 h later, its offset kept");
+        assert_eq!(body["channel"], "app", "matched ignoring case");
+        assert!(body.get("device_os").is_none());
+        assert_eq!(body["country"], "DE");
     }
 }

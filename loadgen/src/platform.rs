@@ -28,14 +28,14 @@ use cutover_models::paths::SharedLog;
 use cutover_models::schema::Schema;
 use cutover_models::stacks::{OipOutput, PlatformStack};
 use cutover_models::store::{absent_value, Materializer, OnlineStore, Schedule};
-use cutover_sim::faults::Kind;
+use cutover_sim::faults::{served_answer, Kind};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::faults::FaultBoard;
 use crate::http::{self, ApiError};
-use crate::stack::{serve_faults, AnswerBody, FEATURES_HEADER};
+use crate::stack::{scale_own_time, serve_faults, AnswerBody, FEATURES_HEADER};
 use crate::upstream::{self, AnswerLimits};
 
 /// The most entities whose raw keys are remembered (the store's own bound).
@@ -377,7 +377,8 @@ async fn score(
     let bytes = http::read_body(body).await?;
     let request = http::parse_stack_request(&svc.schema, &bytes, "new")?;
     let hits = svc.faults.hitting(&request);
-    serve_faults(&hits, svc.seed, request.id).await?;
+    let touch = serve_faults(&hits, svc.seed, request.id).await?;
+    let own = Instant::now();
     let entity = raw_key(&svc.schema.field(svc.schema.entity_field()).name, &bytes).unwrap_or(Value::Null);
     svc.keys.remember(request.entity, entity.clone());
     // The router counts the failed call (cutover_stack_errors_total, reason "status").
@@ -391,8 +392,22 @@ async fn score(
         return Err(failed("feature store", e));
     }
     let t = svc.stage(0, t);
-    svc.pipeline.compute(&request.values, &mut values);
-    let mut row = values.row.clone();
+    let (read, spec) = crate::faults::read_as(&hits, &request);
+    let read = read.as_ref().unwrap_or(&request);
+    let row = match &spec {
+        // The switched spec reads the same aggregates (checked when it was injected).
+        Some(spec) => {
+            let mut switched = spec.values();
+            switched.aggregates.copy_from_slice(&values.aggregates);
+            spec.compute(&read.values, &mut switched);
+            switched.row
+        }
+        None => {
+            svc.pipeline.compute(&read.values, &mut values);
+            values.row.clone()
+        }
+    };
+    let mut row = row;
     for (_, kind, _) in &hits {
         // A skewed aggregate is written so by the job; other feature faults act here.
         if !svc.is_aggregate_fault(kind) {
@@ -411,6 +426,8 @@ async fn score(
         }
     };
     svc.stage(2, t);
+    let decision = served_answer(&svc.answer, hits.iter().map(|(_, k, _)| k), &mut out);
+    scale_own_time(Some(&svc.faults), &touch, own).await;
     if let Some(v) = &version {
         let mut c = svc.counts.lock().unwrap_or_else(|e| e.into_inner());
         let seen = &mut c.model_versions;
@@ -423,7 +440,7 @@ async fn score(
     metrics::counter!("cutover_stack_requests_total", "stack" => "new").increment(1);
     metrics::histogram!("cutover_stack_latency_seconds", "stack" => "new").record(began.elapsed().as_secs_f64());
     let want_features = headers.get(FEATURES_HEADER).is_some_and(|v| v == "1");
-    let decision = svc.answer.decision(&out).map(|d| svc.answer.label(d).to_string());
+    let decision = decision.map(|d| svc.answer.label(d).to_string());
     Ok(Json(AnswerBody {
         score: svc.answer.headline(&out),
         decision,

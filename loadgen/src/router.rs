@@ -26,12 +26,12 @@ use cutover_sim::core::trace::{Lineage, StageStats, Trace};
 use cutover_sim::core::user_path::{violations, Routed};
 use cutover_sim::core::verdict::Summary;
 use cutover_sim::core::Guardrail;
-use cutover_sim::faults::Kind;
+use cutover_sim::faults::{served_answer, Kind, Layer};
 use cutover_sim::scenario::{LoadedScenario, OnRestart, Policy};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::faults::FaultBoard;
+use crate::faults::{Face, FaultBoard, Hit};
 use crate::http::{self, ApiError};
 use crate::stack::FEATURES_HEADER;
 use crate::state::{self, Checkpoint, Resume, StateDir};
@@ -338,6 +338,8 @@ struct CallResult {
 #[derive(Debug, Clone)]
 struct Scored {
     values: Vec<f32>,
+    /// The decision the stack stated, where its values do not give it.
+    stated: Option<u32>,
     features: Option<Vec<f32>>,
     /// The answer as the user gets it.
     body: axum::body::Bytes,
@@ -790,11 +792,86 @@ impl RouterState {
         CallResult { ms: began.elapsed().as_secs_f64() * 1000.0, answer: result }
     }
 
+    /// A call to the new stack. For a team's own service, the router acts out the faults
+    /// touching the call that it can (their definitions say which): a failure or a timeout
+    /// without calling, latency added before the call and multiplied after it (from the
+    /// service's own recent service times), the answer as the answer faults make it, the
+    /// user's body rewritten to match. Cutover's own stacks act their faults out themselves.
+    async fn call_new(&self, body: &axum::body::Bytes, hits: &[Hit], txn: u64) -> CallResult {
+        let budget = self.new_timeout;
+        let board = match &self.cfg.faults {
+            Some(b) if b.face() == Face::Service => b,
+            _ => return self.call(&self.cfg.new, body, budget).await,
+        };
+        let began = Instant::now();
+        let (touch, drawn) = crate::stack::touch_of(hits, board.seed(), txn);
+        let failed = |failure: UpstreamFailure, answer: CallFailure| {
+            failure.count(self.cfg.new.name);
+            CallResult { ms: began.elapsed().as_secs_f64() * 1000.0, answer: Err(answer) }
+        };
+        if drawn.error {
+            return failed(UpstreamFailure::Status, CallFailure::Error);
+        }
+        if drawn.timeout {
+            tokio::time::sleep(budget).await;
+            return failed(UpstreamFailure::Timeout, CallFailure::Timeout);
+        }
+        let added = Duration::from_secs_f64(touch.add_ms / 1000.0);
+        if added >= budget {
+            tokio::time::sleep(budget).await;
+            return failed(UpstreamFailure::Timeout, CallFailure::Timeout);
+        }
+        tokio::time::sleep(added).await;
+        let mut result = self.call(&self.cfg.new, body, budget - added).await;
+        let own_ms = result.ms;
+        let position = board.own_time(own_ms);
+        let extra = touch.scaled_ms(own_ms, position) - own_ms;
+        if result.answer.is_ok() && extra > 0.0 {
+            let left = budget.saturating_sub(began.elapsed());
+            let wait = Duration::from_secs_f64(extra / 1000.0);
+            if wait >= left {
+                tokio::time::sleep(left).await;
+                return failed(UpstreamFailure::Timeout, CallFailure::Timeout);
+            }
+            tokio::time::sleep(wait).await;
+        }
+        result.ms = began.elapsed().as_secs_f64() * 1000.0;
+        if let (Ok(scored), true) = (&mut result.answer, touch.answer_faults) {
+            self.answer_as_faulted(scored, hits);
+        }
+        result
+    }
+
+    /// The answer of a team's own service as the answer faults among `hits` make it: its
+    /// values and stated decision, and the body the user gets.
+    fn answer_as_faulted(&self, scored: &mut Scored, hits: &[Hit]) {
+        let answer = self.cfg.scenario.migration.answer();
+        let decision = served_answer(answer, hits.iter().map(|(_, k, _)| k), &mut scored.values);
+        scored.stated = decision.filter(|d| Some(*d) != answer.decision(&scored.values));
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&scored.body) else { return };
+        let fields = &self.cfg.new.fields;
+        let number = |x: f32| serde_json::Number::from_f64(f64::from(x)).map_or(serde_json::Value::Null, Into::into);
+        if scored.values.len() == 1 {
+            if let Some(at) = v.pointer_mut(&fields.score) {
+                *at = number(scored.values[0]);
+            }
+        } else if let Some(at) = fields.probabilities.as_deref().and_then(|p| v.pointer_mut(p)) {
+            *at = serde_json::Value::Array(scored.values.iter().map(|x| number(*x)).collect());
+        }
+        if let (Some(d), Some(at)) = (decision, fields.decision.as_deref().and_then(|p| v.pointer_mut(p))) {
+            *at = serde_json::Value::String(answer.label(d).to_string());
+        }
+        if let Ok(bytes) = serde_json::to_vec(&v) {
+            scored.body = bytes.into();
+        }
+    }
+
     fn read_answer(&self, up: &Upstream, bytes: axum::body::Bytes) -> Option<Scored> {
         let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         let answer = self.cfg.scenario.migration.answer();
         let mut values = vec![0.0f32; answer.width()];
-        pairing::read_answer(&v, &up.fields, answer, &mut values).ok()?;
+        let decision = pairing::read_answer(&v, &up.fields, answer, &mut values).ok()?;
+        let stated = decision.filter(|d| Some(*d) != answer.decision(&values));
         let features = up
             .features
             .as_deref()
@@ -820,7 +897,7 @@ impl RouterState {
         if let Some(v) = &version {
             self.count_version(up.name, v);
         }
-        Some(Scored { values, features, body })
+        Some(Scored { values, stated, features, body })
     }
 
     fn count_version(&self, stack: &str, version: &str) {
@@ -907,7 +984,7 @@ impl RouterState {
             live.counts.requests_failed += u64::from(user_failed);
             fn call(c: &CallResult) -> Call<'_> {
                 let outcome = match &c.answer {
-                    Ok(s) => Called::Answered(&s.values),
+                    Ok(s) => Called::Answered(&s.values, s.stated),
                     Err(CallFailure::Error) => Called::Error,
                     Err(CallFailure::Timeout) => Called::Timeout,
                 };
@@ -1062,18 +1139,24 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
     let (bucket, below_weight) = route(request.entity, weight);
     let routed_new = started && below_weight && !state.rolled_back.load(Ordering::Acquire);
     let routed_at = Routing { at: state.now_us(), bucket, weight };
-    // Shadow calls may lose the production context (a fault at the router).
+    // The faults touching this request: shadow calls may lose the production context (a
+    // fault at the router); for a team's own service, the router acts out the rest it can.
+    let hits: Arc<[Hit]> = state.cfg.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default().into();
+    let service = state.cfg.faults.as_ref().is_some_and(|b| b.face() == Face::Service);
+    let strip = !routed_new && hits.iter().any(|(_, k, _)| *k == Kind::ShadowContext);
+    let rewrite = service && hits.iter().any(|(_, k, _)| k.def().layer == Layer::Request);
     let mut new_body = bytes.clone();
     let mut context_lost = false;
-    if !routed_new {
-        if let Some(board) = &state.cfg.faults {
-            if board.hitting(&request).iter().any(|(_, k, _)| *k == Kind::ShadowContext) {
-                if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    pairing::strip_context_json(&mut v, m.schema(), m.shadow_context());
-                    new_body = serde_json::to_vec(&v).unwrap_or_default().into();
-                    context_lost = true;
-                }
+    if strip || rewrite {
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if strip {
+                pairing::strip_context_json(&mut v, m.schema(), m.shadow_context());
+                context_lost = true;
             }
+            if let (true, Some(o)) = (rewrite, v.as_object_mut()) {
+                crate::faults::rewrite_request(&hits, m.schema(), o);
+            }
+            new_body = serde_json::to_vec(&v).unwrap_or_default().into();
         }
     }
     let joined = |r: Result<CallResult, tokio::task::JoinError>| {
@@ -1113,14 +1196,14 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         tokio::spawn(async move {
             let _guard = guard;
             if started && shadow {
-                let new = s.call(&s.cfg.new, &new_body, s.new_timeout).await;
+                let new = s.call_new(&new_body, &hits, request.id).await;
                 s.pair(&request, false, routed_at, &legacy, &new, context_lost, (false, ms, failed));
             } else if started {
                 s.unpaired(ms, failed, true);
             } else {
                 let shadowed = shadow && s.shadow_held.load(Ordering::Relaxed);
                 if shadowed {
-                    s.call(&s.cfg.new, &new_body, s.new_timeout).await;
+                    s.call_new(&new_body, &hits, request.id).await;
                 }
                 s.held(ms, Some(ms - legacy.ms), failed, shadowed);
             }
@@ -1133,7 +1216,7 @@ async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Resp
         let (s, b) = (state.clone(), bytes.clone());
         tokio::spawn(async move { s.call(&s.cfg.legacy, &b, s.cfg.limits.timeout).await })
     };
-    let new = state.call(&state.cfg.new, &new_body, state.new_timeout).await;
+    let new = state.call_new(&new_body, &hits, request.id).await;
     if new.answer.is_ok() {
         let ms = elapsed_ms();
         let failed = ms > state.user_budget_ms;

@@ -319,22 +319,21 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
     };
     // The new stack's fault board, whichever kind of new stack it is.
-    let new_board = |face| {
-        Arc::new(FaultBoard::new(
-            face,
-            s.seed,
-            features.clone(),
-            segments.clone(),
-            new.model().clone(),
-            crate::faults::ArtifactRoots::of(&m),
-        ))
-    };
-    let mut board = None;
+    let new_board = |face| Arc::new(FaultBoard::new(face, s.seed, &m, segments.clone(), &new));
+    let board: Option<Arc<FaultBoard>>;
     let mut platform = None;
     let mut jobs = std::mem::take(&mut store_jobs);
     let (new_up, new_addr) = match (&cfg.new_url, &decls.new) {
-        (Some(url), decl) => (external("new", url, decl)?, None),
-        (None, StackDecl::Http(h)) => (Upstream::declared("new", h), None),
+        // A service of the team's own (or a stack in another process): the router acts out
+        // the faults it can reach from outside.
+        (Some(url), decl) => {
+            board = Some(new_board(Face::Service));
+            (external("new", url, decl)?, None)
+        }
+        (None, StackDecl::Http(h)) => {
+            board = Some(new_board(Face::Service));
+            (Upstream::declared("new", h), None)
+        }
         (None, StackDecl::Platform(p)) => {
             if p.feature_server.push_source.is_some() && legacy_addr.is_none() {
                 anyhow::bail!(

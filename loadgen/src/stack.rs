@@ -17,7 +17,7 @@ use cutover_models::schema::Schema;
 use cutover_models::stack::ScoringStack;
 use cutover_models::store::Schedule;
 use cutover_models::{Model, Output};
-use cutover_sim::faults::{Kind, Touch};
+use cutover_sim::faults::{served_answer, Kind, Touch};
 use cutover_sim::streams::unit;
 use serde::{Deserialize, Serialize};
 
@@ -149,17 +149,33 @@ impl StackService {
     }
 }
 
-/// Acts out the latency, error and timeout faults among `hits` on request `txn`: sleeps
-/// for the latency added, holds a timed-out request far past any caller's budget, and
-/// answers an injected error with 500.
-pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<(), ApiError> {
+/// Whether a touched call of request `txn` times out or fails, drawn from the seed.
+pub(crate) struct Drawn {
+    /// It hangs past the caller's timeout.
+    pub timeout: bool,
+    /// It fails.
+    pub error: bool,
+}
+
+/// What the faults among `hits` do to the new-stack call of request `txn`, the same on
+/// every face: gathered by [`Touch::add`], its failures drawn from the seed.
+pub(crate) fn touch_of(hits: &[Hit], seed: u64, txn: u64) -> (Touch, Drawn) {
     let mut touch = Touch::default();
     for (id, kind, _) in hits {
         touch.add(kind, *id, seed, txn, false);
     }
-    let delay_ms = touch.add_ms;
     let timeout = touch.timeout_rate > 0.0 && unit(seed, txn, 0x7173) < touch.timeout_rate;
     let error = touch.error_rate > 0.0 && unit(seed, txn, 0xE770) < touch.error_rate;
+    (touch, Drawn { timeout, error })
+}
+
+/// Acts out the latency, error and timeout faults among `hits` on request `txn`: sleeps
+/// for the latency added, holds a timed-out request far past any caller's budget, and
+/// answers an injected error with 500. What the faults do to the call, for
+/// [`scale_own_time`] once it has answered.
+pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<Touch, ApiError> {
+    let (touch, Drawn { timeout, error }) = touch_of(hits, seed, txn);
+    let delay_ms = touch.add_ms;
     if delay_ms > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
     }
@@ -170,7 +186,20 @@ pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<()
         // Its caller counts the failed call (cutover_stack_errors_total, reason "status").
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the stack failed (an injected error)"));
     }
-    Ok(())
+    Ok(touch)
+}
+
+/// Records the stack's own service time of a call that began at `own` and, under a
+/// `latency_scale` fault, waits until the call has taken its multiplied time. tokio's timer
+/// waits whole milliseconds: on a stack answering in well under one, the wait rounds up.
+pub(crate) async fn scale_own_time(board: Option<&FaultBoard>, touch: &Touch, own: Instant) {
+    let Some(board) = board else { return };
+    let ms = own.elapsed().as_secs_f64() * 1000.0;
+    let position = board.own_time(ms);
+    let extra = touch.scaled_ms(ms, position) - ms;
+    if extra > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(extra / 1000.0)).await;
+    }
 }
 
 async fn score(
@@ -183,7 +212,9 @@ async fn score(
     let bytes = http::read_body(body).await?;
     let request = http::parse_stack_request(&svc.schema, &bytes, stack)?;
     let hits = svc.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default();
-    serve_faults(&hits, svc.seed, request.id).await?;
+    let touch = serve_faults(&hits, svc.seed, request.id).await?;
+    let own = Instant::now();
+    let (read, spec) = crate::faults::read_as(&hits, &request);
     let mut row = {
         let mut state = svc.path.lock().unwrap_or_else(|e| e.into_inner());
         for (id, kind, _) in &hits {
@@ -194,7 +225,11 @@ async fn score(
                 }
             }
         }
-        let row = state.path.compute(&request).to_vec();
+        let read = read.as_ref().unwrap_or(&request);
+        let row = match &spec {
+            Some(spec) => state.path.compute_as(read, spec),
+            None => state.path.compute(read).to_vec(),
+        };
         state.path.served(&request);
         row
     };
@@ -210,14 +245,16 @@ async fn score(
     }
     let mut out = vec![0.0f32; svc.answer.width()];
     match serves {
-        None => svc.answer.score(&svc.model, &row, &mut out),
         Some(Serves::Model(m)) => svc.answer.score(m, &row, &mut out),
         Some(Serves::Runtime(r)) => r.score_batch(&row, Output::Prediction, &mut out),
+        Some(Serves::Spec(_)) | None => svc.answer.score(&svc.model, &row, &mut out),
     }
+    let decision = served_answer(&svc.answer, hits.iter().map(|(_, k, _)| k), &mut out);
+    let decision = decision.map(|d| svc.answer.label(d).to_string());
+    scale_own_time(svc.faults.as_deref(), &touch, own).await;
     let want_features = headers.get(FEATURES_HEADER).is_some_and(|v| v == "1");
     metrics::counter!("cutover_stack_requests_total", "stack" => stack).increment(1);
     metrics::histogram!("cutover_stack_latency_seconds", "stack" => stack).record(began.elapsed().as_secs_f64());
-    let decision = svc.answer.decision(&out).map(|d| svc.answer.label(d).to_string());
     Ok(Json(AnswerBody {
         score: svc.answer.headline(&out),
         decision,

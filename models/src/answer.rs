@@ -225,6 +225,18 @@ impl Answer {
         }
     }
 
+    /// Compares the new answer with legacy's, each with the decision its stack stated where
+    /// that is not the one its values give (none: the values decide).
+    pub fn compare_stated(&self, legacy: (&[f32], Option<u32>), new: (&[f32], Option<u32>)) -> Compared {
+        let mut c = self.compare(legacy.0, new.0);
+        if self.has_decision() && (legacy.1.is_some() || new.1.is_some()) {
+            let decided = |(values, stated): (&[f32], Option<u32>)| stated.or_else(|| self.decision(values));
+            c.flipped = decided(legacy) != decided(new);
+            c.wrong = c.flipped;
+        }
+        c
+    }
+
     /// Compares the new answer with legacy's.
     pub fn compare(&self, legacy: &[f32], new: &[f32]) -> Compared {
         match self.kind {

@@ -18,6 +18,8 @@ pub struct DualPath {
     kinds: Vec<FeatureKind>,
     legacy_values: FeatureValues,
     new_values: FeatureValues,
+    /// Specs the new path can switch to (a `spec_switch` fault), with their buffers.
+    alternates: Vec<(Arc<Pipeline>, FeatureValues)>,
     diffs: Vec<FeatureDiff>,
 }
 
@@ -32,6 +34,7 @@ impl Clone for DualPath {
             kinds: self.kinds.clone(),
             legacy_values: self.legacy_values.clone(),
             new_values: self.new_values.clone(),
+            alternates: self.alternates.clone(),
             diffs: self.diffs.clone(),
         }
     }
@@ -92,6 +95,7 @@ impl DualPath {
             kinds,
             legacy_values,
             new_values,
+            alternates: Vec::new(),
             diffs,
         })
     }
@@ -126,9 +130,24 @@ impl DualPath {
         self.compute_with(request, request)
     }
 
+    /// Adds a spec the new path can switch to: it must give the same model features and
+    /// read the same aggregates as the new spec ([`crate::features::switchable`]). Its slot.
+    pub fn add_alternate(&mut self, spec: Arc<Pipeline>) -> Result<usize, String> {
+        crate::features::switchable(&self.new, &spec)?;
+        let values = spec.values();
+        self.alternates.push((spec, values));
+        Ok(self.alternates.len() - 1)
+    }
+
     /// Computes the legacy row for `legacy` and the new row for `new`: the same request,
     /// unless the call to the new stack lost part of its context (a shadow mismatch).
     pub fn compute_with(&mut self, legacy: &Record, new: &Record) -> PathRows<'_> {
+        self.compute_switched(legacy, new, None)
+    }
+
+    /// As [`DualPath::compute_with`], the new row computed with the alternate spec in slot
+    /// `alternate` when given (a `spec_switch` fault), on the same store.
+    pub fn compute_switched(&mut self, legacy: &Record, new: &Record, alternate: Option<usize>) -> PathRows<'_> {
         let now = legacy.time_ms;
         self.legacy_table.advance_to(now, &self.log);
         self.store.advance_to(now, &self.log);
@@ -136,10 +155,14 @@ impl DualPath {
         self.log.compact(self.legacy_table.cursor().min(self.store.cursor()));
         self.legacy_table.read(legacy.entity, &mut self.legacy_values.aggregates);
         self.legacy.compute(&legacy.values, &mut self.legacy_values);
-        self.store.read(new.entity, &mut self.new_values.aggregates);
-        self.new.compute(&new.values, &mut self.new_values);
-        diff_rows(&self.kinds, &self.legacy_values.row, &self.new_values.row, &mut self.diffs);
-        PathRows { legacy: &self.legacy_values.row, new: &self.new_values.row, diffs: &self.diffs }
+        let (spec, values) = match alternate.and_then(|k| self.alternates.get_mut(k)) {
+            Some((spec, values)) => (&**spec, values),
+            None => (&*self.new, &mut self.new_values),
+        };
+        self.store.read(new.entity, &mut values.aggregates);
+        spec.compute(&new.values, values);
+        diff_rows(&self.kinds, &self.legacy_values.row, &values.row, &mut self.diffs);
+        PathRows { legacy: &self.legacy_values.row, new: &values.row, diffs: &self.diffs }
     }
 
     /// The legacy row alone for `request`, when the new stack is out of the path (after a
@@ -278,6 +301,16 @@ impl SinglePath {
         self.store.read(request.entity, &mut self.values.aggregates);
         self.pipeline.compute(&request.values, &mut self.values);
         &self.values.row
+    }
+
+    /// The model row for `request` computed with another spec on this path's store (a
+    /// `spec_switch` fault; checked with [`crate::features::switchable`] when injected).
+    pub fn compute_as(&mut self, request: &Record, spec: &Pipeline) -> Vec<f32> {
+        self.advance(request.time_ms);
+        let mut values = spec.values();
+        self.store.read(request.entity, &mut values.aggregates);
+        spec.compute(&request.values, &mut values);
+        values.row
     }
 
     /// Runs the store's materializations due by `now_ms` (or by the log's latest event,

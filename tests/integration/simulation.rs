@@ -46,6 +46,29 @@ fn the_scenario_library_holds_and_jobs_never_change_the_output() {
         assert!(kinds.contains(tag.name()), "no scenario with {}", tag.name());
     }
 
+    // A request field as the new path reads it: every feature derived from it follows,
+    // the others stay exact; a spec switch changes the features it redefines, no other.
+    let mismatch = |scenario: &str, feature: &str| -> f64 {
+        let text = std::fs::read_to_string(out.join(scenario).join("parity.json")).unwrap();
+        let parity: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let f = parity.iter().find(|f| f["feature"] == feature).unwrap_or_else(|| panic!("{feature}"));
+        f["segments"][0]["mismatch_rate"].as_f64().unwrap()
+    };
+    for derived in ["amount_eur", "amount_band", "amount_to_customer_avg"] {
+        assert!(mismatch("field-amount-cents", derived) > 0.0, "{derived} follows the amount as read");
+    }
+    for untouched in ["card_present", "channel", "customer_avg_amount_eur"] {
+        assert_eq!(mismatch("field-amount-cents", untouched), 0.0, "{untouched}");
+    }
+    assert!(mismatch("spec-hour-utc-entering-canary-5", "hour_local") > 0.0);
+    assert_eq!(mismatch("spec-hour-utc-entering-canary-5", "amount_eur"), 0.0);
+    // The answer layer: the same scores, other decisions.
+    for scenario in ["threshold-lowered", "labels-swapped"] {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(scenario).join("summary.json")).unwrap()).unwrap();
+        assert_eq!(s["trigger"]["guardrail"], "decision_flip_rate", "{scenario}: {}", s["trigger"]);
+    }
+
     // The rollback gap: both early decommission attempts were refused, and legacy was
     // still there for the rollback that came after promotion.
     let h = history(&out, "clean-early-decommission");

@@ -6,14 +6,14 @@ pub mod parity;
 mod pipeline;
 mod spec;
 pub mod spec_diff;
+pub use spec_diff::switchable;
 
 pub use diff::{diff_rows, FeatureDiff};
 pub use parity::{FeatureParity, ParityStats, SegmentParity};
 pub use pipeline::{sha256_hex, Aggregate, FeatureKind, FeatureValues, Pipeline};
 pub use spec::{
-    AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, OnZero, OperandDef, Sentinels, SpecFile, Step, TableValue,
-    Unknown,
-    ZoneSpec,
+    AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, OnZero, OperandDef, Sentinels, SpecFile, Step,
+    TableValue, Unknown, ZoneSpec,
 };
 
 /// A specification that cannot be used: the file, the position where known, the field.

@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use super::spec::{
-    line_column, AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, OnZero, OperandDef, Sentinels, SpecFile,
-    Step, TableValue, Unknown, ZoneSpec,
+    line_column, AggregateDef, Apply, Arithmetic, FeatureDef, Function, Missing, OnZero, OperandDef, Sentinels,
+    SpecFile, Step, TableValue, Unknown, ZoneSpec,
 };
 use super::SpecError;
 use crate::schema::{Field, Kind, Schema, Value};

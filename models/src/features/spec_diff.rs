@@ -92,6 +92,50 @@ fn describe_unknown(u: Unknown) -> String {
     }
 }
 
+/// Whether the new path can switch from spec `new` to `other` mid-run (a `spec_switch`
+/// fault): the same model features in the same order, the same aggregates (the store
+/// materializes the new spec's), and something changed. The differences, or why not.
+pub fn switchable(new: &Pipeline, other: &Pipeline) -> Result<Vec<SpecDifference>, String> {
+    if new.output_names() != other.output_names() {
+        let at = new.output_names().iter().zip(other.output_names()).position(|(a, b)| a != b);
+        return Err(match at {
+            Some(k) => format!(
+                "model feature {k} is `{}` in the new spec and `{}` in `{}`",
+                new.output_names()[k],
+                other.output_names()[k],
+                other.name()
+            ),
+            None => format!("`{}` computes another number of model features than the new spec", other.name()),
+        });
+    }
+    let differences = diff_specs(new, other);
+    if new.aggregate_definitions() != other.aggregate_definitions() {
+        return Err(format!(
+            "`{}` defines other aggregates than the new spec: the store materializes the new spec's, so a switch \
+             changes features, not aggregates (rehearse a stale or skewed aggregate with stale_features or feature_skew)",
+            other.name()
+        ));
+    }
+    for a in new.aggregate_definitions() {
+        let Some(of) = &a.of else { continue };
+        if differences.iter().any(|d| &d.feature == of.get_ref()) {
+            return Err(format!(
+                "`{}` changes `{}`, which the aggregate `{}` folds: the store materializes the new spec's",
+                other.name(),
+                of.get_ref(),
+                a.name.get_ref()
+            ));
+        }
+    }
+    if differences.is_empty() {
+        return Err(format!(
+            "`{}` defines every feature as the new spec does: the switch would change nothing",
+            other.name()
+        ));
+    }
+    Ok(differences)
+}
+
 /// Every semantic difference between `legacy` and `new`, in the legacy spec's order.
 pub fn diff_specs(legacy: &Pipeline, new: &Pipeline) -> Vec<SpecDifference> {
     let mut out = Vec::new();

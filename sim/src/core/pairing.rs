@@ -43,8 +43,10 @@ pub fn strip_context_json(body: &mut serde_json::Value, schema: &Schema, context
 /// How one call ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Called<'a> {
-    /// The stack answered with these values (the answer's width).
-    Answered(&'a [f32]),
+    /// The stack answered with these values (the answer's width) and, where it stated one
+    /// that its values do not give (a `decision_threshold` or `decision_labels` fault, a
+    /// service that decides on its own), that decision: what the user got.
+    Answered(&'a [f32], Option<u32>),
     /// It failed.
     Error,
     /// It gave no answer within the caller's budget.
@@ -54,7 +56,7 @@ pub enum Called<'a> {
 impl Called<'_> {
     /// Whether it answered.
     pub fn ok(&self) -> bool {
-        matches!(self, Called::Answered(_))
+        matches!(self, Called::Answered(..))
     }
 }
 
@@ -220,12 +222,12 @@ impl Pairing {
         context_lost: bool,
         served_new: bool,
     ) -> Option<Paired<'_>> {
-        let Called::Answered(l) = legacy.outcome else { return None };
+        let Called::Answered(l, legacy_stated) = legacy.outcome else { return None };
         if !segments_ready {
             self.segments.of(record, &mut self.segs);
         }
         let compared = match new.outcome {
-            Called::Answered(n) => self.answer.compare(l, n),
+            Called::Answered(n, new_stated) => self.answer.compare_stated((l, legacy_stated), (n, new_stated)),
             _ => Compared::default(),
         };
         match rows {

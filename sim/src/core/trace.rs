@@ -163,6 +163,22 @@ pub struct Lineage {
     pub spec_differences: Vec<SpecDifference>,
     /// Artifacts a `model_artifact` fault served instead: (file, sha256).
     pub swapped_artifacts: Vec<(String, String)>,
+    /// Specs a `spec_switch` fault switched the new path to, with what each changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub switched_specs: Vec<SwitchedSpec>,
+}
+
+/// A spec a `spec_switch` fault switches the new path to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SwitchedSpec {
+    /// The fault's position in the scenario.
+    pub fault: usize,
+    /// The spec file.
+    pub file: String,
+    /// Its sha256.
+    pub sha256: String,
+    /// What it changes against the new spec.
+    pub differences: Vec<SpecDifference>,
 }
 
 impl Lineage {
@@ -173,6 +189,7 @@ impl Lineage {
             new: new.entry().clone(),
             spec_differences: diff_specs(legacy.pipeline(), new.pipeline()),
             swapped_artifacts,
+            switched_specs: Vec::new(),
         }
     }
 }

@@ -11,20 +11,38 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use cutover_models::answer::{Answer, AnswerKind};
+use cutover_models::schema::{Kind as FieldKind, Record, Schema, Value};
+
 use crate::param::Param;
 
 /// The most latency a fault adds, ms (ten minutes: far past any stack's timeout).
 pub const MAX_ADDED_MS: f64 = 600_000.0;
 
+/// The largest latency multiplier.
+pub const MAX_FACTOR: f64 = 1000.0;
+
+/// The most entries a fault's `map` holds.
+pub const MAX_MAP: usize = 256;
+
+/// The score transforms of `score_transform`.
+pub const TRANSFORMS: &[&str] = &["linear", "margin", "complement"];
+
 /// The layer of the new path a fault acts on, from the request in to the answer out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
+    /// A request field as the new path reads it: every feature derived from it follows.
+    Request,
+    /// The new path's feature spec: the definitions themselves.
+    Spec,
     /// The model row the new feature path computed.
     Feature,
     /// The new path's online store.
     Store,
     /// The model the new stack scores with.
     Model,
+    /// The new stack's answer: its decision threshold, its labels, its score.
+    Answer,
     /// The new stack as a service: its latency, errors, timeouts, its being up.
     Stack,
     /// The shadow call the router sends.
@@ -37,9 +55,12 @@ impl Layer {
     /// Its name in the docs' table.
     pub fn name(self) -> &'static str {
         match self {
+            Layer::Request => "request field",
+            Layer::Spec => "spec",
             Layer::Feature => "feature",
             Layer::Store => "store",
             Layer::Model => "model",
+            Layer::Answer => "answer",
             Layer::Stack => "stack",
             Layer::Shadow => "shadow",
             Layer::Controller => "controller",
@@ -50,10 +71,20 @@ impl Layer {
 /// What a parameter accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepts {
+    /// The name of a request field of the migration's schema.
+    Field,
     /// The name of a model feature.
     Feature,
     /// A file: an artifact of the migration's registry or folder.
     Artifact,
+    /// A feature spec: a registry entry (`name/version`) or a spec file.
+    Spec,
+    /// A table of values to values (`{ card = "wallet" }`, `{ "1" = 2 }`).
+    Map,
+    /// One of the words a parameter lists.
+    Word(&'static [&'static str]),
+    /// A latency multiplier, 1 to [`MAX_FACTOR`].
+    Factor,
     /// Any finite number (or range).
     Number,
     /// A share, within [0, 1].
@@ -101,9 +132,21 @@ pub struct Live {
     pub in_process: Support,
     /// On the composed Feast + Open Inference Protocol platform.
     pub platform: Support,
+    /// On a team's own HTTP service, from the router: on the request it sends the service,
+    /// on the answer it reads back, on the call itself.
+    pub service: Support,
 }
 
-const EVERYWHERE: Live = Live { in_process: Support::Acts, platform: Support::Acts };
+const EVERYWHERE: Live = Live { in_process: Support::Acts, platform: Support::Acts, service: Support::Acts };
+
+/// Kinds that act inside the new stack: a team's own service is closed to the router.
+const INSIDE: Live = Live {
+    in_process: Support::Acts,
+    platform: Support::Acts,
+    service: Support::Refused(
+        "it acts inside the new stack, and your service computes its features and holds its model where the router cannot reach: rehearse it in the simulator, or as a request-field fault on what the service reads",
+    ),
+};
 
 /// A kind's definition.
 #[derive(Debug, Clone, Copy)]
@@ -128,14 +171,22 @@ impl Definition {
         let params: Vec<String> = self
             .params
             .iter()
-            .map(|p| if p.required { format!("`{}`", p.name) } else { format!("`{}` ({})", p.name, p.default) })
+            .map(|p| match (p.required, p.accepts) {
+                (true, _) => format!("`{}`", p.name),
+                (false, Accepts::Word(words)) => format!("`{}` ({})", p.name, words[p.default as usize]),
+                (false, _) => format!("`{}` ({})", p.name, p.default),
+            })
             .collect();
         let params = if params.is_empty() { "none".to_string() } else { params.join(", ") };
-        let faces: Vec<&str> = [("in-process", self.live.in_process), ("platform", self.live.platform)]
-            .into_iter()
-            .filter(|(_, s)| *s == Support::Acts)
-            .map(|(face, _)| face)
-            .collect();
+        let faces: Vec<&str> = [
+            ("in-process", self.live.in_process),
+            ("platform", self.live.platform),
+            ("your service", self.live.service),
+        ]
+        .into_iter()
+        .filter(|(_, s)| *s == Support::Acts)
+        .map(|(face, _)| face)
+        .collect();
         let live = if faces.is_empty() { "no".to_string() } else { faces.join(", ") };
         format!("| `{}` | {} | {} | {} | {live} |", self.name, self.layer.name(), params, self.does)
     }
@@ -156,201 +207,294 @@ pub fn docs_table() -> String {
 /// The fault kinds, without their parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tag {
+    /// A numeric request field scaled and shifted.
+    FieldSkew,
+    /// A request field's values mapped to others.
+    FieldMap,
+    /// A boolean request field read inverted.
+    FieldInverted,
+    /// A request field read as missing.
+    FieldMissing,
+    /// A timestamp field shifted by hours.
+    FieldTimeShift,
+    /// The new path switches to another feature spec.
+    SpecSwitch,
     /// A feature scaled and shifted.
     FeatureSkew,
     /// Missing values filled.
     MissingValuePolicy,
     /// Category codes shifted.
     CategoricalEncoding,
+    /// A feature's values (category codes) permuted.
+    FeatureMap,
     /// The store's materialization stalls.
     StaleFeatures,
-    /// Latency added.
-    Latency,
-    /// Calls fail.
-    Errors,
-    /// Calls time out.
-    Timeouts,
-    /// Shadow calls lose the production context.
-    ShadowContext,
     /// Another artifact served.
     ModelArtifact,
     /// Another runtime.
     RuntimeDrift,
-    /// Legacy decommissioned.
-    DecommissionLegacy,
+    /// Another decision threshold.
+    DecisionThreshold,
+    /// Decisions stated under other labels.
+    DecisionLabels,
+    /// The score transformed.
+    ScoreTransform,
+    /// Latency added.
+    Latency,
+    /// Latency multiplied.
+    LatencyScale,
+    /// Calls fail.
+    Errors,
+    /// Calls time out.
+    Timeouts,
     /// The new stack down.
     StackDown,
+    /// Shadow calls lose the production context.
+    ShadowContext,
+    /// Legacy decommissioned.
+    DecommissionLegacy,
 }
 
 impl Tag {
-    /// Every kind, in the docs' order.
-    pub const ALL: [Tag; 12] = [
+    /// Every kind, from the request in to the answer out, then the shadow call and the
+    /// controller (the docs' order).
+    pub const ALL: [Tag; 23] = [
+        Tag::FieldSkew,
+        Tag::FieldMap,
+        Tag::FieldInverted,
+        Tag::FieldMissing,
+        Tag::FieldTimeShift,
+        Tag::SpecSwitch,
         Tag::FeatureSkew,
         Tag::MissingValuePolicy,
         Tag::CategoricalEncoding,
+        Tag::FeatureMap,
         Tag::StaleFeatures,
-        Tag::Latency,
-        Tag::Errors,
-        Tag::Timeouts,
-        Tag::ShadowContext,
         Tag::ModelArtifact,
         Tag::RuntimeDrift,
-        Tag::DecommissionLegacy,
+        Tag::DecisionThreshold,
+        Tag::DecisionLabels,
+        Tag::ScoreTransform,
+        Tag::Latency,
+        Tag::LatencyScale,
+        Tag::Errors,
+        Tag::Timeouts,
         Tag::StackDown,
+        Tag::ShadowContext,
+        Tag::DecommissionLegacy,
     ];
 
     /// Its definition.
     pub fn def(self) -> &'static Definition {
         use Accepts::*;
+        macro_rules! def {
+            ($name:literal, $layer:ident, $does:literal, [$($p:expr),*], $per:literal, $live:expr) => {{
+                const D: Definition = Definition {
+                    name: $name,
+                    layer: Layer::$layer,
+                    does: $does,
+                    params: &[$($p),*],
+                    per_request: $per,
+                    live: $live,
+                };
+                &D
+            }};
+        }
         match self {
-            Tag::FeatureSkew => {
-                const D: Definition = Definition {
-                    name: "feature_skew",
-                    layer: Layer::Feature,
-                    does: "the feature times `scale` plus `offset` on the new path (units, scaling)",
-                    params: &[
-                        needs("feature", Feature),
-                        optional("scale", Number, 1.0),
-                        optional("offset", Number, 0.0),
-                    ],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::MissingValuePolicy => {
-                const D: Definition = Definition {
-                    name: "missing_value_policy",
-                    layer: Layer::Feature,
-                    does: "a missing value of the feature becomes `fill` on the new path",
-                    params: &[needs("feature", Feature), optional("fill", Number, 0.0)],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::CategoricalEncoding => {
-                const D: Definition = Definition {
-                    name: "categorical_encoding",
-                    layer: Layer::Feature,
-                    does: "the feature's category codes shift by `shift` (a reordered vocabulary)",
-                    params: &[needs("feature", Feature), optional("shift", Number, 1.0)],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::StaleFeatures => {
-                const D: Definition = Definition {
-                    name: "stale_features",
-                    layer: Layer::Store,
-                    does: "the new store's materialization job stalls for `stall_s`",
-                    params: &[needs("stall_s", Seconds)],
-                    per_request: false,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::Latency => {
-                const D: Definition = Definition {
-                    name: "latency",
-                    layer: Layer::Stack,
-                    does: "`add_ms` added to every call, and `tail_ms` more to `tail_fraction` of them",
-                    params: &[
-                        optional("add_ms", AddedMs, 0.0),
-                        optional("tail_ms", AddedMs, 0.0),
-                        optional("tail_fraction", Share, 0.01),
-                    ],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::Errors => {
-                const D: Definition = Definition {
-                    name: "errors",
-                    layer: Layer::Stack,
-                    does: "`rate` of the calls fail",
-                    params: &[needs("rate", Accepts::Share)],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::Timeouts => {
-                const D: Definition = Definition {
-                    name: "timeouts",
-                    layer: Layer::Stack,
-                    does: "`rate` of the calls hang past the caller's timeout",
-                    params: &[needs("rate", Accepts::Share)],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::ShadowContext => {
-                const D: Definition = Definition {
-                    name: "shadow_context",
-                    layer: Layer::Shadow,
-                    does: "the shadow call loses the fields the migration's `[shadow] context` names",
-                    params: &[],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::ModelArtifact => {
-                const D: Definition = Definition {
-                    name: "model_artifact",
-                    layer: Layer::Model,
-                    does: "the new stack serves another artifact (live on the platform: the model server loads it)",
-                    params: &[needs("artifact", Artifact)],
-                    per_request: true,
-                    live: EVERYWHERE,
-                };
-                &D
-            }
-            Tag::RuntimeDrift => {
-                const D: Definition = Definition {
-                name: "runtime_drift",
-                layer: Layer::Model,
-                does: "the new stack scores through the gbdt crate without mapping missing values",
-                params: &[],
-                per_request: true,
-                live: Live {
+            Tag::FieldSkew => def!(
+                "field_skew",
+                Request,
+                "the new path reads the numeric `field` times `scale` plus `offset` (a unit: miles for km, cents for euros); every feature derived from it follows",
+                [needs("field", Field), optional("scale", Number, 1.0), optional("offset", Number, 0.0)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::FieldMap => def!(
+                "field_map",
+                Request,
+                "the new path reads the `field`'s values through `map` (a category renamed, a code remapped); values the map does not name are read as sent",
+                [needs("field", Field), needs("map", Map)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::FieldInverted => def!(
+                "field_inverted",
+                Request,
+                "the new path reads the boolean `field` inverted (`Y` taken for false)",
+                [needs("field", Field)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::FieldMissing => def!(
+                "field_missing",
+                Request,
+                "the new path reads the `field` as missing (a column not joined, a key renamed)",
+                [needs("field", Field)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::FieldTimeShift => def!(
+                "field_time_shift",
+                Request,
+                "the new path reads the timestamp `field` shifted by `shift_h` hours (local time for UTC); the hour of day wraps at midnight and the day follows",
+                [needs("field", Field), needs("shift_h", Number)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::SpecSwitch => def!(
+                "spec_switch",
+                Spec,
+                "the new path computes its features with another spec (a registry entry `name/version` or a spec file) from the fault's start to its end; the spec diff names what changed, checked before traffic",
+                [needs("spec", Spec)],
+                true,
+                INSIDE
+            ),
+            Tag::FeatureSkew => def!(
+                "feature_skew",
+                Feature,
+                "the model feature times `scale` plus `offset` on the new path (units, scaling)",
+                [needs("feature", Feature), optional("scale", Number, 1.0), optional("offset", Number, 0.0)],
+                true,
+                INSIDE
+            ),
+            Tag::MissingValuePolicy => def!(
+                "missing_value_policy",
+                Feature,
+                "a missing value of the feature becomes `fill` on the new path",
+                [needs("feature", Feature), optional("fill", Number, 0.0)],
+                true,
+                INSIDE
+            ),
+            Tag::CategoricalEncoding => def!(
+                "categorical_encoding",
+                Feature,
+                "the feature's category codes shift by `shift` (a vocabulary rotated)",
+                [needs("feature", Feature), optional("shift", Number, 1.0)],
+                true,
+                INSIDE
+            ),
+            Tag::FeatureMap => def!(
+                "feature_map",
+                Feature,
+                "the feature's values (category codes) go through `map`, `{ \"0\" = 2, \"2\" = 0 }`: a vocabulary in another order",
+                [needs("feature", Feature), needs("map", Map)],
+                true,
+                INSIDE
+            ),
+            Tag::StaleFeatures => def!(
+                "stale_features",
+                Store,
+                "the new store's materialization job stalls for `stall_s`",
+                [needs("stall_s", Seconds)],
+                false,
+                INSIDE
+            ),
+            Tag::ModelArtifact => def!(
+                "model_artifact",
+                Model,
+                "the new stack serves another artifact (live on the platform: the model server loads it)",
+                [needs("artifact", Artifact)],
+                true,
+                INSIDE
+            ),
+            Tag::RuntimeDrift => def!(
+                "runtime_drift",
+                Model,
+                "the new stack scores through the gbdt crate without mapping missing values",
+                [],
+                true,
+                Live {
                     in_process: Support::Acts,
                     platform: Support::Refused(
                         "the platform's model server is the runtime: rehearse another runtime with a `model_artifact` it serves",
                     ),
-                },
-            };
-                &D
-            }
-            Tag::DecommissionLegacy => {
-                const D: Definition = Definition {
-                name: "decommission_legacy",
-                layer: Layer::Controller,
-                does: "an attempt to retire legacy, refused until the plan allows it (live: `POST /admin/decommission`, which `loadtest` calls at the fault's start)",
-                params: &[],
-                per_request: false,
-                live: Live {
+                    service: INSIDE.service,
+                }
+            ),
+            Tag::DecisionThreshold => def!(
+                "decision_threshold",
+                Answer,
+                "the new stack decides at `threshold` instead of the migration's (binary answers)",
+                [needs("threshold", Number)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::DecisionLabels => def!(
+                "decision_labels",
+                Answer,
+                "the new stack states its decisions through `map` of label to label (`{ approve = \"decline\", decline = \"approve\" }`: labels in another order)",
+                [needs("map", Map)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::ScoreTransform => def!(
+                "score_transform",
+                Answer,
+                "the new stack answers `scale` x score + `offset` (`transform = \"linear\"`), the margin instead of the probability (`\"margin\"`) or the other class's probability (`\"complement\"`); its decision follows from what it answers",
+                [optional("transform", Word(TRANSFORMS), 0.0), optional("scale", Number, 1.0), optional("offset", Number, 0.0)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::Latency => def!(
+                "latency",
+                Stack,
+                "`add_ms` added to every call, and `tail_ms` more to `tail_fraction` of them",
+                [optional("add_ms", AddedMs, 0.0), optional("tail_ms", AddedMs, 0.0), optional("tail_fraction", Share, 0.01)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::LatencyScale => def!(
+                "latency_scale",
+                Stack,
+                "each call's own service time multiplied: by `p50` at or below the stack's median, by `p99` at or above its 99th percentile, log-linearly between (so p50 and p99 move by those factors)",
+                [optional("p50", Factor, 1.0), optional("p99", Factor, 1.0)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::Errors => def!(
+                "errors",
+                Stack,
+                "`rate` of the calls fail",
+                [needs("rate", Share)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::Timeouts => def!(
+                "timeouts",
+                Stack,
+                "`rate` of the calls hang past the caller's timeout",
+                [needs("rate", Share)],
+                true,
+                EVERYWHERE
+            ),
+            Tag::StackDown => def!(
+                "stack_down",
+                Stack,
+                "the new stack is down: every call fails at once (live: its listener closes until the fault clears)",
+                [],
+                true,
+                EVERYWHERE
+            ),
+            Tag::ShadowContext => def!(
+                "shadow_context",
+                Shadow,
+                "the shadow call loses the fields the migration's `[shadow] context` names",
+                [],
+                true,
+                EVERYWHERE
+            ),
+            Tag::DecommissionLegacy => def!(
+                "decommission_legacy",
+                Controller,
+                "an attempt to retire legacy, refused until the plan allows it (live: `POST /admin/decommission`, which `loadtest` calls at the fault's start)",
+                [],
+                false,
+                Live {
                     in_process: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"),
                     platform: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"),
-                },
-            };
-                &D
-            }
-            Tag::StackDown => {
-                const D: Definition = Definition {
-                name: "stack_down",
-                layer: Layer::Stack,
-                does: "the new stack is down: every call fails at once (live: its listener closes until the fault clears)",
-                params: &[],
-                per_request: true,
-                live: EVERYWHERE,
-            };
-                &D
-            }
+                    service: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"),
+                }
+            ),
         }
     }
 
@@ -365,34 +509,172 @@ impl Tag {
     }
 
     /// Builds the kind from its parameters' values: `number(name)` gives a numeric
-    /// parameter's value for this run (drawn in the definition's order), `feature` the
-    /// model feature's index, `artifact` the artifact's file.
+    /// parameter's value for this run (drawn in the definition's order); the rest is
+    /// checked against the migration and the model (`ctx`).
     fn build(
         self,
+        spec: &FaultSpec,
+        ctx: &Context<'_>,
         number: &mut dyn FnMut(&str) -> f64,
-        feature: &dyn Fn() -> Result<usize, (String, String)>,
-        artifact: &dyn Fn() -> Result<PathBuf, (String, String)>,
     ) -> Result<Kind, (String, String)> {
+        let e = |field: &str, message: String| (field.to_string(), message);
+        let feature = || {
+            let name = spec.feature.as_deref().unwrap_or_default();
+            ctx.features.iter().position(|n| n == name).ok_or_else(|| {
+                e("feature", format!("`{name}` is not a model feature (features: {})", ctx.features.join(", ")))
+            })
+        };
+        let field = |takes: &[FieldKind]| {
+            let name = spec.field.as_deref().unwrap_or_default();
+            let i = ctx.schema.index(name).ok_or_else(|| {
+                let names: Vec<&str> = ctx.schema.fields().iter().map(|f| f.name.as_str()).collect();
+                e("field", format!("`{name}` is not a request field (fields: {})", names.join(", ")))
+            })?;
+            let f = ctx.schema.field(i);
+            if f.key {
+                return Err(e(
+                    "field",
+                    format!("`{name}` is the request's id or entity: the router reads it, not the new path"),
+                ));
+            }
+            if !takes.contains(&f.kind) {
+                let kinds: Vec<&str> = takes.iter().map(|k| k.name()).collect();
+                return Err(e(
+                    "field",
+                    format!(
+                        "`{name}` is a {} field: {} reads {} fields",
+                        f.kind.name(),
+                        self.name(),
+                        kinds.join(" or ")
+                    ),
+                ));
+            }
+            Ok(i)
+        };
+        let file = |name: &str, accepts: Accepts, given: Option<&str>| {
+            (ctx.file)(accepts, given.unwrap_or_default()).map_err(|m| e(name, m))
+        };
+        let map = || spec.map.as_ref().map(|m| m.iter().collect::<Vec<_>>()).unwrap_or_default();
+        let binary = |what: &str| {
+            if ctx.answer.kind == AnswerKind::Binary {
+                Ok(())
+            } else {
+                Err(e("kind", format!("{what} applies to binary answers (this migration's is {:?})", ctx.answer.kind)))
+            }
+        };
         Ok(match self {
+            Tag::FieldSkew => {
+                let field = field(&[FieldKind::Number, FieldKind::Integer])?;
+                Kind::FieldSkew { field, scale: number("scale"), offset: number("offset") }
+            }
+            Tag::FieldMap => {
+                let i = field(&[FieldKind::Number, FieldKind::Integer, FieldKind::Boolean, FieldKind::Category])?;
+                let text = ctx.schema.field(i).kind == FieldKind::Category;
+                let mut pairs = Vec::new();
+                for (from, to) in map() {
+                    let value = |v: &str| -> Result<Value, (String, String)> {
+                        if text {
+                            let t = ctx.schema.interner().intern_kept(v).map_err(|m| e("map", m))?;
+                            return Ok(Value::Text(t));
+                        }
+                        v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(Value::Number).ok_or_else(|| {
+                            e("map", format!("`{v}` is not a number, and `{}` holds numbers", ctx.schema.field(i).name))
+                        })
+                    };
+                    pairs.push((value(from)?, value(&to.text())?));
+                }
+                Kind::FieldMap { field: i, map: pairs }
+            }
+            Tag::FieldInverted => Kind::FieldInverted { field: field(&[FieldKind::Boolean])? },
+            Tag::FieldMissing => Kind::FieldMissing {
+                field: field(&[
+                    FieldKind::Number,
+                    FieldKind::Integer,
+                    FieldKind::Boolean,
+                    FieldKind::Category,
+                    FieldKind::Timestamp,
+                ])?,
+            },
+            Tag::FieldTimeShift => {
+                let field = field(&[FieldKind::Timestamp])?;
+                Kind::FieldTimeShift { field, shift_ms: number("shift_h") * 3_600_000.0 }
+            }
+            Tag::SpecSwitch => Kind::SpecSwitch { spec: file("spec", Accepts::Spec, spec.spec.as_deref())? },
             Tag::FeatureSkew => {
                 let feature = feature()?;
                 Kind::FeatureSkew { feature, scale: number("scale"), offset: number("offset") }
             }
             Tag::MissingValuePolicy => Kind::MissingValuePolicy { feature: feature()?, fill: number("fill") },
             Tag::CategoricalEncoding => Kind::CategoricalEncoding { feature: feature()?, shift: number("shift") },
+            Tag::FeatureMap => {
+                let feature = feature()?;
+                let mut pairs = Vec::new();
+                for (from, to) in map() {
+                    let code = |v: &str| {
+                        v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
+                            e("map", format!("`{v}` is not a number: a feature's values are numbers (category codes)"))
+                        })
+                    };
+                    pairs.push((code(from)?, code(&to.text())?));
+                }
+                Kind::FeatureMap { feature, map: pairs }
+            }
             Tag::StaleFeatures => Kind::StaleFeatures { stall_us: seconds_to_us(number("stall_s")) },
+            Tag::ModelArtifact => {
+                Kind::ModelArtifact { artifact: file("artifact", Accepts::Artifact, spec.artifact.as_deref())? }
+            }
+            Tag::RuntimeDrift => Kind::RuntimeDrift,
+            Tag::DecisionThreshold => {
+                binary("a decision threshold")?;
+                Kind::DecisionThreshold { threshold: number("threshold") as f32 }
+            }
+            Tag::DecisionLabels => {
+                if !ctx.answer.has_decision() {
+                    return Err(e("kind", "decision_labels applies to answers with a decision".into()));
+                }
+                let labels = &ctx.answer.labels;
+                let index = |l: &str| {
+                    labels.iter().position(|x| x.eq_ignore_ascii_case(l.trim())).ok_or_else(|| {
+                        e("map", format!("`{l}` is not one of the answer's labels ({})", labels.join(", ")))
+                    })
+                };
+                let mut stated: Vec<u32> = (0..labels.len() as u32).collect();
+                for (from, to) in map() {
+                    stated[index(from)?] = index(&to.text())? as u32;
+                }
+                Kind::DecisionLabels { stated }
+            }
+            Tag::ScoreTransform => {
+                let transform = match spec.transform.as_deref().unwrap_or("linear") {
+                    "margin" => Transform::Margin,
+                    "complement" => Transform::Complement,
+                    _ => Transform::Linear,
+                };
+                if transform != Transform::Linear {
+                    binary("transform = \"margin\" or \"complement\"")?;
+                    if spec.scale.is_some() || spec.offset.is_some() {
+                        return Err(e("scale", "`scale` and `offset` go with transform = \"linear\"".into()));
+                    }
+                }
+                Kind::ScoreTransform { transform, scale: number("scale"), offset: number("offset") }
+            }
             Tag::Latency => Kind::Latency {
                 add_ms: number("add_ms"),
                 tail_ms: number("tail_ms"),
                 tail_fraction: number("tail_fraction"),
             },
+            Tag::LatencyScale => {
+                let (p50, p99) = (number("p50"), number("p99"));
+                if p50 == 1.0 && p99 == 1.0 {
+                    return Err(e("p99", "multiplies nothing: give `p50`, `p99` or both, above 1".into()));
+                }
+                Kind::LatencyScale { p50, p99 }
+            }
             Tag::Errors => Kind::Errors { rate: number("rate") },
             Tag::Timeouts => Kind::Timeouts { rate: number("rate") },
-            Tag::ShadowContext => Kind::ShadowContext,
-            Tag::ModelArtifact => Kind::ModelArtifact { artifact: artifact()? },
-            Tag::RuntimeDrift => Kind::RuntimeDrift,
-            Tag::DecommissionLegacy => Kind::DecommissionLegacy,
             Tag::StackDown => Kind::StackDown,
+            Tag::ShadowContext => Kind::ShadowContext,
+            Tag::DecommissionLegacy => Kind::DecommissionLegacy,
         })
     }
 }
@@ -401,9 +683,71 @@ fn seconds_to_us(s: f64) -> u64 {
     (s * crate::core::SECOND as f64) as u64
 }
 
+/// What a fault is built against: the model's features, the migration's request schema
+/// and answer, and the files its parameters name.
+pub struct Context<'a> {
+    /// The model's features, in order.
+    pub features: &'a [String],
+    /// The request schema.
+    pub schema: &'a Schema,
+    /// The answer the migration declares.
+    pub answer: &'a Answer,
+    /// The file an `artifact` or `spec` value names, or why it cannot be read.
+    pub file: &'a dyn Fn(Accepts, &str) -> Result<PathBuf, String>,
+}
+
+/// How `score_transform` changes the score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// `scale` x score + `offset`.
+    Linear,
+    /// The log-odds instead of the probability.
+    Margin,
+    /// One minus the probability: the other class's.
+    Complement,
+}
+
 /// What a fault does, with its parameters resolved for one run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
+    /// A numeric request field times `scale` plus `offset`, as the new path reads it.
+    FieldSkew {
+        /// Schema field index.
+        field: usize,
+        /// Multiplier.
+        scale: f64,
+        /// Added after.
+        offset: f64,
+    },
+    /// A request field's values mapped (matched ignoring ASCII case for text).
+    FieldMap {
+        /// Schema field index.
+        field: usize,
+        /// Value to value.
+        map: Vec<(Value, Value)>,
+    },
+    /// A boolean request field inverted.
+    FieldInverted {
+        /// Schema field index.
+        field: usize,
+    },
+    /// A request field read as missing.
+    FieldMissing {
+        /// Schema field index.
+        field: usize,
+    },
+    /// A timestamp field shifted.
+    FieldTimeShift {
+        /// Schema field index.
+        field: usize,
+        /// By this many milliseconds.
+        shift_ms: f64,
+    },
+    /// The new path computes with another spec.
+    SpecSwitch {
+        /// Its file.
+        spec: PathBuf,
+    },
     /// Feature value times `scale` plus `offset` on the new path (units, scaling).
     FeatureSkew {
         /// Model feature index.
@@ -420,17 +764,50 @@ pub enum Kind {
         /// The fill.
         fill: f64,
     },
-    /// Category codes shifted on the new path (a reordered vocabulary).
+    /// Category codes shifted on the new path (a rotated vocabulary).
     CategoricalEncoding {
         /// Model feature index.
         feature: usize,
         /// Shift.
         shift: f64,
     },
+    /// A feature's values mapped (a vocabulary in another order).
+    FeatureMap {
+        /// Model feature index.
+        feature: usize,
+        /// Value to value.
+        map: Vec<(f64, f64)>,
+    },
     /// The online store's materialization stalls.
     StaleFeatures {
         /// For how long.
         stall_us: u64,
+    },
+    /// The new stack serves another artifact.
+    ModelArtifact {
+        /// Its file.
+        artifact: PathBuf,
+    },
+    /// The new stack scores through the gbdt crate without the missing-value mapping.
+    RuntimeDrift,
+    /// The new stack decides at another threshold (binary answers).
+    DecisionThreshold {
+        /// At or above it: the second label.
+        threshold: f32,
+    },
+    /// The new stack states class `i` as class `stated[i]`.
+    DecisionLabels {
+        /// Per class, the class it is stated as.
+        stated: Vec<u32>,
+    },
+    /// The new stack's score transformed; its decision follows.
+    ScoreTransform {
+        /// How.
+        transform: Transform,
+        /// Linear: multiplier.
+        scale: f64,
+        /// Linear: added after.
+        offset: f64,
     },
     /// Extra new-stack latency.
     Latency {
@@ -440,6 +817,14 @@ pub enum Kind {
         tail_ms: f64,
         /// That share.
         tail_fraction: f64,
+    },
+    /// New-stack service times multiplied, by `p50` at the median and `p99` at the 99th
+    /// percentile ([`latency_factor`]).
+    LatencyScale {
+        /// Factor at or below the median.
+        p50: f64,
+        /// Factor at or above the 99th percentile.
+        p99: f64,
     },
     /// New-stack calls fail.
     Errors {
@@ -451,37 +836,41 @@ pub enum Kind {
         /// Share of calls.
         rate: f64,
     },
-    /// Shadow calls lack the production context (the migration's `[shadow] context`).
-    ShadowContext,
-    /// The new stack serves another artifact.
-    ModelArtifact {
-        /// Its file.
-        artifact: PathBuf,
-    },
-    /// The new stack scores through the gbdt crate without the missing-value mapping.
-    RuntimeDrift,
-    /// An attempt to decommission legacy.
-    DecommissionLegacy,
     /// The new stack is down (killed, or its host gone): every call fails at once.
     StackDown,
+    /// Shadow calls lack the production context (the migration's `[shadow] context`).
+    ShadowContext,
+    /// An attempt to decommission legacy.
+    DecommissionLegacy,
 }
 
 impl Kind {
     /// Which kind it is.
     pub fn tag(&self) -> Tag {
         match self {
+            Kind::FieldSkew { .. } => Tag::FieldSkew,
+            Kind::FieldMap { .. } => Tag::FieldMap,
+            Kind::FieldInverted { .. } => Tag::FieldInverted,
+            Kind::FieldMissing { .. } => Tag::FieldMissing,
+            Kind::FieldTimeShift { .. } => Tag::FieldTimeShift,
+            Kind::SpecSwitch { .. } => Tag::SpecSwitch,
             Kind::FeatureSkew { .. } => Tag::FeatureSkew,
             Kind::MissingValuePolicy { .. } => Tag::MissingValuePolicy,
             Kind::CategoricalEncoding { .. } => Tag::CategoricalEncoding,
+            Kind::FeatureMap { .. } => Tag::FeatureMap,
             Kind::StaleFeatures { .. } => Tag::StaleFeatures,
-            Kind::Latency { .. } => Tag::Latency,
-            Kind::Errors { .. } => Tag::Errors,
-            Kind::Timeouts { .. } => Tag::Timeouts,
-            Kind::ShadowContext => Tag::ShadowContext,
             Kind::ModelArtifact { .. } => Tag::ModelArtifact,
             Kind::RuntimeDrift => Tag::RuntimeDrift,
-            Kind::DecommissionLegacy => Tag::DecommissionLegacy,
+            Kind::DecisionThreshold { .. } => Tag::DecisionThreshold,
+            Kind::DecisionLabels { .. } => Tag::DecisionLabels,
+            Kind::ScoreTransform { .. } => Tag::ScoreTransform,
+            Kind::Latency { .. } => Tag::Latency,
+            Kind::LatencyScale { .. } => Tag::LatencyScale,
+            Kind::Errors { .. } => Tag::Errors,
+            Kind::Timeouts { .. } => Tag::Timeouts,
             Kind::StackDown => Tag::StackDown,
+            Kind::ShadowContext => Tag::ShadowContext,
+            Kind::DecommissionLegacy => Tag::DecommissionLegacy,
         }
     }
 
@@ -495,27 +884,114 @@ impl Kind {
         self.tag().def()
     }
 
+    /// Changes the request as the new path reads it (the request-field layer); whether it
+    /// acts there. The features derived from the field follow when the path computes.
+    pub fn apply_to_request(&self, record: &mut Record) -> bool {
+        let (field, read) = match self {
+            Kind::FieldSkew { field, .. }
+            | Kind::FieldMap { field, .. }
+            | Kind::FieldInverted { field }
+            | Kind::FieldMissing { field }
+            | Kind::FieldTimeShift { field, .. } => (*field, record.values[*field]),
+            _ => return false,
+        };
+        let value = match (self, read) {
+            (Kind::FieldMissing { .. }, _) => Value::Missing,
+            (Kind::FieldSkew { scale, offset, .. }, Value::Number(x)) => Value::Number(x * scale + offset),
+            (Kind::FieldInverted { .. }, Value::Number(x)) => Value::Number(1.0 - x),
+            (Kind::FieldTimeShift { shift_ms, .. }, Value::Number(ms)) => Value::Number(ms + shift_ms),
+            (Kind::FieldMap { map, .. }, v) => {
+                let same = |from: &Value| match (from, v) {
+                    (Value::Text(a), Value::Text(b)) => a.folded == b.folded,
+                    (a, b) => *a == b,
+                };
+                map.iter().find(|(from, _)| same(from)).map_or(v, |(_, to)| *to)
+            }
+            (_, v) => v,
+        };
+        record.values[field] = value;
+        true
+    }
+
     /// Changes a new-path model row as the fault does (the feature layer); whether it acts
     /// there.
     pub fn apply_to_row(&self, row: &mut [f32]) -> bool {
-        match *self {
+        match self {
             Kind::FeatureSkew { feature, scale, offset } => {
-                row[feature] = (f64::from(row[feature]) * scale + offset) as f32;
+                row[*feature] = (f64::from(row[*feature]) * scale + offset) as f32;
             }
             Kind::MissingValuePolicy { feature, fill } => {
-                if row[feature].is_nan() {
-                    row[feature] = fill as f32;
+                if row[*feature].is_nan() {
+                    row[*feature] = *fill as f32;
                 }
             }
             Kind::CategoricalEncoding { feature, shift } => {
-                if !row[feature].is_nan() {
-                    row[feature] = (f64::from(row[feature]) + shift) as f32;
+                if !row[*feature].is_nan() {
+                    row[*feature] = (f64::from(row[*feature]) + shift) as f32;
+                }
+            }
+            Kind::FeatureMap { feature, map } => {
+                let x = f64::from(row[*feature]);
+                if let Some((_, to)) = map.iter().find(|(from, _)| *from == x) {
+                    row[*feature] = *to as f32;
                 }
             }
             _ => return false,
         }
         true
     }
+}
+
+/// The answer a new-stack call gives when the answer-layer faults among `kinds` touch it:
+/// its scores in `out` are transformed in place, and the decision it states is returned
+/// (decided at the fault's threshold, stated under the fault's labels). Without such faults,
+/// the answer's own decision of `out`.
+pub fn served_answer<'k>(answer: &Answer, kinds: impl Iterator<Item = &'k Kind>, out: &mut [f32]) -> Option<u32> {
+    let mut threshold = None;
+    let mut stated: Option<&[u32]> = None;
+    for kind in kinds {
+        match kind {
+            Kind::ScoreTransform { transform, scale, offset } => {
+                for x in out.iter_mut() {
+                    let p = f64::from(*x);
+                    *x = match transform {
+                        Transform::Linear => p * scale + offset,
+                        Transform::Margin => (p / (1.0 - p)).ln(),
+                        Transform::Complement => 1.0 - p,
+                    } as f32;
+                }
+            }
+            Kind::DecisionThreshold { threshold: t } => threshold = Some(*t),
+            Kind::DecisionLabels { stated: s } => stated = Some(s),
+            _ => {}
+        }
+    }
+    let decision = match (answer.kind, threshold) {
+        (AnswerKind::Binary, Some(t)) => Some(u32::from(out[0] >= t)),
+        _ => answer.decision(out),
+    };
+    match (decision, stated) {
+        (Some(d), Some(s)) => s.get(d as usize).copied().or(Some(d)),
+        (d, _) => d,
+    }
+}
+
+/// The multiplier of a `latency_scale` fault for a call at `position` between the stack's
+/// own median (0) and 99th percentile (1) on a log scale: `p50` at or below the median,
+/// `p99` at or above the 99th percentile, log-linear between.
+pub fn latency_factor(p50: f64, p99: f64, position: f64) -> f64 {
+    let w = position.clamp(0.0, 1.0);
+    (p50.ln() * (1.0 - w) + p99.ln() * w).exp()
+}
+
+/// A call's position between a stack's median and 99th percentile on a log scale, as
+/// [`latency_factor`] reads it: `ln(ms / p50) / ln(p99 / p50)`, from a service time and
+/// the stack's own quantiles (0 when they do not spread).
+pub fn latency_position(ms: f64, p50: f64, p99: f64) -> f64 {
+    if !(ms > 0.0 && p50 > 0.0 && p99 > p50) {
+        return 0.0;
+    }
+    (ms / p50).ln() / (p99 / p50).ln()
 }
 
 /// The model a touched new-stack call scores with.
@@ -545,6 +1021,29 @@ pub struct Touch {
     pub context_lost: bool,
     /// Whether a feature fault touches its row (see [`Kind::apply_to_row`]).
     pub feature_faults: bool,
+    /// Whether a request-field fault touches the request (see [`Kind::apply_to_request`]).
+    pub request_faults: bool,
+    /// The `spec_switch` fault whose spec the new path computes with (its position in the
+    /// scenario, or its id on a live board; the last one wins).
+    pub spec: Option<usize>,
+    /// Whether an answer fault touches the answer (see [`served_answer`]).
+    pub answer_faults: bool,
+    /// The `latency_scale` factors at the median and the 99th percentile (multiplied over
+    /// faults; 1 and 1 when none).
+    pub latency_scale: (f64, f64),
+}
+
+impl Touch {
+    /// The service time `ms` of a call at `position` between the stack's own median and
+    /// 99th percentile ([`latency_position`]), as the `latency_scale` faults make it.
+    pub fn scaled_ms(&self, ms: f64, position: f64) -> f64 {
+        let (p50, p99) = self.latency_scale;
+        if p50 == 1.0 && p99 == 1.0 {
+            ms
+        } else {
+            ms * latency_factor(p50, p99, position)
+        }
+    }
 }
 
 impl Default for Touch {
@@ -556,6 +1055,10 @@ impl Default for Touch {
             timeout_rate: 0.0,
             context_lost: false,
             feature_faults: false,
+            request_faults: false,
+            spec: None,
+            answer_faults: false,
+            latency_scale: (1.0, 1.0),
         }
     }
 }
@@ -578,8 +1081,22 @@ impl Touch {
             // Connection refused: an error, at once.
             Kind::StackDown => self.error_rate += 1.0,
             Kind::Timeouts { rate } => self.timeout_rate += rate,
-            Kind::FeatureSkew { .. } | Kind::MissingValuePolicy { .. } | Kind::CategoricalEncoding { .. } => {
-                self.feature_faults = true
+            Kind::LatencyScale { p50, p99 } => {
+                self.latency_scale.0 *= p50;
+                self.latency_scale.1 *= p99;
+            }
+            Kind::FieldSkew { .. }
+            | Kind::FieldMap { .. }
+            | Kind::FieldInverted { .. }
+            | Kind::FieldMissing { .. }
+            | Kind::FieldTimeShift { .. } => self.request_faults = true,
+            Kind::SpecSwitch { .. } => self.spec = Some(position as usize),
+            Kind::FeatureSkew { .. }
+            | Kind::MissingValuePolicy { .. }
+            | Kind::CategoricalEncoding { .. }
+            | Kind::FeatureMap { .. } => self.feature_faults = true,
+            Kind::DecisionThreshold { .. } | Kind::DecisionLabels { .. } | Kind::ScoreTransform { .. } => {
+                self.answer_faults = true
             }
             Kind::StaleFeatures { .. } | Kind::DecommissionLegacy => {}
         }
@@ -635,6 +1152,28 @@ pub enum Given<'a> {
     Number(Param),
     /// Text.
     Text(&'a str),
+    /// A table of values to values.
+    Map(&'a std::collections::BTreeMap<String, MapValue>),
+}
+
+/// A value of a fault's `map`: a number or a text.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum MapValue {
+    /// A number.
+    Number(f64),
+    /// A text.
+    Text(String),
+}
+
+impl MapValue {
+    /// As text (a number as Rust prints it, which parses back to the same number).
+    pub fn text(&self) -> String {
+        match self {
+            MapValue::Number(x) => x.to_string(),
+            MapValue::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// One fault as written: common fields plus the parameters of its kind.
@@ -667,15 +1206,39 @@ pub struct FaultSpec {
     /// absent) `ramp_s` seconds later.
     #[serde(default)]
     pub ramp_s: Option<Param>,
-    /// feature_skew, missing_value_policy, categorical_encoding: the model feature.
+    /// The request field a request-field fault changes, as the new path reads it.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The model feature a feature fault changes.
     #[serde(default)]
     pub feature: Option<String>,
-    /// feature_skew: multiplier.
+    /// field_skew, feature_skew, score_transform: multiplier.
     #[serde(default)]
     pub scale: Option<Param>,
-    /// feature_skew: added after scaling.
+    /// field_skew, feature_skew, score_transform: added after scaling.
     #[serde(default)]
     pub offset: Option<Param>,
+    /// field_map, feature_map, decision_labels: value to value.
+    #[serde(default)]
+    pub map: Option<std::collections::BTreeMap<String, MapValue>>,
+    /// field_time_shift: hours added to the timestamp.
+    #[serde(default)]
+    pub shift_h: Option<Param>,
+    /// spec_switch: the spec the new path switches to.
+    #[serde(default)]
+    pub spec: Option<String>,
+    /// decision_threshold: the new stack's threshold.
+    #[serde(default)]
+    pub threshold: Option<Param>,
+    /// score_transform: linear, margin or complement.
+    #[serde(default)]
+    pub transform: Option<String>,
+    /// latency_scale: the factor at the median.
+    #[serde(default)]
+    pub p50: Option<Param>,
+    /// latency_scale: the factor at the 99th percentile.
+    #[serde(default)]
+    pub p99: Option<Param>,
     /// missing_value_policy: what a missing value becomes.
     #[serde(default)]
     pub fill: Option<Param>,
@@ -704,12 +1267,20 @@ pub struct FaultSpec {
 
 impl FaultSpec {
     /// The parameters of any kind, each with its value if written.
-    pub fn given(&self) -> [(&'static str, Option<Given<'_>>); 11] {
+    pub fn given(&self) -> [(&'static str, Option<Given<'_>>); 19] {
         let n = |p: Option<Param>| p.map(Given::Number);
         [
+            ("field", self.field.as_deref().map(Given::Text)),
             ("feature", self.feature.as_deref().map(Given::Text)),
             ("scale", n(self.scale)),
             ("offset", n(self.offset)),
+            ("map", self.map.as_ref().map(Given::Map)),
+            ("shift_h", n(self.shift_h)),
+            ("spec", self.spec.as_deref().map(Given::Text)),
+            ("threshold", n(self.threshold)),
+            ("transform", self.transform.as_deref().map(Given::Text)),
+            ("p50", n(self.p50)),
+            ("p99", n(self.p99)),
             ("fill", n(self.fill)),
             ("shift", n(self.shift)),
             ("stall_s", n(self.stall_s)),
@@ -801,14 +1372,9 @@ impl FaultSpec {
     }
 
     /// The kind with its parameters resolved for one run: ranges drawn from `params` in the
-    /// definition's order, the feature named by index into `features`, the artifact's file
-    /// through `path` (which must exist). Checked first ([`FaultSpec::check`]).
-    pub fn build(
-        &self,
-        features: &[String],
-        params: &mut rand_chacha::ChaCha8Rng,
-        path: &dyn Fn(&str) -> PathBuf,
-    ) -> Result<Kind, (String, String)> {
+    /// definition's order, fields and features named by index, files through `ctx`. Checked
+    /// first ([`FaultSpec::check`]).
+    pub fn build(&self, ctx: &Context<'_>, params: &mut rand_chacha::ChaCha8Rng) -> Result<Kind, (String, String)> {
         let tag = Tag::from_name(&self.kind)
             .ok_or_else(|| ("kind".to_string(), format!("unknown fault kind \"{}\"", self.kind)))?;
         let def = tag.def();
@@ -819,30 +1385,51 @@ impl FaultSpec {
                 _ => default,
             }
         };
-        let feature = || {
-            let name = self.feature.as_deref().unwrap_or_default();
-            features.iter().position(|n| n == name).ok_or_else(|| {
-                ("feature".to_string(), format!("`{name}` is not a model feature (features: {})", features.join(", ")))
-            })
-        };
-        let artifact = || {
-            let file = path(self.artifact.as_deref().unwrap_or_default());
-            if file.exists() {
-                Ok(file)
-            } else {
-                Err(("artifact".to_string(), format!("{}: no such file", file.display())))
-            }
-        };
-        tag.build(&mut number, &feature, &artifact)
+        tag.build(self, ctx, &mut number)
     }
 }
 
 fn check_value(p: &Parameter, value: Given<'_>) -> Result<(), String> {
     let range = |v: Param| (v.min(), v.max());
     match (p.accepts, value) {
-        (Accepts::Feature | Accepts::Artifact, Given::Text(_)) => Ok(()),
-        (Accepts::Feature | Accepts::Artifact, Given::Number(_)) => Err("must be text".into()),
+        (Accepts::Field | Accepts::Feature | Accepts::Artifact | Accepts::Spec, Given::Text(t)) => {
+            if t.trim().is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(())
+            }
+        }
+        (Accepts::Word(words), Given::Text(t)) => {
+            if words.contains(&t) {
+                Ok(())
+            } else {
+                Err(format!("`{}` is not one of {}", cutover_models::shown(t), words.join(", ")))
+            }
+        }
+        (Accepts::Map, Given::Map(m)) => {
+            if m.is_empty() {
+                Err("must map at least one value".into())
+            } else if m.len() > MAX_MAP {
+                Err(format!("maps {} values: at most {MAX_MAP}", m.len()))
+            } else {
+                Ok(())
+            }
+        }
+        (Accepts::Map, _) => Err("must be a table of values to values, like { card = \"wallet\" }".into()),
+        (_, Given::Map(_)) => Err("must not be a table".into()),
+        (
+            Accepts::Field | Accepts::Feature | Accepts::Artifact | Accepts::Spec | Accepts::Word(_),
+            Given::Number(_),
+        ) => Err("must be text".into()),
         (_, Given::Text(_)) => Err("must be a number or a range \"lo..hi\"".into()),
+        (Accepts::Factor, Given::Number(v)) => {
+            let (lo, hi) = range(v);
+            if lo >= 1.0 && hi <= MAX_FACTOR {
+                Ok(())
+            } else {
+                Err(format!("must be 1 to {MAX_FACTOR} (latency is multiplied up, never down)"))
+            }
+        }
         (Accepts::Number, Given::Number(v)) => {
             let (lo, hi) = range(v);
             if lo.is_finite() && hi.is_finite() {
@@ -918,32 +1505,172 @@ mod tests {
         assert!(parse("kind = \"nope\"\nstart_s = 1").unwrap_err().1.contains("stack_down"));
     }
 
+    const REQUEST: &str = r#"
+id = "id"
+entity = "customer"
+time = "at"
+fields = [
+  { name = "id", kind = "integer" },
+  { name = "customer", kind = "category" },
+  { name = "at", kind = "timestamp" },
+  { name = "amount", kind = "number" },
+  { name = "express", kind = "boolean" },
+  { name = "channel", kind = "category" },
+]
+"#;
+
+    fn schema() -> Schema {
+        let def: cutover_models::schema::RequestDef = toml::from_str(REQUEST).unwrap();
+        Schema::compile(&def, REQUEST, "request.toml").unwrap()
+    }
+
+    fn built(text: &str) -> Result<Kind, (String, String)> {
+        built_with(&schema(), text)
+    }
+
+    fn built_with(schema: &Schema, text: &str) -> Result<Kind, (String, String)> {
+        use rand::SeedableRng;
+        let answer = Answer::binary(0.5, "allow", "block");
+        let features = vec!["a".to_string(), "b".to_string()];
+        let file = |_: Accepts, given: &str| Ok(PathBuf::from(given));
+        let ctx = Context { features: &features, schema, answer: &answer, file: &file };
+        let spec: FaultSpec = toml::from_str(text).unwrap();
+        spec.check()?;
+        spec.build(&ctx, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))
+    }
+
     #[test]
     fn every_kind_builds_from_its_definition() {
-        use rand::SeedableRng;
-        let features = vec!["a".to_string(), "b".to_string()];
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let here = |_: &str| PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         for tag in Tag::ALL {
             let mut text = format!("kind = \"{}\"\nstart_s = 0\n", tag.name());
             for p in tag.def().params.iter().filter(|p| p.required) {
-                let value = match p.accepts {
-                    Accepts::Feature => "\"b\"",
-                    Accepts::Artifact => "\"Cargo.toml\"",
+                let value = match (p.accepts, tag) {
+                    (Accepts::Feature, _) => "\"b\"",
+                    (Accepts::Field, Tag::FieldInverted) => "\"express\"",
+                    (Accepts::Field, Tag::FieldTimeShift) => "\"at\"",
+                    (Accepts::Field, _) => "\"amount\"",
+                    (Accepts::Artifact | Accepts::Spec, _) => "\"Cargo.toml\"",
+                    (Accepts::Map, Tag::DecisionLabels) => "{ allow = \"block\" }",
+                    (Accepts::Map, _) => "{ \"1\" = 2 }",
                     _ => "0.5",
                 };
                 text.push_str(&format!("{} = {value}\n", p.name));
             }
-            let spec: FaultSpec = toml::from_str(&text).unwrap();
-            assert_eq!(spec.check(), Ok(tag), "{text}");
-            let kind = spec.build(&features, &mut rng, &here).unwrap();
-            assert_eq!(kind.tag(), tag);
+            if tag == Tag::LatencyScale {
+                text.push_str("p99 = 3\n");
+            }
+            assert_eq!(built(&text).map(|k| k.tag()), Ok(tag), "{text}");
         }
         // Defaults come from the definition.
-        let spec: FaultSpec = toml::from_str("kind = \"latency\"\nstart_s = 0").unwrap();
         assert_eq!(
-            spec.build(&features, &mut rng, &here).unwrap(),
-            Kind::Latency { add_ms: 0.0, tail_ms: 0.0, tail_fraction: 0.01 }
+            built("kind = \"latency\"\nstart_s = 0"),
+            Ok(Kind::Latency { add_ms: 0.0, tail_ms: 0.0, tail_fraction: 0.01 })
         );
+    }
+
+    #[test]
+    fn a_request_field_fault_names_a_field_of_the_kind_it_reads() {
+        let refused = |text: &str| built(text).unwrap_err();
+        let (field, message) = refused("kind = \"field_skew\"\nstart_s = 0\nfield = \"channel\"\nscale = 2");
+        assert_eq!(field, "field");
+        assert!(
+            message.contains("`channel` is a category field: field_skew reads number or integer fields"),
+            "{message}"
+        );
+        let (_, message) = refused("kind = \"field_missing\"\nstart_s = 0\nfield = \"customer\"");
+        assert!(message.contains("id or entity"), "{message}");
+        let (_, message) = refused("kind = \"field_inverted\"\nstart_s = 0\nfield = \"nope\"");
+        assert!(
+            message.contains("not a request field (fields: id, customer, at, amount, express, channel)"),
+            "{message}"
+        );
+        let (field, _) = refused("kind = \"field_map\"\nstart_s = 0\nfield = \"amount\"\nmap = { card = 1 }");
+        assert_eq!(field, "map", "a number field maps numbers");
+        let (field, message) = refused("kind = \"decision_labels\"\nstart_s = 0\nmap = { allow = \"maybe\" }");
+        assert_eq!((field.as_str(), message.contains("allow, block")), ("map", true), "{message}");
+        let (field, _) = refused("kind = \"score_transform\"\nstart_s = 0\ntransform = \"softmax\"");
+        assert_eq!(field, "transform");
+        let (field, _) = refused("kind = \"score_transform\"\nstart_s = 0\ntransform = \"margin\"\nscale = 2");
+        assert_eq!(field, "scale");
+        let (field, _) = refused("kind = \"latency_scale\"\nstart_s = 0\np99 = 0.5");
+        assert_eq!(field, "p99", "latency is multiplied up");
+        let (field, _) = refused("kind = \"latency_scale\"\nstart_s = 0");
+        assert_eq!(field, "p99", "a multiplier of one does nothing");
+    }
+
+    #[test]
+    fn request_field_faults_change_the_request_as_the_new_path_reads_it() {
+        let schema = schema();
+        let mut r = schema.record();
+        let card = schema.interner().intern("card");
+        r.values[2] = Value::Number(1_700_000_000_000.0);
+        r.values[3] = Value::Number(10.0);
+        r.values[4] = Value::Number(1.0);
+        r.values[5] = Value::Text(schema.interner().intern("Card"));
+        let apply = |text: &str, r: &Record| {
+            let mut r = r.clone();
+            assert!(built_with(&schema, text).unwrap().apply_to_request(&mut r));
+            r
+        };
+        let base = "start_s = 0\n";
+        let skew = apply(&format!("kind = \"field_skew\"\n{base}field = \"amount\"\nscale = 1.60934"), &r);
+        assert_eq!(skew.values[3], Value::Number(16.0934));
+        assert_eq!(
+            apply(&format!("kind = \"field_inverted\"\n{base}field = \"express\""), &r).values[4],
+            Value::Number(0.0)
+        );
+        assert_eq!(apply(&format!("kind = \"field_missing\"\n{base}field = \"amount\""), &r).values[3], Value::Missing);
+        let shifted = apply(&format!("kind = \"field_time_shift\"\n{base}field = \"at\"\nshift_h = -5"), &r);
+        assert_eq!(shifted.values[2], Value::Number(1_700_000_000_000.0 - 5.0 * 3_600_000.0));
+        assert_eq!(shifted.time_ms, r.time_ms, "the store's clock is the request's, not the field as read");
+        // Text is matched ignoring case, as the schema's missing values are.
+        let mapped =
+            apply(&format!("kind = \"field_map\"\n{base}field = \"channel\"\nmap = {{ card = \"wallet\" }}"), &r);
+        let wallet = schema.interner().lookup("wallet");
+        assert_eq!(mapped.values[5], Value::Text(wallet));
+        assert_ne!(card, wallet);
+        // A value the map does not name is read as sent.
+        let other =
+            apply(&format!("kind = \"field_map\"\n{base}field = \"channel\"\nmap = {{ cash = \"wallet\" }}"), &r);
+        assert_eq!(other.values[5], r.values[5]);
+    }
+
+    #[test]
+    fn answer_faults_change_what_the_new_stack_answers() {
+        let answer = Answer::binary(0.35, "allow", "block");
+        let kinds = |texts: &[&str]| -> Vec<Kind> {
+            texts.iter().map(|t| built(&format!("start_s = 0\n{t}")).unwrap()).collect()
+        };
+        let served = |ks: &[Kind], p: f32| {
+            let mut out = [p];
+            let d = served_answer(&answer, ks.iter(), &mut out);
+            (out[0], d)
+        };
+        assert_eq!(served(&[], 0.4), (0.4, Some(1)));
+        let threshold = kinds(&["kind = \"decision_threshold\"\nthreshold = 0.5"]);
+        assert_eq!(served(&threshold, 0.4), (0.4, Some(0)), "0.35 to 0.5: a 0.4 is allowed now");
+        assert_eq!(served(&threshold, 0.6), (0.6, Some(1)));
+        let labels = kinds(&["kind = \"decision_labels\"\nmap = { allow = \"block\", block = \"allow\" }"]);
+        assert_eq!(served(&labels, 0.4), (0.4, Some(0)));
+        let complement = kinds(&["kind = \"score_transform\"\ntransform = \"complement\""]);
+        let (p, d) = served(&complement, 0.25);
+        assert_eq!((p, d), (0.75, Some(1)), "the other class's probability, and the decision that follows");
+        let margin = kinds(&["kind = \"score_transform\"\ntransform = \"margin\""]);
+        let (m, _) = served(&margin, 0.5);
+        assert_eq!(m, 0.0);
+    }
+
+    #[test]
+    fn a_latency_multiplier_moves_the_median_and_the_99th_percentile_by_its_factors() {
+        assert_eq!(latency_factor(2.0, 5.0, -1.0), 2.0);
+        assert_eq!(latency_factor(2.0, 5.0, 0.0), 2.0);
+        assert!((latency_factor(2.0, 5.0, 1.0) - 5.0).abs() < 1e-12);
+        assert!((latency_factor(2.0, 5.0, 7.0) - 5.0).abs() < 1e-12);
+        let mid = latency_factor(2.0, 8.0, 0.5);
+        assert!((mid - 4.0).abs() < 1e-12, "log-linear between: {mid}");
+        // A call at the stack's own median stays at position 0, at its p99 at 1.
+        assert_eq!(latency_position(20.0, 20.0, 60.0), 0.0);
+        assert!((latency_position(60.0, 20.0, 60.0) - 1.0).abs() < 1e-12);
+        assert_eq!(latency_position(5.0, 20.0, 20.0), 0.0, "no spread, no place");
     }
 }

@@ -11,8 +11,8 @@ use crate::streams::unit;
 
 pub mod kinds;
 pub use kinds::{
-    docs_table, Accepts, Definition, FaultSpec, Given, Kind, Layer, ModelTouch, Moment, Parameter, Support, Tag, Touch,
-    MAX_ADDED_MS,
+    docs_table, latency_factor, latency_position, served_answer, Accepts, Context, Definition, FaultSpec, Given, Kind,
+    Layer, MapValue, ModelTouch, Moment, Parameter, Support, Tag, Touch, Transform, MAX_ADDED_MS,
 };
 
 /// A fault resolved for one run.
@@ -69,29 +69,48 @@ pub fn resolve(
     params: &mut rand_chacha::ChaCha8Rng,
 ) -> Result<Vec<Fault>, ScenarioError> {
     let file = loaded.path.display().to_string();
-    let segments = loaded.migration.segments()?;
+    let m = &loaded.migration;
+    let segments = m.segments()?;
+    let files = |accepts: Accepts, given: &str| pinned_file(loaded, accepts, given);
+    let ctx = Context { features, schema: m.schema(), answer: m.answer(), file: &files };
     let mut out = Vec::new();
     for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
-        let fault = resolve_one(spanned.get_ref(), k, features, segments, params, &|p| loaded.resolve(p)).map_err(
-            |(field, message)| {
-                let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
-                ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
-            },
-        )?;
+        let fault = resolve_one(spanned.get_ref(), k, &ctx, segments, params).map_err(|(field, message)| {
+            let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
+            ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
+        })?;
         out.push(fault);
     }
     Ok(out)
 }
 
-/// Resolves one fault table, the `index`-th: `Err((field, message))`. `path` resolves an
-/// artifact's path.
+/// The file a scenario's fault names: an artifact, or a spec (a registry entry
+/// `name/version` of the migration's registry, or a spec file), relative to the scenario's
+/// folder.
+fn pinned_file(loaded: &LoadedScenario, accepts: Accepts, given: &str) -> Result<PathBuf, String> {
+    if accepts == Accepts::Spec && given.split_once('/').is_some_and(|(_, v)| v.parse::<u32>().is_ok()) {
+        let registry = loaded.migration.registry();
+        if let Ok(entry) = registry.get(given) {
+            return registry.resolve(&entry.feature_spec).map_err(|e| e.to_string());
+        }
+    }
+    let file = loaded.resolve(given);
+    if file.is_file() {
+        Ok(file)
+    } else if accepts == Accepts::Spec {
+        Err(format!("{}: neither a registry entry (name/version) nor a spec file", file.display()))
+    } else {
+        Err(format!("{}: no such file", file.display()))
+    }
+}
+
+/// Resolves one fault table, the `index`-th, against `ctx`: `Err((field, message))`.
 pub fn resolve_one(
     f: &FaultSpec,
     index: usize,
-    features: &[String],
+    ctx: &Context<'_>,
     segments: &Segments,
     params: &mut rand_chacha::ChaCha8Rng,
-    path: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Fault, (String, String)> {
     let bad = |field: &str, message: String| (field.to_string(), message);
     let start_s = f.start_s.map_or(0.0, |p| p.resolve(params));
@@ -111,7 +130,7 @@ pub fn resolve_one(
     let mut p = |v: Option<crate::param::Param>, default: f64| v.map_or(default, |v| v.resolve(params));
     let fraction = p(f.fraction, 1.0);
     let ramp_us = (p(f.ramp_s, 0.0) * SECOND as f64) as u64;
-    let kind = f.build(features, params, path)?;
+    let kind = f.build(ctx, params)?;
     let end_us = if end_at.is_some() { u64::MAX } else { end_s.map_or(u64::MAX, us) };
     let segment_at = match &f.segment {
         Some(s) => Some(segments.resolve(s).map_err(|m| bad("segment", m))?),

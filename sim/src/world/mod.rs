@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use cutover_models::answer::Answer;
-use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats};
+use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats, Pipeline};
 use cutover_models::paths::DualPath;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
 use cutover_models::schema::Record;
@@ -28,11 +28,11 @@ use crate::core::history::{Event, History};
 use crate::core::monitor::Window;
 use crate::core::pairing::{route, strip_context, Call, Called, Pairing, UserAnswer};
 use crate::core::rollout::{Counts, Rollout};
-use crate::core::trace::{parity_stats, Lineage, StageStats, Trace};
+use crate::core::trace::{parity_stats, Lineage, StageStats, SwitchedSpec, Trace};
 use crate::core::user_path::{user_ms, violations, Routed};
 use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
-use crate::faults::{self, Fault, Kind, ModelTouch, Moment, Touch, SECOND};
+use crate::faults::{self, served_answer, Fault, Kind, ModelTouch, Moment, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
 use crate::streams::{exponential, stream, Stream};
 use replay::{Baseline, Recorded};
@@ -183,6 +183,8 @@ struct World<'a> {
     new_model: Arc<Model>,
     /// The artifacts of `model_artifact` faults, by the fault's position.
     alternates: Vec<Option<Arc<Model>>>,
+    /// The path's slots of the specs of `spec_switch` faults, by the fault's position.
+    spec_slots: Vec<Option<usize>>,
     drift: Option<Arc<dyn Scorer>>,
     features: Vec<String>,
     legacy: Stack,
@@ -209,6 +211,9 @@ struct World<'a> {
     diffs: Vec<FeatureDiff>,
     legacy_out: Vec<f32>,
     new_out: Vec<f32>,
+    /// The decision the new stack stated, where an answer fault made it differ from the
+    /// one its values give.
+    new_stated: Option<u32>,
     // Outcomes, the same for every lane of the world.
     requests_total: u64,
     requests_failed: u64,
@@ -231,7 +236,7 @@ impl<'a> World<'a> {
         let (legacy, new) = m.start_stacks().map_err(setup)?;
         let answer = m.answer().clone();
         let features = legacy.pipeline().output_names().to_vec();
-        let paths = DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule())
+        let mut paths = DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule())
             .map_err(|e| setup(e.to_string()))?;
         let segments = m.segments()?.clone();
         let mut params = stream(seed, Stream::Params);
@@ -250,6 +255,22 @@ impl<'a> World<'a> {
                 }
                 answer.check_model(&alt).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
                 alternates[f.index] = Some(Arc::new(alt));
+            }
+        }
+        let mut spec_slots = vec![None; faults.len()];
+        let mut switched_specs = Vec::new();
+        for f in &faults {
+            if let Kind::SpecSwitch { spec } = &f.kind {
+                let at = |e: String| setup(format!("faults[{}].spec: {e}", f.index));
+                let p = Pipeline::from_file(spec, m.schema(), Some(&features)).map_err(|e| at(e.to_string()))?;
+                let differences = cutover_models::features::switchable(new.pipeline(), &p).map_err(at)?;
+                switched_specs.push(SwitchedSpec {
+                    fault: f.index,
+                    file: spec.display().to_string(),
+                    sha256: p.sha256().to_string(),
+                    differences,
+                });
+                spec_slots[f.index] = Some(paths.add_alternate(Arc::new(p)).map_err(at)?);
             }
         }
         // One artifact, one model: both stacks share it, and an unchanged row is scored once.
@@ -282,7 +303,11 @@ impl<'a> World<'a> {
         } else {
             ParityStats::new(Vec::new(), Vec::new(), Vec::new(), Vec::new())
         };
-        let lineage = (mode == Mode::Full).then(|| Arc::new(Lineage::of(&legacy, &new, swapped_artifacts)));
+        let lineage = (mode == Mode::Full).then(|| {
+            let mut l = Lineage::of(&legacy, &new, swapped_artifacts);
+            l.switched_specs = switched_specs;
+            Arc::new(l)
+        });
         let width = answer.width();
         let relative = answer.kind == cutover_models::answer::AnswerKind::Regression;
         let mut world = World {
@@ -304,6 +329,7 @@ impl<'a> World<'a> {
             legacy_model,
             new_model,
             alternates,
+            spec_slots,
             drift,
             legacy: Stack::new(&s.stacks.legacy, &segments).map_err(setup)?,
             new: Stack::new(&s.stacks.new, &segments).map_err(setup)?,
@@ -327,6 +353,7 @@ impl<'a> World<'a> {
             diffs: vec![FeatureDiff::Equal; n],
             legacy_out: vec![0.0; width],
             new_out: vec![0.0; width],
+            new_stated: None,
             answer,
             features,
             requests_total: 0,
@@ -600,7 +627,7 @@ impl<'a> World<'a> {
         let shadow = !routed_new;
         let touch = self.faults_touching(t, index, shadow);
         self.feature_rows(t, index, &touch);
-        let same_input = self.answers(&touch);
+        let same_input = self.answers(t, index, &touch);
         let (legacy_call, new_call, user_ms) = self.calls(routed_new, &touch);
         let user = UserAnswer::of(routed_new, new_call.ok(), legacy_call.ok(), user_ms, self.user_budget_ms);
         let routed = Routed {
@@ -676,14 +703,23 @@ impl<'a> World<'a> {
         touch
     }
 
-    /// Both feature paths (the new one on the request as the new stack gets it), then the
-    /// feature faults on the new row.
+    /// Both feature paths (the new one on the request as the new stack gets it and reads
+    /// it, with the spec it computes with), then the feature faults on the new row.
     fn feature_rows(&mut self, t: u64, index: u64, touch: &Touch) {
         self.new_record.copy_from(&self.record);
         if touch.context_lost {
             strip_context(&mut self.new_record, &self.context);
         }
-        let rows = self.paths.compute_with(&self.record, &self.new_record);
+        if touch.request_faults {
+            let segs = self.pairing.last_segments();
+            for f in &self.faults {
+                if f.active(t) && f.hits(self.seed, index, segs, t - f.start_us) {
+                    f.kind.apply_to_request(&mut self.new_record);
+                }
+            }
+        }
+        let spec = touch.spec.and_then(|k| self.spec_slots[k]);
+        let rows = self.paths.compute_switched(&self.record, &self.new_record, spec);
         self.legacy_row.copy_from_slice(rows.legacy);
         self.new_row.copy_from_slice(rows.new);
         self.diffs.copy_from_slice(rows.diffs);
@@ -700,8 +736,10 @@ impl<'a> World<'a> {
     /// Both models' answers. One model call when both stacks would compute the same thing,
     /// none in a sweep (the two answers are equal whatever they are, and only the history
     /// reads them). Returns whether the two inputs were the same.
-    fn answers(&mut self, touch: &Touch) -> bool {
+    fn answers(&mut self, t: u64, index: u64, touch: &Touch) -> bool {
+        self.new_stated = None;
         let same_input = touch.model == ModelTouch::Same
+            && !touch.answer_faults
             && Arc::ptr_eq(&self.legacy_model, &self.new_model)
             && self.legacy_row.iter().zip(&self.new_row).all(|(a, b)| a.to_bits() == b.to_bits());
         if same_input && self.mode == Mode::Sweep {
@@ -723,6 +761,12 @@ impl<'a> World<'a> {
                 &mut self.new_out,
             ),
         }
+        if touch.answer_faults {
+            let (segs, seed) = (self.pairing.last_segments(), self.seed);
+            let hitting = self.faults.iter().filter(|f| f.active(t) && f.hits(seed, index, segs, t - f.start_us));
+            let stated = served_answer(&self.answer, hitting.map(|f| &f.kind), &mut self.new_out);
+            self.new_stated = stated.filter(|d| Some(*d) != self.answer.decision(&self.new_out));
+        }
         same_input
     }
 
@@ -730,7 +774,8 @@ impl<'a> World<'a> {
     fn calls(&mut self, routed_new: bool, touch: &Touch) -> (Call<'static>, Call<'static>, f64) {
         let segs = self.pairing.last_segments();
         let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, segs);
-        let new_ms_raw = self.new.latency_ms(&mut self.latency_rng, segs) + touch.add_ms;
+        let (own_ms, position) = self.new.latency_draw(&mut self.latency_rng, segs);
+        let new_ms_raw = touch.scaled_ms(own_ms, position) + touch.add_ms;
         let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
         let new_error = self.error_rng.random::<f64>() < self.new.error_rate + touch.error_rate;
         let forced_timeout = self.error_rng.random::<f64>() < touch.timeout_rate;
@@ -741,7 +786,7 @@ impl<'a> World<'a> {
         let outcome = |error: bool, timeout: bool| match (error, timeout) {
             (true, _) => Called::Error,
             (_, true) => Called::Timeout,
-            _ => Called::Answered(&[]),
+            _ => Called::Answered(&[], None),
         };
         let user_ms = user_ms(routed_new, new_failed, legacy_ms, new_ms);
         (
@@ -769,9 +814,10 @@ impl<'a> World<'a> {
         self.requests_failed += u64::from(user.failed);
         let legacy = Call {
             ms: legacy.ms,
-            outcome: if legacy.ok() { Called::Answered(&self.legacy_out) } else { legacy.outcome },
+            outcome: if legacy.ok() { Called::Answered(&self.legacy_out, None) } else { legacy.outcome },
         };
-        let new = Call { ms: new.ms, outcome: if new.ok() { Called::Answered(&self.new_out) } else { new.outcome } };
+        let new_outcome = if new.ok() { Called::Answered(&self.new_out, self.new_stated) } else { new.outcome };
+        let new = Call { ms: new.ms, outcome: new_outcome };
         if let Some(r) = &self.pending {
             let decision = self.answer.decision(&self.legacy_out);
             self.baseline.observe(
@@ -802,7 +848,7 @@ impl<'a> World<'a> {
             | u64::from(o.timeout) << 3
             | u64::from(user.failed) << 4
             | u64::from(self.answer.decision(&self.legacy_out).unwrap_or(0)) << 5
-            | u64::from(self.answer.decision(&self.new_out).unwrap_or(0)) << 12;
+            | u64::from(self.new_stated.or_else(|| self.answer.decision(&self.new_out)).unwrap_or(0)) << 12;
         let scores = u64::from(self.answer.headline(&self.legacy_out).to_bits()) << 32
             | u64::from(self.answer.headline(&self.new_out).to_bits());
         let mut alarms = Vec::new();

@@ -8,6 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::scenario::StackModel;
 use crate::streams::normal;
 
+/// The standard normal's 99th percentile.
+const Z99: f64 = 2.326_347_874;
+
 /// One stack's service-time model.
 #[derive(Clone)]
 pub struct Stack {
@@ -31,7 +34,7 @@ impl Stack {
         }
         Ok(Stack {
             mu: m.latency_ms_p50.ln(),
-            sigma: (m.latency_ms_p99 / m.latency_ms_p50).ln() / 2.326_347_874,
+            sigma: (m.latency_ms_p99 / m.latency_ms_p50).ln() / Z99,
             error_rate: m.error_rate,
             timeout_ms: m.timeout_ms,
             slow,
@@ -40,12 +43,20 @@ impl Stack {
 
     /// A service time, ms, for a request in segments `segs`.
     pub fn latency_ms(&self, rng: &mut ChaCha8Rng, segs: &[usize]) -> f64 {
-        let mut ms = (self.mu + self.sigma * normal(rng)).exp();
+        self.latency_draw(rng, segs).0
+    }
+
+    /// A service time, ms, and its position between the stack's median (0) and 99th
+    /// percentile (1) on a log scale, as a `latency_scale` fault reads it (the same draw
+    /// as [`Stack::latency_ms`]).
+    pub fn latency_draw(&self, rng: &mut ChaCha8Rng, segs: &[usize]) -> (f64, f64) {
+        let z = normal(rng);
+        let mut ms = (self.mu + self.sigma * z).exp();
         for &(dim, seg, factor) in &self.slow {
             if segs[dim + 1] == seg {
                 ms *= factor;
             }
         }
-        ms
+        (ms, z / Z99)
     }
 }

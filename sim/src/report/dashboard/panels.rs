@@ -419,6 +419,15 @@ fn lineage(d: &ReportData<'_>) -> String {
             esc(sha)
         );
     }
+    for sw in &l.switched_specs {
+        body += &format!(
+            "<p class=\"fail\">Fault {} switched the new path to the spec <code>{}</code>, sha256 <code>{}</code>:</p>\n",
+            sw.fault,
+            esc(&sw.file),
+            esc(&sw.sha256)
+        );
+        body += &difference_table(&sw.differences);
+    }
     if l.spec_differences.is_empty() {
         body += if l.legacy.feature_spec_sha256 == l.new.feature_spec_sha256 {
             "<p>Both stacks read the same feature spec.</p>\n"
@@ -427,18 +436,24 @@ fn lineage(d: &ReportData<'_>) -> String {
              transform, vocabulary and missing-value policy (the files differ in naming or layout only).</p>\n"
         };
     } else {
-        body += "<h3>Spec differences</h3><table><tr><th>feature</th><th>aspect</th><th>legacy</th><th>new</th><th>effect</th></tr>\n";
-        for x in &l.spec_differences {
-            body += &format!(
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>\n",
-                esc(&x.feature),
-                esc(&x.aspect),
-                esc(&x.legacy),
-                esc(&x.new),
-                esc(&x.effect)
-            );
-        }
-        body += "</table>\n";
+        body += "<h3>Spec differences</h3>";
+        body += &difference_table(&l.spec_differences);
     }
     section("lineage", "Lineage: artifacts, hashes, spec diff", rows.len() + l.spec_differences.len(), &body)
+}
+
+fn difference_table(differences: &[cutover_models::features::spec_diff::SpecDifference]) -> String {
+    let mut body =
+        String::from("<table><tr><th>feature</th><th>aspect</th><th>from</th><th>to</th><th>effect</th></tr>\n");
+    for x in differences {
+        body += &format!(
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>\n",
+            esc(&x.feature),
+            esc(&x.aspect),
+            esc(&x.legacy),
+            esc(&x.new),
+            esc(&x.effect)
+        );
+    }
+    body + "</table>\n"
 }
