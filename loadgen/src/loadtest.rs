@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cutover_sim::core::verdict::{Expectation, Summary};
-use cutover_sim::faults::{resolve, Kind, SECOND};
+use cutover_sim::faults::{faults_started, resolve, Kind, SECOND};
 use cutover_sim::report::dashboard::{self, PageKind, ReportData};
 use cutover_sim::scenario::{LoadedScenario, Policy};
 use goose::config::GooseConfiguration;
@@ -230,14 +230,6 @@ pub async fn loadtest(
     cfg.time_scale = live.time_scale;
     cfg.hold = true;
     cfg.allow_remote = allow_remote;
-    if let Some(k) = loaded.scenario.faults.iter().position(|f| f.get_ref().start_at.is_some()) {
-        // Not acted out on the wall clock yet: refused before anything starts, rather than
-        // injected at the wrong time.
-        anyhow::bail!(
-            "{}: field `faults[{k}].start_at`: a fault timed by a moment of the rollout runs in the simulator (`run`, `suite`); a load test times its faults with `start_s`",
-            loaded.path.display()
-        );
-    }
     let running = serve::start(cfg).await?;
     let url = running.url();
     eprintln!("cutover: live dashboard at {url}/dashboard");
@@ -272,6 +264,8 @@ pub async fn loadtest(
     post("/admin/start").send().await?.error_for_status()?;
     let mut params = cutover_sim::streams::stream(s.seed, cutover_sim::streams::Stream::Params);
     let faults = resolve(&loaded, running.state.features(), &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kinds: Vec<Kind> = faults.iter().map(|f| f.kind.clone()).collect();
+    let timed = Arc::new(std::sync::Mutex::new(faults.clone()));
 
     let injection_errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let schedule = {
@@ -286,8 +280,9 @@ pub async fn loadtest(
             .map(|(f, resolved)| {
                 let mut v = serde_json::to_value(f.get_ref()).expect("serializes");
                 if let Some(o) = v.as_object_mut() {
-                    o.remove("start_s");
-                    o.remove("end_s");
+                    for timing in ["start_s", "end_s", "start_at", "end_at"] {
+                        o.remove(timing);
+                    }
                     o.retain(|_, x| !x.is_null());
                     // The admin API reads artifacts only inside the migration folder or its
                     // registry: the scenario's path is sent relative to the folder.
@@ -303,47 +298,55 @@ pub async fn loadtest(
                 v
             })
             .collect();
+        let timed = timed.clone();
+        let stages = s.rollout.stages_pct.clone();
         tokio::spawn(async move {
             let client = reqwest::Client::new();
-            // (scenario µs, fault index, start?)
-            let mut events: Vec<(u64, usize, bool)> = Vec::new();
-            for (k, f) in faults.iter().enumerate() {
-                events.push((f.start_us, k, true));
-                if f.end_us != u64::MAX {
-                    events.push((f.end_us, k, false));
-                }
-            }
-            events.sort();
-            let mut ids: Vec<Option<u64>> = vec![None; faults.len()];
-            for (at, k, start) in events {
-                loop {
-                    let now = (state.view().t_s * SECOND as f64) as u64;
-                    if now >= at {
-                        break;
+            let n = timed.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let mut ids: Vec<Option<u64>> = vec![None; n];
+            let (mut started, mut ended) = (vec![false; n], vec![false; n]);
+            // The scenario clock and the rollout's moments, as the router sees them: a fault
+            // timed by a moment starts its offset after the moment is seen.
+            while !ended.iter().all(|e| *e) {
+                let view = state.view();
+                let now = (view.t_s * SECOND as f64) as u64;
+                let mut due = Vec::new();
+                for (k, f) in timed.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().enumerate() {
+                    f.at_moments(now, view.phase, &stages);
+                    if !started[k] && now >= f.start_us {
+                        started[k] = true;
+                        ended[k] = f.kind == Kind::DecommissionLegacy;
+                        due.push((k, true));
+                    } else if started[k] && !ended[k] && now >= f.end_us {
+                        ended[k] = true;
+                        due.push((k, false));
                     }
-                    let wait = (at - now) as f64 / 1e6 / state.time_scale();
-                    tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.001, 0.05))).await;
                 }
-                let auth = |r: reqwest::RequestBuilder| r.bearer_auth(&token);
-                let note = |what: String| errors.lock().unwrap_or_else(|e| e.into_inner()).push(what);
-                if faults[k].kind == Kind::DecommissionLegacy {
-                    // Refused or not, the attempt is in the history.
-                    if let Err(e) = auth(client.post(format!("{url}/admin/decommission"))).send().await {
-                        note(format!("faults[{k}]: decommission call failed: {e}"));
-                    }
-                } else if start {
-                    match auth(client.post(format!("{url}/admin/faults"))).json(&specs[k]).send().await {
-                        Ok(resp) if resp.status().is_success() => {
-                            ids[k] = resp.json::<serde_json::Value>().await.ok().and_then(|v| v["id"].as_u64());
+                for (k, start) in due {
+                    let auth = |r: reqwest::RequestBuilder| r.bearer_auth(&token);
+                    let note = |what: String| errors.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+                    if kinds[k] == Kind::DecommissionLegacy {
+                        // Refused or not, the attempt is in the history.
+                        if let Err(e) = auth(client.post(format!("{url}/admin/decommission"))).send().await {
+                            note(format!("faults[{k}]: decommission call failed: {e}"));
                         }
-                        Ok(resp) => note(format!("faults[{k}]: refused: {}", resp.text().await.unwrap_or_default())),
-                        Err(e) => note(format!("faults[{k}]: inject call failed: {e}")),
-                    }
-                } else if let Some(id) = ids[k] {
-                    if let Err(e) = auth(client.delete(format!("{url}/admin/faults/{id}"))).send().await {
-                        note(format!("faults[{k}]: clear call failed: {e}"));
+                    } else if start {
+                        match auth(client.post(format!("{url}/admin/faults"))).json(&specs[k]).send().await {
+                            Ok(resp) if resp.status().is_success() => {
+                                ids[k] = resp.json::<serde_json::Value>().await.ok().and_then(|v| v["id"].as_u64());
+                            }
+                            Ok(resp) => {
+                                note(format!("faults[{k}]: refused: {}", resp.text().await.unwrap_or_default()))
+                            }
+                            Err(e) => note(format!("faults[{k}]: inject call failed: {e}")),
+                        }
+                    } else if let Some(id) = ids[k] {
+                        if let Err(e) = auth(client.delete(format!("{url}/admin/faults/{id}"))).send().await {
+                            note(format!("faults[{k}]: clear call failed: {e}"));
+                        }
                     }
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     };
@@ -368,6 +371,10 @@ pub async fn loadtest(
     let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];
     let mut summary = view.summary.clone();
     let errors = injection_errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ended_us = (view.t_s * SECOND as f64) as u64;
+    if let Some(e) = faults_started(&timed.lock().unwrap_or_else(|e| e.into_inner()), ended_us) {
+        summary.expectations.push(e);
+    }
     summary.expectations.push(Expectation {
         name: "faults_injected".into(),
         passed: errors.is_empty(),

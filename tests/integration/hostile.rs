@@ -412,14 +412,3 @@ fn no_command_and_no_scenario_falls_back_to_a_bundled_folder() {
     let e = refused(&["run", s(&path), "--out", s(&d.join("out"))]);
     assert!(e.contains("field `migration`: missing"), "{e}");
 }
-
-#[test]
-fn a_load_test_refuses_a_fault_timed_by_a_moment_before_starting_anything() {
-    let d = scratch("hostile", "moment-live");
-    let path = scenario_with(&d, "moment.toml", "live/clean-promotes.toml", |t| {
-        t.replacen("[expect]", "[[faults]]\nkind = \"errors\"\nstart_at = \"canary:5\"\nrate = 0.5\n\n[expect]", 1)
-    });
-    let e = refused(&["loadtest", s(&path), "--out", s(&d.join("out"))]);
-    assert!(e.contains("field `faults[0].start_at`") && e.contains("start_s"), "{e}");
-    assert!(!d.join("out").join("summary.json").exists());
-}

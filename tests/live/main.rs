@@ -214,6 +214,19 @@ async fn feature_skew_is_rolled_back_within_the_slo() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feature_definition_switched_mid_rollout_is_rolled_back_on_the_features_it_changes() {
+    let _serial = SERIAL.lock().await;
+    let fault = json!({"kind": "spec_switch", "spec": "drift/new-hour-utc.toml"});
+    let (v, failed, r) = rollout_with(PLAN, Some((90.0, fault))).await;
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    let trigger = &v["summary"]["trigger"];
+    assert_eq!(trigger["guardrail"], "feature_mismatch_rate", "{v:#}");
+    assert!(["hour_local", "day_of_week_local"].contains(&trigger["feature"].as_str().unwrap()), "{trigger}");
+    assert_eq!(failed, 0, "user requests failed");
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_fault_is_rolled_back_with_no_failed_request() {
     let _serial = SERIAL.lock().await;
     let fault = json!({"kind": "latency", "add_ms": 25.0});
@@ -248,13 +261,26 @@ async fn a_router_fronts_external_stacks_with_their_own_field_names() {
     let v = admin(&outer, reqwest::Method::GET, "/admin/rollout").send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(v["requests_total"], 200, "{v:#}");
     assert_eq!(v["requests_failed"], 0);
-    // Faults go into cutover's own stacks only.
-    let resp = admin(&outer, reqwest::Method::POST, "/admin/faults")
-        .json(&json!({"kind": "errors", "rate": 0.5}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 409);
+    // On a service of its own a team's router acts out what it reaches from outside; what
+    // acts inside the service is refused in one line.
+    let inject = |spec: Value| admin(&outer, reqwest::Method::POST, "/admin/faults").json(&spec).send();
+    let resp = inject(json!({"kind": "feature_skew", "feature": "amount_eur", "scale": 2.0})).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let e: Value = resp.json().await.unwrap();
+    assert!(e.to_string().contains("where the router cannot reach"), "{e}");
+    // Labels stated the other way round: every paired decision flips, scores unchanged.
+    let resp = inject(json!({"kind": "decision_labels", "map": {"allow": "block", "block": "allow"}})).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().await.unwrap());
+    admin(&outer, reqwest::Method::POST, "/admin/start").send().await.unwrap();
+    for i in 0..400 {
+        let resp = client.post(format!("{}/v1/score", outer.url())).json(&body(4, i)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "users are served whatever the new stack says");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = admin(&outer, reqwest::Method::GET, "/admin/rollout").send().await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(v["phase"], "rolled_back", "{v:#}");
+    assert_eq!(v["summary"]["trigger"]["guardrail"], "decision_flip_rate", "{v:#}");
+    assert_eq!(v["requests_failed"], 0);
     outer.shutdown().await;
     inner.shutdown().await;
 }
@@ -374,7 +400,8 @@ fn a_goose_load_test_writes_run_s_summary_and_goose_s_reports() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = format!("migration = {:?}\n", root.join("domain/fraud").display().to_string())
         + &PLAN.replace("name = \"live-test\"", "name = \"short-live\"")
-        + "[[faults]]\nkind = \"feature_skew\"\nstart_s = 400\nfeature = \"amount_eur\"\nscale = 100.0\n"
+        // A request field as the new path reads it, from the moment the 50 % stage begins.
+        + "[[faults]]\nkind = \"field_skew\"\nstart_at = \"canary:50\"\nfield = \"amount\"\nscale = 100.0\n"
         + "[live]\nusers = 3\nrun_time_s = 4\ntime_scale = 600\nbaseline_s = 1\nthrottle_rps = 300\n";
     let text = text.replace("outcome = \"promoted\"", "outcome = \"rolled_back\"\nrollback_within_s = 600");
     std::fs::write(&scenario, text).unwrap();
@@ -413,6 +440,11 @@ fn a_goose_load_test_writes_run_s_summary_and_goose_s_reports() {
     };
     assert_eq!(held("zero_failed_user_requests"), true, "{s:#}");
     assert_eq!(held("faults_injected"), true, "{s:#}");
+    assert_eq!(held("faults_started"), true, "{s:#}");
+    let entered =
+        s["stages"].as_array().unwrap().iter().find(|x| x["weight_pct"] == 50.0).unwrap()["entered_s"].clone();
+    let start = s["fault_start_s"].as_f64().unwrap();
+    assert!(start >= entered.as_f64().unwrap(), "the fault started at {start} s, before its stage at {entered} s");
     assert_eq!(held("rollback_within_s"), true, "{s:#}");
     // The shadow's cost, both figures: the router's own (checked) and the machine's (reported).
     assert_eq!(held("shadow_cost_at_the_router"), true, "{s:#}");

@@ -1115,6 +1115,17 @@ pub enum Moment {
 }
 
 impl Moment {
+    /// Whether the rollout is at this moment: in `phase`, with the plan's `stages` (percent).
+    pub fn is_now(self, phase: crate::core::Phase, stages: &[f64]) -> bool {
+        use crate::core::Phase;
+        match (self, phase) {
+            (Moment::Shadow, Phase::Shadow) => true,
+            (Moment::Stage(p), Phase::Canary(i)) => stages.get(i) == Some(&p),
+            (Moment::Promoted, Phase::Promoted) => true,
+            _ => false,
+        }
+    }
+
     /// Reads `shadow`, `canary:P` (P a stage weight in percent, `%` allowed) or `promoted`.
     pub fn parse(text: &str) -> Result<Moment, String> {
         let t = text.trim();

@@ -62,6 +62,62 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// Times its start and end by their moments once they come: at `t_us`, with the rollout
+    /// in `phase` of a plan with `stages` (percent), a start not yet timed whose moment this
+    /// is gets its moment plus its offset, and likewise an end once the fault has started.
+    /// Returns what was timed now: (start, end), in the same clock as `t_us`.
+    pub fn at_moments(&mut self, t_us: u64, phase: crate::core::Phase, stages: &[f64]) -> (Option<u64>, Option<u64>) {
+        let (mut start, mut end) = (None, None);
+        if let Some((m, offset)) = self.start_at {
+            if self.start_us == u64::MAX && m.is_now(phase, stages) {
+                self.start_us = t_us + offset;
+                start = Some(self.start_us);
+            }
+        }
+        if let Some((m, offset)) = self.end_at {
+            // An end counts from its moment, once the fault has started.
+            if self.end_us == u64::MAX && self.start_us != u64::MAX && m.is_now(phase, stages) {
+                self.end_us = (t_us + offset).max(self.start_us);
+                end = Some(self.end_us);
+            }
+        }
+        (start, end)
+    }
+}
+
+/// For faults timed by a moment of the rollout: whether each started before the run ended
+/// at `ended_us` (a fault whose stage never came, say after an earlier rollback, did not
+/// start: what the scenario rehearses did not happen). None without such faults.
+pub fn faults_started(faults: &[Fault], ended_us: u64) -> Option<crate::core::verdict::Expectation> {
+    let timed: Vec<&Fault> = faults.iter().filter(|f| f.start_at.is_some()).collect();
+    if timed.is_empty() {
+        return None;
+    }
+    let missed: Vec<String> = timed
+        .iter()
+        .filter(|f| f.start_us == u64::MAX || f.start_us >= ended_us)
+        .map(|f| {
+            let (moment, offset) = f.start_at.expect("timed");
+            let why = if f.start_us == u64::MAX {
+                format!("its moment, {moment}, never came")
+            } else {
+                format!("the run ended before {} s after {moment}", offset as f64 / 1e6)
+            };
+            format!("faults[{}] ({}) did not start: {why}", f.index, f.kind.name())
+        })
+        .collect();
+    Some(crate::core::verdict::Expectation {
+        name: "faults_started".into(),
+        passed: missed.is_empty(),
+        detail: if missed.is_empty() {
+            format!("every fault timed by a moment of the rollout started ({})", timed.len())
+        } else {
+            missed.join("; ")
+        },
+    })
+}
+
 /// Resolves the scenario's faults (ranges drawn from `params`), naming model features by index.
 pub fn resolve(
     loaded: &LoadedScenario,

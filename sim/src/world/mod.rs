@@ -32,7 +32,7 @@ use crate::core::trace::{parity_stats, Lineage, StageStats, SwitchedSpec, Trace}
 use crate::core::user_path::{user_ms, violations, Routed};
 use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
-use crate::faults::{self, served_answer, Fault, Kind, ModelTouch, Moment, Touch, SECOND};
+use crate::faults::{self, served_answer, Fault, Kind, ModelTouch, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
 use crate::streams::{exponential, stream, Stream};
 use replay::{Baseline, Recorded};
@@ -560,27 +560,11 @@ impl<'a> World<'a> {
             return;
         }
         let (phase, stages) = (self.phase(), &self.loaded.scenario.rollout.stages_pct);
-        let at = |m: Moment| match (m, phase) {
-            (Moment::Shadow, Phase::Shadow) => true,
-            (Moment::Stage(p), Phase::Canary(i)) => stages.get(i) == Some(&p),
-            (Moment::Promoted, Phase::Promoted) => true,
-            _ => false,
-        };
         let mut scheduled = Vec::new();
         for f in &mut self.faults {
-            if let Some((m, offset)) = f.start_at {
-                if f.start_us == u64::MAX && at(m) {
-                    f.start_us = t + offset;
-                    scheduled.push((f.start_us, Ev::FaultStart(f.index)));
-                }
-            }
-            if let Some((m, offset)) = f.end_at {
-                // An end counts from its moment, once the fault has started.
-                if f.end_us == u64::MAX && f.start_us != u64::MAX && at(m) {
-                    f.end_us = (t + offset).max(f.start_us);
-                    scheduled.push((f.end_us, Ev::FaultEnd(f.index)));
-                }
-            }
+            let (start, end) = f.at_moments(t, phase, stages);
+            scheduled.extend(start.map(|at| (at, Ev::FaultStart(f.index))));
+            scheduled.extend(end.map(|at| (at, Ev::FaultEnd(f.index))));
         }
         for (when, ev) in scheduled {
             if when < self.duration_us {
@@ -898,38 +882,6 @@ impl<'a> World<'a> {
         self.faults.iter().filter(started).map(|f| f.start_us).min()
     }
 
-    /// For a scenario with faults timed by a moment of the rollout: whether each moment came
-    /// (a fault whose stage never came, say after an earlier rollback, did not start: what
-    /// the scenario rehearses did not happen).
-    fn moments_came(&self) -> Option<crate::core::verdict::Expectation> {
-        let timed: Vec<&Fault> = self.faults.iter().filter(|f| f.start_at.is_some()).collect();
-        if timed.is_empty() {
-            return None;
-        }
-        let missed: Vec<String> = timed
-            .iter()
-            .filter(|f| f.start_us == u64::MAX || f.start_us >= self.duration_us)
-            .map(|f| {
-                let (moment, offset) = f.start_at.expect("timed");
-                let why = if f.start_us == u64::MAX {
-                    format!("its moment, {moment}, never came")
-                } else {
-                    format!("the run ended before {} s after {moment}", offset as f64 / 1e6)
-                };
-                format!("faults[{}] ({}) did not start: {why}", f.index, f.kind.name())
-            })
-            .collect();
-        Some(crate::core::verdict::Expectation {
-            name: "faults_started".into(),
-            passed: missed.is_empty(),
-            detail: if missed.is_empty() {
-                format!("every fault timed by a moment of the rollout started ({})", timed.len())
-            } else {
-                missed.join("; ")
-            },
-        })
-    }
-
     /// One lane's result, from its own state and the world's as it stands.
     fn finish_lane(&self, lane: Lane) -> RunResult {
         let s = &self.loaded.scenario;
@@ -949,7 +901,7 @@ impl<'a> World<'a> {
         if let Some(e) = self.baseline.expectation() {
             summary.expectations.push(e);
         }
-        if let Some(e) = self.moments_came() {
+        if let Some(e) = faults::faults_started(&self.faults, self.duration_us) {
             summary.expectations.push(e);
         }
         summary.passed = summary.expectations.iter().all(|e| e.passed);
