@@ -335,7 +335,9 @@ fn build(
         report += &check_report(&rows, m.answer());
     }
     let rate = scenario_rate(plan, args.rate_rps);
-    let mut library = scenarios::library(plan, model, rate);
+    let drift = write::drift_spec(dir, name, plan, &origin)?;
+    let switches = if runnable { spec_switches(dir, drift.as_deref())? } else { Vec::new() };
+    let mut library = scenarios::library(plan, model, rate, &switches);
     let calibrated =
         if runnable { Some(scenarios::calibrate(dir, plan, &mut library, args.calibration_seeds)?) } else { None };
     scenarios::write_all(dir, plan, &library, calibrated.as_deref())?;
@@ -489,4 +491,36 @@ fn check_report(rows: &[Scored], answer: &cutover_models::answer::Answer) -> Str
             "the legacy path differs from the recorded answers, first at {f}: check the feature spec (`cutover replay` reports every difference)\n"
         ),
     }
+}
+
+/// The specs the new path could switch to mid-rollout (the same model features and
+/// aggregates, something defined otherwise): the drifted spec init wrote (`drift`, relative
+/// to the folder) and any registry entry beyond the two stacks', each as a scenario writes
+/// it with what it changes: a `spec_switch` scenario for each.
+fn spec_switches(dir: &Path, drift: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
+    let m = Migration::load(dir).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let (legacy, new) = m.start_stacks().map_err(Failure::BadInput)?;
+    let registry = m.registry();
+    let entries = registry.list().map_err(|e| Failure::BadInput(e.to_string()))?;
+    let features = new.pipeline().output_names().to_vec();
+    let mut candidates: Vec<(String, PathBuf)> = drift.map(|d| (format!("../{d}"), dir.join(d))).into_iter().collect();
+    for entry in entries {
+        if [&legacy.entry().id(), &new.entry().id()].contains(&&entry.id()) {
+            continue;
+        }
+        if let Ok(file) = registry.resolve(&entry.feature_spec) {
+            candidates.push((entry.id(), file));
+        }
+    }
+    let mut out = Vec::new();
+    for (named, file) in candidates {
+        let Ok(spec) = cutover_models::features::Pipeline::from_file(&file, m.schema(), Some(&features)) else {
+            continue;
+        };
+        if let Ok(changes) = cutover_models::features::switchable(new.pipeline(), &spec) {
+            let words: Vec<String> = changes.iter().take(3).map(|d| format!("{} {}", d.feature, d.aspect)).collect();
+            out.push((named, words.join(", ")));
+        }
+    }
+    Ok(out)
 }

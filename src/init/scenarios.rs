@@ -84,8 +84,10 @@ impl Calibrated {
     }
 }
 
-/// The library the data calls for.
-pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
+/// The library the data calls for; `switches` are the specs the new path can switch to (see
+/// [`cutover_models::features::switchable`]), as a scenario names them, each with what it
+/// changes in words.
+pub fn library(plan: &Plan, model: &Model, rate: f64, switches: &[(String, String)]) -> Vec<Draft> {
     let busiest = (0..24).max_by_key(|&h| (plan.hours[h], std::cmp::Reverse(h))).unwrap_or(9) as u32;
     let draft = |name: &str, description: String, magnitudes: Vec<(String, String)>, outcome: Outcome| Draft {
         name: name.to_string(),
@@ -146,6 +148,75 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
             Outcome::RolledBack,
         ));
     }
+    // The same field read in other units from the moment the 5 % stage begins: a request
+    // field, so every feature derived from it follows; timed by the stage, not the clock.
+    let numeric_field = ranked.iter().find_map(|&i| match field_kind(i) {
+        Some((Kind::Number | Kind::Integer, _)) => plan.features[i].source.clone(),
+        _ => None,
+    });
+    if let Some(field) = numeric_field {
+        out.push(draft(
+            &format!("field-{}-entering-canary-5", slug(&field)),
+            String::new(),
+            [100.0, 1000.0]
+                .iter()
+                .map(|s| {
+                    (
+                        format!(
+                            "kind = {}\nstart_at = \"canary:5\"\nfield = {}\nscale = {}",
+                            q(Tag::FieldSkew.name()),
+                            q(&field),
+                            num(*s)
+                        ),
+                        format!(
+                            "From the moment the rollout enters the 5 % stage, the new path reads the request field `{field}` in other units (x{s}): every feature derived from it follows"
+                        ),
+                    )
+                })
+                .collect(),
+            Outcome::RolledBack,
+        ));
+    }
+    for (entry, changes) in switches {
+        let stem = entry.rsplit('/').next().unwrap_or(entry).trim_end_matches(".toml").trim_start_matches("new-");
+        out.push(draft(
+            &format!("spec-{}-entering-canary-5", slug(stem)),
+            String::new(),
+            vec![(
+                format!("kind = {}\nstart_at = \"canary:5\"\nspec = {}", q(Tag::SpecSwitch.name()), q(entry)),
+                format!(
+                    "From the moment the rollout enters the 5 % stage, the new path computes with the spec of `{entry}` ({changes})"
+                ),
+            )],
+            Outcome::RolledBack,
+        ));
+    }
+    if let (AnswerKind::Binary, Some(t)) = (plan.kind, plan.threshold) {
+        // The decision threshold moved, the scores untouched: up where there is room.
+        let moved: Vec<f64> = [0.1, 0.2]
+            .iter()
+            .map(|d| if t + d <= 0.95 { t + d } else { (t - d).max(0.01) })
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect();
+        out.push(draft(
+            "threshold-moved",
+            String::new(),
+            moved
+                .iter()
+                .map(|x| {
+                    (
+                        fault(Tag::DecisionThreshold, &format!("threshold = {}", num(*x))),
+                        format!(
+                            "The new stack decides at {} instead of {} (the same scores, other decisions)",
+                            num(*x),
+                            num(t)
+                        ),
+                    )
+                })
+                .collect(),
+            Outcome::RolledBack,
+        ));
+    }
     let missing_share =
         |i: usize| -> f64 { plan.features[i].source.as_deref().and_then(|s| plan.missing_share(s)).unwrap_or(0.0) };
     if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((_, true))) && missing_share(i) >= 0.01) {
@@ -193,6 +264,20 @@ pub fn library(plan: &Plan, model: &Model, rate: f64) -> Vec<Draft> {
                 (
                     fault(Tag::Latency, &format!("add_ms = {}", num(*ms))),
                     format!("The new stack answers {ms} ms slower on every call"),
+                )
+            })
+            .collect(),
+        Outcome::RolledBack,
+    ));
+    out.push(draft(
+        "latency-p99-multiplied",
+        String::new(),
+        [3.0, 5.0, 10.0]
+            .iter()
+            .map(|x| {
+                (
+                    fault(Tag::LatencyScale, &format!("p99 = {}", num(*x))),
+                    format!("The new stack's own 99th percentile {x} times as long, its median unchanged"),
                 )
             })
             .collect(),

@@ -179,6 +179,34 @@ fn kind_name(k: Kind) -> &'static str {
 }
 
 /// A feature spec: every model feature read from its field, placeholders where none is.
+/// A drifted definition of the new path, for a `spec_switch` rehearsal: new.toml with the
+/// vocabulary of the most relied-on category feature in another order (its first two values
+/// swapped), as a platform that rebuilt the vocabulary would have it. Written to
+/// `drift/`; its path relative to the folder, or none when no feature has a vocabulary.
+pub fn drift_spec(dir: &Path, name: &str, plan: &Plan, origin: &Origin<'_>) -> Result<Option<String>, Failure> {
+    let Some(i) =
+        plan.ranked.iter().copied().find(|&i| plan.features[i].vocabulary.as_ref().is_some_and(|v| v.len() >= 2))
+    else {
+        return Ok(None);
+    };
+    let mut drifted = plan.clone();
+    let f = &mut drifted.features[i];
+    if let Some(v) = f.vocabulary.as_mut() {
+        v.swap(0, 1);
+    }
+    let stem: String =
+        f.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let file = format!("drift/new-{}-vocabulary-reordered.toml", stem.trim_matches('-'));
+    let text = format!(
+        "# A drifted definition for the `spec_switch` rehearsal in scenarios/: new.toml with the\n# vocabulary of `{}` in another order (its first two values swapped), as a platform that\n# rebuilt it would code it. Not pinned in the registry: a fault switches to it mid-rollout.\n",
+        f.name
+    ) + &spec(&drifted, &format!("{name}-new-{}-reordered", stem.trim_matches('-')), "new", origin);
+    std::fs::create_dir_all(dir.join("drift"))
+        .map_err(|e| Failure::BadInput(format!("{}: cannot create: {e}", dir.join("drift").display())))?;
+    write(&dir.join(&file), &text)?;
+    Ok(Some(file))
+}
+
 fn spec(plan: &Plan, name: &str, side: &str, origin: &Origin<'_>) -> String {
     let mut t = String::new();
     let _ = writeln!(
