@@ -348,6 +348,15 @@ fn every_guardrail_is_a_plan_key_and_documented() {
     let parsed: Guardrails = toml::from_str(&all).unwrap();
     assert_eq!(parsed.set().len(), Guardrail::ALL.len());
     assert!(toml::from_str::<Guardrails>("max_latency = 1.0").is_err());
+    // timeline.csv's guardrail columns are documented as the definitions give them.
+    let columns: Vec<String> = Guardrail::timeline_columns().iter().map(|(c, _)| format!("`{c}`")).collect();
+    let flat = contracts.replace('\n', " ");
+    let mut at = flat.find("## timeline.csv").expect("a timeline.csv section");
+    for c in &columns {
+        at += flat[at..]
+            .find(c.as_str())
+            .unwrap_or_else(|| panic!("docs/contracts.md's timeline.csv lacks {c} in order"));
+    }
 }
 
 #[test]

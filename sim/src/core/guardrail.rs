@@ -9,7 +9,7 @@
 use cutover_models::answer::AnswerKind;
 use serde::{Serialize, Serializer};
 
-use super::monitor::{wilson, Window};
+use super::monitor::{wilson, Window, WindowSummary};
 
 /// A rollback trigger: an upper limit on one statistic of the new stack against legacy.
 /// The plan writes it `max_<name>` (docs/contracts.md).
@@ -105,7 +105,65 @@ pub struct Definition {
     /// Its place when several trip at once: causes before effects (a lost context or a
     /// feature before the errors, latency and decisions they cause).
     pub cause_rank: u8,
+    /// How a window's summary (the history's evaluations, timeline.csv, the report's charts)
+    /// shows it.
+    pub shown: Shown,
+    /// The report's panel that shows its evidence in detail.
+    pub panel: Panel,
 }
+
+/// How a guardrail shows in a window's summary. The summary is part of every evaluation in
+/// the history (and so of its hash): what it holds is fixed; what each guardrail reads of
+/// it is said here.
+#[derive(Debug, Clone, Copy)]
+pub enum Shown {
+    /// As a value of its own: timeline.csv's column of this name, when it has one.
+    Value {
+        /// Its column in timeline.csv (none: the history and the charts only).
+        column: Option<&'static str>,
+        /// Its value in a window's summary.
+        read: Read,
+    },
+    /// Through the stacks' latency quantiles (timeline.csv's six latency columns).
+    Latency,
+    /// Not in a window's summary: where it shows instead.
+    Elsewhere(&'static str),
+}
+
+/// The report's panels that show a guardrail's evidence in detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    /// Score differences and decision flips.
+    Scores,
+    /// Feature parity by segment.
+    Parity,
+    /// Latency per stack per stage.
+    Latency,
+    /// Errors and timeouts of the new stack.
+    Errors,
+    /// The rollout timeline (the store's freshness, shadow calls).
+    Timeline,
+}
+
+impl Panel {
+    /// Its id in the report (`#panel-<id>`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Panel::Scores => "scores",
+            Panel::Parity => "parity",
+            Panel::Latency => "latency",
+            Panel::Errors => "errors",
+            Panel::Timeline => "timeline",
+        }
+    }
+}
+
+/// A value read from a window's summary.
+pub type Read = fn(&WindowSummary) -> Option<f64>;
+
+/// The latency columns of timeline.csv, legacy's then the new stack's.
+pub const LATENCY_COLUMNS: [&str; 6] =
+    ["legacy_p50_ms", "legacy_p95_ms", "legacy_p99_ms", "new_p50_ms", "new_p95_ms", "new_p99_ms"];
 
 fn rate(k: u64, n: u64) -> Option<f64> {
     (n > 0).then(|| k as f64 / n as f64)
@@ -147,6 +205,8 @@ impl Guardrail {
                 test: Test::Rate(Seen::Answered),
                 answers: (Answers::Decisions, "use max_mean_abs_score_diff or max_mean_rel_score_diff"),
                 cause_rank: 6,
+                shown: Shown::Value { column: Some("decision_flip_rate"), read: |s| s.flip_rate },
+                panel: Panel::Scores,
             },
             MeanAbsScoreDiff => Definition {
                 name: "mean_abs_score_diff",
@@ -156,6 +216,8 @@ impl Guardrail {
                 test: Test::Mean { relative: false },
                 answers: any,
                 cause_rank: 7,
+                shown: Shown::Value { column: Some("mean_abs_score_diff"), read: |s| s.mean_abs_score_diff },
+                panel: Panel::Scores,
             },
             MeanRelScoreDiff => Definition {
                 name: "mean_rel_score_diff",
@@ -165,6 +227,8 @@ impl Guardrail {
                 test: Test::Mean { relative: true },
                 answers: (Answers::Numbers, "use max_mean_abs_score_diff"),
                 cause_rank: 8,
+                shown: Shown::Value { column: None, read: |s| s.mean_rel_score_diff },
+                panel: Panel::Scores,
             },
             FeatureMismatchRate => Definition {
                 name: "feature_mismatch_rate",
@@ -174,6 +238,8 @@ impl Guardrail {
                 test: Test::PerFeature,
                 answers: any,
                 cause_rank: 1,
+                shown: Shown::Value { column: Some("feature_mismatch_rate"), read: |s| s.feature_mismatch_rate },
+                panel: Panel::Parity,
             },
             ErrorRate => Definition {
                 name: "error_rate",
@@ -183,6 +249,8 @@ impl Guardrail {
                 test: Test::Rate(Seen::All),
                 answers: any,
                 cause_rank: 2,
+                shown: Shown::Value { column: Some("error_rate"), read: |s| s.error_rate },
+                panel: Panel::Errors,
             },
             TimeoutRate => Definition {
                 name: "timeout_rate",
@@ -192,6 +260,8 @@ impl Guardrail {
                 test: Test::Rate(Seen::All),
                 answers: any,
                 cause_rank: 3,
+                shown: Shown::Value { column: Some("timeout_rate"), read: |s| s.timeout_rate },
+                panel: Panel::Errors,
             },
             P99LatencyMs => Definition {
                 name: "p99_latency_ms",
@@ -201,6 +271,8 @@ impl Guardrail {
                 test: Test::Exceedance { relative: false },
                 answers: any,
                 cause_rank: 4,
+                shown: Shown::Latency,
+                panel: Panel::Latency,
             },
             P99LatencyRatio => Definition {
                 name: "p99_latency_ratio",
@@ -210,6 +282,8 @@ impl Guardrail {
                 test: Test::Exceedance { relative: true },
                 answers: any,
                 cause_rank: 5,
+                shown: Shown::Latency,
+                panel: Panel::Latency,
             },
             ShadowContextMismatchRate => Definition {
                 name: "shadow_context_mismatch_rate",
@@ -220,6 +294,8 @@ impl Guardrail {
                 test: Test::Rate(Seen::Shadow),
                 answers: any,
                 cause_rank: 0,
+                shown: Shown::Elsewhere("the guardrails panel and the sequential evidence"),
+                panel: Panel::Timeline,
             },
             FeatureStalenessS => Definition {
                 name: "feature_staleness_s",
@@ -229,6 +305,8 @@ impl Guardrail {
                 test: Test::Direct,
                 answers: any,
                 cause_rank: 9,
+                shown: Shown::Value { column: Some("feature_staleness_s"), read: |s| s.staleness_s },
+                panel: Panel::Timeline,
             },
         }
     }
@@ -236,6 +314,33 @@ impl Guardrail {
     /// Its name.
     pub fn name(self) -> &'static str {
         self.def().name
+    }
+
+    /// timeline.csv's guardrail columns, from the definitions in the plan's order: each
+    /// guardrail's own column, and the latency columns once where the first guardrail read
+    /// through them stands.
+    pub fn timeline_columns() -> Vec<(&'static str, Read)> {
+        let mut out: Vec<(&'static str, Read)> = Vec::new();
+        let mut latency = false;
+        for g in Guardrail::ALL {
+            match g.def().shown {
+                Shown::Value { column: Some(c), read } => out.push((c, read)),
+                Shown::Latency if !latency => {
+                    latency = true;
+                    let quantiles: [Read; 6] = [
+                        |s| s.legacy_ms[0],
+                        |s| s.legacy_ms[1],
+                        |s| s.legacy_ms[2],
+                        |s| s.new_ms[0],
+                        |s| s.new_ms[1],
+                        |s| s.new_ms[2],
+                    ];
+                    out.extend(LATENCY_COLUMNS.into_iter().zip(quantiles));
+                }
+                Shown::Value { column: None, .. } | Shown::Latency | Shown::Elsewhere(_) => {}
+            }
+        }
+        out
     }
 
     /// The guardrail of this name.

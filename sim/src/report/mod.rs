@@ -9,35 +9,31 @@ use crate::core::history::Event;
 use crate::core::verdict::TimelineRow;
 use crate::core::Phase;
 
-const TIMELINE_HEADER: &str = "t_s,weight_pct,phase,requests,served_legacy,served_new,decision_flip_rate,mean_abs_score_diff,feature_mismatch_rate,error_rate,timeout_rate,legacy_p50_ms,legacy_p95_ms,legacy_p99_ms,new_p50_ms,new_p95_ms,new_p99_ms,feature_staleness_s";
+/// The columns every timeline row has before the guardrails'.
+const TIMELINE_LEAD: [&str; 6] = ["t_s", "weight_pct", "phase", "requests", "served_legacy", "served_new"];
 
-/// timeline.csv.
+/// timeline.csv: the lead columns, then the guardrails' columns as their definitions give
+/// them (docs/contracts.md).
 pub fn timeline_csv(rows: &[TimelineRow]) -> String {
     let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-    let mut out = String::from(TIMELINE_HEADER);
+    let columns = crate::core::Guardrail::timeline_columns();
+    let mut out = TIMELINE_LEAD.join(",");
+    for (name, _) in &columns {
+        out.push(',');
+        out.push_str(name);
+    }
     out.push('\n');
     for r in rows {
         let w = &r.window;
-        let cells = [
+        let mut cells = vec![
             format!("{:.1}", r.t_s),
             format!("{}", r.weight_pct),
             r.phase.clone(),
             w.requests.to_string(),
             w.served_legacy.to_string(),
             w.served_new.to_string(),
-            o(w.flip_rate),
-            o(w.mean_abs_score_diff),
-            o(w.feature_mismatch_rate),
-            o(w.error_rate),
-            o(w.timeout_rate),
-            o(w.legacy_ms[0]),
-            o(w.legacy_ms[1]),
-            o(w.legacy_ms[2]),
-            o(w.new_ms[0]),
-            o(w.new_ms[1]),
-            o(w.new_ms[2]),
-            o(w.staleness_s),
         ];
+        cells.extend(columns.iter().map(|(_, read)| o(read(w))));
         out.push_str(&cells.join(","));
         out.push('\n');
     }
@@ -78,4 +74,16 @@ pub fn timeline_of(events: &[Event]) -> Vec<TimelineRow> {
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timeline_csv_keeps_its_columns_as_the_guardrail_definitions_give_them() {
+        let header = super::timeline_csv(&[]);
+        assert_eq!(
+            header.trim_end(),
+            "t_s,weight_pct,phase,requests,served_legacy,served_new,decision_flip_rate,mean_abs_score_diff,feature_mismatch_rate,error_rate,timeout_rate,legacy_p50_ms,legacy_p95_ms,legacy_p99_ms,new_p50_ms,new_p95_ms,new_p99_ms,feature_staleness_s"
+        );
+    }
 }

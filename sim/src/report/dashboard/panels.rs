@@ -3,6 +3,7 @@
 use super::charts::{self, Frame, Line, LEGACY, NEW, PALETTE};
 use super::{esc, ReportData};
 use crate::core::controller::Phase;
+use crate::core::guardrail::{Answers, Definition, Guardrail, Panel, Shown};
 use crate::core::history::Event;
 use crate::core::monitor::WindowSummary;
 use crate::core::verdict;
@@ -185,7 +186,13 @@ fn guardrails(d: &ReportData<'_>, frame: &Frame) -> String {
             Some((format!("limit {limit}"), limit)),
             &band,
         ));
-        body += &format!("<figure><figcaption>{}</figcaption>{svg}</figure>\n", esc(name));
+        // Where its evidence shows in detail, as its definition says.
+        let def = guardrail.def();
+        body += &format!(
+            "<figure><figcaption>{} <a class=\"muted\" href=\"#panel-{}\">details</a></figcaption>{svg}</figure>\n",
+            esc(name),
+            def.panel.id()
+        );
     }
     body += "</div>\n";
     section("guardrails", "Guardrails against their limits", points, &body)
@@ -299,12 +306,19 @@ fn scores(d: &ReportData<'_>, frame: &Frame, evals: &[(f64, &WindowSummary)]) ->
         AnswerKind::Regression => ("|new − legacy| (model units)", "Prediction differences"),
     };
     let hist = chart_or_error(charts::bars(&labels, &counts, axis, "requests"));
-    let (series, what): (Vec<(f64, Option<f64>)>, &str) = match d.answer.kind {
-        AnswerKind::Regression => {
-            (evals.iter().map(|(t, w)| (*t, w.mean_rel_score_diff)).collect(), "mean relative difference")
+    // Over time: the first guardrail of this panel that only this kind of answer has (the
+    // flip rate for a decision, the relative difference for a number), by its definition.
+    let shown = Guardrail::ALL.into_iter().find_map(|g| {
+        let def = g.def();
+        let own = def.panel == Panel::Scores && def.answers.0 != Answers::Any && g.applies_to(d.answer.kind).is_ok();
+        match def.shown {
+            Shown::Value { read, .. } if own => Some((def.name, read)),
+            _ => None,
         }
-        _ => (evals.iter().map(|(t, w)| (*t, w.flip_rate)).collect(), "decision flip rate"),
-    };
+    });
+    let (name, read) = shown.unwrap_or(("mean_abs_score_diff", |w: &WindowSummary| w.mean_abs_score_diff));
+    let series: Vec<(f64, Option<f64>)> = evals.iter().map(|(t, w)| (*t, read(w))).collect();
+    let what = &name.replace('_', " ");
     let line = Line { label: what.into(), points: &series, color: NEW, steps: false };
     let over_time = chart_or_error(charts::time_chart((560, 300), what, frame, &[line], None, &[]));
     let share =
@@ -375,14 +389,28 @@ fn latency(d: &ReportData<'_>) -> String {
 }
 
 fn errors(frame: &Frame, evals: &[(f64, &WindowSummary)]) -> String {
-    let err: Vec<(f64, Option<f64>)> = evals.iter().map(|(t, w)| (*t, w.error_rate)).collect();
-    let tmo: Vec<(f64, Option<f64>)> = evals.iter().map(|(t, w)| (*t, w.timeout_rate)).collect();
-    let lines = [
-        Line { label: "new stack error rate".into(), points: &err, color: PALETTE[3], steps: false },
-        Line { label: "new stack timeout rate".into(), points: &tmo, color: PALETTE[4], steps: false },
-    ];
+    // Every guardrail this panel shows, by its definition.
+    let series: Vec<(&str, Series)> = Guardrail::ALL
+        .into_iter()
+        .filter_map(|g| match g.def() {
+            Definition { panel: Panel::Errors, shown: Shown::Value { read, .. }, name, .. } => {
+                Some((name, evals.iter().map(|(t, w)| (*t, read(w))).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    let lines: Vec<Line<'_>> = series
+        .iter()
+        .enumerate()
+        .map(|(k, (name, points))| Line {
+            label: format!("new stack {}", name.replace('_', " ")),
+            points,
+            color: PALETTE[(3 + k) % PALETTE.len()],
+            steps: false,
+        })
+        .collect();
     let svg = chart_or_error(charts::time_chart((1100, 280), "share of requests", frame, &lines, None, &[]));
-    let n = err.iter().chain(&tmo).filter(|p| p.1.is_some()).count();
+    let n = series.iter().flat_map(|(_, p)| p).filter(|p| p.1.is_some()).count();
     section("errors", "Errors and timeouts of the new stack", n, &svg)
 }
 
