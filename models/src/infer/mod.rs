@@ -186,450 +186,22 @@ const DECISION_WORDS: &[&str] = &["decision", "label", "class", "outcome", "verd
 /// Infers the plan from a profiled file and the model; errors name the file and the flag
 /// that decides.
 pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan, FieldError> {
-    let fail = |field: &str, message: String| FieldError {
-        file: profile.file.clone(),
-        line: 0,
-        column: 0,
-        field: field.into(),
-        message,
-    };
-    let named = |flag: &str, name: &Option<String>| -> Result<Option<usize>, FieldError> {
-        match name {
-            None => Ok(None),
-            Some(n) => profile.columns.iter().position(|c| &c.name == n).map(Some).ok_or_else(|| {
-                fail(flag, format!("--{flag} `{n}`: no such column (columns: {})", column_list(profile)))
-            }),
-        }
-    };
-    let cols = &profile.columns;
-    let model_features = model.feature_names();
-    let is_feature = |c: &Column| model_features.iter().any(|f| f.eq_ignore_ascii_case(&c.name));
-
-    // The model's features among the columns: none at all is not this model's traffic.
-    let matched: Vec<Option<usize>> = model_features
-        .iter()
-        .map(|f| {
-            cols.iter().position(|c| &c.name == f).or_else(|| cols.iter().position(|c| c.name.eq_ignore_ascii_case(f)))
-        })
-        .collect();
-    if matched.iter().all(Option::is_none) {
-        let shown: Vec<&str> = model_features.iter().take(8).map(String::as_str).collect();
-        return Err(fail(
-            "features",
-            format!(
-                "none of the model's {} feature names ({}{}) is a column of the file (columns: {})",
-                model_features.len(),
-                shown.join(", "),
-                if model_features.len() > 8 { ", ..." } else { "" },
-                column_list(profile)
-            ),
-        ));
-    }
-
-    // Time.
-    let time = match named("time", &choices.time)? {
-        Some(i) => {
-            let c = &cols[i];
-            if c.time_range.is_none() || c.missing > 0 {
-                return Err(fail(
-                    "time",
-                    format!(
-                        "--time `{}`: its values are not all RFC 3339 times or epoch milliseconds or seconds",
-                        c.name
-                    ),
-                ));
-            }
-            i
-        }
-        None => {
-            let candidates: Vec<usize> = (0..cols.len())
-                .filter(|&i| {
-                    let c = &cols[i];
-                    c.time_range.is_some() && c.missing == 0 && (c.times == c.present || c.epoch_seconds().is_some())
-                })
-                .collect();
-            match candidates[..] {
-                [i] => i,
-                [] => {
-                    return Err(fail(
-                        "time",
-                        "no column holds times in every row (RFC 3339, or epoch milliseconds or seconds): name one with --time"
-                            .into(),
-                    ))
-                }
-                _ => {
-                    let names: Vec<&str> = candidates.iter().map(|&i| cols[i].name.as_str()).collect();
-                    return Err(fail(
-                        "time",
-                        format!("{} columns could be the event time ({}): name one with --time", names.len(), names.join(", ")),
-                    ));
-                }
-            }
-        }
-    };
-
-    // Answers: chosen, else by name and shape.
-    // A recorded score that is NaN, infinite or text on some rows is still the recorded
-    // answer (not a request field): refused, naming how many rows and the first.
-    let finite_scores = |i: usize| -> Result<usize, FieldError> {
-        let c = &cols[i];
-        if c.numeric() {
-            return Ok(i);
-        }
-        let (text, line) = c.first_text.clone().unwrap_or_default();
-        let not_numbers = c.present - c.integers - c.numbers;
-        Err(fail(
-            &c.name,
-            format!(
-                "the recorded score holds {not_numbers} value(s) of {} that are not finite numbers (first at line {line}: \
-                 `{}`): leave a score empty where none was recorded, or name another column with --score",
-                c.present,
-                crate::shown(&text)
-            ),
-        ))
-    };
-    let score = match named("score", &choices.score)? {
-        Some(i) => Some(finite_scores(i)?),
-        None => {
-            let c: Vec<usize> = (0..cols.len())
-                .filter(|&i| {
-                    let c = &cols[i];
-                    // Numbers, some of them perhaps NaN or text: a score column gone bad.
-                    let numbers = c.integers + c.numbers;
-                    i != time
-                        && numbers > 0
-                        && numbers + c.texts == c.present
-                        && !is_feature(c)
-                        && contains_any(&c.name, SCORE_WORDS)
-                        && !(id_like(&c.name) && c.integral())
-                })
-                .collect();
-            for &i in &c {
-                finite_scores(i)?;
-            }
-            match c[..] {
-                [] => None,
-                [i] => Some(i),
-                _ => {
-                    let names: Vec<&str> = c.iter().map(|&i| cols[i].name.as_str()).collect();
-                    return Err(fail(
-                        "score",
-                        format!(
-                            "{} columns could hold the legacy score ({}): name one with --score",
-                            names.len(),
-                            names.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-    let mut kind = answer_kind(model.objective());
-    let classes = match model.objective() {
-        Objective::MultiSoftprob(k) | Objective::MultiSoftmax(k) => k,
-        _ => 2,
-    };
-    let mut notes = Vec::new();
-    let mut decision_by_shape = false;
-    let decision = match named("decision", &choices.decision)? {
-        Some(i) => {
-            if kind == AnswerKind::Regression {
-                return Err(fail(
-                    "decision",
-                    format!(
-                        "--decision `{}`: the model is a regression ({}): it has no decision",
-                        cols[i].name,
-                        model.objective().name()
-                    ),
-                ));
-            }
-            Some(i)
-        }
-        None if kind == AnswerKind::Regression || choices.no_decision => None,
-        None => {
-            let shaped = |c: &Column| {
-                !c.many_valued
-                    && c.missing == 0
-                    && (c.texts + c.bools + c.integers == c.present)
-                    && c.distinct.len() == classes
-            };
-            let c: Vec<usize> = (0..cols.len())
-                .filter(|&i| i != time && Some(i) != score && !is_feature(&cols[i]))
-                .filter(|&i| {
-                    shaped(&cols[i])
-                        && (contains_any(&cols[i].name, DECISION_WORDS) || (cols[i].texts > 0 && cols[i].integers == 0))
-                })
-                .collect();
-            let by_name: Vec<usize> =
-                c.iter().copied().filter(|&i| contains_any(&cols[i].name, DECISION_WORDS)).collect();
-            match (&by_name[..], &c[..]) {
-                ([i], _) => Some(*i),
-                ([], [i]) => {
-                    decision_by_shape = true;
-                    Some(*i)
-                }
-                ([], []) => None,
-                ([], many) => {
-                    let names: Vec<&str> = many.iter().map(|&i| cols[i].name.as_str()).collect();
-                    notes.push(format!(
-                        "{}: columns {} each hold as many values as the model has classes: none is taken as the recorded decision (name one with --decision)",
-                        profile.file,
-                        names.join(", ")
-                    ));
-                    None
-                }
-                (many, _) => {
-                    let names: Vec<&str> = many.iter().map(|&i| cols[i].name.as_str()).collect();
-                    return Err(fail(
-                        "decision",
-                        format!(
-                            "{} columns could hold the legacy decision ({}): name one with --decision",
-                            names.len(),
-                            names.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-    };
+    let mut r = Reading { profile, model, choices, cols: &profile.columns, notes: Vec::new() };
+    let matched = r.matched_features()?;
+    let time = r.time()?;
+    let score = r.score(time)?;
+    let (mut kind, decision, decision_by_shape) = r.decision(time, score)?;
     if model.objective() == Objective::RegLogistic && decision.is_none() && choices.threshold.is_none() {
         kind = AnswerKind::Regression;
     }
-
-    // Id and entity.
-    let usable_key =
-        |c: &Column| c.missing == 0 && c.max_len <= MAX_TEXT && (c.integral() || c.texts + c.integers == c.present);
-    let answer_cols = [score, decision];
-    let taken = |i: usize| i == time || answer_cols.contains(&Some(i));
-    let id = match named("id", &choices.id)? {
-        Some(i) => {
-            let c = &cols[i];
-            if !usable_key(c) || !c.unique {
-                return Err(fail(
-                    "id",
-                    format!(
-                        "--id `{}`: an id is present in every row, distinct, and a whole number or short text",
-                        c.name
-                    ),
-                ));
-            }
-            i
-        }
-        None => {
-            let unique: Vec<usize> =
-                (0..cols.len()).filter(|&i| !taken(i) && cols[i].unique && usable_key(&cols[i])).collect();
-            match unique.iter().find(|&&i| id_like(&cols[i].name)).or(unique.first()) {
-                Some(&i) => i,
-                None => {
-                    return Err(fail(
-                        "id",
-                        "no column has a distinct value in every row (a request id): name one with --id".into(),
-                    ))
-                }
-            }
-        }
-    };
-    let enough = (profile.rows / 100).max(20) as usize;
-    let entity = match named("entity", &choices.entity)? {
-        Some(i) => {
-            if !usable_key(&cols[i]) {
-                return Err(fail(
-                    "entity",
-                    format!(
-                        "--entity `{}`: an entity is present in every row, a whole number or short text",
-                        cols[i].name
-                    ),
-                ));
-            }
-            i
-        }
-        None => {
-            let c: Vec<usize> = (0..cols.len())
-                .filter(|&i| i != id && !taken(i) && !cols[i].unique && usable_key(&cols[i]))
-                .filter(|&i| cols[i].many_valued || cols[i].distinct.len() >= enough)
-                .collect();
-            let distinct = |i: usize| if cols[i].many_valued { usize::MAX } else { cols[i].distinct.len() };
-            let pick = |set: Vec<usize>| set.into_iter().rev().max_by_key(|&i| distinct(i));
-            match pick(c.iter().copied().filter(|&i| id_like(&cols[i].name)).collect()).or_else(|| pick(c.clone())) {
-                Some(i) => i,
-                None => {
-                    notes.push(format!(
-                        "{}: no column repeats like an entity (a customer, a courier): requests stick by their id `{}`; name one with --entity",
-                        profile.file, cols[id].name
-                    ));
-                    id
-                }
-            }
-        }
-    };
-
-    // Fields.
-    let mut fields = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, c) in cols.iter().enumerate() {
-        if answer_cols.contains(&Some(i)) {
-            continue;
-        }
-        if c.present == 0 {
-            skipped.push((c.name.clone(), "it is empty in every row".to_string()));
-            continue;
-        }
-        let kind = if i == time {
-            Kind::Timestamp
-        } else if i == id || i == entity {
-            if c.integral() {
-                Kind::Integer
-            } else {
-                Kind::Category
-            }
-        } else if c.boolean() {
-            Kind::Boolean
-        } else if c.integers == c.present {
-            Kind::Integer
-        } else if c.integers + c.numbers == c.present {
-            Kind::Number
-        } else if c.times == c.present {
-            Kind::Timestamp
-        } else {
-            Kind::Category
-        };
-        if kind == Kind::Category && c.max_len > MAX_TEXT {
-            skipped.push((
-                c.name.clone(),
-                format!("it holds text up to {} bytes long (a category takes {MAX_TEXT})", c.max_len),
-            ));
-            continue;
-        }
-        let note = if matches!(kind, Kind::Integer | Kind::Number) && i != id && i != entity && i != time {
-            suspected_sentinel(c, profile.rows)
-        } else {
-            None
-        };
-        if let Some(n) = &note {
-            notes.push(format!("{}: column `{}`: {n} (reported, not assumed)", profile.file, c.name));
-        }
-        fields.push(FieldPlan {
-            name: c.name.clone(),
-            kind,
-            optional: c.missing > 0,
-            epoch_s: i == time && c.epoch_seconds() == Some(true),
-            note,
-            missing_share: c.missing as f64 / profile.rows as f64,
-        });
-    }
-    for (name, why) in &skipped {
-        notes.push(format!("{}: column `{name}` is left out of the schema: {why}", profile.file));
-    }
-
-    // Features.
-    let mut features = Vec::new();
-    for (k, f) in model_features.iter().enumerate() {
-        let field = matched[k].map(|i| &cols[i]).filter(|c| fields.iter().any(|p| p.name == c.name));
-        let Some(c) = field else {
-            features.push(FeaturePlan {
-                name: f.clone(),
-                source: None,
-                vocabulary: None,
-                vocabulary_from_model: false,
-            });
-            continue;
-        };
-        let plan = fields.iter().find(|p| p.name == c.name).expect("a field");
-        let (vocabulary, from_model) = if plan.kind == Kind::Category {
-            match model.category_names(k) {
-                Some(names) => (Some(names.to_vec()), true),
-                None => {
-                    if c.many_valued {
-                        features.push(FeaturePlan {
-                            name: f.clone(),
-                            source: None,
-                            vocabulary: None,
-                            vocabulary_from_model: false,
-                        });
-                        notes.push(format!(
-                            "feature `{f}`: field `{}` has over {} values: no vocabulary can be inferred",
-                            c.name,
-                            profile::DISTINCT_CAP
-                        ));
-                        continue;
-                    }
-                    let mut v: Vec<String> = c.distinct.keys().cloned().collect();
-                    v.sort();
-                    let how = if model.feature_types().get(k) == Some(&FeatureType::Categorical) {
-                        "a categorical feature saved without its category names"
-                    } else {
-                        "text fed to a numeric feature"
-                    };
-                    notes.push(format!(
-                        "feature `{f}`: {how}; codes assumed in the sorted order of the {} values recorded (as pandas and scikit-learn encode): check it with `cutover replay`",
-                        v.len()
-                    ));
-                    (Some(v), false)
-                }
-            }
-        } else {
-            (None, false)
-        };
-        features.push(FeaturePlan {
-            name: f.clone(),
-            source: Some(c.name.clone()),
-            vocabulary,
-            vocabulary_from_model: from_model,
-        });
-    }
-    for f in features.iter().filter(|f| f.source.is_none()) {
-        notes.push(format!(
-            "feature `{}`: no request field provides it: a placeholder in legacy.toml and new.toml; define it before `cutover run`",
-            f.name
-        ));
-    }
-
-    // Importance.
-    let imp = model.importance();
-    let mut ranked: Vec<usize> = (0..model_features.len()).collect();
-    ranked.sort_by(|&a, &b| {
-        let (x, y) = (imp[a], imp[b]);
-        y.gain.total_cmp(&x.gain).then(y.cover.total_cmp(&x.cover)).then(y.splits.cmp(&x.splits)).then(a.cmp(&b))
-    });
-
-    // Segments: categories of a few values, each at least 1 % of rows.
-    let mut segments = Vec::new();
-    for p in &fields {
-        let c = profile.column(&p.name).expect("a column");
-        if p.kind != Kind::Category || p.name == cols[id].name || p.name == cols[entity].name || c.many_valued {
-            continue;
-        }
-        let mut values: Vec<(&String, &u64)> =
-            c.distinct.iter().filter(|(_, &n)| n as f64 >= 0.01 * profile.rows as f64).collect();
-        if !(2..=12).contains(&values.len()) {
-            continue;
-        }
-        values.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        segments.push((p.name.clone(), values.into_iter().map(|(v, _)| v.clone()).collect()));
-        if segments.len() == 3 {
-            break;
-        }
-    }
-
-    // Labels and tolerance.
-    let mut labels = Vec::new();
-    if let Some(d) = decision {
-        let mut v: Vec<String> = cols[d].distinct.keys().cloned().collect();
-        v.sort();
-        if kind == AnswerKind::Multiclass && v.len() != classes {
-            return Err(fail(
-                "decision",
-                format!("`{}` holds {} values, the model has {classes} classes", cols[d].name, v.len()),
-            ));
-        }
-        if kind == AnswerKind::Binary && v.len() > 2 {
-            return Err(fail(
-                "decision",
-                format!("`{}` holds {} values ({}): a binary decision has two", cols[d].name, v.len(), preview(&v)),
-            ));
-        }
-        labels = v;
-    }
+    let answers = [score, decision];
+    let id = r.id(time, answers)?;
+    let entity = r.entity(time, answers, id)?;
+    let (fields, skipped) = r.fields([time, id, entity], answers);
+    let features = r.features(&matched, &fields);
+    let segments = r.segments(&fields, [id, entity]);
+    let labels = r.labels(kind, decision)?;
+    let cols = r.cols;
     let tolerance = match (kind, score) {
         (AnswerKind::Regression, Some(s)) => Some(tolerance_of(&cols[s])),
         _ => None,
@@ -651,13 +223,503 @@ pub fn infer(profile: &Profile, model: &Model, choices: &Choices) -> Result<Plan
         labels,
         tolerance,
         features,
-        ranked,
+        ranked: ranked(model),
         segments,
-        notes,
+        notes: r.notes,
         rows: profile.rows,
         span_s: ((b - a) as f64 / 1000.0).max(1.0),
         hours: t.hours,
     })
+}
+
+/// The model's features by how much it relies on them: total gain, then cover, then splits.
+fn ranked(model: &Model) -> Vec<usize> {
+    let imp = model.importance();
+    let mut ranked: Vec<usize> = (0..model.feature_names().len()).collect();
+    ranked.sort_by(|&a, &b| {
+        let (x, y) = (imp[a], imp[b]);
+        y.gain.total_cmp(&x.gain).then(y.cover.total_cmp(&x.cover)).then(y.splits.cmp(&x.splits)).then(a.cmp(&b))
+    });
+    ranked
+}
+
+/// One inference in progress: the profiled file, the model, the flags, and the notes so far.
+struct Reading<'a> {
+    profile: &'a Profile,
+    model: &'a Model,
+    choices: &'a Choices,
+    cols: &'a [Column],
+    notes: Vec<String>,
+}
+
+impl<'a> Reading<'a> {
+    fn fail(&self, field: &str, message: String) -> FieldError {
+        FieldError { file: self.profile.file.clone(), line: 0, column: 0, field: field.into(), message }
+    }
+
+    /// The column a flag names, if it names one.
+    fn named(&self, flag: &str, name: &Option<String>) -> Result<Option<usize>, FieldError> {
+        match name {
+            None => Ok(None),
+            Some(n) => self.cols.iter().position(|c| &c.name == n).map(Some).ok_or_else(|| {
+                self.fail(flag, format!("--{flag} `{n}`: no such column (columns: {})", column_list(self.profile)))
+            }),
+        }
+    }
+
+    fn is_feature(&self, c: &Column) -> bool {
+        self.model.feature_names().iter().any(|f| f.eq_ignore_ascii_case(&c.name))
+    }
+
+    /// Each model feature's column, by name (then ignoring case); none at all is not this
+    /// model's traffic.
+    fn matched_features(&self) -> Result<Vec<Option<usize>>, FieldError> {
+        let (cols, model_features) = (self.cols, self.model.feature_names());
+        let matched: Vec<Option<usize>> = model_features
+            .iter()
+            .map(|f| {
+                cols.iter()
+                    .position(|c| &c.name == f)
+                    .or_else(|| cols.iter().position(|c| c.name.eq_ignore_ascii_case(f)))
+            })
+            .collect();
+        if matched.iter().all(Option::is_none) {
+            let shown: Vec<&str> = model_features.iter().take(8).map(String::as_str).collect();
+            return Err(self.fail(
+                "features",
+                format!(
+                    "none of the model's {} feature names ({}{}) is a column of the file (columns: {})",
+                    model_features.len(),
+                    shown.join(", "),
+                    if model_features.len() > 8 { ", ..." } else { "" },
+                    column_list(self.profile)
+                ),
+            ));
+        }
+        Ok(matched)
+    }
+
+    /// The event time: chosen, else the one column of times in every row.
+    fn time(&self) -> Result<usize, FieldError> {
+        let cols = self.cols;
+        if let Some(i) = self.named("time", &self.choices.time)? {
+            let c = &cols[i];
+            if c.time_range.is_none() || c.missing > 0 {
+                return Err(self.fail(
+                    "time",
+                    format!(
+                        "--time `{}`: its values are not all RFC 3339 times or epoch milliseconds or seconds",
+                        c.name
+                    ),
+                ));
+            }
+            return Ok(i);
+        }
+        let candidates: Vec<usize> = (0..cols.len())
+            .filter(|&i| {
+                let c = &cols[i];
+                c.time_range.is_some() && c.missing == 0 && (c.times == c.present || c.epoch_seconds().is_some())
+            })
+            .collect();
+        match candidates[..] {
+            [i] => Ok(i),
+            [] => Err(self.fail(
+                "time",
+                "no column holds times in every row (RFC 3339, or epoch milliseconds or seconds): name one with --time"
+                    .into(),
+            )),
+            _ => {
+                let names: Vec<&str> = candidates.iter().map(|&i| cols[i].name.as_str()).collect();
+                Err(self.fail(
+                    "time",
+                    format!(
+                        "{} columns could be the event time ({}): name one with --time",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// A recorded score that is NaN, infinite or text on some rows is still the recorded
+    /// answer (not a request field): refused, naming how many rows and the first.
+    fn finite_scores(&self, i: usize) -> Result<usize, FieldError> {
+        let c = &self.cols[i];
+        if c.numeric() {
+            return Ok(i);
+        }
+        let (text, line) = c.first_text.clone().unwrap_or_default();
+        let not_numbers = c.present - c.integers - c.numbers;
+        Err(self.fail(
+            &c.name,
+            format!(
+                "the recorded score holds {not_numbers} value(s) of {} that are not finite numbers (first at line {line}: \
+                 `{}`): leave a score empty where none was recorded, or name another column with --score",
+                c.present,
+                crate::shown(&text)
+            ),
+        ))
+    }
+
+    /// The recorded score: chosen, else by name and shape.
+    fn score(&self, time: usize) -> Result<Option<usize>, FieldError> {
+        if let Some(i) = self.named("score", &self.choices.score)? {
+            return self.finite_scores(i).map(Some);
+        }
+        let cols = self.cols;
+        let c: Vec<usize> = (0..cols.len())
+            .filter(|&i| {
+                let c = &cols[i];
+                // Numbers, some of them perhaps NaN or text: a score column gone bad.
+                let numbers = c.integers + c.numbers;
+                i != time
+                    && numbers > 0
+                    && numbers + c.texts == c.present
+                    && !self.is_feature(c)
+                    && contains_any(&c.name, SCORE_WORDS)
+                    && !(id_like(&c.name) && c.integral())
+            })
+            .collect();
+        for &i in &c {
+            self.finite_scores(i)?;
+        }
+        match c[..] {
+            [] => Ok(None),
+            [i] => Ok(Some(i)),
+            _ => {
+                let names: Vec<&str> = c.iter().map(|&i| cols[i].name.as_str()).collect();
+                Err(self.fail(
+                    "score",
+                    format!(
+                        "{} columns could hold the legacy score ({}): name one with --score",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The answer's kind, the recorded decision (chosen, else by name, else by shape) and
+    /// whether it was found by its shape alone.
+    fn decision(&mut self, time: usize, score: Option<usize>) -> Result<(AnswerKind, Option<usize>, bool), FieldError> {
+        let kind = answer_kind(self.model.objective());
+        let cols = self.cols;
+        if let Some(i) = self.named("decision", &self.choices.decision)? {
+            if kind == AnswerKind::Regression {
+                return Err(self.fail(
+                    "decision",
+                    format!(
+                        "--decision `{}`: the model is a regression ({}): it has no decision",
+                        cols[i].name,
+                        self.model.objective().name()
+                    ),
+                ));
+            }
+            return Ok((kind, Some(i), false));
+        }
+        if kind == AnswerKind::Regression || self.choices.no_decision {
+            return Ok((kind, None, false));
+        }
+        let classes = classes(self.model);
+        let shaped = |c: &Column| {
+            !c.many_valued
+                && c.missing == 0
+                && (c.texts + c.bools + c.integers == c.present)
+                && c.distinct.len() == classes
+        };
+        let c: Vec<usize> = (0..cols.len())
+            .filter(|&i| i != time && Some(i) != score && !self.is_feature(&cols[i]))
+            .filter(|&i| {
+                shaped(&cols[i])
+                    && (contains_any(&cols[i].name, DECISION_WORDS) || (cols[i].texts > 0 && cols[i].integers == 0))
+            })
+            .collect();
+        let by_name: Vec<usize> = c.iter().copied().filter(|&i| contains_any(&cols[i].name, DECISION_WORDS)).collect();
+        let names = |set: &[usize]| set.iter().map(|&i| cols[i].name.as_str()).collect::<Vec<_>>().join(", ");
+        match (&by_name[..], &c[..]) {
+            ([i], _) => Ok((kind, Some(*i), false)),
+            ([], [i]) => Ok((kind, Some(*i), true)),
+            ([], []) => Ok((kind, None, false)),
+            ([], many) => {
+                self.notes.push(format!(
+                    "{}: columns {} each hold as many values as the model has classes: none is taken as the recorded decision (name one with --decision)",
+                    self.profile.file,
+                    names(many)
+                ));
+                Ok((kind, None, false))
+            }
+            (many, _) => Err(self.fail(
+                "decision",
+                format!(
+                    "{} columns could hold the legacy decision ({}): name one with --decision",
+                    many.len(),
+                    names(many)
+                ),
+            )),
+        }
+    }
+
+    fn usable_key(c: &Column) -> bool {
+        c.missing == 0 && c.max_len <= MAX_TEXT && (c.integral() || c.texts + c.integers == c.present)
+    }
+
+    /// The request id: chosen, else a distinct column in every row (one named like an id
+    /// first).
+    fn id(&self, time: usize, answers: [Option<usize>; 2]) -> Result<usize, FieldError> {
+        let cols = self.cols;
+        if let Some(i) = self.named("id", &self.choices.id)? {
+            let c = &cols[i];
+            if !Self::usable_key(c) || !c.unique {
+                return Err(self.fail(
+                    "id",
+                    format!(
+                        "--id `{}`: an id is present in every row, distinct, and a whole number or short text",
+                        c.name
+                    ),
+                ));
+            }
+            return Ok(i);
+        }
+        let taken = |i: usize| i == time || answers.contains(&Some(i));
+        let unique: Vec<usize> =
+            (0..cols.len()).filter(|&i| !taken(i) && cols[i].unique && Self::usable_key(&cols[i])).collect();
+        match unique.iter().find(|&&i| id_like(&cols[i].name)).or(unique.first()) {
+            Some(&i) => Ok(i),
+            None => Err(self
+                .fail("id", "no column has a distinct value in every row (a request id): name one with --id".into())),
+        }
+    }
+
+    /// The entity: chosen, else the column that repeats like one (named like an id first,
+    /// the most distinct values), else the id itself, noted.
+    fn entity(&mut self, time: usize, answers: [Option<usize>; 2], id: usize) -> Result<usize, FieldError> {
+        let cols = self.cols;
+        if let Some(i) = self.named("entity", &self.choices.entity)? {
+            if !Self::usable_key(&cols[i]) {
+                return Err(self.fail(
+                    "entity",
+                    format!(
+                        "--entity `{}`: an entity is present in every row, a whole number or short text",
+                        cols[i].name
+                    ),
+                ));
+            }
+            return Ok(i);
+        }
+        let enough = (self.profile.rows / 100).max(20) as usize;
+        let taken = |i: usize| i == time || answers.contains(&Some(i));
+        let c: Vec<usize> = (0..cols.len())
+            .filter(|&i| i != id && !taken(i) && !cols[i].unique && Self::usable_key(&cols[i]))
+            .filter(|&i| cols[i].many_valued || cols[i].distinct.len() >= enough)
+            .collect();
+        let distinct = |i: usize| if cols[i].many_valued { usize::MAX } else { cols[i].distinct.len() };
+        let pick = |set: Vec<usize>| set.into_iter().rev().max_by_key(|&i| distinct(i));
+        match pick(c.iter().copied().filter(|&i| id_like(&cols[i].name)).collect()).or_else(|| pick(c.clone())) {
+            Some(i) => Ok(i),
+            None => {
+                self.notes.push(format!(
+                    "{}: no column repeats like an entity (a customer, a courier): requests stick by their id `{}`; name one with --entity",
+                    self.profile.file, cols[id].name
+                ));
+                Ok(id)
+            }
+        }
+    }
+
+    /// The request fields: every column but the answers', each of the kind its values
+    /// show; the columns left out, with why.
+    fn fields(
+        &mut self,
+        [time, id, entity]: [usize; 3],
+        answers: [Option<usize>; 2],
+    ) -> (Vec<FieldPlan>, Vec<(String, String)>) {
+        let (mut fields, mut skipped) = (Vec::new(), Vec::new());
+        for (i, c) in self.cols.iter().enumerate() {
+            if answers.contains(&Some(i)) {
+                continue;
+            }
+            if c.present == 0 {
+                skipped.push((c.name.clone(), "it is empty in every row".to_string()));
+                continue;
+            }
+            let kind = if i == time {
+                Kind::Timestamp
+            } else if i == id || i == entity {
+                if c.integral() {
+                    Kind::Integer
+                } else {
+                    Kind::Category
+                }
+            } else {
+                kind_of(c)
+            };
+            if kind == Kind::Category && c.max_len > MAX_TEXT {
+                skipped.push((
+                    c.name.clone(),
+                    format!("it holds text up to {} bytes long (a category takes {MAX_TEXT})", c.max_len),
+                ));
+                continue;
+            }
+            let note = if matches!(kind, Kind::Integer | Kind::Number) && i != id && i != entity && i != time {
+                suspected_sentinel(c, self.profile.rows)
+            } else {
+                None
+            };
+            if let Some(n) = &note {
+                self.notes.push(format!("{}: column `{}`: {n} (reported, not assumed)", self.profile.file, c.name));
+            }
+            fields.push(FieldPlan {
+                name: c.name.clone(),
+                kind,
+                optional: c.missing > 0,
+                epoch_s: i == time && c.epoch_seconds() == Some(true),
+                note,
+                missing_share: c.missing as f64 / self.profile.rows as f64,
+            });
+        }
+        for (name, why) in &skipped {
+            self.notes.push(format!("{}: column `{name}` is left out of the schema: {why}", self.profile.file));
+        }
+        (fields, skipped)
+    }
+
+    /// Each model feature: the field of its name and, for a category, its vocabulary (the
+    /// model's category names, else the recorded values sorted, noted); a placeholder where
+    /// no field provides it.
+    fn features(&mut self, matched: &[Option<usize>], fields: &[FieldPlan]) -> Vec<FeaturePlan> {
+        let placeholder =
+            |f: &String| FeaturePlan { name: f.clone(), source: None, vocabulary: None, vocabulary_from_model: false };
+        let mut features = Vec::new();
+        for (k, f) in self.model.feature_names().iter().enumerate() {
+            let field = matched[k].map(|i| &self.cols[i]).filter(|c| fields.iter().any(|p| p.name == c.name));
+            let Some(c) = field else {
+                features.push(placeholder(f));
+                continue;
+            };
+            let plan = fields.iter().find(|p| p.name == c.name).expect("a field");
+            let (vocabulary, from_model) = if plan.kind == Kind::Category {
+                match self.vocabulary(k, f, c) {
+                    Some(v) => v,
+                    None => {
+                        features.push(placeholder(f));
+                        continue;
+                    }
+                }
+            } else {
+                (None, false)
+            };
+            features.push(FeaturePlan {
+                name: f.clone(),
+                source: Some(c.name.clone()),
+                vocabulary,
+                vocabulary_from_model: from_model,
+            });
+        }
+        for f in features.iter().filter(|f| f.source.is_none()) {
+            self.notes.push(format!(
+                "feature `{}`: no request field provides it: a placeholder in legacy.toml and new.toml; define it before `cutover run`",
+                f.name
+            ));
+        }
+        features
+    }
+
+    /// The vocabulary of model feature `k` (`f`) read from category column `c`, and whether
+    /// the model gave it; none where it has too many values to infer one.
+    #[allow(clippy::type_complexity)]
+    fn vocabulary(&mut self, k: usize, f: &str, c: &Column) -> Option<(Option<Vec<String>>, bool)> {
+        if let Some(names) = self.model.category_names(k) {
+            return Some((Some(names.to_vec()), true));
+        }
+        if c.many_valued {
+            self.notes.push(format!(
+                "feature `{f}`: field `{}` has over {} values: no vocabulary can be inferred",
+                c.name,
+                profile::DISTINCT_CAP
+            ));
+            return None;
+        }
+        let mut v: Vec<String> = c.distinct.keys().cloned().collect();
+        v.sort();
+        let how = if self.model.feature_types().get(k) == Some(&FeatureType::Categorical) {
+            "a categorical feature saved without its category names"
+        } else {
+            "text fed to a numeric feature"
+        };
+        self.notes.push(format!(
+            "feature `{f}`: {how}; codes assumed in the sorted order of the {} values recorded (as pandas and scikit-learn encode): check it with `cutover replay`",
+            v.len()
+        ));
+        Some((Some(v), false))
+    }
+
+    /// Segments: categories of 2 to 12 values, each at least 1 % of rows (three at most).
+    fn segments(&self, fields: &[FieldPlan], [id, entity]: [usize; 2]) -> Vec<(String, Vec<String>)> {
+        let (cols, rows) = (self.cols, self.profile.rows);
+        let mut segments = Vec::new();
+        for p in fields {
+            let c = self.profile.column(&p.name).expect("a column");
+            if p.kind != Kind::Category || p.name == cols[id].name || p.name == cols[entity].name || c.many_valued {
+                continue;
+            }
+            let mut values: Vec<(&String, &u64)> =
+                c.distinct.iter().filter(|(_, &n)| n as f64 >= 0.01 * rows as f64).collect();
+            if !(2..=12).contains(&values.len()) {
+                continue;
+            }
+            values.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            segments.push((p.name.clone(), values.into_iter().map(|(v, _)| v.clone()).collect()));
+            if segments.len() == 3 {
+                break;
+            }
+        }
+        segments
+    }
+
+    /// The decision's labels, as recorded (sorted), checked against the model's classes.
+    fn labels(&self, kind: AnswerKind, decision: Option<usize>) -> Result<Vec<String>, FieldError> {
+        let Some(d) = decision else { return Ok(Vec::new()) };
+        let c = &self.cols[d];
+        let mut v: Vec<String> = c.distinct.keys().cloned().collect();
+        v.sort();
+        let classes = classes(self.model);
+        if kind == AnswerKind::Multiclass && v.len() != classes {
+            return Err(self
+                .fail("decision", format!("`{}` holds {} values, the model has {classes} classes", c.name, v.len())));
+        }
+        if kind == AnswerKind::Binary && v.len() > 2 {
+            return Err(self.fail(
+                "decision",
+                format!("`{}` holds {} values ({}): a binary decision has two", c.name, v.len(), preview(&v)),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// The classes a model's objective gives (two for a binary one).
+fn classes(model: &Model) -> usize {
+    match model.objective() {
+        Objective::MultiSoftprob(k) | Objective::MultiSoftmax(k) => k,
+        _ => 2,
+    }
+}
+
+/// The kind of a request field its values show (neither time, id nor entity).
+fn kind_of(c: &Column) -> Kind {
+    if c.boolean() {
+        Kind::Boolean
+    } else if c.integers == c.present {
+        Kind::Integer
+    } else if c.integers + c.numbers == c.present {
+        Kind::Number
+    } else if c.times == c.present {
+        Kind::Timestamp
+    } else {
+        Kind::Category
+    }
 }
 
 /// 5 % of the spread of the recorded answers (between their 4th smallest and largest values
