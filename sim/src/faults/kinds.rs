@@ -204,6 +204,217 @@ pub fn docs_table() -> String {
     out
 }
 
+/// Every kind's definition, in [`Tag::ALL`]'s order (a kind's index is its tag's).
+const DEFINITIONS: [Definition; 23] = [
+    // Tag::FieldSkew
+    Definition {
+        name: "field_skew",
+        layer: Layer::Request,
+        does: "the new path reads the numeric `field` times `scale` plus `offset` (a unit: miles for km, cents for euros); every feature derived from it follows",
+        params: &[needs("field", Accepts::Field), optional("scale", Accepts::Number, 1.0), optional("offset", Accepts::Number, 0.0)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::FieldMap
+    Definition {
+        name: "field_map",
+        layer: Layer::Request,
+        does: "the new path reads the `field`'s values through `map` (a category renamed, a code remapped); values the map does not name are read as sent",
+        params: &[needs("field", Accepts::Field), needs("map", Accepts::Map)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::FieldInverted
+    Definition {
+        name: "field_inverted",
+        layer: Layer::Request,
+        does: "the new path reads the boolean `field` inverted (`Y` taken for false)",
+        params: &[needs("field", Accepts::Field)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::FieldMissing
+    Definition {
+        name: "field_missing",
+        layer: Layer::Request,
+        does: "the new path reads the `field` as missing (a column not joined, a key renamed)",
+        params: &[needs("field", Accepts::Field)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::FieldTimeShift
+    Definition {
+        name: "field_time_shift",
+        layer: Layer::Request,
+        does: "the new path reads the timestamp `field` shifted by `shift_h` hours (local time for UTC); the hour of day wraps at midnight and the day follows",
+        params: &[needs("field", Accepts::Field), needs("shift_h", Accepts::Number)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::SpecSwitch
+    Definition {
+        name: "spec_switch",
+        layer: Layer::Spec,
+        does: "the new path computes its features with another spec (a registry entry `name/version` or a spec file) from the fault's start to its end; the spec diff names what changed, checked before traffic",
+        params: &[needs("spec", Accepts::Spec)],
+        per_request: true,
+        live: INSIDE,
+    },
+    // Tag::FeatureSkew
+    Definition {
+        name: "feature_skew",
+        layer: Layer::Feature,
+        does: "the model feature times `scale` plus `offset` on the new path (units, scaling)",
+        params: &[needs("feature", Accepts::Feature), optional("scale", Accepts::Number, 1.0), optional("offset", Accepts::Number, 0.0)],
+        per_request: true,
+        live: INSIDE,
+    },
+    // Tag::MissingValuePolicy
+    Definition {
+        name: "missing_value_policy",
+        layer: Layer::Feature,
+        does: "a missing value of the feature becomes `fill` on the new path",
+        params: &[needs("feature", Accepts::Feature), optional("fill", Accepts::Number, 0.0)],
+        per_request: true,
+        live: INSIDE,
+    },
+    // Tag::CategoricalEncoding
+    Definition {
+        name: "categorical_encoding",
+        layer: Layer::Feature,
+        does: "the feature's category codes shift by `shift` (a vocabulary rotated)",
+        params: &[needs("feature", Accepts::Feature), optional("shift", Accepts::Number, 1.0)],
+        per_request: true,
+        live: INSIDE,
+    },
+    // Tag::FeatureMap
+    Definition {
+        name: "feature_map",
+        layer: Layer::Feature,
+        does: "the feature's values (category codes) go through `map`, `{ \"0\" = 2, \"2\" = 0 }`: a vocabulary in another order",
+        params: &[needs("feature", Accepts::Feature), needs("map", Accepts::Map)],
+        per_request: true,
+        live: INSIDE,
+    },
+    // Tag::StaleFeatures
+    Definition {
+        name: "stale_features",
+        layer: Layer::Store,
+        does: "the new store's materialization job stalls for `stall_s`",
+        params: &[needs("stall_s", Accepts::Seconds)],
+        per_request: false,
+        live: INSIDE,
+    },
+    // Tag::ModelArtifact
+    Definition {
+        name: "model_artifact",
+        layer: Layer::Model,
+        does: "the new stack serves another artifact (live on the platform: the model server loads it)",
+        params: &[needs("artifact", Accepts::Artifact)],
+        per_request: true,
+        live: INSIDE,
+    },
+    // Tag::RuntimeDrift
+    Definition {
+        name: "runtime_drift",
+        layer: Layer::Model,
+        does: "the new stack scores through the gbdt crate without mapping missing values",
+        params: &[],
+        per_request: true,
+        live: Live { in_process: Support::Acts, platform: Support::Refused( "the platform's model server is the runtime: rehearse another runtime with a `model_artifact` it serves", ), service: INSIDE.service, },
+    },
+    // Tag::DecisionThreshold
+    Definition {
+        name: "decision_threshold",
+        layer: Layer::Answer,
+        does: "the new stack decides at `threshold` instead of the migration's (binary answers)",
+        params: &[needs("threshold", Accepts::Number)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::DecisionLabels
+    Definition {
+        name: "decision_labels",
+        layer: Layer::Answer,
+        does: "the new stack states its decisions through `map` of label to label (`{ approve = \"decline\", decline = \"approve\" }`: labels in another order)",
+        params: &[needs("map", Accepts::Map)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::ScoreTransform
+    Definition {
+        name: "score_transform",
+        layer: Layer::Answer,
+        does: "the new stack answers `scale` x score + `offset` (`transform = \"linear\"`), the margin instead of the probability (`\"margin\"`) or the other class's probability (`\"complement\"`); its decision follows from what it answers",
+        params: &[optional("transform", Accepts::Word(TRANSFORMS), 0.0), optional("scale", Accepts::Number, 1.0), optional("offset", Accepts::Number, 0.0)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::Latency
+    Definition {
+        name: "latency",
+        layer: Layer::Stack,
+        does: "`add_ms` added to every call, and `tail_ms` more to `tail_fraction` of them",
+        params: &[optional("add_ms", Accepts::AddedMs, 0.0), optional("tail_ms", Accepts::AddedMs, 0.0), optional("tail_fraction", Accepts::Share, 0.01)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::LatencyScale
+    Definition {
+        name: "latency_scale",
+        layer: Layer::Stack,
+        does: "each call's own service time multiplied: by `p50` at or below the stack's median, by `p99` at or above its 99th percentile, log-linearly between (so p50 and p99 move by those factors)",
+        params: &[optional("p50", Accepts::Factor, 1.0), optional("p99", Accepts::Factor, 1.0)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::Errors
+    Definition {
+        name: "errors",
+        layer: Layer::Stack,
+        does: "`rate` of the calls fail",
+        params: &[needs("rate", Accepts::Share)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::Timeouts
+    Definition {
+        name: "timeouts",
+        layer: Layer::Stack,
+        does: "`rate` of the calls hang past the caller's timeout",
+        params: &[needs("rate", Accepts::Share)],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::StackDown
+    Definition {
+        name: "stack_down",
+        layer: Layer::Stack,
+        does: "the new stack is down: every call fails at once (live: its listener closes until the fault clears)",
+        params: &[],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::ShadowContext
+    Definition {
+        name: "shadow_context",
+        layer: Layer::Shadow,
+        does: "the shadow call loses the fields the migration's `[shadow] context` names",
+        params: &[],
+        per_request: true,
+        live: EVERYWHERE,
+    },
+    // Tag::DecommissionLegacy
+    Definition {
+        name: "decommission_legacy",
+        layer: Layer::Controller,
+        does: "an attempt to retire legacy, refused until the plan allows it (live: `POST /admin/decommission`, which `loadtest` calls at the fault's start)",
+        params: &[],
+        per_request: false,
+        live: Live { in_process: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"), platform: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"), service: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"), },
+    },
+];
+
 /// The fault kinds, without their parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tag {
@@ -286,216 +497,7 @@ impl Tag {
 
     /// Its definition.
     pub fn def(self) -> &'static Definition {
-        use Accepts::*;
-        macro_rules! def {
-            ($name:literal, $layer:ident, $does:literal, [$($p:expr),*], $per:literal, $live:expr) => {{
-                const D: Definition = Definition {
-                    name: $name,
-                    layer: Layer::$layer,
-                    does: $does,
-                    params: &[$($p),*],
-                    per_request: $per,
-                    live: $live,
-                };
-                &D
-            }};
-        }
-        match self {
-            Tag::FieldSkew => def!(
-                "field_skew",
-                Request,
-                "the new path reads the numeric `field` times `scale` plus `offset` (a unit: miles for km, cents for euros); every feature derived from it follows",
-                [needs("field", Field), optional("scale", Number, 1.0), optional("offset", Number, 0.0)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::FieldMap => def!(
-                "field_map",
-                Request,
-                "the new path reads the `field`'s values through `map` (a category renamed, a code remapped); values the map does not name are read as sent",
-                [needs("field", Field), needs("map", Map)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::FieldInverted => def!(
-                "field_inverted",
-                Request,
-                "the new path reads the boolean `field` inverted (`Y` taken for false)",
-                [needs("field", Field)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::FieldMissing => def!(
-                "field_missing",
-                Request,
-                "the new path reads the `field` as missing (a column not joined, a key renamed)",
-                [needs("field", Field)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::FieldTimeShift => def!(
-                "field_time_shift",
-                Request,
-                "the new path reads the timestamp `field` shifted by `shift_h` hours (local time for UTC); the hour of day wraps at midnight and the day follows",
-                [needs("field", Field), needs("shift_h", Number)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::SpecSwitch => def!(
-                "spec_switch",
-                Spec,
-                "the new path computes its features with another spec (a registry entry `name/version` or a spec file) from the fault's start to its end; the spec diff names what changed, checked before traffic",
-                [needs("spec", Spec)],
-                true,
-                INSIDE
-            ),
-            Tag::FeatureSkew => def!(
-                "feature_skew",
-                Feature,
-                "the model feature times `scale` plus `offset` on the new path (units, scaling)",
-                [needs("feature", Feature), optional("scale", Number, 1.0), optional("offset", Number, 0.0)],
-                true,
-                INSIDE
-            ),
-            Tag::MissingValuePolicy => def!(
-                "missing_value_policy",
-                Feature,
-                "a missing value of the feature becomes `fill` on the new path",
-                [needs("feature", Feature), optional("fill", Number, 0.0)],
-                true,
-                INSIDE
-            ),
-            Tag::CategoricalEncoding => def!(
-                "categorical_encoding",
-                Feature,
-                "the feature's category codes shift by `shift` (a vocabulary rotated)",
-                [needs("feature", Feature), optional("shift", Number, 1.0)],
-                true,
-                INSIDE
-            ),
-            Tag::FeatureMap => def!(
-                "feature_map",
-                Feature,
-                "the feature's values (category codes) go through `map`, `{ \"0\" = 2, \"2\" = 0 }`: a vocabulary in another order",
-                [needs("feature", Feature), needs("map", Map)],
-                true,
-                INSIDE
-            ),
-            Tag::StaleFeatures => def!(
-                "stale_features",
-                Store,
-                "the new store's materialization job stalls for `stall_s`",
-                [needs("stall_s", Seconds)],
-                false,
-                INSIDE
-            ),
-            Tag::ModelArtifact => def!(
-                "model_artifact",
-                Model,
-                "the new stack serves another artifact (live on the platform: the model server loads it)",
-                [needs("artifact", Artifact)],
-                true,
-                INSIDE
-            ),
-            Tag::RuntimeDrift => def!(
-                "runtime_drift",
-                Model,
-                "the new stack scores through the gbdt crate without mapping missing values",
-                [],
-                true,
-                Live {
-                    in_process: Support::Acts,
-                    platform: Support::Refused(
-                        "the platform's model server is the runtime: rehearse another runtime with a `model_artifact` it serves",
-                    ),
-                    service: INSIDE.service,
-                }
-            ),
-            Tag::DecisionThreshold => def!(
-                "decision_threshold",
-                Answer,
-                "the new stack decides at `threshold` instead of the migration's (binary answers)",
-                [needs("threshold", Number)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::DecisionLabels => def!(
-                "decision_labels",
-                Answer,
-                "the new stack states its decisions through `map` of label to label (`{ approve = \"decline\", decline = \"approve\" }`: labels in another order)",
-                [needs("map", Map)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::ScoreTransform => def!(
-                "score_transform",
-                Answer,
-                "the new stack answers `scale` x score + `offset` (`transform = \"linear\"`), the margin instead of the probability (`\"margin\"`) or the other class's probability (`\"complement\"`); its decision follows from what it answers",
-                [optional("transform", Word(TRANSFORMS), 0.0), optional("scale", Number, 1.0), optional("offset", Number, 0.0)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::Latency => def!(
-                "latency",
-                Stack,
-                "`add_ms` added to every call, and `tail_ms` more to `tail_fraction` of them",
-                [optional("add_ms", AddedMs, 0.0), optional("tail_ms", AddedMs, 0.0), optional("tail_fraction", Share, 0.01)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::LatencyScale => def!(
-                "latency_scale",
-                Stack,
-                "each call's own service time multiplied: by `p50` at or below the stack's median, by `p99` at or above its 99th percentile, log-linearly between (so p50 and p99 move by those factors)",
-                [optional("p50", Factor, 1.0), optional("p99", Factor, 1.0)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::Errors => def!(
-                "errors",
-                Stack,
-                "`rate` of the calls fail",
-                [needs("rate", Share)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::Timeouts => def!(
-                "timeouts",
-                Stack,
-                "`rate` of the calls hang past the caller's timeout",
-                [needs("rate", Share)],
-                true,
-                EVERYWHERE
-            ),
-            Tag::StackDown => def!(
-                "stack_down",
-                Stack,
-                "the new stack is down: every call fails at once (live: its listener closes until the fault clears)",
-                [],
-                true,
-                EVERYWHERE
-            ),
-            Tag::ShadowContext => def!(
-                "shadow_context",
-                Shadow,
-                "the shadow call loses the fields the migration's `[shadow] context` names",
-                [],
-                true,
-                EVERYWHERE
-            ),
-            Tag::DecommissionLegacy => def!(
-                "decommission_legacy",
-                Controller,
-                "an attempt to retire legacy, refused until the plan allows it (live: `POST /admin/decommission`, which `loadtest` calls at the fault's start)",
-                [],
-                false,
-                Live {
-                    in_process: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"),
-                    platform: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"),
-                    service: Support::Refused("decommission is an admin call of its own: POST /admin/decommission"),
-                }
-            ),
-        }
+        &DEFINITIONS[self as usize]
     }
 
     /// Its name in scenario files.
@@ -517,145 +519,42 @@ impl Tag {
         ctx: &Context<'_>,
         number: &mut dyn FnMut(&str) -> f64,
     ) -> Result<Kind, (String, String)> {
-        let e = |field: &str, message: String| (field.to_string(), message);
-        let feature = || {
-            let name = spec.feature.as_deref().unwrap_or_default();
-            ctx.features.iter().position(|n| n == name).ok_or_else(|| {
-                e("feature", format!("`{name}` is not a model feature (features: {})", ctx.features.join(", ")))
-            })
-        };
-        let field = |takes: &[FieldKind]| {
-            let name = spec.field.as_deref().unwrap_or_default();
-            let i = ctx.schema.index(name).ok_or_else(|| {
-                let names: Vec<&str> = ctx.schema.fields().iter().map(|f| f.name.as_str()).collect();
-                e("field", format!("`{name}` is not a request field (fields: {})", names.join(", ")))
-            })?;
-            let f = ctx.schema.field(i);
-            if f.key {
-                return Err(e(
-                    "field",
-                    format!("`{name}` is the request's id or entity: the router reads it, not the new path"),
-                ));
-            }
-            if !takes.contains(&f.kind) {
-                let kinds: Vec<&str> = takes.iter().map(|k| k.name()).collect();
-                return Err(e(
-                    "field",
-                    format!(
-                        "`{name}` is a {} field: {} reads {} fields",
-                        f.kind.name(),
-                        self.name(),
-                        kinds.join(" or ")
-                    ),
-                ));
-            }
-            Ok(i)
-        };
-        let file = |name: &str, accepts: Accepts, given: Option<&str>| {
-            (ctx.file)(accepts, given.unwrap_or_default()).map_err(|m| e(name, m))
-        };
-        let map = || spec.map.as_ref().map(|m| m.iter().collect::<Vec<_>>()).unwrap_or_default();
-        let binary = |what: &str| {
-            if ctx.answer.kind == AnswerKind::Binary {
-                Ok(())
-            } else {
-                Err(e("kind", format!("{what} applies to binary answers (this migration's is {:?})", ctx.answer.kind)))
-            }
-        };
+        use FieldKind::{Boolean, Category, Integer, Number, Timestamp};
+        let b = Builder { tag: self, spec, ctx };
         Ok(match self {
             Tag::FieldSkew => {
-                let field = field(&[FieldKind::Number, FieldKind::Integer])?;
+                let field = b.field(&[Number, Integer])?;
                 Kind::FieldSkew { field, scale: number("scale"), offset: number("offset") }
             }
-            Tag::FieldMap => {
-                let i = field(&[FieldKind::Number, FieldKind::Integer, FieldKind::Boolean, FieldKind::Category])?;
-                let text = ctx.schema.field(i).kind == FieldKind::Category;
-                let mut pairs = Vec::new();
-                for (from, to) in map() {
-                    let value = |v: &str| -> Result<Value, (String, String)> {
-                        if text {
-                            let t = ctx.schema.interner().intern_kept(v).map_err(|m| e("map", m))?;
-                            return Ok(Value::Text(t));
-                        }
-                        v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(Value::Number).ok_or_else(|| {
-                            e("map", format!("`{v}` is not a number, and `{}` holds numbers", ctx.schema.field(i).name))
-                        })
-                    };
-                    pairs.push((value(from)?, value(&to.text())?));
-                }
-                Kind::FieldMap { field: i, map: pairs }
+            Tag::FieldMap => b.field_map()?,
+            Tag::FieldInverted => Kind::FieldInverted { field: b.field(&[Boolean])? },
+            Tag::FieldMissing => {
+                Kind::FieldMissing { field: b.field(&[Number, Integer, Boolean, Category, Timestamp])? }
             }
-            Tag::FieldInverted => Kind::FieldInverted { field: field(&[FieldKind::Boolean])? },
-            Tag::FieldMissing => Kind::FieldMissing {
-                field: field(&[
-                    FieldKind::Number,
-                    FieldKind::Integer,
-                    FieldKind::Boolean,
-                    FieldKind::Category,
-                    FieldKind::Timestamp,
-                ])?,
-            },
             Tag::FieldTimeShift => {
-                let field = field(&[FieldKind::Timestamp])?;
+                let field = b.field(&[Timestamp])?;
                 Kind::FieldTimeShift { field, shift_ms: number("shift_h") * 3_600_000.0 }
             }
-            Tag::SpecSwitch => Kind::SpecSwitch { spec: file("spec", Accepts::Spec, spec.spec.as_deref())? },
+            Tag::SpecSwitch => Kind::SpecSwitch { spec: b.file("spec", Accepts::Spec, spec.spec.as_deref())? },
             Tag::FeatureSkew => {
-                let feature = feature()?;
+                let feature = b.feature()?;
                 Kind::FeatureSkew { feature, scale: number("scale"), offset: number("offset") }
             }
-            Tag::MissingValuePolicy => Kind::MissingValuePolicy { feature: feature()?, fill: number("fill") },
-            Tag::CategoricalEncoding => Kind::CategoricalEncoding { feature: feature()?, shift: number("shift") },
-            Tag::FeatureMap => {
-                let feature = feature()?;
-                let mut pairs = Vec::new();
-                for (from, to) in map() {
-                    let code = |v: &str| {
-                        v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
-                            e("map", format!("`{v}` is not a number: a feature's values are numbers (category codes)"))
-                        })
-                    };
-                    pairs.push((code(from)?, code(&to.text())?));
-                }
-                Kind::FeatureMap { feature, map: pairs }
-            }
+            Tag::MissingValuePolicy => Kind::MissingValuePolicy { feature: b.feature()?, fill: number("fill") },
+            Tag::CategoricalEncoding => Kind::CategoricalEncoding { feature: b.feature()?, shift: number("shift") },
+            Tag::FeatureMap => b.feature_map()?,
             Tag::StaleFeatures => Kind::StaleFeatures { stall_us: seconds_to_us(number("stall_s")) },
             Tag::ModelArtifact => {
-                Kind::ModelArtifact { artifact: file("artifact", Accepts::Artifact, spec.artifact.as_deref())? }
+                Kind::ModelArtifact { artifact: b.file("artifact", Accepts::Artifact, spec.artifact.as_deref())? }
             }
             Tag::RuntimeDrift => Kind::RuntimeDrift,
             Tag::DecisionThreshold => {
-                binary("a decision threshold")?;
+                b.binary("a decision threshold")?;
                 Kind::DecisionThreshold { threshold: number("threshold") as f32 }
             }
-            Tag::DecisionLabels => {
-                if !ctx.answer.has_decision() {
-                    return Err(e("kind", "decision_labels applies to answers with a decision".into()));
-                }
-                let labels = &ctx.answer.labels;
-                let index = |l: &str| {
-                    labels.iter().position(|x| x.eq_ignore_ascii_case(l.trim())).ok_or_else(|| {
-                        e("map", format!("`{l}` is not one of the answer's labels ({})", labels.join(", ")))
-                    })
-                };
-                let mut stated: Vec<u32> = (0..labels.len() as u32).collect();
-                for (from, to) in map() {
-                    stated[index(from)?] = index(&to.text())? as u32;
-                }
-                Kind::DecisionLabels { stated }
-            }
+            Tag::DecisionLabels => b.decision_labels()?,
             Tag::ScoreTransform => {
-                let transform = match spec.transform.as_deref().unwrap_or("linear") {
-                    "margin" => Transform::Margin,
-                    "complement" => Transform::Complement,
-                    _ => Transform::Linear,
-                };
-                if transform != Transform::Linear {
-                    binary("transform = \"margin\" or \"complement\"")?;
-                    if spec.scale.is_some() || spec.offset.is_some() {
-                        return Err(e("scale", "`scale` and `offset` go with transform = \"linear\"".into()));
-                    }
-                }
+                let transform = b.transform()?;
                 Kind::ScoreTransform { transform, scale: number("scale"), offset: number("offset") }
             }
             Tag::Latency => Kind::Latency {
@@ -666,7 +565,7 @@ impl Tag {
             Tag::LatencyScale => {
                 let (p50, p99) = (number("p50"), number("p99"));
                 if p50 == 1.0 && p99 == 1.0 {
-                    return Err(e("p99", "multiplies nothing: give `p50`, `p99` or both, above 1".into()));
+                    return Err(b.err("p99", "multiplies nothing: give `p50`, `p99` or both, above 1".into()));
                 }
                 Kind::LatencyScale { p50, p99 }
             }
@@ -676,6 +575,141 @@ impl Tag {
             Tag::ShadowContext => Kind::ShadowContext,
             Tag::DecommissionLegacy => Kind::DecommissionLegacy,
         })
+    }
+}
+
+/// What builds one kind: its table and what it is checked against.
+struct Builder<'s> {
+    tag: Tag,
+    spec: &'s FaultSpec,
+    ctx: &'s Context<'s>,
+}
+
+impl Builder<'_> {
+    fn err(&self, field: &str, message: String) -> (String, String) {
+        (field.to_string(), message)
+    }
+
+    /// The model feature the table names, by index.
+    fn feature(&self) -> Result<usize, (String, String)> {
+        let name = self.spec.feature.as_deref().unwrap_or_default();
+        self.ctx.features.iter().position(|n| n == name).ok_or_else(|| {
+            self.err("feature", format!("`{name}` is not a model feature (features: {})", self.ctx.features.join(", ")))
+        })
+    }
+
+    /// The request field the table names, by index: of a kind this fault reads, never the
+    /// id or the entity.
+    fn field(&self, takes: &[FieldKind]) -> Result<usize, (String, String)> {
+        let schema = self.ctx.schema;
+        let name = self.spec.field.as_deref().unwrap_or_default();
+        let i = schema.index(name).ok_or_else(|| {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
+            self.err("field", format!("`{name}` is not a request field (fields: {})", names.join(", ")))
+        })?;
+        let f = schema.field(i);
+        if f.key {
+            let message = format!("`{name}` is the request's id or entity: the router reads it, not the new path");
+            return Err(self.err("field", message));
+        }
+        if !takes.contains(&f.kind) {
+            let kinds: Vec<&str> = takes.iter().map(|k| k.name()).collect();
+            let message = format!(
+                "`{name}` is a {} field: {} reads {} fields",
+                f.kind.name(),
+                self.tag.name(),
+                kinds.join(" or ")
+            );
+            return Err(self.err("field", message));
+        }
+        Ok(i)
+    }
+
+    fn file(&self, name: &str, accepts: Accepts, given: Option<&str>) -> Result<PathBuf, (String, String)> {
+        (self.ctx.file)(accepts, given.unwrap_or_default()).map_err(|m| self.err(name, m))
+    }
+
+    fn map(&self) -> Vec<(&String, &MapValue)> {
+        self.spec.map.as_ref().map(|m| m.iter().collect()).unwrap_or_default()
+    }
+
+    fn binary(&self, what: &str) -> Result<(), (String, String)> {
+        let kind = self.ctx.answer.kind;
+        if kind == AnswerKind::Binary {
+            Ok(())
+        } else {
+            Err(self.err("kind", format!("{what} applies to binary answers (this migration's is {kind:?})")))
+        }
+    }
+
+    /// A number a map names (a numeric field's value, a feature's code).
+    fn number_in_map(&self, v: &str, what: String) -> Result<f64, (String, String)> {
+        v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| self.err("map", what))
+    }
+
+    fn field_map(&self) -> Result<Kind, (String, String)> {
+        use FieldKind::{Boolean, Category, Integer, Number};
+        let schema = self.ctx.schema;
+        let i = self.field(&[Number, Integer, Boolean, Category])?;
+        let f = schema.field(i);
+        let value = |v: &str| -> Result<Value, (String, String)> {
+            if f.kind == Category {
+                return schema.interner().intern_kept(v).map(Value::Text).map_err(|m| self.err("map", m));
+            }
+            let what = format!("`{v}` is not a number, and `{}` holds numbers", f.name);
+            self.number_in_map(v, what).map(Value::Number)
+        };
+        let mut map = Vec::new();
+        for (from, to) in self.map() {
+            map.push((value(from)?, value(&to.text())?));
+        }
+        Ok(Kind::FieldMap { field: i, map })
+    }
+
+    fn feature_map(&self) -> Result<Kind, (String, String)> {
+        let feature = self.feature()?;
+        let code = |v: &str| {
+            let what = format!("`{v}` is not a number: a feature's values are numbers (category codes)");
+            self.number_in_map(v, what)
+        };
+        let mut map = Vec::new();
+        for (from, to) in self.map() {
+            map.push((code(from)?, code(&to.text())?));
+        }
+        Ok(Kind::FeatureMap { feature, map })
+    }
+
+    fn decision_labels(&self) -> Result<Kind, (String, String)> {
+        let answer = self.ctx.answer;
+        if !answer.has_decision() {
+            return Err(self.err("kind", "decision_labels applies to answers with a decision".into()));
+        }
+        let labels = &answer.labels;
+        let index = |l: &str| {
+            labels.iter().position(|x| x.eq_ignore_ascii_case(l.trim())).ok_or_else(|| {
+                self.err("map", format!("`{l}` is not one of the answer's labels ({})", labels.join(", ")))
+            })
+        };
+        let mut stated: Vec<u32> = (0..labels.len() as u32).collect();
+        for (from, to) in self.map() {
+            stated[index(from)?] = index(&to.text())? as u32;
+        }
+        Ok(Kind::DecisionLabels { stated })
+    }
+
+    fn transform(&self) -> Result<Transform, (String, String)> {
+        let transform = match self.spec.transform.as_deref().unwrap_or("linear") {
+            "margin" => Transform::Margin,
+            "complement" => Transform::Complement,
+            _ => Transform::Linear,
+        };
+        if transform != Transform::Linear {
+            self.binary("transform = \"margin\" or \"complement\"")?;
+            if self.spec.scale.is_some() || self.spec.offset.is_some() {
+                return Err(self.err("scale", "`scale` and `offset` go with transform = \"linear\"".into()));
+            }
+        }
+        Ok(transform)
     }
 }
 
@@ -1482,8 +1516,19 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_its_name_and_every_parameter_is_a_field() {
-        for tag in Tag::ALL {
+        for (k, tag) in Tag::ALL.into_iter().enumerate() {
+            assert_eq!(tag as usize, k, "Tag::ALL is in the enum's order");
             assert_eq!(Tag::from_name(tag.name()), Some(tag));
+            // Each tag reads its own row of the table: its name is the variant's, in snake case.
+            let snake: String = format!("{tag:?}")
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+                    sep.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+                })
+                .collect();
+            assert_eq!(tag.name(), snake);
         }
         let spec: FaultSpec = toml::from_str("kind = \"errors\"\nstart_s = 0").unwrap();
         let fields: Vec<&str> = spec.given().iter().map(|(n, _)| *n).collect();
