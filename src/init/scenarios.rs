@@ -88,54 +88,104 @@ impl Calibrated {
 /// [`cutover_models::features::switchable`]), as a scenario names them, each with what it
 /// changes in words.
 pub fn library(plan: &Plan, model: &Model, rate: f64, switches: &[(String, String)]) -> Vec<Draft> {
-    let busiest = (0..24).max_by_key(|&h| (plan.hours[h], std::cmp::Reverse(h))).unwrap_or(9) as u32;
-    let draft = |name: &str, description: String, magnitudes: Vec<(String, String)>, outcome: Outcome| Draft {
-        name: name.to_string(),
-        description,
-        rate_rps: rate,
-        duration_s: 4800.0,
-        start_hour: busiest,
-        magnitudes,
-        level: 0,
-        doublings: 0,
-        outcome,
-        seed: 0,
+    let l = Library {
+        plan,
+        rate,
+        busiest: (0..24).max_by_key(|&h| (plan.hours[h], std::cmp::Reverse(h))).unwrap_or(9) as u32,
+        ranked: plan.ranked.iter().copied().filter(|&i| model.importance()[i].splits > 0).collect(),
     };
-    let mut out = Vec::new();
-    let clean = Draft {
-        duration_s: 7200.0,
-        ..draft("clean-promotes", "Nothing goes wrong: the rollout promotes".into(), Vec::new(), Outcome::Promoted)
-    };
-    out.push(clean.clone());
-    let low = (rate / 10.0).clamp(0.5, 5.0);
-    out.push(Draft {
-        name: "clean-low-traffic".into(),
-        description: format!(
-            "Nothing goes wrong at {} requests a second, a tenth of the service's rate",
-            num(round1(low))
-        ),
-        rate_rps: round1(low),
-        duration_s: 28800.0,
-        ..clean.clone()
-    });
+    let mut out = l.clean();
+    out.extend(l.top_numeric());
+    out.extend(switches.iter().map(|(entry, changes)| l.spec_switch(entry, changes)));
+    out.extend(l.threshold());
+    out.extend(l.missing());
+    out.extend(l.recoded());
+    out.extend(l.stack());
+    for (k, d) in out.iter_mut().enumerate() {
+        d.seed = 101 + k as u64;
+    }
+    out
+}
 
-    // The model's features by how much it relies on them, with their fields' kinds.
-    let field_kind = |i: usize| -> Option<(Kind, bool)> {
-        let source = plan.features[i].source.as_deref()?;
-        plan.field(source).map(|f| (f.kind, f.optional))
-    };
-    let ranked: Vec<usize> = plan.ranked.iter().copied().filter(|&i| model.importance()[i].splits > 0).collect();
-    // A fault table: its kind's name from the faults' definition, then its fields.
-    let fault_at = |tag: Tag, start_s: f64, rest: &str| {
-        let rest = if rest.is_empty() { String::new() } else { format!("\n{rest}") };
-        format!("kind = {}\nstart_s = {}{rest}", q(tag.name()), num(start_s))
-    };
-    let fault = |tag: Tag, rest: &str| fault_at(tag, FAULT_S, rest);
-    if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((Kind::Number | Kind::Integer, _)))) {
-        let f = &plan.features[i].name;
-        out.push(draft(
+/// What the library is drawn from: the plan, the rate, the busiest hour, and the model's
+/// features it relies on, most first.
+struct Library<'a> {
+    plan: &'a Plan,
+    rate: f64,
+    busiest: u32,
+    ranked: Vec<usize>,
+}
+
+/// A fault table: its kind's name from the faults' definition, its start, then its fields.
+fn fault_at(tag: Tag, start_s: f64, rest: &str) -> String {
+    let rest = if rest.is_empty() { String::new() } else { format!("\n{rest}") };
+    format!("kind = {}\nstart_s = {}{rest}", q(tag.name()), num(start_s))
+}
+
+/// A fault table starting in the first canary stage.
+fn fault(tag: Tag, rest: &str) -> String {
+    fault_at(tag, FAULT_S, rest)
+}
+
+/// A fault table starting as the rollout enters the 5 % stage.
+fn fault_entering_canary_5(tag: Tag, rest: &str) -> String {
+    format!("kind = {}\nstart_at = \"canary:5\"\n{rest}", q(tag.name()))
+}
+
+impl Library<'_> {
+    fn draft(&self, name: &str, magnitudes: Vec<(String, String)>, outcome: Outcome) -> Draft {
+        Draft {
+            name: name.to_string(),
+            description: String::new(),
+            rate_rps: self.rate,
+            duration_s: 4800.0,
+            start_hour: self.busiest,
+            magnitudes,
+            level: 0,
+            doublings: 0,
+            outcome,
+            seed: 0,
+        }
+    }
+
+    /// A fault to roll back from, one table per magnitude tried in turn.
+    fn fault(&self, name: &str, magnitudes: Vec<(String, String)>) -> Draft {
+        self.draft(name, magnitudes, Outcome::RolledBack)
+    }
+
+    /// A clean promotion at the service's rate, and one at a tenth of it.
+    fn clean(&self) -> Vec<Draft> {
+        let clean = Draft {
+            description: "Nothing goes wrong: the rollout promotes".into(),
+            duration_s: 7200.0,
+            ..self.draft("clean-promotes", Vec::new(), Outcome::Promoted)
+        };
+        let low = round1((self.rate / 10.0).clamp(0.5, 5.0));
+        let slow = Draft {
+            name: "clean-low-traffic".into(),
+            description: format!("Nothing goes wrong at {} requests a second, a tenth of the service's rate", num(low)),
+            rate_rps: low,
+            duration_s: 28800.0,
+            ..clean.clone()
+        };
+        vec![clean, slow]
+    }
+
+    /// The kind and optionality of model feature `i`'s field.
+    fn field_kind(&self, i: usize) -> Option<(Kind, bool)> {
+        let source = self.plan.features[i].source.as_deref()?;
+        self.plan.field(source).map(|f| (f.kind, f.optional))
+    }
+
+    /// The numeric feature the model relies on most: skewed in other units; and its request
+    /// field read in other units from the moment the 5 % stage begins (every feature derived
+    /// from it following; timed by the stage, not the clock).
+    fn top_numeric(&self) -> Vec<Draft> {
+        let numeric = |&&i: &&usize| matches!(self.field_kind(i), Some((Kind::Number | Kind::Integer, _)));
+        let Some(&i) = self.ranked.iter().find(numeric) else { return Vec::new() };
+        let f = &self.plan.features[i].name;
+        let skew = self.fault(
             &format!("skew-{}", slug(f)),
-            String::new(),
             [100.0, 1000.0]
                 .iter()
                 .map(|s| {
@@ -145,174 +195,143 @@ pub fn library(plan: &Plan, model: &Model, rate: f64, switches: &[(String, Strin
                     )
                 })
                 .collect(),
-            Outcome::RolledBack,
-        ));
-    }
-    // The same field read in other units from the moment the 5 % stage begins: a request
-    // field, so every feature derived from it follows; timed by the stage, not the clock.
-    let numeric_field = ranked.iter().find_map(|&i| match field_kind(i) {
-        Some((Kind::Number | Kind::Integer, _)) => plan.features[i].source.clone(),
-        _ => None,
-    });
-    if let Some(field) = numeric_field {
-        out.push(draft(
+        );
+        let Some(field) = self.plan.features[i].source.clone() else { return vec![skew] };
+        let read = self.fault(
             &format!("field-{}-entering-canary-5", slug(&field)),
-            String::new(),
             [100.0, 1000.0]
                 .iter()
                 .map(|s| {
                     (
-                        format!(
-                            "kind = {}\nstart_at = \"canary:5\"\nfield = {}\nscale = {}",
-                            q(Tag::FieldSkew.name()),
-                            q(&field),
-                            num(*s)
-                        ),
+                        fault_entering_canary_5(Tag::FieldSkew, &format!("field = {}\nscale = {}", q(&field), num(*s))),
                         format!(
                             "From the moment the rollout enters the 5 % stage, the new path reads the request field `{field}` in other units (x{s}): every feature derived from it follows"
                         ),
                     )
                 })
                 .collect(),
-            Outcome::RolledBack,
-        ));
+        );
+        vec![skew, read]
     }
-    for (entry, changes) in switches {
+
+    /// The new path switching to another spec as the rollout enters the 5 % stage.
+    fn spec_switch(&self, entry: &str, changes: &str) -> Draft {
         let stem = entry.rsplit('/').next().unwrap_or(entry).trim_end_matches(".toml").trim_start_matches("new-");
-        out.push(draft(
+        self.fault(
             &format!("spec-{}-entering-canary-5", slug(stem)),
-            String::new(),
             vec![(
-                format!("kind = {}\nstart_at = \"canary:5\"\nspec = {}", q(Tag::SpecSwitch.name()), q(entry)),
+                fault_entering_canary_5(Tag::SpecSwitch, &format!("spec = {}", q(entry))),
                 format!(
                     "From the moment the rollout enters the 5 % stage, the new path computes with the spec of `{entry}` ({changes})"
                 ),
             )],
-            Outcome::RolledBack,
-        ));
+        )
     }
-    if let (AnswerKind::Binary, Some(t)) = (plan.kind, plan.threshold) {
-        // The decision threshold moved, the scores untouched: up where there is room.
-        let moved: Vec<f64> = [0.1, 0.2]
-            .iter()
-            .map(|d| if t + d <= 0.95 { t + d } else { (t - d).max(0.01) })
-            .map(|x| (x * 1000.0).round() / 1000.0)
-            .collect();
-        out.push(draft(
-            "threshold-moved",
-            String::new(),
-            moved
-                .iter()
-                .map(|x| {
-                    (
-                        fault(Tag::DecisionThreshold, &format!("threshold = {}", num(*x))),
-                        format!(
-                            "The new stack decides at {} instead of {} (the same scores, other decisions)",
-                            num(*x),
-                            num(t)
-                        ),
-                    )
-                })
-                .collect(),
-            Outcome::RolledBack,
-        ));
+
+    /// A binary answer's decision threshold moved, the scores untouched: up where there is
+    /// room.
+    fn threshold(&self) -> Option<Draft> {
+        let (AnswerKind::Binary, Some(t)) = (self.plan.kind, self.plan.threshold) else { return None };
+        let moved = [0.1, 0.2].iter().map(|d| if t + d <= 0.95 { t + d } else { (t - d).max(0.01) });
+        Some(
+            self.fault(
+                "threshold-moved",
+                moved
+                    .map(|x| (x * 1000.0).round() / 1000.0)
+                    .map(|x| {
+                        (
+                            fault(Tag::DecisionThreshold, &format!("threshold = {}", num(x))),
+                            format!(
+                                "The new stack decides at {} instead of {} (the same scores, other decisions)",
+                                num(x),
+                                num(t)
+                            ),
+                        )
+                    })
+                    .collect(),
+            ),
+        )
     }
-    let missing_share =
-        |i: usize| -> f64 { plan.features[i].source.as_deref().and_then(|s| plan.missing_share(s)).unwrap_or(0.0) };
-    if let Some(&i) = ranked.iter().find(|&&i| matches!(field_kind(i), Some((_, true))) && missing_share(i) >= 0.01) {
+
+    /// Missing values filled with 0 on the most relied-on feature missing in 1 % of rows.
+    fn missing(&self) -> Option<Draft> {
+        let plan = self.plan;
+        let share = |i: usize| plan.features[i].source.as_deref().and_then(|s| plan.missing_share(s)).unwrap_or(0.0);
+        let i = *self.ranked.iter().find(|&&i| matches!(self.field_kind(i), Some((_, true))) && share(i) >= 0.01)?;
         let f = &plan.features[i].name;
-        out.push(draft(
+        Some(self.fault(
             &format!("missing-{}-filled", slug(f)),
-            String::new(),
             vec![(
                 fault(Tag::MissingValuePolicy, &format!("feature = {}\nfill = 0.0", q(f))),
                 format!(
                     "The new path fills a missing `{f}` ({:.1} % of requests) with 0 where legacy passes it as missing",
-                    100.0 * missing_share(i)
+                    100.0 * share(i)
                 ),
             )],
-            Outcome::RolledBack,
-        ));
+        ))
     }
-    if let Some(&i) = ranked.iter().find(|&&i| plan.features[i].vocabulary.is_some()) {
-        let f = &plan.features[i].name;
-        out.push(draft(
+
+    /// The most relied-on category feature coded with a reordered vocabulary.
+    fn recoded(&self) -> Option<Draft> {
+        let i = *self.ranked.iter().find(|&&i| self.plan.features[i].vocabulary.is_some())?;
+        let f = &self.plan.features[i].name;
+        Some(self.fault(
             &format!("{}-recoded", slug(f)),
-            String::new(),
             vec![(
                 fault(Tag::CategoricalEncoding, &format!("feature = {}\nshift = 1.0", q(f))),
                 format!("The new path codes `{f}` with a reordered vocabulary (every code shifted by one)"),
             )],
-            Outcome::RolledBack,
-        ));
+        ))
     }
-    out.push(draft(
-        "wrong-model-artifact",
-        String::new(),
-        vec![(
-            fault_at(Tag::ModelArtifact, 700.0, "artifact = \"../model_checkpoint.json\""),
-            "The new stack serves an earlier checkpoint of the model (the first half of its boosting rounds)".into(),
-        )],
-        Outcome::RolledBack,
-    ));
-    out.push(draft(
-        "latency-median",
-        String::new(),
-        [40.0, 100.0, 250.0]
-            .iter()
-            .map(|ms| {
-                (
-                    fault(Tag::Latency, &format!("add_ms = {}", num(*ms))),
-                    format!("The new stack answers {ms} ms slower on every call"),
-                )
-            })
-            .collect(),
-        Outcome::RolledBack,
-    ));
-    out.push(draft(
-        "latency-p99-multiplied",
-        String::new(),
-        [3.0, 5.0, 10.0]
-            .iter()
-            .map(|x| {
-                (
-                    fault(Tag::LatencyScale, &format!("p99 = {}", num(*x))),
-                    format!("The new stack's own 99th percentile {x} times as long, its median unchanged"),
-                )
-            })
-            .collect(),
-        Outcome::RolledBack,
-    ));
-    // Errors and timeouts: 5 %, then 10 and 20 % where 5 is not caught on every seed.
-    let rates = |tag: Tag, says: fn(f64) -> String| -> Vec<(String, String)> {
-        [0.05, 0.1, 0.2].iter().map(|r| (fault(tag, &format!("rate = {}", num(*r))), says(r * 100.0))).collect()
-    };
-    out.push(draft(
-        "errors",
-        String::new(),
-        rates(Tag::Errors, |pct| format!("The new stack fails {pct} % of its calls")),
-        Outcome::RolledBack,
-    ));
-    out.push(draft(
-        "timeouts",
-        String::new(),
-        rates(Tag::Timeouts, |pct| format!("{pct} % of the new stack's calls time out")),
-        Outcome::RolledBack,
-    ));
-    out.push(draft(
-        "early-decommission",
-        String::new(),
-        vec![(
-            fault_at(Tag::DecommissionLegacy, 3600.0, ""),
-            "Someone decommissions legacy before the post-migration window ends: refused, and the rollout promotes"
-                .into(),
-        )],
-        Outcome::Promoted,
-    ));
-    for (k, d) in out.iter_mut().enumerate() {
-        d.seed = 101 + k as u64;
+
+    /// The new stack itself: the wrong artifact, latency added and multiplied, errors and
+    /// timeouts (5 %, then 10 and 20 % where 5 is not caught on every seed), and an early
+    /// decommission, refused.
+    fn stack(&self) -> Vec<Draft> {
+        let rates = |tag: Tag, says: fn(f64) -> String| -> Vec<(String, String)> {
+            [0.05, 0.1, 0.2].iter().map(|r| (fault(tag, &format!("rate = {}", num(*r))), says(r * 100.0))).collect()
+        };
+        let scaled = |values: &[f64], table: fn(f64) -> String, says: fn(f64) -> String| {
+            values.iter().map(|x| (table(*x), says(*x))).collect::<Vec<_>>()
+        };
+        vec![
+            self.fault(
+                "wrong-model-artifact",
+                vec![(
+                    fault_at(Tag::ModelArtifact, 700.0, "artifact = \"../model_checkpoint.json\""),
+                    "The new stack serves an earlier checkpoint of the model (the first half of its boosting rounds)"
+                        .into(),
+                )],
+            ),
+            self.fault(
+                "latency-median",
+                scaled(
+                    &[40.0, 100.0, 250.0],
+                    |ms| fault(Tag::Latency, &format!("add_ms = {}", num(ms))),
+                    |ms| format!("The new stack answers {ms} ms slower on every call"),
+                ),
+            ),
+            self.fault(
+                "latency-p99-multiplied",
+                scaled(
+                    &[3.0, 5.0, 10.0],
+                    |x| fault(Tag::LatencyScale, &format!("p99 = {}", num(x))),
+                    |x| format!("The new stack's own 99th percentile {x} times as long, its median unchanged"),
+                ),
+            ),
+            self.fault("errors", rates(Tag::Errors, |pct| format!("The new stack fails {pct} % of its calls"))),
+            self.fault("timeouts", rates(Tag::Timeouts, |pct| format!("{pct} % of the new stack's calls time out"))),
+            self.draft(
+                "early-decommission",
+                vec![(
+                    fault_at(Tag::DecommissionLegacy, 3600.0, ""),
+                    "Someone decommissions legacy before the post-migration window ends: refused, and the rollout promotes"
+                        .into(),
+                )],
+                Outcome::Promoted,
+            ),
+        ]
     }
-    out
 }
 
 fn round1(x: f64) -> f64 {
