@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cutover_sim::core::verdict::{Expectation, Summary};
-use cutover_sim::faults::{faults_started, resolve, Kind, SECOND};
+use cutover_sim::faults::{faults_started, resolve, Fault, Kind, SECOND};
 use cutover_sim::report::dashboard::{self, PageKind, ReportData};
 use cutover_sim::scenario::{LoadedScenario, Policy};
 use goose::config::GooseConfiguration;
@@ -206,6 +206,197 @@ pub async fn timed_attack(
     Ok((metrics, timed))
 }
 
+/// What a finished load test leaves besides its summary.
+struct RunOutputs<'a> {
+    events: &'a [cutover_sim::core::history::Event],
+    snapshot: &'a crate::router::Snapshot,
+    lineage: Option<&'a cutover_sim::core::trace::Lineage>,
+}
+
+/// Writes summary.json, history.jsonl and report.html into `out`.
+fn write_outputs(
+    out: &Path,
+    live_summary: &LiveSummary,
+    run: &RunOutputs<'_>,
+    answer: &cutover_models::answer::Answer,
+) -> anyhow::Result<()> {
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        std::fs::write(out.join(name), text).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))
+    };
+    write("summary.json", serde_json::to_string_pretty(&live_summary)? + "\n")?;
+    let mut jsonl = String::new();
+    for e in run.events {
+        jsonl.push_str(&serde_json::to_string(e)?);
+        jsonl.push('\n');
+    }
+    write("history.jsonl", jsonl)?;
+    let data = ReportData {
+        summary: &live_summary.summary,
+        events: &run.snapshot.events,
+        trace: &run.snapshot.trace,
+        stage_stats: &run.snapshot.stage_stats,
+        parity: &run.snapshot.parity,
+        lineage: run.lineage,
+        horizon_s: run.snapshot.now_s.max(1.0),
+        answer: answer,
+    };
+    write("report.html", dashboard::page(&data, PageKind::Report))?;
+    Ok(())
+}
+
+/// The shadow's cost, as the expectations `shadow_cost_at_the_router` and
+/// `shadow_cost_on_the_machine`.
+fn shadow_cost(view: &crate::router::RolloutView, live: &cutover_sim::scenario::Live) -> Vec<Expectation> {
+    let mut out = Vec::new();
+    // The shadow's cost, from the router's own histograms (goose's buckets are too coarse
+    // to see 5 %), before the rollout with shadowing toggled every half second: what it
+    // adds to the router's own part of the user's latency (the mechanism's cost, checked
+    // against `max_shadow_cost_ms`), and what it adds to the user's latency as a whole
+    // (that plus the shadowed stack's load on a shared machine: checked only when
+    // `max_shadow_machine_cost_pct` is set, reported always).
+    let find = |list: &[crate::router::PhaseLatency], name: &str| list.iter().find(|p| p.phase == name).cloned();
+    if let (Some(b), Some(sh)) = (find(&view.router_own_ms, "baseline"), find(&view.router_own_ms, "baseline_shadowed"))
+    {
+        let added = sh.p99 - b.p99;
+        out.push(Expectation {
+        name: "shadow_cost_at_the_router".into(),
+        passed: added <= live.max_shadow_cost_ms,
+        detail: format!(
+            "the router's own p99 (user latency less the legacy call) {:.3} ms with every request shadowed ({} requests) against {:.3} ms without ({} requests): {:+.3} ms; limit {} ms",
+            sh.p99, sh.requests, b.p99, b.requests, added, live.max_shadow_cost_ms
+        ),
+    });
+    }
+    if let (Some(b), Some(sh)) =
+        (find(&view.user_latency_ms, "baseline"), find(&view.user_latency_ms, "baseline_shadowed"))
+    {
+        let pct = 100.0 * (sh.p99 / b.p99 - 1.0);
+        let limit = live.max_shadow_machine_cost_pct;
+        out.push(Expectation {
+        name: "shadow_cost_on_the_machine".into(),
+        passed: limit.is_none_or(|l| pct <= l),
+        detail: format!(
+            "user p99 at the router {:.3} ms with every request shadowed ({} requests) against {:.3} ms without ({} requests): {pct:+.1} %, {}",
+            sh.p99,
+            sh.requests,
+            b.p99,
+            b.requests,
+            limit.map_or("reported, not checked (max_shadow_machine_cost_pct unset): it includes the co-located new stack's load".into(), |l| format!("limit {l} %"))
+        ),
+    });
+    }
+    out
+}
+
+/// A load test's faults, injected through the admin API as the scenario clock and the
+/// rollout's moments come: the task, the faults as timed so far, and what went wrong.
+struct Schedule {
+    task: tokio::task::JoinHandle<()>,
+    timed: Arc<std::sync::Mutex<Vec<Fault>>>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Starts injecting `faults` (the scenario's, resolved) into the router at `url`: each at its
+/// time on the compressed clock or its moment as the router sees it, cleared at its end.
+fn schedule_faults(
+    loaded: &LoadedScenario,
+    faults: Vec<Fault>,
+    state: Arc<crate::router::RouterState>,
+    (url, token): (String, String),
+    time_scale: f64,
+) -> Schedule {
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let roots = crate::faults::ArtifactRoots::of(&loaded.migration);
+    let specs: Vec<serde_json::Value> = loaded
+        .scenario
+        .faults
+        .iter()
+        .zip(&faults)
+        .map(|(f, resolved)| {
+            let mut v = serde_json::to_value(f.get_ref()).expect("serializes");
+            if let Some(o) = v.as_object_mut() {
+                for timing in ["start_s", "end_s", "start_at", "end_at"] {
+                    o.remove(timing);
+                }
+                o.retain(|_, x| !x.is_null());
+                // The admin API reads artifacts only inside the migration folder or its
+                // registry: the scenario's path is sent relative to the folder.
+                match &resolved.kind {
+                    Kind::ModelArtifact { artifact } => {
+                        o.insert("artifact".into(), serde_json::json!(roots.relative(artifact)));
+                    }
+                    Kind::SpecSwitch { spec } => {
+                        o.insert("spec".into(), serde_json::json!(roots.relative(spec)));
+                    }
+                    _ => {}
+                }
+                // A drift's ramp runs on the compressed clock too.
+                if o.contains_key("ramp_s") {
+                    let wall_s = resolved.ramp_us as f64 / 1e6 / time_scale;
+                    o.insert("ramp_s".into(), serde_json::json!(wall_s));
+                }
+            }
+            v
+        })
+        .collect();
+    let kinds: Vec<Kind> = faults.iter().map(|f| f.kind.clone()).collect();
+    let timed = Arc::new(std::sync::Mutex::new(faults));
+    let stages = loaded.scenario.rollout.stages_pct.clone();
+    let task = {
+        let (timed, errors) = (timed.clone(), errors.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let n = timed.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let mut ids: Vec<Option<u64>> = vec![None; n];
+            let (mut started, mut ended) = (vec![false; n], vec![false; n]);
+            // The scenario clock and the rollout's moments, as the router sees them: a fault
+            // timed by a moment starts its offset after the moment is seen.
+            while !ended.iter().all(|e| *e) {
+                let view = state.view();
+                let now = (view.t_s * SECOND as f64) as u64;
+                let mut due = Vec::new();
+                for (k, f) in timed.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().enumerate() {
+                    f.at_moments(now, view.phase, &stages);
+                    if !started[k] && now >= f.start_us {
+                        started[k] = true;
+                        ended[k] = f.kind == Kind::DecommissionLegacy;
+                        due.push((k, true));
+                    } else if started[k] && !ended[k] && now >= f.end_us {
+                        ended[k] = true;
+                        due.push((k, false));
+                    }
+                }
+                for (k, start) in due {
+                    let auth = |r: reqwest::RequestBuilder| r.bearer_auth(&token);
+                    let note = |what: String| errors.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+                    if kinds[k] == Kind::DecommissionLegacy {
+                        // Refused or not, the attempt is in the history.
+                        if let Err(e) = auth(client.post(format!("{url}/admin/decommission"))).send().await {
+                            note(format!("faults[{k}]: decommission call failed: {e}"));
+                        }
+                    } else if start {
+                        match auth(client.post(format!("{url}/admin/faults"))).json(&specs[k]).send().await {
+                            Ok(resp) if resp.status().is_success() => {
+                                ids[k] = resp.json::<serde_json::Value>().await.ok().and_then(|v| v["id"].as_u64());
+                            }
+                            Ok(resp) => {
+                                note(format!("faults[{k}]: refused: {}", resp.text().await.unwrap_or_default()))
+                            }
+                            Err(e) => note(format!("faults[{k}]: inject call failed: {e}")),
+                        }
+                    } else if let Some(id) = ids[k] {
+                        if let Err(e) = auth(client.delete(format!("{url}/admin/faults/{id}"))).send().await {
+                            note(format!("faults[{k}]: clear call failed: {e}"));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    Schedule { task, timed, errors }
+}
+
 /// What a load test found.
 pub struct Outcome {
     /// summary.json.
@@ -264,92 +455,8 @@ pub async fn loadtest(
     post("/admin/start").send().await?.error_for_status()?;
     let mut params = cutover_sim::streams::stream(s.seed, cutover_sim::streams::Stream::Params);
     let faults = resolve(&loaded, running.state.features(), &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let kinds: Vec<Kind> = faults.iter().map(|f| f.kind.clone()).collect();
-    let timed = Arc::new(std::sync::Mutex::new(faults.clone()));
-
-    let injection_errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let schedule = {
-        let errors = injection_errors.clone();
-        let state = running.state.clone();
-        let (url, token) = (url.clone(), token.clone());
-        let roots = crate::faults::ArtifactRoots::of(&loaded.migration);
-        let specs: Vec<serde_json::Value> = s
-            .faults
-            .iter()
-            .zip(&faults)
-            .map(|(f, resolved)| {
-                let mut v = serde_json::to_value(f.get_ref()).expect("serializes");
-                if let Some(o) = v.as_object_mut() {
-                    for timing in ["start_s", "end_s", "start_at", "end_at"] {
-                        o.remove(timing);
-                    }
-                    o.retain(|_, x| !x.is_null());
-                    // The admin API reads artifacts only inside the migration folder or its
-                    // registry: the scenario's path is sent relative to the folder.
-                    if let Kind::ModelArtifact { artifact } = &resolved.kind {
-                        o.insert("artifact".into(), serde_json::json!(roots.relative(artifact)));
-                    }
-                    // A drift's ramp runs on the compressed clock too.
-                    if o.contains_key("ramp_s") {
-                        let wall_s = resolved.ramp_us as f64 / 1e6 / live.time_scale;
-                        o.insert("ramp_s".into(), serde_json::json!(wall_s));
-                    }
-                }
-                v
-            })
-            .collect();
-        let timed = timed.clone();
-        let stages = s.rollout.stages_pct.clone();
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let n = timed.lock().unwrap_or_else(|e| e.into_inner()).len();
-            let mut ids: Vec<Option<u64>> = vec![None; n];
-            let (mut started, mut ended) = (vec![false; n], vec![false; n]);
-            // The scenario clock and the rollout's moments, as the router sees them: a fault
-            // timed by a moment starts its offset after the moment is seen.
-            while !ended.iter().all(|e| *e) {
-                let view = state.view();
-                let now = (view.t_s * SECOND as f64) as u64;
-                let mut due = Vec::new();
-                for (k, f) in timed.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().enumerate() {
-                    f.at_moments(now, view.phase, &stages);
-                    if !started[k] && now >= f.start_us {
-                        started[k] = true;
-                        ended[k] = f.kind == Kind::DecommissionLegacy;
-                        due.push((k, true));
-                    } else if started[k] && !ended[k] && now >= f.end_us {
-                        ended[k] = true;
-                        due.push((k, false));
-                    }
-                }
-                for (k, start) in due {
-                    let auth = |r: reqwest::RequestBuilder| r.bearer_auth(&token);
-                    let note = |what: String| errors.lock().unwrap_or_else(|e| e.into_inner()).push(what);
-                    if kinds[k] == Kind::DecommissionLegacy {
-                        // Refused or not, the attempt is in the history.
-                        if let Err(e) = auth(client.post(format!("{url}/admin/decommission"))).send().await {
-                            note(format!("faults[{k}]: decommission call failed: {e}"));
-                        }
-                    } else if start {
-                        match auth(client.post(format!("{url}/admin/faults"))).json(&specs[k]).send().await {
-                            Ok(resp) if resp.status().is_success() => {
-                                ids[k] = resp.json::<serde_json::Value>().await.ok().and_then(|v| v["id"].as_u64());
-                            }
-                            Ok(resp) => {
-                                note(format!("faults[{k}]: refused: {}", resp.text().await.unwrap_or_default()))
-                            }
-                            Err(e) => note(format!("faults[{k}]: inject call failed: {e}")),
-                        }
-                    } else if let Some(id) = ids[k] {
-                        if let Err(e) = auth(client.delete(format!("{url}/admin/faults/{id}"))).send().await {
-                            note(format!("faults[{k}]: clear call failed: {e}"));
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let schedule =
+        schedule_faults(&loaded, faults, running.state.clone(), (url.clone(), token.clone()), live.time_scale);
     let shadow_wall = s.rollout.shadow_s / live.time_scale;
     let shadow_s = live.baseline_s.min(shadow_wall * 0.8);
     let shadowed = attack(&url, live.users, shadow_s, out, "shadow", mitigate, live.throttle_rps).await?;
@@ -357,7 +464,7 @@ pub async fn loadtest(
     let rollout =
         attack(&url, live.users, (live.run_time_s - shadow_s).max(1.0), out, "rollout", mitigate, live.throttle_rps)
             .await?;
-    schedule.abort();
+    schedule.task.abort();
     let view = running.state.view();
     let events = running.state.events();
     let snapshot = running.state.snapshot();
@@ -370,9 +477,9 @@ pub async fn loadtest(
 
     let attacks = vec![figures("baseline", &baseline), figures("shadow", &shadowed), figures("rollout", &rollout)];
     let mut summary = view.summary.clone();
-    let errors = injection_errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let errors = schedule.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ended_us = (view.t_s * SECOND as f64) as u64;
-    if let Some(e) = faults_started(&timed.lock().unwrap_or_else(|e| e.into_inner()), ended_us) {
+    if let Some(e) = faults_started(&schedule.timed.lock().unwrap_or_else(|e| e.into_inner()), ended_us) {
         summary.expectations.push(e);
     }
     summary.expectations.push(Expectation {
@@ -390,43 +497,7 @@ pub async fn loadtest(
         passed: failed == 0,
         detail: format!("{failed} of {} goose requests failed", attacks.iter().map(|a| a.requests).sum::<usize>()),
     });
-    // The shadow's cost, from the router's own histograms (goose's buckets are too coarse
-    // to see 5 %), before the rollout with shadowing toggled every half second: what it
-    // adds to the router's own part of the user's latency (the mechanism's cost, checked
-    // against `max_shadow_cost_ms`), and what it adds to the user's latency as a whole
-    // (that plus the shadowed stack's load on a shared machine: checked only when
-    // `max_shadow_machine_cost_pct` is set, reported always).
-    let find = |list: &[crate::router::PhaseLatency], name: &str| list.iter().find(|p| p.phase == name).cloned();
-    if let (Some(b), Some(sh)) = (find(&view.router_own_ms, "baseline"), find(&view.router_own_ms, "baseline_shadowed"))
-    {
-        let added = sh.p99 - b.p99;
-        summary.expectations.push(Expectation {
-            name: "shadow_cost_at_the_router".into(),
-            passed: added <= live.max_shadow_cost_ms,
-            detail: format!(
-                "the router's own p99 (user latency less the legacy call) {:.3} ms with every request shadowed ({} requests) against {:.3} ms without ({} requests): {:+.3} ms; limit {} ms",
-                sh.p99, sh.requests, b.p99, b.requests, added, live.max_shadow_cost_ms
-            ),
-        });
-    }
-    if let (Some(b), Some(sh)) =
-        (find(&view.user_latency_ms, "baseline"), find(&view.user_latency_ms, "baseline_shadowed"))
-    {
-        let pct = 100.0 * (sh.p99 / b.p99 - 1.0);
-        let limit = live.max_shadow_machine_cost_pct;
-        summary.expectations.push(Expectation {
-            name: "shadow_cost_on_the_machine".into(),
-            passed: limit.is_none_or(|l| pct <= l),
-            detail: format!(
-                "user p99 at the router {:.3} ms with every request shadowed ({} requests) against {:.3} ms without ({} requests): {pct:+.1} %, {}",
-                sh.p99,
-                sh.requests,
-                b.p99,
-                b.requests,
-                limit.map_or("reported, not checked (max_shadow_machine_cost_pct unset): it includes the co-located new stack's load".into(), |l| format!("limit {l} %"))
-            ),
-        });
-    }
+    summary.expectations.extend(shadow_cost(&view, &live));
     summary.passed = summary.expectations.iter().all(|e| e.passed);
     summary.reproduce = format!("cutover loadtest {file}");
     let live_summary = LiveSummary {
@@ -439,27 +510,8 @@ pub async fn loadtest(
         shadow_dropped: view.shadow_dropped,
         platform,
     };
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        std::fs::write(out.join(name), text).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))
-    };
-    write("summary.json", serde_json::to_string_pretty(&live_summary)? + "\n")?;
-    let mut jsonl = String::new();
-    for e in &events {
-        jsonl.push_str(&serde_json::to_string(e)?);
-        jsonl.push('\n');
-    }
-    write("history.jsonl", jsonl)?;
-    let data = ReportData {
-        summary: &live_summary.summary,
-        events: &snapshot.events,
-        trace: &snapshot.trace,
-        stage_stats: &snapshot.stage_stats,
-        parity: &snapshot.parity,
-        lineage: lineage.as_ref(),
-        horizon_s: snapshot.now_s.max(1.0),
-        answer: loaded.migration.answer(),
-    };
-    write("report.html", dashboard::page(&data, PageKind::Report))?;
+    let run = RunOutputs { events: &events, snapshot: &snapshot, lineage: lineage.as_ref() };
+    write_outputs(out, &live_summary, &run, loaded.migration.answer())?;
     Ok(Outcome { summary: live_summary })
 }
 
