@@ -238,7 +238,7 @@ fn write_outputs(
         parity: &run.snapshot.parity,
         lineage: run.lineage,
         horizon_s: run.snapshot.now_s.max(1.0),
-        answer: answer,
+        answer,
     };
     write("report.html", dashboard::page(&data, PageKind::Report))?;
     Ok(())

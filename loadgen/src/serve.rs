@@ -4,6 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use cutover_models::paths::SharedLog;
+use cutover_models::stack::ScoringStack;
 use cutover_models::stacks::{check_url, is_loopback, remote_refused, HttpStack, StackDecl};
 use cutover_sim::core::pairing::AnswerFields;
 use cutover_sim::core::trace::{parity_stats, Lineage};
@@ -246,6 +248,163 @@ pub fn check_reach(cfg: &ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What starting the stacks shares: the configuration, the folder, both stacks as the
+/// registry pins them, the event log and the entities legacy served, and what was spawned.
+struct Launch<'a> {
+    cfg: &'a ServeConfig,
+    m: &'a cutover_models::Migration,
+    legacy: &'a ScoringStack,
+    new: &'a ScoringStack,
+    segments: cutover_models::segments::Segments,
+    log: SharedLog,
+    keys: Arc<EntityKeys>,
+    stop: watch::Receiver<bool>,
+    tasks: Vec<JoinHandle<Stopped>>,
+    jobs: Vec<JoinHandle<()>>,
+}
+
+/// The new stack as started: how the router calls it, its address when it is cutover's,
+/// its fault board and, for the composed platform, the platform's service.
+struct NewStack {
+    up: Upstream,
+    addr: Option<SocketAddr>,
+    board: Arc<FaultBoard>,
+    platform: Option<Arc<PlatformService>>,
+}
+
+impl Launch<'_> {
+    /// An external URL on the command line fronts a service speaking cutover's API, or
+    /// moves a declared service (its mapping kept).
+    fn external(&self, name: &'static str, url: &str, decl: &StackDecl) -> anyhow::Result<Upstream> {
+        let cfg = self.cfg;
+        let url = check_url(url).map_err(|e| anyhow::anyhow!("--{name}-url: {e}"))?;
+        Ok(match decl {
+            StackDecl::Http(h) => Upstream::declared(name, &HttpStack { url, ..h.clone() }),
+            _ => Upstream {
+                fields: AnswerFields {
+                    score: pointer(&cfg.score_field),
+                    decision: Some(pointer(&cfg.decision_field)),
+                    probabilities: Some("/probabilities".into()),
+                },
+                features: cfg.ask_features.then(|| "/features".into()),
+                ask_features: cfg.ask_features,
+                ..Upstream::own(name, url)
+            },
+        })
+    }
+
+    /// cutover's own stack `name` serving `stack`, with the fault board of a new one.
+    fn own(&self, name: &'static str, stack: &ScoringStack, board: Option<Arc<FaultBoard>>) -> Arc<StackService> {
+        let m = self.m;
+        let svc = StackService::new(
+            name,
+            stack,
+            m.schema().clone(),
+            m.answer().clone(),
+            m.schedule(),
+            board,
+            self.cfg.scenario.scenario.seed,
+            self.log.clone(),
+        );
+        // The platform's materialization job writes the entities legacy served.
+        let platform = matches!(&m.stacks().new, StackDecl::Platform(_)) && self.cfg.new_url.is_none();
+        Arc::new(if name == "legacy" && platform { svc.with_keys(self.keys.clone()) } else { svc })
+    }
+
+    /// The legacy stack, as declared or given: how the router calls it, and its address
+    /// when it is cutover's own.
+    async fn start_legacy(&mut self) -> anyhow::Result<(Upstream, Option<SocketAddr>)> {
+        let cfg = self.cfg;
+        Ok(match (&cfg.legacy_url, &self.m.stacks().legacy) {
+            (Some(url), decl) => (self.external("legacy", url, decl)?, None),
+            (None, StackDecl::Http(h)) => (Upstream::declared("legacy", h), None),
+            (None, StackDecl::Platform(_)) => {
+                anyhow::bail!("{}: the legacy stack cannot be a platform", cfg.scenario.path.display())
+            }
+            (None, StackDecl::InProcess) => {
+                let svc = self.own("legacy", self.legacy, None);
+                self.jobs.push(svc.spawn_store_job(self.stop.clone()));
+                let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
+                self.tasks.push(spawn(listener, svc.router(), cfg.stack_limits, self.stop.clone()));
+                (Upstream::own("legacy", format!("http://{addr}")), Some(addr))
+            }
+        })
+    }
+
+    /// The new stack's fault board, for the face it is.
+    fn board(&self, face: Face) -> Arc<FaultBoard> {
+        Arc::new(FaultBoard::new(face, self.cfg.scenario.scenario.seed, self.m, self.segments.clone(), self.new))
+    }
+
+    /// The new stack, as declared or given, with its fault board: a team's own service (or
+    /// a stack in another process), whose faults the router acts out from outside; the
+    /// composed platform; or cutover's own.
+    async fn start_new(&mut self, legacy_addr: Option<SocketAddr>) -> anyhow::Result<NewStack> {
+        let cfg = self.cfg;
+        let (up, addr, board, platform) = match (&cfg.new_url, &self.m.stacks().new) {
+            (Some(url), decl) => (self.external("new", url, decl)?, None, self.board(Face::Service), None),
+            (None, StackDecl::Http(h)) => (Upstream::declared("new", h), None, self.board(Face::Service), None),
+            (None, StackDecl::Platform(p)) => {
+                let (up, addr, board, svc) = self.start_platform(p, legacy_addr).await?;
+                (up, Some(addr), board, Some(svc))
+            }
+            (None, StackDecl::InProcess) => {
+                let b = self.board(Face::InProcess);
+                let down = b.down();
+                let svc = self.own("new", self.new, Some(b.clone()));
+                self.jobs.push(svc.spawn_store_job(self.stop.clone()));
+                let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
+                let stop = self.stop.clone();
+                self.tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop, down)));
+                (Upstream::own("new", format!("http://{addr}")), Some(addr), b, None)
+            }
+        };
+        Ok(NewStack { up, addr, board, platform })
+    }
+
+    /// The composed platform as the new stack: its adapter, materialization job and model
+    /// faults.
+    async fn start_platform(
+        &mut self,
+        p: &cutover_models::stacks::PlatformStack,
+        legacy_addr: Option<SocketAddr>,
+    ) -> anyhow::Result<(Upstream, SocketAddr, Arc<FaultBoard>, Arc<PlatformService>)> {
+        let (cfg, m) = (self.cfg, self.m);
+        if p.feature_server.push_source.is_some() && legacy_addr.is_none() {
+            anyhow::bail!(
+                "{}: field `stacks.new.feature_server.push_source`: cutover's materialization job folds the \
+                 event log its in-process legacy stack writes; with an external legacy stack, leave it out",
+                m.file.display()
+            );
+        }
+        let b = self.board(Face::Platform);
+        let down = b.down();
+        let seed = cfg.scenario.scenario.seed;
+        let svc = PlatformService::new(
+            p.clone(),
+            m.schema().clone(),
+            m.answer().clone(),
+            self.new.pipeline().clone(),
+            b.clone(),
+            seed,
+            self.keys.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: field `stacks.new.feature_server`: {e}", m.file.display()))?;
+        let svc = Arc::new(svc.with_limits(cfg.answer_limits));
+        if let Some(job) = svc.spawn_materializer(self.log.clone(), m.schedule(), self.stop.clone()) {
+            self.jobs.push(job);
+        }
+        self.jobs.push(svc.spawn_model_faults(self.stop.clone()));
+        let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
+        let stop = self.stop.clone();
+        let app = svc.clone().router();
+        self.tasks.push(tokio::spawn(supervise(listener, addr, app, cfg.stack_limits, stop, down)));
+        let up =
+            Upstream { model_version: Some("/model_version".into()), ..Upstream::own("new", format!("http://{addr}")) };
+        Ok((up, addr, b, svc))
+    }
+}
+
 /// Starts the services.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     check_reach(&cfg)?;
@@ -265,121 +424,21 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         None => None,
     };
     let (stacks_stop, stop) = watch::channel(false);
-    let log = cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]);
-    let mut tasks = Vec::new();
-    // An external URL on the command line fronts a service speaking cutover's API, or
-    // moves a declared service (its mapping kept).
-    let external = |name, url: &String, decl: &StackDecl| -> anyhow::Result<Upstream> {
-        let url = check_url(url).map_err(|e| anyhow::anyhow!("--{name}-url: {e}"))?;
-        Ok(match decl {
-            StackDecl::Http(h) => Upstream::declared(name, &HttpStack { url, ..h.clone() }),
-            _ => Upstream {
-                fields: AnswerFields {
-                    score: pointer(&cfg.score_field),
-                    decision: Some(pointer(&cfg.decision_field)),
-                    probabilities: Some("/probabilities".into()),
-                },
-                features: cfg.ask_features.then(|| "/features".into()),
-                ask_features: cfg.ask_features,
-                ..Upstream::own(name, url)
-            },
-        })
+    let mut launch = Launch {
+        cfg: &cfg,
+        m: &m,
+        legacy: &legacy,
+        new: &new,
+        segments: segments.clone(),
+        log: cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]),
+        keys: Arc::new(EntityKeys::default()),
+        stop,
+        tasks: Vec::new(),
+        jobs: Vec::new(),
     };
-    let keys = Arc::new(EntityKeys::default());
-    let mut store_jobs = Vec::new();
-    let platform_decl = match &m.stacks().new {
-        StackDecl::Platform(p) if cfg.new_url.is_none() => Some(p.clone()),
-        _ => None,
-    };
-    let service = |name: &'static str, stack, board| {
-        let svc = StackService::new(
-            name,
-            stack,
-            m.schema().clone(),
-            m.answer().clone(),
-            m.schedule(),
-            board,
-            s.seed,
-            log.clone(),
-        );
-        // The platform's materialization job writes the entities legacy served.
-        Arc::new(if name == "legacy" && platform_decl.is_some() { svc.with_keys(keys.clone()) } else { svc })
-    };
-    let decls = m.stacks();
-    let (legacy_up, legacy_addr) = match (&cfg.legacy_url, &decls.legacy) {
-        (Some(url), decl) => (external("legacy", url, decl)?, None),
-        (None, StackDecl::Http(h)) => (Upstream::declared("legacy", h), None),
-        (None, StackDecl::Platform(_)) => anyhow::bail!("{file}: the legacy stack cannot be a platform"),
-        (None, StackDecl::InProcess) => {
-            let svc = service("legacy", &legacy, None);
-            store_jobs.push(svc.spawn_store_job(stop.clone()));
-            let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
-            tasks.push(spawn(listener, svc.router(), cfg.stack_limits, stop.clone()));
-            (Upstream::own("legacy", format!("http://{addr}")), Some(addr))
-        }
-    };
-    // The new stack's fault board, whichever kind of new stack it is.
-    let new_board = |face| Arc::new(FaultBoard::new(face, s.seed, &m, segments.clone(), &new));
-    let board: Option<Arc<FaultBoard>>;
-    let mut platform = None;
-    let mut jobs = std::mem::take(&mut store_jobs);
-    let (new_up, new_addr) = match (&cfg.new_url, &decls.new) {
-        // A service of the team's own (or a stack in another process): the router acts out
-        // the faults it can reach from outside.
-        (Some(url), decl) => {
-            board = Some(new_board(Face::Service));
-            (external("new", url, decl)?, None)
-        }
-        (None, StackDecl::Http(h)) => {
-            board = Some(new_board(Face::Service));
-            (Upstream::declared("new", h), None)
-        }
-        (None, StackDecl::Platform(p)) => {
-            if p.feature_server.push_source.is_some() && legacy_addr.is_none() {
-                anyhow::bail!(
-                    "{}: field `stacks.new.feature_server.push_source`: cutover's materialization job folds the \
-                     event log its in-process legacy stack writes; with an external legacy stack, leave it out",
-                    m.file.display()
-                );
-            }
-            let b = new_board(Face::Platform);
-            board = Some(b.clone());
-            let down = b.down();
-            let svc = PlatformService::new(
-                p.clone(),
-                m.schema().clone(),
-                m.answer().clone(),
-                new.pipeline().clone(),
-                b,
-                s.seed,
-                keys.clone(),
-            )
-            .map_err(|e| anyhow::anyhow!("{}: field `stacks.new.feature_server`: {e}", m.file.display()))?;
-            let svc = Arc::new(svc.with_limits(cfg.answer_limits));
-            if let Some(job) = svc.spawn_materializer(log.clone(), m.schedule(), stop.clone()) {
-                jobs.push(job);
-            }
-            jobs.push(svc.spawn_model_faults(stop.clone()));
-            platform = Some(svc.clone());
-            let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
-            tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
-            let up = Upstream {
-                model_version: Some("/model_version".into()),
-                ..Upstream::own("new", format!("http://{addr}"))
-            };
-            (up, Some(addr))
-        }
-        (None, StackDecl::InProcess) => {
-            let b = new_board(Face::InProcess);
-            board = Some(b.clone());
-            let down = b.down();
-            let svc = service("new", &new, Some(b));
-            jobs.push(svc.spawn_store_job(stop.clone()));
-            let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
-            tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop.clone(), down)));
-            (Upstream::own("new", format!("http://{addr}")), Some(addr))
-        }
-    };
+    let (legacy_up, legacy_addr) = launch.start_legacy().await?;
+    let NewStack { up: new_up, addr: new_addr, board, platform } = launch.start_new(legacy_addr).await?;
+    let (tasks, jobs) = (launch.tasks, launch.jobs);
     let token = cfg.token.clone().unwrap_or_else(new_token);
     // Lineage comes only from cutover's own stacks; feature rows from stacks that return them.
     let own_stacks = legacy_addr.is_some() && new_addr.is_some() && platform.is_none();
@@ -400,7 +459,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         token: token.clone(),
         features,
         kinds,
-        faults: board,
+        faults: Some(board),
         hold: cfg.hold,
         lineage,
         parity,

@@ -220,6 +220,79 @@ struct World<'a> {
     bad_decisions: u64,
 }
 
+/// What the faults of a run make the new stack serve instead of its own: the artifacts of
+/// `model_artifact` faults and the specs of `spec_switch` faults (by the fault's position),
+/// the gbdt runtime of `runtime_drift`, and, for the lineage, the files they came from.
+struct Served {
+    alternates: Vec<Option<Arc<Model>>>,
+    spec_slots: Vec<Option<usize>>,
+    drift: Option<Arc<dyn Scorer>>,
+    swapped_artifacts: Vec<(String, String)>,
+    switched_specs: Vec<SwitchedSpec>,
+}
+
+impl Served {
+    /// Loads and checks what `faults` serve, before any traffic: an artifact must give the
+    /// model's features and the migration's answer, a spec must be one the new path can
+    /// switch to (its slot in `paths`); `hashed` when the lineage records the files.
+    fn by(
+        faults: &[Fault],
+        m: &cutover_models::Migration,
+        (new_model, new_spec): (&Arc<Model>, &Arc<Pipeline>),
+        paths: &mut DualPath,
+        hashed: bool,
+    ) -> Result<Served, String> {
+        let features = new_spec.output_names();
+        let mut served = Served {
+            alternates: vec![None; faults.len()],
+            spec_slots: vec![None; faults.len()],
+            drift: None,
+            swapped_artifacts: Vec::new(),
+            switched_specs: Vec::new(),
+        };
+        for f in faults {
+            match &f.kind {
+                Kind::ModelArtifact { artifact } => {
+                    if hashed {
+                        let bytes = std::fs::read(artifact).map_err(|e| format!("{}: {e}", artifact.display()))?;
+                        served.swapped_artifacts.push((artifact.display().to_string(), sha256_hex(&bytes)));
+                    }
+                    let alt = cutover_models::xgboost::load_file(artifact).map_err(|e| e.to_string())?;
+                    if alt.feature_names() != features {
+                        return Err(format!("{}: its features differ from the stack's", artifact.display()));
+                    }
+                    m.answer().check_model(&alt).map_err(|e| format!("{}: {e}", artifact.display()))?;
+                    served.alternates[f.index] = Some(Arc::new(alt));
+                }
+                Kind::SpecSwitch { spec } => {
+                    let at = |e: String| format!("faults[{}].spec: {e}", f.index);
+                    let p = Pipeline::from_file(spec, m.schema(), Some(features)).map_err(|e| at(e.to_string()))?;
+                    let differences = cutover_models::features::switchable(new_spec, &p).map_err(at)?;
+                    served.switched_specs.push(SwitchedSpec {
+                        fault: f.index,
+                        file: spec.display().to_string(),
+                        sha256: p.sha256().to_string(),
+                        differences,
+                    });
+                    served.spec_slots[f.index] = Some(paths.add_alternate(Arc::new(p)).map_err(at)?);
+                }
+                Kind::RuntimeDrift if served.drift.is_none() => {
+                    if m.answer().width() != 1 {
+                        return Err(
+                            "runtime_drift scores through the gbdt crate, which gives one output per row".into()
+                        );
+                    }
+                    let boxed =
+                        scorer(new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| e.to_string())?;
+                    served.drift = Some(Arc::from(boxed));
+                }
+                _ => {}
+            }
+        }
+        Ok(served)
+    }
+}
+
 impl<'a> World<'a> {
     fn build(
         loaded: &'a LoadedScenario,
@@ -241,54 +314,12 @@ impl<'a> World<'a> {
         let segments = m.segments()?.clone();
         let mut params = stream(seed, Stream::Params);
         let faults = faults::resolve(loaded, &features, &mut params)?;
-        let mut alternates = vec![None; faults.len()];
-        let mut swapped_artifacts = Vec::new();
-        for f in &faults {
-            if let Kind::ModelArtifact { artifact } = &f.kind {
-                if mode == Mode::Full {
-                    let bytes = std::fs::read(artifact).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
-                    swapped_artifacts.push((artifact.display().to_string(), sha256_hex(&bytes)));
-                }
-                let alt = cutover_models::xgboost::load_file(artifact).map_err(|e| setup(e.to_string()))?;
-                if alt.feature_names() != features.as_slice() {
-                    return Err(setup(format!("{}: its features differ from the stack's", artifact.display())));
-                }
-                answer.check_model(&alt).map_err(|e| setup(format!("{}: {e}", artifact.display())))?;
-                alternates[f.index] = Some(Arc::new(alt));
-            }
-        }
-        let mut spec_slots = vec![None; faults.len()];
-        let mut switched_specs = Vec::new();
-        for f in &faults {
-            if let Kind::SpecSwitch { spec } = &f.kind {
-                let at = |e: String| setup(format!("faults[{}].spec: {e}", f.index));
-                let p = Pipeline::from_file(spec, m.schema(), Some(&features)).map_err(|e| at(e.to_string()))?;
-                let differences = cutover_models::features::switchable(new.pipeline(), &p).map_err(at)?;
-                switched_specs.push(SwitchedSpec {
-                    fault: f.index,
-                    file: spec.display().to_string(),
-                    sha256: p.sha256().to_string(),
-                    differences,
-                });
-                spec_slots[f.index] = Some(paths.add_alternate(Arc::new(p)).map_err(at)?);
-            }
-        }
         // One artifact, one model: both stacks share it, and an unchanged row is scored once.
         let legacy_model = legacy.model().clone();
         let new_model =
             if new.entry().sha256 == legacy.entry().sha256 { legacy_model.clone() } else { new.model().clone() };
-        let drift: Option<Arc<dyn Scorer>> = if faults.iter().any(|f| f.kind == Kind::RuntimeDrift) {
-            if answer.width() != 1 {
-                return Err(setup(
-                    "runtime_drift scores through the gbdt crate, which gives one output per row".into(),
-                ));
-            }
-            let boxed =
-                scorer(&new_model, Runtime::GbdtUnmappedMissing, "new stack").map_err(|e| setup(e.to_string()))?;
-            Some(Arc::from(boxed))
-        } else {
-            None
-        };
+        let served =
+            Served::by(&faults, m, (&new_model, new.pipeline()), &mut paths, mode == Mode::Full).map_err(setup)?;
         let us = |sec: f64| (sec * SECOND as f64) as u64;
         let n = features.len();
         let history = || if mode == Mode::Full { History::new() } else { History::discarded() };
@@ -304,8 +335,8 @@ impl<'a> World<'a> {
             ParityStats::new(Vec::new(), Vec::new(), Vec::new(), Vec::new())
         };
         let lineage = (mode == Mode::Full).then(|| {
-            let mut l = Lineage::of(&legacy, &new, swapped_artifacts);
-            l.switched_specs = switched_specs;
+            let mut l = Lineage::of(&legacy, &new, served.swapped_artifacts);
+            l.switched_specs = served.switched_specs;
             Arc::new(l)
         });
         let width = answer.width();
@@ -328,9 +359,9 @@ impl<'a> World<'a> {
             paths,
             legacy_model,
             new_model,
-            alternates,
-            spec_slots,
-            drift,
+            alternates: served.alternates,
+            spec_slots: served.spec_slots,
+            drift: served.drift,
             legacy: Stack::new(&s.stacks.legacy, &segments).map_err(setup)?,
             new: Stack::new(&s.stacks.new, &segments).map_err(setup)?,
             user_budget_ms: s.stacks.user_budget_ms,
