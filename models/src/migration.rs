@@ -174,6 +174,96 @@ pub struct Migration {
     text: String,
 }
 
+/// Where an error of `migration.toml` is: a span of its text, the field, and why.
+type ErrAt<'a> = dyn Fn(std::ops::Range<usize>, &str, String) -> FieldError + 'a;
+
+/// The `[traffic]` section: a bundled generator, or a recorded file inside the folder.
+fn traffic_of(traffic: &Spanned<TrafficDef>, dir: &Path, err: &ErrAt<'_>) -> Result<Traffic, FieldError> {
+    let (t, tspan) = (traffic.get_ref(), traffic.span());
+    Ok(match t.source.as_str() {
+        "generator" => {
+            if t.file.is_some() || t.format.is_some() || t.max_rows.is_some() {
+                return Err(err(tspan, "traffic.file", "a generator reads no file".into()));
+            }
+            let name = t
+                .generator
+                .clone()
+                .ok_or_else(|| err(tspan.clone(), "traffic.generator", "name the generator".into()))?;
+            if !traffic::GENERATORS.contains(&name.as_str()) {
+                return Err(err(
+                    tspan,
+                    "traffic.generator",
+                    format!("no bundled generator `{name}` (generators: {})", traffic::GENERATORS.join(", ")),
+                ));
+            }
+            if t.entities.is_some_and(|n| n == 0 || n > 100_000_000) {
+                return Err(err(tspan, "traffic.entities", "must be 1 to 100000000".into()));
+            }
+            Traffic::Generator { name, entities: t.entities }
+        }
+        "recorded" => {
+            if t.generator.is_some() || t.entities.is_some() {
+                return Err(err(tspan, "traffic.generator", "recorded traffic takes `file`, not a generator".into()));
+            }
+            let f =
+                t.file.clone().ok_or_else(|| err(tspan.clone(), "traffic.file", "name the recorded file".into()))?;
+            let file = dir.join(&f);
+            if !file.is_file() {
+                return Err(err(tspan, "traffic.file", format!("{}: no such file", file.display())));
+            }
+            if !inside(dir, &file) {
+                return Err(err(tspan, "traffic.file", outside(&f)));
+            }
+            let format = match &t.format {
+                None => Format::of(&file),
+                Some(name) => Some(
+                    Format::from_name(name)
+                        .ok_or_else(|| err(tspan.clone(), "traffic.format", format!("`{name}` is not csv or jsonl")))?,
+                ),
+            };
+            if format.is_none() {
+                return Err(err(
+                    tspan,
+                    "traffic.format",
+                    "cannot tell the file's format: name it .csv or .jsonl, or set format".into(),
+                ));
+            }
+            let max_rows = t.max_rows.unwrap_or(traffic::MAX_ROWS);
+            if !(1..=10_000_000).contains(&max_rows) {
+                return Err(err(tspan, "traffic.max_rows", "must be 1 to 10000000".into()));
+            }
+            Traffic::Recorded { file, format, max_rows }
+        }
+        other => {
+            return Err(err(
+                tspan,
+                "traffic.source",
+                format!("`{other}` is not a traffic source (recorded or generator)"),
+            ))
+        }
+    })
+}
+
+/// The fields a shadow call can lose (`[shadow] context`): optional request fields.
+fn shadow_context_of(shadow: &ShadowDef, schema: &Schema, err: &ErrAt<'_>) -> Result<Vec<usize>, FieldError> {
+    let mut shadow_context = Vec::new();
+    for (k, c) in shadow.context.iter().enumerate() {
+        let at = format!("shadow.context[{k}]");
+        let i = schema
+            .index(c.get_ref())
+            .ok_or_else(|| err(c.span(), &at, format!("`{}` is not a request field", c.get_ref())))?;
+        if !schema.field(i).optional {
+            return Err(err(
+                c.span(),
+                &at,
+                format!("`{}` is required: a shadow call can only lose optional fields", c.get_ref()),
+            ));
+        }
+        shadow_context.push(i);
+    }
+    Ok(shadow_context)
+}
+
 impl Migration {
     /// Reads a migration folder (or its `migration.toml`).
     pub fn load(path: &Path) -> Result<Migration, FieldError> {
@@ -213,21 +303,7 @@ impl Migration {
                 }
             }
         }
-        let mut shadow_context = Vec::new();
-        for (k, c) in m.shadow.context.iter().enumerate() {
-            let at = format!("shadow.context[{k}]");
-            let i = schema
-                .index(c.get_ref())
-                .ok_or_else(|| err(c.span(), &at, format!("`{}` is not a request field", c.get_ref())))?;
-            if !schema.field(i).optional {
-                return Err(err(
-                    c.span(),
-                    &at,
-                    format!("`{}` is required: a shadow call can only lose optional fields", c.get_ref()),
-                ));
-            }
-            shadow_context.push(i);
-        }
+        let shadow_context = shadow_context_of(&m.shadow, &schema, &err)?;
         let s = &m.store;
         if !(s.interval_s.is_finite() && s.interval_s >= 1.0 && s.interval_s <= 86400.0 * 7.0) {
             return Err(err(key_span(text, "interval_s"), "store.interval_s", "must be 1 s to 7 days".into()));
@@ -236,75 +312,7 @@ impl Migration {
             return Err(err(key_span(text, "delay_s"), "store.delay_s", "must be 0 or more (and not absurd)".into()));
         }
         let schedule = Schedule { interval_ms: (s.interval_s * 1000.0) as i64, delay_ms: (s.delay_s * 1000.0) as i64 };
-        let t = m.traffic.get_ref();
-        let tspan = m.traffic.span();
-        let traffic = match t.source.as_str() {
-            "generator" => {
-                if t.file.is_some() || t.format.is_some() || t.max_rows.is_some() {
-                    return Err(err(tspan, "traffic.file", "a generator reads no file".into()));
-                }
-                let name = t
-                    .generator
-                    .clone()
-                    .ok_or_else(|| err(tspan.clone(), "traffic.generator", "name the generator".into()))?;
-                if !traffic::GENERATORS.contains(&name.as_str()) {
-                    return Err(err(
-                        tspan,
-                        "traffic.generator",
-                        format!("no bundled generator `{name}` (generators: {})", traffic::GENERATORS.join(", ")),
-                    ));
-                }
-                if t.entities.is_some_and(|n| n == 0 || n > 100_000_000) {
-                    return Err(err(tspan, "traffic.entities", "must be 1 to 100000000".into()));
-                }
-                Traffic::Generator { name, entities: t.entities }
-            }
-            "recorded" => {
-                if t.generator.is_some() || t.entities.is_some() {
-                    return Err(err(
-                        tspan,
-                        "traffic.generator",
-                        "recorded traffic takes `file`, not a generator".into(),
-                    ));
-                }
-                let f = t
-                    .file
-                    .clone()
-                    .ok_or_else(|| err(tspan.clone(), "traffic.file", "name the recorded file".into()))?;
-                let file = dir.join(&f);
-                if !file.is_file() {
-                    return Err(err(tspan, "traffic.file", format!("{}: no such file", file.display())));
-                }
-                if !inside(dir, &file) {
-                    return Err(err(tspan, "traffic.file", outside(&f)));
-                }
-                let format = match &t.format {
-                    None => Format::of(&file),
-                    Some(name) => Some(Format::from_name(name).ok_or_else(|| {
-                        err(tspan.clone(), "traffic.format", format!("`{name}` is not csv or jsonl"))
-                    })?),
-                };
-                if format.is_none() {
-                    return Err(err(
-                        tspan,
-                        "traffic.format",
-                        "cannot tell the file's format: name it .csv or .jsonl, or set format".into(),
-                    ));
-                }
-                let max_rows = t.max_rows.unwrap_or(traffic::MAX_ROWS);
-                if !(1..=10_000_000).contains(&max_rows) {
-                    return Err(err(tspan, "traffic.max_rows", "must be 1 to 10000000".into()));
-                }
-                Traffic::Recorded { file, format, max_rows }
-            }
-            other => {
-                return Err(err(
-                    tspan,
-                    "traffic.source",
-                    format!("`{other}` is not a traffic source (recorded or generator)"),
-                ))
-            }
-        };
+        let traffic = traffic_of(&m.traffic, dir, &err)?;
         let registry = dir.join(m.registry.path.get_ref());
         if !registry.is_dir() {
             return Err(err(

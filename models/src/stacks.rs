@@ -590,181 +590,11 @@ fn compile_stack(
         }
         "http" => {
             refuse(&platform_only, "http")?;
-            let url = s.url.as_ref().ok_or_else(|| (d.span(), f("url"), "an http stack needs `url`".into()))?;
-            let path = match &s.path {
-                None => "/v1/score".to_string(),
-                Some(p) if p.get_ref().starts_with('/') && !p.get_ref().contains(char::is_whitespace) => {
-                    p.get_ref().clone()
-                }
-                Some(p) => return Err((p.span(), f("path"), "must start with `/` and hold no space".into())),
-            };
-            let mut headers = Vec::new();
-            for (name, value) in &s.headers {
-                let ok_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                if !ok_name {
-                    return Err((value.span(), f("headers"), format!("`{}` is not a header name", crate::shown(name))));
-                }
-                let field = f(&format!("headers.{name}"));
-                if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    return Err((
-                        value.span(),
-                        field,
-                        format!(
-                            "`{}` frames the call or belongs to one hop: the router sets it (reserved: {})",
-                            crate::shown(name),
-                            RESERVED_HEADERS.join(", ")
-                        ),
-                    ));
-                }
-                // A value may hold a secret from the environment: no message prints it.
-                let expanded = expand(value.get_ref()).map_err(|e| (value.span(), field.clone(), e))?;
-                if expanded.chars().any(char::is_control) {
-                    return Err((
-                        value.span(),
-                        field,
-                        "holds a control character (once its variables are expanded)".into(),
-                    ));
-                }
-                headers.push((name.clone(), expanded));
-            }
-            let body = match &s.body {
-                None => None,
-                Some(b) => {
-                    let json = match b.get_ref() {
-                        toml::Value::String(t) => serde_json::from_str::<serde_json::Value>(t).map_err(|e| {
-                            (
-                                b.span(),
-                                f("body"),
-                                format!("not JSON (line {}, column {} of the text): {e}", e.line(), e.column()),
-                            )
-                        })?,
-                        v @ (toml::Value::Table(_) | toml::Value::Array(_)) => serde_json::to_value(v)
-                            .map_err(|e| (b.span(), f("body"), format!("cannot be written as JSON: {e}")))?,
-                        _ => return Err((b.span(), f("body"), "must be a table, an array or a JSON text".into())),
-                    };
-                    let t = Template::compile(&json, schema).map_err(|e| (b.span(), f("body"), e))?;
-                    let (worst, most) = t.max_len(MAX_REQUEST_BODY);
-                    if worst > MAX_CALL_BODY {
-                        let why = most.map_or(String::new(), |(field, n)| {
-                            format!(" (`{{{}}}` appears {n} time(s))", crate::shown(&field))
-                        });
-                        return Err((
-                            b.span(),
-                            f("body"),
-                            format!(
-                                "a request within the {} KiB body cap could expand to {worst} bytes here{why}, \
-                                 past the {} KiB a call's body may hold",
-                                MAX_REQUEST_BODY / 1024,
-                                MAX_CALL_BODY / 1024
-                            ),
-                        ));
-                    }
-                    Some(t)
-                }
-            };
-            let ptr = |p: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, Fail> {
-                p.as_ref().map(|p| pointer(p.get_ref()).map_err(|e| (p.span(), f(key), e))).transpose()
-            };
-            let score = ptr(&s.score, "score")?.unwrap_or_else(|| "/score".into());
-            Ok(StackDecl::Http(HttpStack {
-                url: site(url, f("url"), text, urls)?,
-                path,
-                headers,
-                body,
-                score,
-                decision: ptr(&s.decision, "decision")?,
-                probabilities: ptr(&s.probabilities, "probabilities")?,
-                model_version: ptr(&s.model_version, "model_version")?,
-                features: ptr(&s.features, "features")?,
-            }))
+            compile_http(d, &f, schema, text, urls)
         }
         "platform" => {
             refuse(&http_only, "platform")?;
-            if !s.headers.is_empty() {
-                return Err((s.kind.span(), f("headers"), "a stack of kind `platform` takes no `headers`".into()));
-            }
-            let fs = s.feature_server.as_ref().ok_or_else(|| {
-                (d.span(), f("feature_server"), "a platform needs `[feature_server]` (a Feast feature server)".into())
-            })?;
-            let ms = s.model_server.as_ref().ok_or_else(|| {
-                (
-                    d.span(),
-                    f("model_server"),
-                    "a platform needs `[model_server]` (an Open Inference Protocol server)".into(),
-                )
-            })?;
-            let (fsd, msd) = (fs.get_ref(), ms.get_ref());
-            let ff = |k: &str| f(&format!("feature_server.{k}"));
-            let mf = |k: &str| f(&format!("model_server.{k}"));
-            let name = |v: &Spanned<String>, field: String| -> Result<String, Fail> {
-                let t = v.get_ref();
-                let ok = !t.is_empty() && t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-                if ok {
-                    Ok(t.clone())
-                } else {
-                    Err((v.span(), field, format!("`{}` is not a name (no space, no `/`)", crate::shown(t))))
-                }
-            };
-            let mut features = BTreeMap::new();
-            for (agg, reference) in &fsd.features {
-                let r = reference.get_ref();
-                match r.split_once(':') {
-                    Some((v, n)) if !v.is_empty() && !n.is_empty() && !n.contains(':') => {
-                        features.insert(agg.clone(), r.clone());
-                    }
-                    _ => {
-                        return Err((
-                            reference.span(),
-                            ff(&format!("features.{agg}")),
-                            format!("`{}` is not a feature reference (`view:feature`)", crate::shown(r)),
-                        ))
-                    }
-                }
-            }
-            let entity = schema.field(schema.entity_field()).name.clone();
-            let feature_server = FeatureServer {
-                url: site(&fsd.url, ff("url"), text, urls)?,
-                join_key: fsd.join_key.as_ref().map(|k| name(k, ff("join_key"))).transpose()?.unwrap_or(entity),
-                view: fsd.view.as_ref().map(|v| name(v, ff("view"))).transpose()?,
-                features,
-                push_source: fsd.push_source.as_ref().map(|p| name(p, ff("push_source"))).transpose()?,
-                at: line_column(text, fs.span().start),
-            };
-            let output = match &msd.output {
-                None => OipOutput::Predict,
-                Some(o) => match o.get_ref().as_str() {
-                    "predict" => OipOutput::Predict,
-                    "predict_proba" => OipOutput::PredictProba,
-                    other => {
-                        return Err((
-                            o.span(),
-                            mf("output"),
-                            format!("`{}` is not an output (predict or predict_proba)", crate::shown(other)),
-                        ))
-                    }
-                },
-            };
-            let model_server = ModelServer {
-                url: site(&msd.url, mf("url"), text, urls)?,
-                model: name(&msd.model, mf("model"))?,
-                version: msd.version.as_ref().map(|v| name(v, mf("version"))).transpose()?,
-                output,
-                input: msd
-                    .input
-                    .as_ref()
-                    .map(|v| name(v, mf("input")))
-                    .transpose()?
-                    .unwrap_or_else(|| "input-0".into()),
-                // Empty (an unset variable's empty default): no repository.
-                repository: msd
-                    .repository
-                    .as_ref()
-                    .map(|r| expand(r.get_ref()).map_err(|e| (r.span(), mf("repository"), e)))
-                    .transpose()?
-                    .filter(|r| !r.is_empty())
-                    .map(std::path::PathBuf::from),
-            };
-            Ok(StackDecl::Platform(PlatformStack { feature_server, model_server }))
+            compile_platform(d, &f, schema, text, urls)
         }
         other => Err((
             s.kind.span(),
@@ -772,6 +602,188 @@ fn compile_stack(
             format!("`{}` is not a stack kind (in-process, http or platform)", crate::shown(other)),
         )),
     }
+}
+
+/// An http stack: its URL, path, headers, body template and where its answer holds what.
+fn compile_http(
+    d: &Spanned<StackDef>,
+    f: &dyn Fn(&str) -> String,
+    schema: &Schema,
+    text: &str,
+    urls: &mut Vec<UrlSite>,
+) -> Result<StackDecl, Fail> {
+    let s = d.get_ref();
+    let url = s.url.as_ref().ok_or_else(|| (d.span(), f("url"), "an http stack needs `url`".into()))?;
+    let path = match &s.path {
+        None => "/v1/score".to_string(),
+        Some(p) if p.get_ref().starts_with('/') && !p.get_ref().contains(char::is_whitespace) => p.get_ref().clone(),
+        Some(p) => return Err((p.span(), f("path"), "must start with `/` and hold no space".into())),
+    };
+    let headers = http_headers(s, &f)?;
+    let body = s.body.as_ref().map(|b| http_body(b, schema, &f)).transpose()?;
+    let ptr = |p: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, Fail> {
+        p.as_ref().map(|p| pointer(p.get_ref()).map_err(|e| (p.span(), f(key), e))).transpose()
+    };
+    let score = ptr(&s.score, "score")?.unwrap_or_else(|| "/score".into());
+    Ok(StackDecl::Http(HttpStack {
+        url: site(url, f("url"), text, urls)?,
+        path,
+        headers,
+        body,
+        score,
+        decision: ptr(&s.decision, "decision")?,
+        probabilities: ptr(&s.probabilities, "probabilities")?,
+        model_version: ptr(&s.model_version, "model_version")?,
+        features: ptr(&s.features, "features")?,
+    }))
+}
+
+/// An http stack's headers: names checked, none reserved, values expanded (never printed).
+fn http_headers(s: &StackDef, f: &dyn Fn(&str) -> String) -> Result<Vec<(String, String)>, Fail> {
+    let mut headers = Vec::new();
+    for (name, value) in &s.headers {
+        let ok_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !ok_name {
+            return Err((value.span(), f("headers"), format!("`{}` is not a header name", crate::shown(name))));
+        }
+        let field = f(&format!("headers.{name}"));
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err((
+                value.span(),
+                field,
+                format!(
+                    "`{}` frames the call or belongs to one hop: the router sets it (reserved: {})",
+                    crate::shown(name),
+                    RESERVED_HEADERS.join(", ")
+                ),
+            ));
+        }
+        // A value may hold a secret from the environment: no message prints it.
+        let expanded = expand(value.get_ref()).map_err(|e| (value.span(), field.clone(), e))?;
+        if expanded.chars().any(char::is_control) {
+            return Err((value.span(), field, "holds a control character (once its variables are expanded)".into()));
+        }
+        headers.push((name.clone(), expanded));
+    }
+    Ok(headers)
+}
+
+/// An http stack's body template: a TOML table or array, or a JSON text, that no request
+/// within the body cap can expand past what a call may hold.
+fn http_body(b: &Spanned<toml::Value>, schema: &Schema, f: &dyn Fn(&str) -> String) -> Result<Template, Fail> {
+    let json = match b.get_ref() {
+        toml::Value::String(t) => serde_json::from_str::<serde_json::Value>(t).map_err(|e| {
+            (b.span(), f("body"), format!("not JSON (line {}, column {} of the text): {e}", e.line(), e.column()))
+        })?,
+        v @ (toml::Value::Table(_) | toml::Value::Array(_)) => {
+            serde_json::to_value(v).map_err(|e| (b.span(), f("body"), format!("cannot be written as JSON: {e}")))?
+        }
+        _ => return Err((b.span(), f("body"), "must be a table, an array or a JSON text".into())),
+    };
+    let t = Template::compile(&json, schema).map_err(|e| (b.span(), f("body"), e))?;
+    let (worst, most) = t.max_len(MAX_REQUEST_BODY);
+    if worst > MAX_CALL_BODY {
+        let why =
+            most.map_or(String::new(), |(field, n)| format!(" (`{{{}}}` appears {n} time(s))", crate::shown(&field)));
+        return Err((
+            b.span(),
+            f("body"),
+            format!(
+                "a request within the {} KiB body cap could expand to {worst} bytes here{why}, \
+                 past the {} KiB a call's body may hold",
+                MAX_REQUEST_BODY / 1024,
+                MAX_CALL_BODY / 1024
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// The composed platform: its feature server and its model server.
+fn compile_platform(
+    d: &Spanned<StackDef>,
+    f: &dyn Fn(&str) -> String,
+    schema: &Schema,
+    text: &str,
+    urls: &mut Vec<UrlSite>,
+) -> Result<StackDecl, Fail> {
+    let s = d.get_ref();
+    if !s.headers.is_empty() {
+        return Err((s.kind.span(), f("headers"), "a stack of kind `platform` takes no `headers`".into()));
+    }
+    let fs = s.feature_server.as_ref().ok_or_else(|| {
+        (d.span(), f("feature_server"), "a platform needs `[feature_server]` (a Feast feature server)".into())
+    })?;
+    let ms = s.model_server.as_ref().ok_or_else(|| {
+        (d.span(), f("model_server"), "a platform needs `[model_server]` (an Open Inference Protocol server)".into())
+    })?;
+    let (fsd, msd) = (fs.get_ref(), ms.get_ref());
+    let ff = |k: &str| f(&format!("feature_server.{k}"));
+    let mf = |k: &str| f(&format!("model_server.{k}"));
+    let name = |v: &Spanned<String>, field: String| -> Result<String, Fail> {
+        let t = v.get_ref();
+        let ok = !t.is_empty() && t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        if ok {
+            Ok(t.clone())
+        } else {
+            Err((v.span(), field, format!("`{}` is not a name (no space, no `/`)", crate::shown(t))))
+        }
+    };
+    let mut features = BTreeMap::new();
+    for (agg, reference) in &fsd.features {
+        let r = reference.get_ref();
+        match r.split_once(':') {
+            Some((v, n)) if !v.is_empty() && !n.is_empty() && !n.contains(':') => {
+                features.insert(agg.clone(), r.clone());
+            }
+            _ => {
+                return Err((
+                    reference.span(),
+                    ff(&format!("features.{agg}")),
+                    format!("`{}` is not a feature reference (`view:feature`)", crate::shown(r)),
+                ))
+            }
+        }
+    }
+    let entity = schema.field(schema.entity_field()).name.clone();
+    let feature_server = FeatureServer {
+        url: site(&fsd.url, ff("url"), text, urls)?,
+        join_key: fsd.join_key.as_ref().map(|k| name(k, ff("join_key"))).transpose()?.unwrap_or(entity),
+        view: fsd.view.as_ref().map(|v| name(v, ff("view"))).transpose()?,
+        features,
+        push_source: fsd.push_source.as_ref().map(|p| name(p, ff("push_source"))).transpose()?,
+        at: line_column(text, fs.span().start),
+    };
+    let output = match &msd.output {
+        None => OipOutput::Predict,
+        Some(o) => match o.get_ref().as_str() {
+            "predict" => OipOutput::Predict,
+            "predict_proba" => OipOutput::PredictProba,
+            other => {
+                return Err((
+                    o.span(),
+                    mf("output"),
+                    format!("`{}` is not an output (predict or predict_proba)", crate::shown(other)),
+                ))
+            }
+        },
+    };
+    let model_server = ModelServer {
+        url: site(&msd.url, mf("url"), text, urls)?,
+        model: name(&msd.model, mf("model"))?,
+        version: msd.version.as_ref().map(|v| name(v, mf("version"))).transpose()?,
+        output,
+        input: msd.input.as_ref().map(|v| name(v, mf("input"))).transpose()?.unwrap_or_else(|| "input-0".into()),
+        // Empty (an unset variable's empty default): no repository.
+        repository: msd
+            .repository
+            .as_ref()
+            .map(|r| expand(r.get_ref()).map_err(|e| (r.span(), mf("repository"), e)))
+            .transpose()?
+            .filter(|r| !r.is_empty())
+            .map(std::path::PathBuf::from),
+    };
+    Ok(StackDecl::Platform(PlatformStack { feature_server, model_server }))
 }
 
 /// A JSON pointer (`/a/0/b`), or a key, which becomes one (`score` is `/score`).

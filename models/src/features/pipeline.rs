@@ -226,21 +226,8 @@ impl Pipeline {
             let (line, column) = line_column(text, span.start);
             SpecError { file: file.to_string(), line, column, field, message }
         };
-        let placeholders: Vec<&toml::Spanned<FeatureDef>> =
-            spec.features.iter().filter(|f| f.get_ref().placeholder.is_some()).collect();
-        if let Some(first) = placeholders.first() {
-            let names: Vec<String> = placeholders.iter().map(|f| format!("`{}`", f.get_ref().name.get_ref())).collect();
-            let (one, them) = if names.len() == 1 { ("feature", "it") } else { ("features", "them") };
-            return Err(err(
-                first.span(),
-                "feature.placeholder".into(),
-                format!(
-                    "{one} {} {} placeholder{} written by `cutover init` (no request field provides {them}): define {them} (source, steps, divide, ...) and delete the `placeholder` line",
-                    names.join(", "),
-                    if names.len() == 1 { "is a" } else { "are" },
-                    if names.len() == 1 { "" } else { "s" },
-                ),
-            ));
+        if let Some((span, message)) = placeholders(spec) {
+            return Err(err(span, "feature.placeholder".into(), message));
         }
         let mut c = Compiler {
             schema,
@@ -257,31 +244,10 @@ impl Pipeline {
         }
         // Aggregates first (features read them), their `of` resolved once features exist.
         for (k, a) in spec.aggregates.iter().enumerate() {
-            let d = a.get_ref();
-            let name = d.name.get_ref().clone();
-            let at = |f: &str| format!("aggregate[{k}].{f}");
-            if c.aggregates.iter().any(|x| x.name == name) || schema.index(&name).is_some() {
-                return Err(err(d.name.span(), at("name"), format!("`{name}` is already a field or an aggregate")));
-            }
-            let window_ms = match d.window_s {
-                None => None,
-                Some(w) if (1.0..=400.0 * 86400.0).contains(&w) => Some((w * 1000.0) as i64),
-                Some(w) => return Err(err(a.span(), at("window_s"), format!("must be 1 s to 400 days, got {w}"))),
-            };
-            match (d.function, &d.of) {
-                (Function::Count, Some(of)) => {
-                    return Err(err(of.span(), at("of"), "a count counts events: it takes no `of`".into()))
-                }
-                (f, None) if f != Function::Count => {
-                    return Err(err(
-                        d.name.span(),
-                        at("of"),
-                        format!("a {} needs `of`: the value aggregated", f.name()),
-                    ))
-                }
-                _ => {}
-            }
-            c.aggregates.push(Aggregate { name, function: d.function, window_ms, of: None });
+            let aggregate = c
+                .aggregate(a.get_ref(), a.span())
+                .map_err(|(span, f, m)| err(span, format!("aggregate[{k}].{f}"), m))?;
+            c.aggregates.push(aggregate);
         }
         for (k, def) in spec.features.iter().enumerate() {
             let d = def.get_ref();
@@ -599,6 +565,30 @@ impl Compiler<'_> {
             }
         }
         Ok(t)
+    }
+
+    /// One aggregate, checked: a new name, a window of 1 s to 400 days, `of` exactly when
+    /// it folds a value (resolved once the features exist).
+    fn aggregate(&self, d: &AggregateDef, span: std::ops::Range<usize>) -> Result<Aggregate, Fail> {
+        let name = d.name.get_ref().clone();
+        if self.aggregates.iter().any(|x| x.name == name) || self.schema.index(&name).is_some() {
+            return Err((d.name.span(), "name".into(), format!("`{name}` is already a field or an aggregate")));
+        }
+        let window_ms = match d.window_s {
+            None => None,
+            Some(w) if (1.0..=400.0 * 86400.0).contains(&w) => Some((w * 1000.0) as i64),
+            Some(w) => return Err((span, "window_s".into(), format!("must be 1 s to 400 days, got {w}"))),
+        };
+        match (d.function, &d.of) {
+            (Function::Count, Some(of)) => {
+                return Err((of.span(), "of".into(), "a count counts events: it takes no `of`".into()))
+            }
+            (f, None) if f != Function::Count => {
+                return Err((d.name.span(), "of".into(), format!("a {} needs `of`: the value aggregated", f.name())))
+            }
+            _ => {}
+        }
+        Ok(Aggregate { name, function: d.function, window_ms, of: None })
     }
 
     fn find_table(&self, name: &str) -> Result<usize, String> {
@@ -925,6 +915,25 @@ impl Compiler<'_> {
         }
         Ok(AggregateOf::Feature(j))
     }
+}
+
+/// The features `cutover init` left as placeholders, if any: where the first is, and the
+/// refusal naming them all.
+fn placeholders(spec: &SpecFile) -> Option<(std::ops::Range<usize>, String)> {
+    let placeholders: Vec<&toml::Spanned<FeatureDef>> =
+        spec.features.iter().filter(|f| f.get_ref().placeholder.is_some()).collect();
+    let first = placeholders.first()?;
+    let names: Vec<String> = placeholders.iter().map(|f| format!("`{}`", f.get_ref().name.get_ref())).collect();
+    let (one, them) = if names.len() == 1 { ("feature", "it") } else { ("features", "them") };
+    Some((
+        first.span(),
+        format!(
+            "{one} {} {} placeholder{} written by `cutover init` (no request field provides {them}): define {them} (source, steps, divide, ...) and delete the `placeholder` line",
+            names.join(", "),
+            if names.len() == 1 { "is a" } else { "are" },
+            if names.len() == 1 { "" } else { "s" },
+        ),
+    ))
 }
 
 /// The request fields a feature reads: its input, a lookup's key, a zone's field.
