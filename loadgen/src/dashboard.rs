@@ -41,6 +41,13 @@ async fn render(state: Arc<RouterState>, whole: bool) -> Result<Response, ApiErr
         .into_response())
 }
 
+/// The dashboard's routes, for the router to serve behind its token check.
+pub fn routes() -> axum::Router<Arc<RouterState>> {
+    axum::Router::new()
+        .route("/dashboard", axum::routing::get(page))
+        .route("/dashboard/panels", axum::routing::get(panels))
+}
+
 /// `GET /dashboard`: the whole page.
 pub async fn page(State(state): State<Arc<RouterState>>) -> Result<Response, ApiError> {
     render(state, true).await

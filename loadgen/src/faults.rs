@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use cutover_models::answer::Answer;
 use cutover_models::features::Pipeline;
@@ -14,7 +15,10 @@ use cutover_models::schema::{Record, Schema};
 use cutover_models::segments::Segments;
 use cutover_models::stack::ScoringStack;
 use cutover_models::{Migration, Model};
-use cutover_sim::faults::{resolve_one, Accepts, Context, Fault, FaultSpec, Kind, Support};
+use cutover_sim::faults::{resolve_one, Accepts, Context, Fault, FaultSpec, Kind, Support, Touch};
+use cutover_sim::streams::unit;
+
+use crate::http::ApiError;
 use rand::SeedableRng;
 use serde::Serialize;
 
@@ -474,6 +478,65 @@ pub fn rewrite_request(hits: &[Hit], schema: &Schema, body: &mut serde_json::Map
             },
             _ => {}
         }
+    }
+}
+
+/// How long an injected timeout holds a request: far past any caller's budget.
+const HELD_MS: u64 = 30_000;
+
+/// Whether a touched call of request `txn` times out or fails, drawn from the seed.
+pub(crate) struct Drawn {
+    /// It hangs past the caller's timeout.
+    pub timeout: bool,
+    /// It fails.
+    pub error: bool,
+}
+
+/// What the faults among `hits` do to the new-stack call of request `txn`, the same on
+/// every face: gathered by [`Touch::add`], its failures drawn from the seed.
+pub(crate) fn touch_of(hits: &[Hit], seed: u64, txn: u64) -> (Touch, Drawn) {
+    let mut touch = Touch::default();
+    for (id, kind, _) in hits {
+        touch.add(kind, *id, seed, txn, false);
+    }
+    let timeout = touch.timeout_rate > 0.0 && unit(seed, txn, 0x7173) < touch.timeout_rate;
+    let error = touch.error_rate > 0.0 && unit(seed, txn, 0xE770) < touch.error_rate;
+    (touch, Drawn { timeout, error })
+}
+
+/// Acts out the latency, error and timeout faults among `hits` on request `txn`: sleeps
+/// for the latency added, holds a timed-out request far past any caller's budget, and
+/// answers an injected error with 500. What the faults do to the call, for
+/// [`scale_own_time`] once it has answered.
+pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<Touch, ApiError> {
+    let (touch, Drawn { timeout, error }) = touch_of(hits, seed, txn);
+    let delay_ms = touch.add_ms;
+    if delay_ms > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
+    }
+    if timeout {
+        tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
+    }
+    if error {
+        // Its caller counts the failed call (cutover_stack_errors_total, reason "status").
+        return Err(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the stack failed (an injected error)",
+        ));
+    }
+    Ok(touch)
+}
+
+/// Records the stack's own service time of a call that began at `own` and, under a
+/// `latency_scale` fault, waits until the call has taken its multiplied time. tokio's timer
+/// waits whole milliseconds: on a stack answering in well under one, the wait rounds up.
+pub(crate) async fn scale_own_time(board: Option<&FaultBoard>, touch: &Touch, own: Instant) {
+    let Some(board) = board else { return };
+    let ms = own.elapsed().as_secs_f64() * 1000.0;
+    let position = board.own_time(ms);
+    let extra = touch.scaled_ms(ms, position) - ms;
+    if extra > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(extra / 1000.0)).await;
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::upstream::UpstreamFailure;
 
@@ -214,4 +214,30 @@ pub async fn not_found() -> ApiError {
 /// A known path with the wrong method: 405 as JSON.
 pub async fn wrong_method() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path")
+}
+
+/// Ask a stack to include its model row in the answer (the router pairs feature rows).
+pub const FEATURES_HEADER: &str = "x-cutover-features";
+
+/// A stack's answer to `POST /v1/score`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerBody {
+    /// The model's answer: the probability (binary), the most likely class's probability
+    /// (multiclass), or the prediction (regression).
+    pub score: f32,
+    /// The decision's label (none for regression).
+    pub decision: Option<String>,
+    /// Every class's probability (multiclass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<f32>>,
+    /// Which stack answered.
+    pub stack: String,
+    /// The artifact that scored it (empty where a model server scored it).
+    pub model_sha256: String,
+    /// The version the model server stated, on the composed platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    /// The model row, when asked for with the `x-cutover-features: 1` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<f32>>,
 }

@@ -34,8 +34,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::faults::FaultBoard;
+use crate::faults::{scale_own_time, serve_faults};
 use crate::http::{self, ApiError};
-use crate::stack::{scale_own_time, serve_faults, AnswerBody, FEATURES_HEADER};
+use crate::http::{AnswerBody, FEATURES_HEADER};
 use crate::upstream::{self, AnswerLimits};
 
 /// The most entities whose raw keys are remembered (the store's own bound).

@@ -32,8 +32,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::faults::{Face, FaultBoard, Hit};
+use crate::http::FEATURES_HEADER;
 use crate::http::{self, ApiError};
-use crate::stack::FEATURES_HEADER;
 use crate::state::{self, Checkpoint, Resume, StateDir};
 use crate::upstream::{self, AnswerLimits, UpstreamFailure};
 
@@ -804,7 +804,7 @@ impl RouterState {
             _ => return self.call(&self.cfg.new, body, budget).await,
         };
         let began = Instant::now();
-        let (touch, drawn) = crate::stack::touch_of(hits, board.seed(), txn);
+        let (touch, drawn) = crate::faults::touch_of(hits, board.seed(), txn);
         let failed = |failure: UpstreamFailure, answer: CallFailure| {
             failure.count(self.cfg.new.name);
             CallResult { ms: began.elapsed().as_secs_f64() * 1000.0, answer: Err(answer) }
@@ -1042,8 +1042,10 @@ struct Routing {
     weight: f64,
 }
 
-/// The router's routes: scoring, health, metrics and the admin API.
-pub fn routes(state: Arc<RouterState>) -> Router {
+/// The router's routes: scoring, health, metrics and the admin API, with `pages` (the
+/// dashboard's, given by the caller so that the router does not depend on its pages) behind
+/// the same token check.
+pub fn routes(state: Arc<RouterState>, pages: Router<Arc<RouterState>>) -> Router {
     let admin = Router::new()
         .route("/admin/rollout", get(admin_rollout))
         .route("/admin/history", get(admin_history))
@@ -1058,8 +1060,7 @@ pub fn routes(state: Arc<RouterState>) -> Router {
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(http::metrics))
-        .route("/dashboard", get(crate::dashboard::page))
-        .route("/dashboard/panels", get(crate::dashboard::panels))
+        .merge(pages)
         .merge(admin)
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::wrong_method)

@@ -471,7 +471,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (listener, router_addr) = listen(cfg.bind, cfg.router_port).await?;
     let controller = state.spawn_controller();
     let (router_stop, router_stopped) = watch::channel(false);
-    let router_task = spawn(listener, router::routes(state.clone()), cfg.router_limits, router_stopped);
+    let router_task =
+        spawn(listener, router::routes(state.clone(), crate::dashboard::routes()), cfg.router_limits, router_stopped);
     Ok(Running {
         router: router_addr,
         legacy: legacy_addr,

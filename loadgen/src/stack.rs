@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cutover_models::answer::Answer;
@@ -17,42 +17,11 @@ use cutover_models::schema::Schema;
 use cutover_models::stack::ScoringStack;
 use cutover_models::store::Schedule;
 use cutover_models::{Model, Output};
-use cutover_sim::faults::{served_answer, Kind, Touch};
-use cutover_sim::streams::unit;
-use serde::{Deserialize, Serialize};
+use cutover_sim::faults::{served_answer, Kind};
 
-use crate::faults::{FaultBoard, Hit, Serves};
-use crate::http::{self, ApiError};
+use crate::faults::{scale_own_time, serve_faults, FaultBoard, Serves};
+use crate::http::{self, AnswerBody, ApiError, FEATURES_HEADER};
 use crate::platform::EntityKeys;
-
-/// Ask a stack to include its model row in the answer (the router pairs feature rows).
-pub const FEATURES_HEADER: &str = "x-cutover-features";
-
-/// A stack's answer to `POST /v1/score`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AnswerBody {
-    /// The model's answer: the probability (binary), the most likely class's probability
-    /// (multiclass), or the prediction (regression).
-    pub score: f32,
-    /// The decision's label (none for regression).
-    pub decision: Option<String>,
-    /// Every class's probability (multiclass).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probabilities: Option<Vec<f32>>,
-    /// Which stack answered.
-    pub stack: String,
-    /// The artifact that scored it (empty where a model server scored it).
-    pub model_sha256: String,
-    /// The version the model server stated, on the composed platform.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_version: Option<String>,
-    /// The model row, when asked for with the `x-cutover-features: 1` header.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features: Option<Vec<f32>>,
-}
-
-/// How long an injected timeout holds a request: far past any caller's budget.
-const HELD_MS: u64 = 30_000;
 
 /// One stack's state.
 pub struct StackService {
@@ -146,59 +115,6 @@ impl StackService {
             .fallback(http::not_found)
             .method_not_allowed_fallback(http::wrong_method)
             .with_state(self)
-    }
-}
-
-/// Whether a touched call of request `txn` times out or fails, drawn from the seed.
-pub(crate) struct Drawn {
-    /// It hangs past the caller's timeout.
-    pub timeout: bool,
-    /// It fails.
-    pub error: bool,
-}
-
-/// What the faults among `hits` do to the new-stack call of request `txn`, the same on
-/// every face: gathered by [`Touch::add`], its failures drawn from the seed.
-pub(crate) fn touch_of(hits: &[Hit], seed: u64, txn: u64) -> (Touch, Drawn) {
-    let mut touch = Touch::default();
-    for (id, kind, _) in hits {
-        touch.add(kind, *id, seed, txn, false);
-    }
-    let timeout = touch.timeout_rate > 0.0 && unit(seed, txn, 0x7173) < touch.timeout_rate;
-    let error = touch.error_rate > 0.0 && unit(seed, txn, 0xE770) < touch.error_rate;
-    (touch, Drawn { timeout, error })
-}
-
-/// Acts out the latency, error and timeout faults among `hits` on request `txn`: sleeps
-/// for the latency added, holds a timed-out request far past any caller's budget, and
-/// answers an injected error with 500. What the faults do to the call, for
-/// [`scale_own_time`] once it has answered.
-pub(crate) async fn serve_faults(hits: &[Hit], seed: u64, txn: u64) -> Result<Touch, ApiError> {
-    let (touch, Drawn { timeout, error }) = touch_of(hits, seed, txn);
-    let delay_ms = touch.add_ms;
-    if delay_ms > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(delay_ms / 1000.0)).await;
-    }
-    if timeout {
-        tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
-    }
-    if error {
-        // Its caller counts the failed call (cutover_stack_errors_total, reason "status").
-        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the stack failed (an injected error)"));
-    }
-    Ok(touch)
-}
-
-/// Records the stack's own service time of a call that began at `own` and, under a
-/// `latency_scale` fault, waits until the call has taken its multiplied time. tokio's timer
-/// waits whole milliseconds: on a stack answering in well under one, the wait rounds up.
-pub(crate) async fn scale_own_time(board: Option<&FaultBoard>, touch: &Touch, own: Instant) {
-    let Some(board) = board else { return };
-    let ms = own.elapsed().as_secs_f64() * 1000.0;
-    let position = board.own_time(ms);
-    let extra = touch.scaled_ms(ms, position) - ms;
-    if extra > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(extra / 1000.0)).await;
     }
 }
 
