@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cutover_sim::core::verdict::{Expectation, Summary};
-use cutover_sim::faults::{faults_started, resolve, Fault, Kind, SECOND};
+use cutover_sim::faults::{faults_started, Fault, Kind, SECOND};
 use cutover_sim::report::dashboard::{self, PageKind, ReportData};
 use cutover_sim::scenario::{LoadedScenario, Policy};
 use goose::config::GooseConfiguration;
@@ -454,7 +454,7 @@ pub async fn loadtest(
     let post = |path: &str| admin.post(format!("{url}{path}")).bearer_auth(&token);
     post("/admin/start").send().await?.error_for_status()?;
     let mut params = cutover_sim::streams::stream(s.seed, cutover_sim::streams::Stream::Params);
-    let faults = resolve(&loaded, running.state.features(), &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let faults = loaded.faults(running.state.features(), &mut params).map_err(|e| anyhow::anyhow!("{e}"))?;
     let schedule =
         schedule_faults(&loaded, faults, running.state.clone(), (url.clone(), token.clone()), live.time_scale);
     let shadow_wall = s.rollout.shadow_s / live.time_scale;

@@ -359,7 +359,7 @@ impl RouterState {
         let segments = m.segments().map_err(|e| e.to_string())?.clone();
         // A live rollout may run for days: memory keeps a window of its history and trace.
         let history = History::new().windowed(LIVE_EVENTS);
-        let mut rollout = Rollout::new(s, cfg.policy, m.answer(), &cfg.features, segments.names(), history)?;
+        let mut rollout = Rollout::new(&s.plan(), cfg.policy, m.answer(), &cfg.features, segments.names(), history)?;
         if let Some(trace) = rollout.trace.as_mut() {
             trace.window = Some(LIVE_POINTS);
         }
@@ -680,7 +680,7 @@ impl RouterState {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let s = &self.cfg.scenario.scenario;
         let summary = live.rollout.summary(
-            s,
+            &s.plan(),
             s.seed,
             live.fault_start_us,
             live.counts,

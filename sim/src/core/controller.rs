@@ -13,7 +13,7 @@ use super::checkpoint::ControllerState;
 use super::guardrail::Guardrail;
 use super::judge::{Judge, Trigger, Verdict};
 use super::monitor::Window;
-use crate::scenario::{Guardrails, Success};
+use super::plan::{Guardrails, Success};
 
 /// Where the rollout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod history;
 pub mod judge;
 pub mod monitor;
 pub mod pairing;
+pub mod plan;
 pub mod rollout;
 pub mod sequential;
 pub mod trace;

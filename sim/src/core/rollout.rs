@@ -7,15 +7,14 @@ use cutover_models::answer::{Answer, AnswerKind};
 
 use super::checkpoint::{RolloutSnapshot, RolloutState};
 use super::controller::{Controller, Decision, Phase, Plan};
-use super::guardrail::Guardrail;
 use super::history::{Event, History};
 use super::judge::{Argo, Flagger, Judge, Trigger};
 use super::monitor::{Observation, Window};
+use super::plan::{Outcome, Policy, RolloutPlan};
 use super::sequential::Sequential;
 use super::trace::{StageStats, Trace};
 use super::verdict::{self, Summary, TimelineRow};
 use super::SECOND;
-use crate::scenario::{Outcome, Policy, Scenario};
 
 /// A rollout under one judge.
 #[derive(Clone)]
@@ -58,7 +57,7 @@ pub struct Evaluated {
 /// J, the looks the sequential judge plans for: one every `check_interval_s` over the
 /// scenario, and never more than its requests (a look starts a new e-process only when
 /// something was observed since the last one), counted twice over to be safe.
-pub fn planned_looks(s: &Scenario) -> u64 {
+pub fn planned_looks(s: &RolloutPlan<'_>) -> u64 {
     let looks = (s.traffic.duration_s / s.controller.check_interval_s.max(1e-3)).ceil() + 1.0;
     let requests = (2.0 * s.traffic.rate_rps * s.traffic.duration_s).ceil() + 1.0;
     looks.min(requests).clamp(1.0, 1e15) as u64
@@ -68,7 +67,7 @@ impl Rollout {
     /// A rollout of `scenario`'s plan under `policy`, at the start of shadow, judging a
     /// migration's `answer` over its model `features` and `segments` (names).
     pub fn new(
-        s: &Scenario,
+        s: &RolloutPlan<'_>,
         policy: Policy,
         answer: &Answer,
         features: &[String],
@@ -327,18 +326,18 @@ impl Rollout {
     /// summary.json, from this rollout and the counts of the traffic it judged.
     pub fn summary(
         &self,
-        s: &Scenario,
+        s: &RolloutPlan<'_>,
         seed: u64,
         fault_start_us: Option<u64>,
         counts: Counts,
         reproduce: String,
     ) -> Summary {
         verdict::summarize(verdict::Facts {
-            scenario: s.name.clone(),
+            scenario: s.name.to_string(),
             seed,
             policy: self.controller.policy(),
             outcome: self.outcome(),
-            expect: &s.expect,
+            expect: s.expect,
             fault_start_us,
             detected_us: self.detected_us,
             rollback_us: self.rollback_us,
@@ -352,17 +351,6 @@ impl Rollout {
             reproduce,
         })
     }
-}
-
-/// Per guardrail of a scenario's plan under its own judge, the paired requests after which
-/// the judge can act on it (see [`Judge::acts_after`]).
-pub fn acts_after(loaded: &crate::scenario::LoadedScenario) -> Result<Vec<(Guardrail, u64)>, String> {
-    let (s, m) = (&loaded.scenario, &loaded.migration);
-    let (legacy, _) = m.start_stacks()?;
-    let segments = m.segments().map_err(|e| e.to_string())?;
-    let features = legacy.pipeline().output_names().to_vec();
-    let r = Rollout::new(s, s.controller.policy, m.answer(), &features, segments.names(), History::discarded())?;
-    Ok(r.controller.acts_after())
 }
 
 /// Counts of the traffic a rollout judged.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::controller::Phase;
 use super::judge::Trigger;
 use super::monitor::WindowSummary;
-use crate::scenario::{Expect, Outcome};
+use super::plan::{Expect, Outcome};
 
 /// One expectation and whether it held, with the evidence in words.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,12 +1,9 @@
 //! Faults: the kinds, one definition each ([`kinds`]), and a scenario's faults resolved for
 //! one run: when each acts and which requests it touches.
 
-use std::path::PathBuf;
-
 use cutover_models::segments::Segments;
 
 pub use crate::core::SECOND;
-use crate::scenario::{LoadedScenario, ScenarioError};
 use crate::streams::unit;
 
 pub mod kinds;
@@ -116,48 +113,6 @@ pub fn faults_started(faults: &[Fault], ended_us: u64) -> Option<crate::core::ve
             missed.join("; ")
         },
     })
-}
-
-/// Resolves the scenario's faults (ranges drawn from `params`), naming model features by index.
-pub fn resolve(
-    loaded: &LoadedScenario,
-    features: &[String],
-    params: &mut rand_chacha::ChaCha8Rng,
-) -> Result<Vec<Fault>, ScenarioError> {
-    let file = loaded.path.display().to_string();
-    let m = &loaded.migration;
-    let segments = m.segments()?;
-    let files = |accepts: Accepts, given: &str| pinned_file(loaded, accepts, given);
-    let ctx = Context { features, schema: m.schema(), answer: m.answer(), file: &files };
-    let mut out = Vec::new();
-    for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
-        let fault = resolve_one(spanned.get_ref(), k, &ctx, segments, params).map_err(|(field, message)| {
-            let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
-            ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
-        })?;
-        out.push(fault);
-    }
-    Ok(out)
-}
-
-/// The file a scenario's fault names: an artifact, or a spec (a registry entry
-/// `name/version` of the migration's registry, or a spec file), relative to the scenario's
-/// folder.
-fn pinned_file(loaded: &LoadedScenario, accepts: Accepts, given: &str) -> Result<PathBuf, String> {
-    if accepts == Accepts::Spec && given.split_once('/').is_some_and(|(_, v)| v.parse::<u32>().is_ok()) {
-        let registry = loaded.migration.registry();
-        if let Ok(entry) = registry.get(given) {
-            return registry.resolve(&entry.feature_spec).map_err(|e| e.to_string());
-        }
-    }
-    let file = loaded.resolve(given);
-    if file.is_file() {
-        Ok(file)
-    } else if accepts == Accepts::Spec {
-        Err(format!("{}: neither a registry entry (name/version) nor a spec file", file.display()))
-    } else {
-        Err(format!("{}: no such file", file.display()))
-    }
 }
 
 /// Resolves one fault table, the `index`-th, against `ctx`: `Err((field, message))`.

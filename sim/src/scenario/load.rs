@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use cutover_models::Migration;
 
+use crate::faults::{resolve_one, Accepts, Context, Fault};
+
 use super::format::Scenario;
 use super::validate::{err, key_position, validate, validate_against};
 use super::ScenarioError;
@@ -86,6 +88,69 @@ impl LoadedScenario {
         let migration = load_migration(&dir)?;
         validate_against(&scenario, &migration, text, file)?;
         Ok(LoadedScenario { scenario, path, base, migration, text: text.into() })
+    }
+
+    /// Its faults resolved for one run (ranges drawn from `params`), naming model features
+    /// by index.
+    pub fn faults(
+        &self,
+        features: &[String],
+        params: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<Vec<Fault>, ScenarioError> {
+        let loaded = self;
+        let file = loaded.path.display().to_string();
+        let m = &loaded.migration;
+        let segments = m.segments()?;
+        let files = |accepts: Accepts, given: &str| loaded.pinned_file(accepts, given);
+        let ctx = Context { features, schema: m.schema(), answer: m.answer(), file: &files };
+        let mut out = Vec::new();
+        for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
+            let fault = resolve_one(spanned.get_ref(), k, &ctx, segments, params).map_err(|(field, message)| {
+                let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
+                ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
+            })?;
+            out.push(fault);
+        }
+        Ok(out)
+    }
+
+    /// The file a fault names: an artifact, or a spec (a registry entry `name/version` of
+    /// the migration's registry, or a spec file), relative to the scenario's folder.
+    fn pinned_file(&self, accepts: Accepts, given: &str) -> Result<PathBuf, String> {
+        let loaded = self;
+        if accepts == Accepts::Spec && given.split_once('/').is_some_and(|(_, v)| v.parse::<u32>().is_ok()) {
+            let registry = loaded.migration.registry();
+            if let Ok(entry) = registry.get(given) {
+                return registry.resolve(&entry.feature_spec).map_err(|e| e.to_string());
+            }
+        }
+        let file = loaded.resolve(given);
+        if file.is_file() {
+            Ok(file)
+        } else if accepts == Accepts::Spec {
+            Err(format!("{}: neither a registry entry (name/version) nor a spec file", file.display()))
+        } else {
+            Err(format!("{}: no such file", file.display()))
+        }
+    }
+
+    /// Per guardrail of the scenario's plan under its own judge, the paired requests after
+    /// which the judge can act on it (see [`crate::core::judge::Judge::acts_after`]).
+    pub fn acts_after(&self) -> Result<Vec<(crate::core::Guardrail, u64)>, String> {
+        let (s, m) = (&self.scenario, &self.migration);
+        let (legacy, _) = m.start_stacks()?;
+        let segments = m.segments().map_err(|e| e.to_string())?;
+        let features = legacy.pipeline().output_names().to_vec();
+        let history = crate::core::history::History::discarded();
+        let r = crate::core::rollout::Rollout::new(
+            &s.plan(),
+            s.controller.policy,
+            m.answer(),
+            &features,
+            segments.names(),
+            history,
+        )?;
+        Ok(r.controller.acts_after())
     }
 
     /// A path from the scenario: relative to the scenario's folder when it exists there,

@@ -313,7 +313,7 @@ impl<'a> World<'a> {
             .map_err(|e| setup(e.to_string()))?;
         let segments = m.segments()?.clone();
         let mut params = stream(seed, Stream::Params);
-        let faults = faults::resolve(loaded, &features, &mut params)?;
+        let faults = loaded.faults(&features, &mut params)?;
         // One artifact, one model: both stacks share it, and an unchanged row is scored once.
         let legacy_model = legacy.model().clone();
         let new_model =
@@ -325,7 +325,7 @@ impl<'a> World<'a> {
         let history = || if mode == Mode::Full { History::new() } else { History::discarded() };
         let mut lanes = Vec::new();
         for (id, &policy) in policies.iter().enumerate() {
-            let r = Rollout::new(s, policy, &answer, &features, segments.names(), history()).map_err(setup)?;
+            let r = Rollout::new(&s.plan(), policy, &answer, &features, segments.names(), history()).map_err(setup)?;
             lanes.push(Lane { id, r });
         }
         let source = m.source(seed, s.traffic.rate_rps).map_err(setup)?;
@@ -928,7 +928,7 @@ impl<'a> World<'a> {
             requests_failed: self.requests_failed,
             bad_decisions: self.bad_decisions,
         };
-        let mut summary = lane.r.summary(s, self.seed, self.fault_start_us(), counts, reproduce);
+        let mut summary = lane.r.summary(&s.plan(), self.seed, self.fault_start_us(), counts, reproduce);
         if let Some(e) = self.baseline.expectation() {
             summary.expectations.push(e);
         }

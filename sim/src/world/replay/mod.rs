@@ -223,8 +223,8 @@ pub fn open(cfg: &ReplayConfig) -> Result<(LoadedScenario, Feed, FeedHandle), Re
 /// Replays the recorded requests under the plan, in process.
 pub fn replay(cfg: &ReplayConfig) -> Result<Replayed, ReplayError> {
     let (loaded, feed, handle) = open(cfg)?;
-    let acts_after = crate::core::rollout::acts_after(&loaded)
-        .map_err(|message| RunError::Setup { file: loaded.path.display().to_string(), message })?;
+    let acts_after =
+        loaded.acts_after().map_err(|message| RunError::Setup { file: loaded.path.display().to_string(), message })?;
     let (run, out_of_order) = run_recorded(&loaded, cfg.seed, Box::new(feed))?;
     let mut rows = handle.finish()?;
     rows.out_of_order = out_of_order;
