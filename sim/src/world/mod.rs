@@ -788,27 +788,10 @@ impl<'a> World<'a> {
     /// Both calls' service times and failures, and the user's end-to-end time.
     fn calls(&mut self, routed_new: bool, touch: &Touch) -> (Call<'static>, Call<'static>, f64) {
         let segs = self.pairing.last_segments();
-        let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, segs);
-        let (own_ms, position) = self.new.latency_draw(&mut self.latency_rng, segs);
-        let new_ms_raw = touch.scaled_ms(own_ms, position) + touch.add_ms;
-        let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
-        let new_error = self.error_rng.random::<f64>() < self.new.error_rate + touch.error_rate;
-        let forced_timeout = self.error_rng.random::<f64>() < touch.timeout_rate;
-        let new_timeout = !new_error && (forced_timeout || new_ms_raw > self.new.timeout_ms);
-        let new_ms = if new_timeout { self.new.timeout_ms } else { new_ms_raw.min(self.new.timeout_ms) };
-        let new_failed = new_error || new_timeout;
-        // The answers are in the world's buffers; the calls say only how each ended.
-        let outcome = |error: bool, timeout: bool| match (error, timeout) {
-            (true, _) => Called::Error,
-            (_, true) => Called::Timeout,
-            _ => Called::Answered(&[], None),
-        };
-        let user_ms = user_ms(routed_new, new_failed, legacy_ms, new_ms);
-        (
-            Call { ms: legacy_ms, outcome: outcome(legacy_error, false) },
-            Call { ms: new_ms, outcome: outcome(new_error, new_timeout) },
-            user_ms,
-        )
+        let both =
+            stacks::call_both((&self.legacy, &self.new), touch, segs, (&mut self.latency_rng, &mut self.error_rng));
+        let user_ms = user_ms(routed_new, !both.new.ok(), both.legacy.ms, both.new.ms);
+        (both.legacy, both.new, user_ms)
     }
 
     /// The pairing step (shared with the live router), then every lane's evidence, the

@@ -3,8 +3,11 @@
 //! the declared rate, and the caller's timeout.
 
 use cutover_models::segments::Segments;
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
+use crate::core::pairing::{Call, Called};
+use crate::faults::Touch;
 use crate::scenario::StackModel;
 use crate::streams::normal;
 
@@ -58,5 +61,101 @@ impl Stack {
             }
         }
         (ms, z / Z99)
+    }
+}
+
+/// One request's two calls as the simulated stacks end them (the answers themselves are in
+/// the world's buffers: an answered call carries none here).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BothCalls {
+    /// Legacy's call.
+    pub legacy: Call<'static>,
+    /// The new stack's call.
+    pub new: Call<'static>,
+}
+
+/// Both stacks' calls for one request in segments `segs`, the new one as the faults
+/// touching it make it (`touch`): its own time multiplied by a `latency_scale` at its place,
+/// latency added, its failures (an error first, else a timeout, forced or by its time past
+/// the caller's timeout, at which it ends). The draws come in a fixed order whatever the
+/// outcome (legacy's time, the new one's; legacy's error, the new one's, the forced
+/// timeout), so a fault changes no later request's draws.
+pub fn call_both(
+    (legacy, new): (&Stack, &Stack),
+    touch: &Touch,
+    segs: &[usize],
+    (latency_rng, error_rng): (&mut ChaCha8Rng, &mut ChaCha8Rng),
+) -> BothCalls {
+    let legacy_ms = legacy.latency_ms(latency_rng, segs);
+    let (own_ms, position) = new.latency_draw(latency_rng, segs);
+    let new_ms_raw = touch.scaled_ms(own_ms, position) + touch.add_ms;
+    let legacy_error = error_rng.random::<f64>() < legacy.error_rate;
+    let new_error = error_rng.random::<f64>() < new.error_rate + touch.error_rate;
+    let forced_timeout = error_rng.random::<f64>() < touch.timeout_rate;
+    let new_timeout = !new_error && (forced_timeout || new_ms_raw > new.timeout_ms);
+    let new_ms = if new_timeout { new.timeout_ms } else { new_ms_raw.min(new.timeout_ms) };
+    let outcome = |error: bool, timeout: bool| match (error, timeout) {
+        (true, _) => Called::Error,
+        (_, true) => Called::Timeout,
+        _ => Called::Answered(&[], None),
+    };
+    BothCalls {
+        legacy: Call { ms: legacy_ms, outcome: outcome(legacy_error, false) },
+        new: Call { ms: new_ms, outcome: outcome(new_error, new_timeout) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn stack(p50: f64, p99: f64, error_rate: f64, timeout_ms: f64) -> Stack {
+        let m: StackModel = toml::from_str(&format!(
+            "latency_ms_p50 = {p50}\nlatency_ms_p99 = {p99}\nerror_rate = {error_rate}\ntimeout_ms = {timeout_ms}"
+        ))
+        .unwrap();
+        Stack::new(&m, &Segments::default()).unwrap()
+    }
+
+    /// `n` requests' new calls under `touch`, from fixed streams.
+    fn calls(n: usize, new: &Stack, touch: &Touch) -> Vec<BothCalls> {
+        let legacy = stack(5.0, 20.0, 0.0, 1000.0);
+        let (mut lat, mut err) = (ChaCha8Rng::seed_from_u64(3), ChaCha8Rng::seed_from_u64(4));
+        (0..n).map(|_| call_both((&legacy, new), touch, &[0], (&mut lat, &mut err))).collect()
+    }
+
+    fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q) as usize]
+    }
+
+    #[test]
+    fn a_latency_multiplier_moves_the_new_stacks_median_and_p99_by_its_factors() {
+        let new = stack(10.0, 40.0, 0.0, 10_000.0);
+        let clean = calls(20_000, &new, &Touch::default());
+        let scaled = calls(20_000, &new, &Touch { latency_scale: (2.0, 3.0), ..Touch::default() });
+        let new_ms = |c: &[BothCalls]| c.iter().map(|b| b.new.ms).collect::<Vec<_>>();
+        for (q, factor) in [(0.5, 2.0), (0.99, 3.0)] {
+            let (a, b) = (quantile(new_ms(&clean), q), quantile(new_ms(&scaled), q));
+            assert!((b / a - factor).abs() < 0.05, "q{q}: {a} -> {b}, wanted x{factor}");
+        }
+        // Legacy's calls, and every draw after, are the same: the fault moves nothing else.
+        assert!(clean.iter().zip(&scaled).all(|(a, b)| a.legacy == b.legacy));
+    }
+
+    #[test]
+    fn a_call_past_the_timeout_ends_at_it_and_an_error_comes_before_a_timeout() {
+        let new = stack(10.0, 40.0, 0.0, 25.0);
+        let slow = calls(2000, &new, &Touch { add_ms: 30.0, ..Touch::default() });
+        assert!(slow.iter().all(|b| b.new.outcome == Called::Timeout && b.new.ms == 25.0));
+        let both = calls(2000, &new, &Touch { error_rate: 1.0, timeout_rate: 1.0, ..Touch::default() });
+        assert!(both.iter().all(|b| b.new.outcome == Called::Error), "an error is an error, not a timeout");
+        let forced = calls(2000, &new, &Touch { timeout_rate: 1.0, ..Touch::default() });
+        assert!(forced.iter().all(|b| b.new.outcome == Called::Timeout && b.new.ms == 25.0));
+        // The same draws whatever the outcome: legacy's calls do not move.
+        let clean = calls(2000, &new, &Touch::default());
+        assert!(clean.iter().zip(&both).all(|(a, b)| a.legacy == b.legacy));
     }
 }
