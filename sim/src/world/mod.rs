@@ -5,6 +5,7 @@
 //! every minute. Everything lands in one history.
 
 pub mod replay;
+mod scoring;
 mod stacks;
 pub mod suite;
 pub mod sweep;
@@ -20,7 +21,7 @@ use cutover_models::paths::DualPath;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
 use cutover_models::schema::Record;
 use cutover_models::traffic::SharedSource;
-use cutover_models::{Model, Output};
+use cutover_models::Model;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
@@ -32,10 +33,11 @@ use crate::core::trace::{parity_stats, Lineage, StageStats, SwitchedSpec, Trace}
 use crate::core::user_path::{user_ms, violations, Routed};
 use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
-use crate::faults::{self, served_answer, Fault, Kind, ModelTouch, Touch, SECOND};
+use crate::faults::{self, Fault, Kind, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
 use crate::streams::{exponential, stream, Stream};
 use replay::{Baseline, Recorded};
+use scoring::Scoring;
 use stacks::Stack;
 
 /// Why a scenario could not run.
@@ -178,14 +180,10 @@ struct World<'a> {
     curve: Option<Vec<f64>>,
     source: SharedSource,
     paths: DualPath,
-    answer: Answer,
-    legacy_model: Arc<Model>,
-    new_model: Arc<Model>,
-    /// The artifacts of `model_artifact` faults, by the fault's position.
-    alternates: Vec<Option<Arc<Model>>>,
+    /// Both stacks' models, and what faults make the new one score with and answer.
+    scoring: Scoring,
     /// The path's slots of the specs of `spec_switch` faults, by the fault's position.
     spec_slots: Vec<Option<usize>>,
-    drift: Option<Arc<dyn Scorer>>,
     features: Vec<String>,
     legacy: Stack,
     new: Stack,
@@ -357,11 +355,8 @@ impl<'a> World<'a> {
             curve: s.traffic.daily_curve.clone().or_else(|| source.daily_curve()),
             source,
             paths,
-            legacy_model,
-            new_model,
-            alternates: served.alternates,
+            scoring: Scoring::new(answer.clone(), (legacy_model, new_model), served.alternates, served.drift),
             spec_slots: served.spec_slots,
-            drift: served.drift,
             legacy: Stack::new(&s.stacks.legacy, &segments).map_err(setup)?,
             new: Stack::new(&s.stacks.new, &segments).map_err(setup)?,
             user_budget_ms: s.stacks.user_budget_ms,
@@ -385,7 +380,6 @@ impl<'a> World<'a> {
             legacy_out: vec![0.0; width],
             new_out: vec![0.0; width],
             new_stated: None,
-            answer,
             features,
             requests_total: 0,
             requests_failed: 0,
@@ -671,20 +665,20 @@ impl<'a> World<'a> {
         let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
         let row = self.paths.compute_legacy(&self.record);
         self.legacy_row.copy_from_slice(row);
-        self.answer.score(&self.legacy_model, &self.legacy_row, &mut self.legacy_out);
+        self.scoring.legacy(&self.legacy_row, &mut self.legacy_out);
         let failed = UserAnswer::of(false, false, !legacy_error, legacy_ms, self.user_budget_ms).failed;
         self.requests_total += 1;
         self.requests_failed += u64::from(failed);
-        let decision = self.answer.decision(&self.legacy_out);
+        let decision = self.scoring.answer.decision(&self.legacy_out);
         if let Some(r) = &self.pending {
             self.baseline.observe(
                 r.line,
                 (r.legacy_score, r.legacy_decision),
-                (self.answer.headline(&self.legacy_out), decision),
+                (self.scoring.answer.headline(&self.legacy_out), decision),
             );
         }
         let flags = u64::from(legacy_error) << 2 | u64::from(failed) << 4 | u64::from(decision.unwrap_or(0)) << 5;
-        let scores = u64::from(self.answer.headline(&self.legacy_out).to_bits()) << 32;
+        let scores = u64::from(self.scoring.answer.headline(&self.legacy_out).to_bits()) << 32;
         for lane in &mut self.lanes {
             lane.r.history.request(&[t, index, self.record.entity, flags, scores, legacy_ms.to_bits()]);
         }
@@ -748,41 +742,20 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Both models' answers. One model call when both stacks would compute the same thing,
-    /// none in a sweep (the two answers are equal whatever they are, and only the history
-    /// reads them). Returns whether the two inputs were the same.
+    /// Both models' answers, through the scoring step. Returns whether the two inputs were
+    /// the same.
     fn answers(&mut self, t: u64, index: u64, touch: &Touch) -> bool {
-        self.new_stated = None;
-        let same_input = touch.model == ModelTouch::Same
-            && !touch.answer_faults
-            && Arc::ptr_eq(&self.legacy_model, &self.new_model)
-            && self.legacy_row.iter().zip(&self.new_row).all(|(a, b)| a.to_bits() == b.to_bits());
-        if same_input && self.mode == Mode::Sweep {
-            self.legacy_out.fill(0.0);
-            self.new_out.fill(0.0);
-            return true;
-        }
-        self.answer.score(&self.legacy_model, &self.legacy_row, &mut self.legacy_out);
-        match touch.model {
-            ModelTouch::Same if same_input => self.new_out.copy_from_slice(&self.legacy_out),
-            ModelTouch::Same => self.answer.score(&self.new_model, &self.new_row, &mut self.new_out),
-            ModelTouch::Artifact(k) => {
-                let alternate = self.alternates[k].as_ref().expect("loaded with the fault");
-                self.answer.score(alternate, &self.new_row, &mut self.new_out)
-            }
-            ModelTouch::Drift => self.drift.as_ref().expect("built with the fault").score_batch(
-                &self.new_row,
-                Output::Prediction,
-                &mut self.new_out,
-            ),
-        }
-        if touch.answer_faults {
-            let (segs, seed) = (self.pairing.last_segments(), self.seed);
-            let hitting = self.faults.iter().filter(|f| f.active(t) && f.hits(seed, index, segs, t - f.start_us));
-            let stated = served_answer(&self.answer, hitting.map(|f| &f.kind), &mut self.new_out);
-            self.new_stated = stated.filter(|d| Some(*d) != self.answer.decision(&self.new_out));
-        }
-        same_input
+        let (segs, seed) = (self.pairing.last_segments(), self.seed);
+        let hitting = self.faults.iter().filter(|f| f.active(t) && f.hits(seed, index, segs, t - f.start_us));
+        let scored = self.scoring.both(
+            touch,
+            (&self.legacy_row, &self.new_row),
+            (&mut self.legacy_out, &mut self.new_out),
+            self.mode == Mode::Sweep,
+            hitting.map(|f| &f.kind),
+        );
+        self.new_stated = scored.stated;
+        scored.same_input
     }
 
     /// Both calls' service times and failures, and the user's end-to-end time.
@@ -817,11 +790,11 @@ impl<'a> World<'a> {
         let new_outcome = if new.ok() { Called::Answered(&self.new_out, self.new_stated) } else { new.outcome };
         let new = Call { ms: new.ms, outcome: new_outcome };
         if let Some(r) = &self.pending {
-            let decision = self.answer.decision(&self.legacy_out);
+            let decision = self.scoring.answer.decision(&self.legacy_out);
             self.baseline.observe(
                 r.line,
                 (r.legacy_score, r.legacy_decision),
-                (self.answer.headline(&self.legacy_out), decision),
+                (self.scoring.answer.headline(&self.legacy_out), decision),
             );
         }
         let rows = Some((&self.legacy_row[..], &self.new_row[..]));
@@ -845,10 +818,10 @@ impl<'a> World<'a> {
             | u64::from(o.error) << 2
             | u64::from(o.timeout) << 3
             | u64::from(user.failed) << 4
-            | u64::from(self.answer.decision(&self.legacy_out).unwrap_or(0)) << 5
-            | u64::from(self.new_stated.or_else(|| self.answer.decision(&self.new_out)).unwrap_or(0)) << 12;
-        let scores = u64::from(self.answer.headline(&self.legacy_out).to_bits()) << 32
-            | u64::from(self.answer.headline(&self.new_out).to_bits());
+            | u64::from(self.scoring.answer.decision(&self.legacy_out).unwrap_or(0)) << 5
+            | u64::from(self.new_stated.or_else(|| self.scoring.answer.decision(&self.new_out)).unwrap_or(0)) << 12;
+        let scores = u64::from(self.scoring.answer.headline(&self.legacy_out).to_bits()) << 32
+            | u64::from(self.scoring.answer.headline(&self.new_out).to_bits());
         let mut alarms = Vec::new();
         for (k, lane) in self.lanes.iter_mut().enumerate() {
             if lane.r.observe(t, &o) {
@@ -921,7 +894,7 @@ impl<'a> World<'a> {
         summary.passed = summary.expectations.iter().all(|e| e.passed);
         let stage_stats = lane.r.stage_stats();
         RunResult {
-            answer: self.answer.clone(),
+            answer: self.scoring.answer.clone(),
             summary,
             stage_stats,
             trace: lane.r.trace.map(|t| *t).unwrap_or_default(),
