@@ -316,7 +316,12 @@ fn scores(d: &ReportData<'_>, frame: &Frame, evals: &[(f64, &WindowSummary)]) ->
             _ => None,
         }
     });
-    let (name, read) = shown.unwrap_or(("mean_abs_score_diff", |w: &WindowSummary| w.mean_abs_score_diff));
+    // Every answer has the mean absolute difference.
+    let fallback = Guardrail::MeanAbsScoreDiff.def();
+    let (name, read) = shown.unwrap_or(match fallback.shown {
+        Shown::Value { read, .. } => (fallback.name, read),
+        _ => (fallback.name, |w: &WindowSummary| w.mean_abs_score_diff),
+    });
     let series: Vec<(f64, Option<f64>)> = evals.iter().map(|(t, w)| (*t, read(w))).collect();
     let what = &name.replace('_', " ");
     let line = Line { label: what.into(), points: &series, color: NEW, steps: false };
