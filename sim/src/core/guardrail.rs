@@ -119,8 +119,9 @@ pub struct Definition {
 pub enum Shown {
     /// As a value of its own: timeline.csv's column of this name, when it has one.
     Value {
-        /// Its column in timeline.csv (none: the history and the charts only).
-        column: Option<&'static str>,
+        /// Whether timeline.csv has a column for it, named as the guardrail (if not: the
+        /// history and the charts only).
+        column: bool,
         /// Its value in a window's summary.
         read: Read,
     },
@@ -205,7 +206,7 @@ impl Guardrail {
                 test: Test::Rate(Seen::Answered),
                 answers: (Answers::Decisions, "use max_mean_abs_score_diff or max_mean_rel_score_diff"),
                 cause_rank: 6,
-                shown: Shown::Value { column: Some("decision_flip_rate"), read: |s| s.flip_rate },
+                shown: Shown::Value { column: true, read: |s| s.flip_rate },
                 panel: Panel::Scores,
             },
             MeanAbsScoreDiff => Definition {
@@ -216,7 +217,7 @@ impl Guardrail {
                 test: Test::Mean { relative: false },
                 answers: any,
                 cause_rank: 7,
-                shown: Shown::Value { column: Some("mean_abs_score_diff"), read: |s| s.mean_abs_score_diff },
+                shown: Shown::Value { column: true, read: |s| s.mean_abs_score_diff },
                 panel: Panel::Scores,
             },
             MeanRelScoreDiff => Definition {
@@ -227,7 +228,7 @@ impl Guardrail {
                 test: Test::Mean { relative: true },
                 answers: (Answers::Numbers, "use max_mean_abs_score_diff"),
                 cause_rank: 8,
-                shown: Shown::Value { column: None, read: |s| s.mean_rel_score_diff },
+                shown: Shown::Value { column: false, read: |s| s.mean_rel_score_diff },
                 panel: Panel::Scores,
             },
             FeatureMismatchRate => Definition {
@@ -238,7 +239,7 @@ impl Guardrail {
                 test: Test::PerFeature,
                 answers: any,
                 cause_rank: 1,
-                shown: Shown::Value { column: Some("feature_mismatch_rate"), read: |s| s.feature_mismatch_rate },
+                shown: Shown::Value { column: true, read: |s| s.feature_mismatch_rate },
                 panel: Panel::Parity,
             },
             ErrorRate => Definition {
@@ -249,7 +250,7 @@ impl Guardrail {
                 test: Test::Rate(Seen::All),
                 answers: any,
                 cause_rank: 2,
-                shown: Shown::Value { column: Some("error_rate"), read: |s| s.error_rate },
+                shown: Shown::Value { column: true, read: |s| s.error_rate },
                 panel: Panel::Errors,
             },
             TimeoutRate => Definition {
@@ -260,7 +261,7 @@ impl Guardrail {
                 test: Test::Rate(Seen::All),
                 answers: any,
                 cause_rank: 3,
-                shown: Shown::Value { column: Some("timeout_rate"), read: |s| s.timeout_rate },
+                shown: Shown::Value { column: true, read: |s| s.timeout_rate },
                 panel: Panel::Errors,
             },
             P99LatencyMs => Definition {
@@ -305,7 +306,7 @@ impl Guardrail {
                 test: Test::Direct,
                 answers: any,
                 cause_rank: 9,
-                shown: Shown::Value { column: Some("feature_staleness_s"), read: |s| s.staleness_s },
+                shown: Shown::Value { column: true, read: |s| s.staleness_s },
                 panel: Panel::Timeline,
             },
         }
@@ -324,7 +325,7 @@ impl Guardrail {
         let mut latency = false;
         for g in Guardrail::ALL {
             match g.def().shown {
-                Shown::Value { column: Some(c), read } => out.push((c, read)),
+                Shown::Value { column: true, read } => out.push((g.name(), read)),
                 Shown::Latency if !latency => {
                     latency = true;
                     let quantiles: [Read; 6] = [
@@ -337,7 +338,7 @@ impl Guardrail {
                     ];
                     out.extend(LATENCY_COLUMNS.into_iter().zip(quantiles));
                 }
-                Shown::Value { column: None, .. } | Shown::Latency | Shown::Elsewhere(_) => {}
+                Shown::Value { column: false, .. } | Shown::Latency | Shown::Elsewhere(_) => {}
             }
         }
         out
