@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use cutover_models::features::Pipeline;
-use cutover_models::paths::DualPath;
-use cutover_models::schema::Record;
-use cutover_models::store::Schedule;
-use cutover_models::Migration;
+use cutover_migration::features::Pipeline;
+use cutover_migration::paths::DualPath;
+use cutover_migration::schema::Record;
+use cutover_migration::store::Schedule;
+use cutover_migration::Migration;
 
 fn pipeline(m: &Migration, file: &str) -> Arc<Pipeline> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud").join(file);

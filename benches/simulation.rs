@@ -18,9 +18,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use cutover_models::paths::DualPath;
-use cutover_models::schema::Record;
-use cutover_models::Migration;
+use cutover_migration::paths::DualPath;
+use cutover_migration::schema::Record;
+use cutover_migration::Migration;
 use cutover_sim::LoadedScenario;
 
 fn root() -> PathBuf {

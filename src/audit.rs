@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cutover_models::audit::{model_summary, Audit, Latency};
-use cutover_models::features::{sha256_hex, Pipeline};
-use cutover_models::paths::LegacyRows;
-use cutover_models::{Migration, Model};
+use cutover_migration::audit::{model_summary, Audit, Latency};
+use cutover_migration::features::{sha256_hex, Pipeline};
+use cutover_migration::paths::LegacyRows;
+use cutover_migration::Migration;
+use cutover_models::Model;
 use hdrhistogram::Histogram;
 
 use crate::Failure;

@@ -7,8 +7,8 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cutover_models::features::Pipeline;
-use cutover_models::paths::LegacyRows;
+use cutover_migration::features::Pipeline;
+use cutover_migration::paths::LegacyRows;
 
 use crate::Failure;
 
@@ -97,13 +97,13 @@ fn push_row(line: &mut String, row: &[f32], label: &str) {
 /// Training rows from recorded requests: each row's legacy features (its entity's
 /// aggregates from the rows before it, on the store's schedule) and its label column.
 fn from_recorded(
-    m: &cutover_models::Migration,
+    m: &cutover_migration::Migration,
     pipeline: Arc<Pipeline>,
     from: &std::path::Path,
     label: &str,
     out: &std::path::Path,
 ) -> Result<(), Failure> {
-    use cutover_models::recorded::{FieldMap, Format, Reader};
+    use cutover_migration::recorded::{FieldMap, Format, Reader};
     let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
     let file = from.display().to_string();
     let format = Format::of(from).ok_or_else(|| Failure::BadInput(format!("{file}: name it .csv or .jsonl")))?;

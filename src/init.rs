@@ -1,6 +1,6 @@
 //! `cutover init --model FILE --requests FILE --out DIR`: a migration folder from what a
 //! team already has, a saved model and a file of recorded requests. The inference rules are
-//! `cutover_models::infer`'s; this file writes the folder (all of it or nothing), checks
+//! `cutover_migration::infer`'s; this file writes the folder (all of it or nothing), checks
 //! the legacy path against the recorded answers, and sets the starter library's SLOs from
 //! what the sequential judge achieves on this traffic.
 
@@ -9,10 +9,11 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
-use cutover_models::answer::AnswerKind;
-use cutover_models::infer::{self, Choices, Plan, Profile};
-use cutover_models::recorded::{FieldMap, Format, Reader};
-use cutover_models::{Migration, Model};
+use cutover_migration::answer::AnswerKind;
+use cutover_migration::infer::{self, Choices, Plan, Profile};
+use cutover_migration::recorded::{FieldMap, Format, Reader};
+use cutover_migration::Migration;
+use cutover_models::Model;
 use cutover_sim::world::replay::record::Recorder;
 
 use crate::Failure;
@@ -374,7 +375,7 @@ type Scored = (u64, f32, Option<u32>, Option<f32>, Option<u32>);
 /// decision, recorded score, recorded decision).
 fn score_rows(m: &Migration) -> Result<Vec<Scored>, Failure> {
     let bad = |e: &dyn std::fmt::Display| Failure::BadInput(e.to_string());
-    let cutover_models::migration::Traffic::Recorded { file, format, .. } = m.traffic() else {
+    let cutover_migration::folder::Traffic::Recorded { file, format, .. } = m.traffic() else {
         return Err(Failure::BadInput("the traffic is not recorded".into()));
     };
     let mut recorder = Recorder::new(m).map_err(|e| bad(&e))?;
@@ -449,7 +450,7 @@ fn tolerance_from(scores: &[f64]) -> f64 {
     infer::round2((0.05 * (at(0.99) - at(0.01))).max(1e-6))
 }
 
-fn check_report(rows: &[Scored], answer: &cutover_models::answer::Answer) -> String {
+fn check_report(rows: &[Scored], answer: &cutover_migration::answer::Answer) -> String {
     let (mut scored, mut decided) = (0u64, 0u64);
     let mut first: Option<String> = None;
     for &(line, s, d, rs, rd) in rows {
@@ -514,10 +515,10 @@ fn spec_switches(dir: &Path, drift: Option<&str>) -> Result<Vec<(String, String)
     }
     let mut out = Vec::new();
     for (named, file) in candidates {
-        let Ok(spec) = cutover_models::features::Pipeline::from_file(&file, m.schema(), Some(&features)) else {
+        let Ok(spec) = cutover_migration::features::Pipeline::from_file(&file, m.schema(), Some(&features)) else {
             continue;
         };
-        if let Ok(changes) = cutover_models::features::switchable(new.pipeline(), &spec) {
+        if let Ok(changes) = cutover_migration::features::switchable(new.pipeline(), &spec) {
             let words: Vec<String> = changes.iter().take(3).map(|d| format!("{} {}", d.feature, d.aspect)).collect();
             out.push((named, words.join(", ")));
         }

@@ -2,8 +2,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use cutover_models::features::{sha256_hex, Pipeline};
-use cutover_models::registry::{Entry, Registry, Stage};
+use cutover_migration::features::{sha256_hex, Pipeline};
+use cutover_migration::registry::{Entry, Registry, Stage};
 
 use crate::Failure;
 
@@ -172,7 +172,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 #[allow(clippy::too_many_arguments)]
 fn describe(
     registry: &Registry,
-    schema: &std::sync::Arc<cutover_models::schema::Schema>,
+    schema: &std::sync::Arc<cutover_migration::schema::Schema>,
     name: &str,
     model_path: &Path,
     spec_path: &Path,

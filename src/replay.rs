@@ -270,8 +270,8 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
                 "{flag}: `{url}` is not an http:// URL (the router speaks plain HTTP to the services)"
             )));
         }
-        if !args.allow_remote && !cutover_models::stacks::is_loopback(url) {
-            return Err(Failure::BadInput(format!("{flag}: {}", cutover_models::stacks::remote_refused(url))));
+        if !args.allow_remote && !cutover_migration::stacks::is_loopback(url) {
+            return Err(Failure::BadInput(format!("{flag}: {}", cutover_migration::stacks::remote_refused(url))));
         }
     }
     if !(args.rate_rps > 0.0 && args.rate_rps <= 100_000.0) {

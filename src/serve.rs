@@ -117,7 +117,7 @@ fn read_config(path: &PathBuf) -> Result<(File, String), Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::BadInput(format!("{}: cannot read: {e}", path.display())))?;
     let file = toml::from_str(&text).map_err(|e| {
-        let (line, column, _, message) = cutover_models::toml_error(&text, &e);
+        let (line, column, _, message) = cutover_migration::toml_error(&text, &e);
         Failure::BadInput(format!("{}:{line}:{column}: {message}", path.display()))
     })?;
     Ok((file, text))
@@ -148,7 +148,7 @@ fn admin_token(args: &Args, file: &File, config: &str, text: &str) -> Result<Opt
         return Err(bad(format!("{config}field `token_file`: give token or token_file, not both")));
     } else if let Some(t) = &file.token {
         let toml::Value::String(value) = t.get_ref() else {
-            let (line, column) = cutover_models::line_column(text, t.span().start);
+            let (line, column) = cutover_migration::line_column(text, t.span().start);
             let at = config.trim_end_matches(": ");
             return Err(bad(format!("{at}:{line}:{column}: field `token`: must be a string (its value is not shown)")));
         };

@@ -30,7 +30,7 @@ async fn main() {
     }
     let payloads = Arc::new(
         Payloads::for_migration(
-            &cutover_models::Migration::bundled_fraud().expect("the bundled migration"),
+            &cutover_migration::Migration::bundled_fraud().expect("the bundled migration"),
             1,
             200.0,
             1.0,

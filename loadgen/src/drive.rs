@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_models::schema::Schema;
-use cutover_models::traffic::SharedSource;
+use cutover_migration::schema::Schema;
+use cutover_migration::traffic::SharedSource;
 use hdrhistogram::Histogram;
 
 /// Payloads for a live run: request `i` of the migration's traffic source for the seed,
@@ -29,7 +29,7 @@ impl Payloads {
 
     /// Payloads of a migration's traffic for `seed` at a mean `rate_rps`.
     pub fn for_migration(
-        m: &cutover_models::Migration,
+        m: &cutover_migration::Migration,
         seed: u64,
         rate_rps: f64,
         time_scale: f64,

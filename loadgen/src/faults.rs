@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use cutover_models::answer::Answer;
-use cutover_models::features::Pipeline;
+use cutover_migration::answer::Answer;
+use cutover_migration::features::Pipeline;
+use cutover_migration::schema::{Record, Schema};
+use cutover_migration::segments::Segments;
+use cutover_migration::stack::ScoringStack;
+use cutover_migration::Migration;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
-use cutover_models::schema::{Record, Schema};
-use cutover_models::segments::Segments;
-use cutover_models::stack::ScoringStack;
-use cutover_models::{Migration, Model};
+use cutover_models::Model;
 use cutover_sim::faults::{resolve_one, Accepts, Context, Fault, FaultSpec, Kind, Support, Touch};
 use cutover_sim::streams::unit;
 
@@ -146,7 +147,7 @@ pub struct ArtifactRoots {
 
 impl ArtifactRoots {
     /// The roots of a migration folder.
-    pub fn of(m: &cutover_models::Migration) -> ArtifactRoots {
+    pub fn of(m: &cutover_migration::Migration) -> ArtifactRoots {
         ArtifactRoots { migration: m.dir.clone(), registry: m.registry_dir().to_path_buf() }
     }
 
@@ -178,7 +179,7 @@ impl ArtifactRoots {
                 self.migration.display()
             )
         };
-        let registry = cutover_models::registry::Registry::open(&self.registry).within(&self.migration);
+        let registry = cutover_migration::registry::Registry::open(&self.registry).within(&self.migration);
         let entry_id = given.split_once('/').is_some_and(|(name, version)| {
             !name.is_empty() && !name.contains(['/', '\\']) && name != ".." && version.parse::<u32>().is_ok()
         });
@@ -288,7 +289,7 @@ impl FaultBoard {
                 let given = spec.get("spec").and_then(|v| v.as_str()).unwrap_or_default();
                 let p = Pipeline::from_file(file, &self.schema, Some(&self.features))
                     .map_err(|e| bad("spec", format!("{given}: {}", e.message)))?;
-                cutover_models::features::switchable(&self.pipeline, &p)
+                cutover_migration::features::switchable(&self.pipeline, &p)
                     .map_err(|m| bad("spec", format!("{given}: {m}")))?;
                 Some(Serves::Spec(Arc::new(p)))
             }
@@ -398,7 +399,7 @@ impl FaultBoard {
 /// matched ignoring ASCII case), a boolean inverted (as JSON or as text), a key removed, a
 /// timestamp shifted (epoch numbers in the field's unit, RFC 3339 text keeping its offset).
 pub fn rewrite_request(hits: &[Hit], schema: &Schema, body: &mut serde_json::Map<String, serde_json::Value>) {
-    use cutover_models::schema::{Epoch, Value};
+    use cutover_migration::schema::{Epoch, Value};
     use serde_json::Value as Json;
     let text_of = |v: &Value| match v {
         Value::Text(t) => schema.interner().resolve(t.id),
@@ -546,7 +547,7 @@ mod tests {
 
     fn board(face: Face) -> FaultBoard {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/fraud");
-        let m = cutover_models::Migration::load(&dir).unwrap();
+        let m = cutover_migration::Migration::load(&dir).unwrap();
         let (_, new) = m.start_stacks().unwrap();
         FaultBoard::new(face, 1, &m, m.segments().unwrap().clone(), &new)
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::upstream::UpstreamFailure;
 
 /// The largest request body a service reads.
-pub const MAX_BODY: usize = cutover_models::stacks::MAX_REQUEST_BODY;
+pub const MAX_BODY: usize = cutover_migration::stacks::MAX_REQUEST_BODY;
 
 /// The time a request's body has to arrive once its headers have.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -78,9 +78,9 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 /// Parses a scoring request of the migration's schema, answering 400 for a body that is
 /// not one JSON object and 422 for a bad field.
 pub fn parse_request(
-    schema: &cutover_models::schema::Schema,
+    schema: &cutover_migration::schema::Schema,
     body: &[u8],
-) -> Result<cutover_models::schema::Record, ApiError> {
+) -> Result<cutover_migration::schema::Record, ApiError> {
     let mut record = schema.record();
     schema.parse_json(body, &mut record).map_err(|e| {
         let status = if e.field == "body" { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -92,10 +92,10 @@ pub fn parse_request(
 /// [`parse_request`] for a stack: a refused request counts in
 /// `cutover_stack_bad_requests_total` for `stack`.
 pub fn parse_stack_request(
-    schema: &cutover_models::schema::Schema,
+    schema: &cutover_migration::schema::Schema,
     body: &[u8],
     stack: &'static str,
-) -> Result<cutover_models::schema::Record, ApiError> {
+) -> Result<cutover_migration::schema::Record, ApiError> {
     parse_request(schema, body).inspect_err(|_| {
         metrics::counter!("cutover_stack_bad_requests_total", "stack" => stack).increment(1);
     })

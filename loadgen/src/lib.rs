@@ -1,5 +1,5 @@
 //! `cutover-loadgen`: the live face of cutover. The legacy and new scoring stacks as HTTP
-//! services built from the same `models/` code as the simulator's, a router in front that
+//! services built from the same `migration/` code as the simulator's, a router in front that
 //! runs the simulator's controller, judges and monitor on the wall clock, an admin API
 //! behind a bearer token, and goose load tests of whole rollouts.
 #![deny(missing_docs)]

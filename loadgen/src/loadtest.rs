@@ -218,7 +218,7 @@ fn write_outputs(
     out: &Path,
     live_summary: &LiveSummary,
     run: &RunOutputs<'_>,
-    answer: &cutover_models::answer::Answer,
+    answer: &cutover_migration::answer::Answer,
 ) -> anyhow::Result<()> {
     let write = |name: &str, text: String| -> anyhow::Result<()> {
         std::fs::write(out.join(name), text).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", out.display()))

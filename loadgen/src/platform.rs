@@ -22,12 +22,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cutover_models::answer::Answer;
-use cutover_models::features::Pipeline;
-use cutover_models::paths::SharedLog;
-use cutover_models::schema::Schema;
-use cutover_models::stacks::{OipOutput, PlatformStack};
-use cutover_models::store::{absent_value, Materializer, OnlineStore, Schedule};
+use cutover_migration::answer::Answer;
+use cutover_migration::features::Pipeline;
+use cutover_migration::paths::SharedLog;
+use cutover_migration::schema::Schema;
+use cutover_migration::stacks::{OipOutput, PlatformStack};
+use cutover_migration::store::{absent_value, Materializer, OnlineStore, Schedule};
 use cutover_sim::faults::{served_answer, Kind};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -40,7 +40,7 @@ use crate::http::{AnswerBody, FEATURES_HEADER};
 use crate::upstream::{self, AnswerLimits};
 
 /// The most entities whose raw keys are remembered (the store's own bound).
-pub const MAX_KEYS: usize = cutover_models::store::MAX_ENTITIES;
+pub const MAX_KEYS: usize = cutover_migration::store::MAX_ENTITIES;
 
 /// The raw entity keys (as requests carry them: a number or a text) by cutover's entity
 /// key, so the materialization job can write rows under the feature store's join key.
@@ -665,7 +665,7 @@ mod tests {
     use super::*;
 
     fn fraud_new() -> Arc<Pipeline> {
-        let m = cutover_models::Migration::bundled_fraud().unwrap();
+        let m = cutover_migration::Migration::bundled_fraud().unwrap();
         m.start_stacks().unwrap().1.pipeline().clone()
     }
 

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_models::recorded::Recorded;
-use cutover_models::stacks::StackDecl;
+use cutover_migration::recorded::Recorded;
+use cutover_migration::stacks::StackDecl;
 use cutover_sim::core::baseline::Baseline;
 use cutover_sim::core::pairing::{self, AnswerFields};
 use cutover_sim::core::Guardrail;

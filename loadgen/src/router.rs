@@ -15,9 +15,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use cutover_models::features::{FeatureKind, FeatureParity, ParityStats};
-use cutover_models::schema::Record;
-use cutover_models::stacks::{HttpStack, Template};
+use cutover_migration::features::{FeatureKind, FeatureParity, ParityStats};
+use cutover_migration::schema::Record;
+use cutover_migration::stacks::{HttpStack, Template};
 use cutover_sim::core::controller::{Decision, Phase};
 use cutover_sim::core::history::{Event, History};
 use cutover_sim::core::pairing::{self, route, AnswerFields, Call, Called, Pairing};
@@ -729,7 +729,7 @@ impl RouterState {
     }
 
     /// The migration's answer.
-    pub fn answer(&self) -> &cutover_models::answer::Answer {
+    pub fn answer(&self) -> &cutover_migration::answer::Answer {
         self.cfg.scenario.migration.answer()
     }
 

@@ -4,9 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use cutover_models::paths::SharedLog;
-use cutover_models::stack::ScoringStack;
-use cutover_models::stacks::{check_url, is_loopback, remote_refused, HttpStack, StackDecl};
+use cutover_migration::paths::SharedLog;
+use cutover_migration::stack::ScoringStack;
+use cutover_migration::stacks::{check_url, is_loopback, remote_refused, HttpStack, StackDecl};
 use cutover_sim::core::pairing::AnswerFields;
 use cutover_sim::core::trace::{parity_stats, Lineage};
 use cutover_sim::scenario::{LoadedScenario, Policy};
@@ -211,7 +211,7 @@ async fn supervise(
 
 /// A field name as a JSON pointer: `score` is `/score`; a pointer stays as it is.
 pub fn pointer(field: &str) -> String {
-    cutover_models::stacks::pointer(field).unwrap_or_else(|_| field.to_string())
+    cutover_migration::stacks::pointer(field).unwrap_or_else(|_| field.to_string())
 }
 
 /// Refuses every service beyond this machine unless remote ones are allowed: the URLs
@@ -252,10 +252,10 @@ pub fn check_reach(cfg: &ServeConfig) -> anyhow::Result<()> {
 /// registry pins them, the event log and the entities legacy served, and what was spawned.
 struct Launch<'a> {
     cfg: &'a ServeConfig,
-    m: &'a cutover_models::Migration,
+    m: &'a cutover_migration::Migration,
     legacy: &'a ScoringStack,
     new: &'a ScoringStack,
-    segments: cutover_models::segments::Segments,
+    segments: cutover_migration::segments::Segments,
     log: SharedLog,
     keys: Arc<EntityKeys>,
     stop: watch::Receiver<bool>,
@@ -366,7 +366,7 @@ impl Launch<'_> {
     /// faults.
     async fn start_platform(
         &mut self,
-        p: &cutover_models::stacks::PlatformStack,
+        p: &cutover_migration::stacks::PlatformStack,
         legacy_addr: Option<SocketAddr>,
     ) -> anyhow::Result<(Upstream, SocketAddr, Arc<FaultBoard>, Arc<PlatformService>)> {
         let (cfg, m) = (self.cfg, self.m);
@@ -430,7 +430,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         legacy: &legacy,
         new: &new,
         segments: segments.clone(),
-        log: cutover_models::paths::shared_log(&[legacy.pipeline(), new.pipeline()]),
+        log: cutover_migration::paths::shared_log(&[legacy.pipeline(), new.pipeline()]),
         keys: Arc::new(EntityKeys::default()),
         stop,
         tasks: Vec::new(),

@@ -1,6 +1,6 @@
 //! A scoring stack as an HTTP service: the legacy one (in-process preprocessing and its
 //! own customer table) or the new one (the new spec and its online store), each built from
-//! a registry entry by the same `models/` code as the simulator's stacks. The new stack
+//! a registry entry by the same `migration/` code as the simulator's stacks. The new stack
 //! carries the fault board.
 
 use std::sync::{Arc, Mutex};
@@ -11,11 +11,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cutover_models::answer::Answer;
-use cutover_models::paths::{SharedLog, SinglePath};
-use cutover_models::schema::Schema;
-use cutover_models::stack::ScoringStack;
-use cutover_models::store::Schedule;
+use cutover_migration::answer::Answer;
+use cutover_migration::paths::{SharedLog, SinglePath};
+use cutover_migration::schema::Schema;
+use cutover_migration::stack::ScoringStack;
+use cutover_migration::store::Schedule;
 use cutover_models::{Model, Output};
 use cutover_sim::faults::{served_answer, Kind};
 

@@ -26,7 +26,7 @@ pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
     rng
 }
 
-pub use cutover_models::schema::{mix, unit};
+pub use cutover_migration::schema::{mix, unit};
 
 /// A standard normal draw.
 pub fn normal(rng: &mut ChaCha8Rng) -> f64 {

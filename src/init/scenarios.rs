@@ -7,9 +7,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use cutover_models::answer::AnswerKind;
-use cutover_models::infer::Plan;
-use cutover_models::schema::Kind;
+use cutover_migration::answer::AnswerKind;
+use cutover_migration::infer::Plan;
+use cutover_migration::schema::Kind;
 use cutover_models::Model;
 use cutover_sim::core::Guardrail;
 use cutover_sim::faults::Tag;
@@ -85,7 +85,7 @@ impl Calibrated {
 }
 
 /// The library the data calls for; `switches` are the specs the new path can switch to (see
-/// [`cutover_models::features::switchable`]), as a scenario names them, each with what it
+/// [`cutover_migration::features::switchable`]), as a scenario names them, each with what it
 /// changes in words.
 pub fn library(plan: &Plan, model: &Model, rate: f64, switches: &[(String, String)]) -> Vec<Draft> {
     let l = Library {
@@ -367,7 +367,7 @@ fn limit_of(g: Guardrail, plan: &Plan) -> Option<(String, &'static str)> {
         Guardrail::DecisionFlipRate => text("0.002"),
         Guardrail::MeanAbsScoreDiff if plan.kind == AnswerKind::Regression => {
             let tol = plan.tolerance.unwrap_or(1.0);
-            let limit = num(cutover_models::infer::round2(tol / 20.0));
+            let limit = num(cutover_migration::infer::round2(tol / 20.0));
             Some((limit, "   # the model's units: a twentieth of the answer's tolerance"))
         }
         Guardrail::MeanAbsScoreDiff => text("0.002"),

@@ -3,11 +3,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cutover_models::answer::AnswerKind;
-use cutover_models::features::sha256_hex;
-use cutover_models::infer::Plan;
-use cutover_models::registry::{Entry, Registry, Stage};
-use cutover_models::schema::Kind;
+use cutover_migration::answer::AnswerKind;
+use cutover_migration::features::sha256_hex;
+use cutover_migration::infer::Plan;
+use cutover_migration::registry::{Entry, Registry, Stage};
+use cutover_migration::schema::Kind;
 use cutover_models::Model;
 
 use crate::Failure;
@@ -72,7 +72,7 @@ pub fn folder(
         parent,
         stage,
     };
-    let bad = |e: cutover_models::registry::RegistryError| Failure::BadInput(e.to_string());
+    let bad = |e: cutover_migration::registry::RegistryError| Failure::BadInput(e.to_string());
     let first = registry.add(entry("legacy.toml", &legacy, None, Stage::Production)).map_err(bad)?;
     registry.add(entry("new.toml", &new, Some(first.id()), Stage::Staging)).map_err(bad)?;
     Ok(())
@@ -171,7 +171,7 @@ pub fn migration_toml(
         q(&format!("{name}/2"))
     );
     let _ = writeln!(t, "\n[traffic]\nsource = \"recorded\"\nfile = {}", q(requests_file));
-    write(&dir.join(cutover_models::migration::FILE), &t)
+    write(&dir.join(cutover_migration::folder::FILE), &t)
 }
 
 fn kind_name(k: Kind) -> &'static str {

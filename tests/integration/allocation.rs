@@ -59,10 +59,11 @@ fn both_feature_paths_and_both_answers_allocate_nothing_per_request_once_warm() 
     // Warm means every entity already has its row in both tables (a new entity's row is an
     // allocation, once): the measured requests are the first ones again, two days later.
     for dir in ["domain/fraud", "domain/eta"] {
-        let m = cutover_models::Migration::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap();
+        let m =
+            cutover_migration::Migration::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap();
         let (legacy, new) = m.start_stacks().unwrap();
         let mut paths =
-            cutover_models::paths::DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule())
+            cutover_migration::paths::DualPath::new(legacy.pipeline().clone(), new.pipeline().clone(), m.schedule())
                 .unwrap();
         let source = m.source(3, 20.0).unwrap();
         let mut requests: Vec<_> = (0..10_000u64)
@@ -77,7 +78,7 @@ fn both_feature_paths_and_both_answers_allocate_nothing_per_request_once_warm() 
             for i in 0..2000 {
                 let mut again = requests[i].clone();
                 again.time_ms += day * 86_400_000;
-                again.values[time] = cutover_models::schema::Value::Number(again.time_ms as f64);
+                again.values[time] = cutover_migration::schema::Value::Number(again.time_ms as f64);
                 requests.push(again);
             }
         }

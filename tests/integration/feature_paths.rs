@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cutover_models::features::{FeatureDiff, ParityStats, Pipeline};
-use cutover_models::paths::DualPath;
-use cutover_models::schema::{Record, Schema};
-use cutover_models::store::Schedule;
-use cutover_models::traffic::SharedSource;
-use cutover_models::Migration;
+use cutover_migration::features::{FeatureDiff, ParityStats, Pipeline};
+use cutover_migration::paths::DualPath;
+use cutover_migration::schema::{Record, Schema};
+use cutover_migration::store::Schedule;
+use cutover_migration::traffic::SharedSource;
+use cutover_migration::Migration;
 
 pub fn domain(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/fraud").join(file)
@@ -314,7 +314,7 @@ fn specs_must_match_the_models_feature_names_and_order() {
 
 #[test]
 fn distribution_distances_are_zero_without_a_fault_and_large_with_one() {
-    use cutover_models::features::parity::decile_edges;
+    use cutover_migration::features::parity::decile_edges;
     let legacy_pipeline = legacy();
     let names = legacy_pipeline.output_names().to_vec();
     let kinds = legacy_pipeline.output_kinds();

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cutover_models::features::Pipeline;
-use cutover_models::recorded::{FieldMap, Reader};
-use cutover_models::Migration;
+use cutover_migration::features::Pipeline;
+use cutover_migration::recorded::{FieldMap, Reader};
+use cutover_migration::Migration;
 use cutover_sim::scenario::LoadedScenario;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -119,7 +119,7 @@ fn infinite_and_out_of_range_inputs_are_refused_as_xgboost_refuses_them() {
         assert!(cutover(&["predict", "--model", MODEL, "--input", s(&p)]).status.success(), "{v}");
     }
     // Request fields and recorded files read through the schema, which refuses the same.
-    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let m = cutover_migration::Migration::bundled_fraud().unwrap();
     let mut r = m.schema().record();
     for v in ["1e39", "-1e39"] {
         let body = format!(

@@ -98,12 +98,12 @@ fn a_binary_service_from_csv_becomes_a_folder_that_every_command_accepts() {
     let legacy = read(&dir.join("legacy.toml"));
     assert!(legacy.contains(r#"vocabulary = ["central", "east", "islands", "north", "south", "west"]   # the category names the model saved"#), "{legacy}");
     // The registry pins the model's bytes and both specs.
-    let model_sha = cutover_models::features::sha256_hex(&std::fs::read(fixture("loans", "model.json")).unwrap());
+    let model_sha = cutover_migration::features::sha256_hex(&std::fs::read(fixture("loans", "model.json")).unwrap());
     for (v, spec, stage) in [(1, "legacy.toml", "production"), (2, "new.toml", "staging")] {
         let e: serde_json::Value = serde_json::from_str(&read(&dir.join(format!("registry/loans/{v}.json")))).unwrap();
         assert_eq!(e["sha256"], model_sha.as_str());
         assert_eq!(e["stage"], stage);
-        let spec_sha = cutover_models::features::sha256_hex(read(&dir.join(spec)).as_bytes());
+        let spec_sha = cutover_migration::features::sha256_hex(read(&dir.join(spec)).as_bytes());
         assert_eq!(e["feature_spec_sha256"], spec_sha.as_str());
     }
     assert!(

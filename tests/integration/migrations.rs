@@ -329,8 +329,8 @@ fn guardrails_an_answer_kind_lacks_are_refused_naming_the_field() {
 
 #[test]
 fn resampled_traffic_keeps_the_recording_s_mix_recurrence_and_gaps() {
-    use cutover_models::schema::Value;
-    let m = cutover_models::Migration::load(&root().join("domain/eta")).unwrap();
+    use cutover_migration::schema::Value;
+    let m = cutover_migration::Migration::load(&root().join("domain/eta")).unwrap();
     let file = m.recorded().unwrap();
     let recorded_rate = file.rate_rps();
     let s = m.schema().clone();
@@ -340,10 +340,10 @@ fn resampled_traffic_keeps_the_recording_s_mix_recurrence_and_gaps() {
     // times, and how many requests of the same entity came in the hour before each (what a
     // per-entity aggregate sees).
     let berlin = s.interner().lookup("berlin");
-    let stats = |records: &[cutover_models::schema::Record]| {
+    let stats = |records: &[cutover_migration::schema::Record]| {
         let n = records.len() as f64;
         let share =
-            |f: &dyn Fn(&cutover_models::schema::Record) -> bool| records.iter().filter(|r| f(r)).count() as f64 / n;
+            |f: &dyn Fn(&cutover_migration::schema::Record) -> bool| records.iter().filter(|r| f(r)).count() as f64 / n;
         let mut recent: std::collections::BTreeMap<u64, std::collections::VecDeque<i64>> = Default::default();
         let mut before = 0usize;
         for r in records {
@@ -399,8 +399,8 @@ fn resampled_traffic_keeps_the_recording_s_mix_recurrence_and_gaps() {
     assert!(curve[18] > 1.5 * curve[3], "dinner {} vs night {}", curve[18], curve[3]);
 }
 
-fn file_rows(m: &cutover_models::Migration) -> Vec<cutover_models::schema::Record> {
-    let mut reader = cutover_models::recorded::Reader::open(
+fn file_rows(m: &cutover_migration::Migration) -> Vec<cutover_migration::schema::Record> {
+    let mut reader = cutover_migration::recorded::Reader::open(
         &root().join("domain/eta/requests.csv"),
         None,
         m.schema(),
@@ -429,7 +429,7 @@ fn no_code_outside_an_example_knows_its_field_names() {
     ];
     let mut offenders = Vec::new();
     let mut stack =
-        vec![root().join("src"), root().join("sim/src"), root().join("loadgen/src"), root().join("models/src")];
+        vec![root().join("src"), root().join("sim/src"), root().join("loadgen/src"), root().join("migration/src")];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
@@ -451,7 +451,7 @@ fn no_code_outside_an_example_knows_its_field_names() {
                     continue;
                 }
                 // The one binding of the bundled generator, by the name a migration folder uses.
-                if p.ends_with("models/src/traffic/mod.rs") && l.contains("crate::fraud::") {
+                if p.ends_with("migration/src/traffic/mod.rs") && l.contains("crate::fraud::") {
                     continue;
                 }
                 if let Some(n) = names.iter().find(|n| l.contains(*n)) {
@@ -475,12 +475,12 @@ fn the_platform_migration_is_the_fraud_migration_with_its_stacks_declared() {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let body = text.split_once(first).unwrap().0;
         assert_eq!(uncommented(body).trim_end(), uncommented(&base).trim_end(), "{file}");
-        cutover_models::Migration::load(&dir.join(file)).unwrap();
+        cutover_migration::Migration::load(&dir.join(file)).unwrap();
     }
-    let m = cutover_models::Migration::load(&dir.join("platform.toml")).unwrap();
-    let cutover_models::stacks::StackDecl::Platform(p) = &m.stacks().new else { panic!("{:?}", m.stacks().new) };
+    let m = cutover_migration::Migration::load(&dir.join("platform.toml")).unwrap();
+    let cutover_migration::stacks::StackDecl::Platform(p) = &m.stacks().new else { panic!("{:?}", m.stacks().new) };
     assert_eq!(p.model_server.model, "fraud");
-    assert_eq!(m.stacks().legacy, cutover_models::stacks::StackDecl::InProcess);
+    assert_eq!(m.stacks().legacy, cutover_migration::stacks::StackDecl::InProcess);
     // Every aggregate of the new spec has its feature in the view.
     let (_, new) = m.start_stacks().unwrap();
     assert_eq!(p.feature_server.references(new.pipeline()).unwrap().len(), new.pipeline().aggregates().len());

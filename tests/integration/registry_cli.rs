@@ -18,7 +18,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The artifact hash the bundled registry pins (the sha256 of domain/fraud/model.ubj).
 fn pinned_model() -> String {
-    cutover_models::features::sha256_hex(&std::fs::read(domain("model.ubj")).unwrap())
+    cutover_migration::features::sha256_hex(&std::fs::read(domain("model.ubj")).unwrap())
 }
 
 #[test]
@@ -130,8 +130,8 @@ fn bad_manifests_and_ids_exit_2_with_the_place() {
 
 #[test]
 fn a_stack_refuses_to_start_on_a_wrong_artifact_and_says_which_hash() {
-    use cutover_models::registry::Registry;
-    use cutover_models::stack::ScoringStack;
+    use cutover_migration::registry::Registry;
+    use cutover_migration::stack::ScoringStack;
     let schema = crate::feature_paths::schema();
     let registry = Registry::open(&domain("registry"));
     let legacy = ScoringStack::start_entry(&registry, "fraud-xgb/1", schema).unwrap_or_else(|e| panic!("{e}"));

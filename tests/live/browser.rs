@@ -239,7 +239,7 @@ async fn the_live_dashboard_refreshes_itself_with_every_panel_rendered() {
     let r = start(&plan, true).await;
     let url = r.url();
     let payloads = Arc::new(
-        Payloads::for_migration(&cutover_models::Migration::bundled_fraud().unwrap(), 9, 200.0, 60.0).unwrap(),
+        Payloads::for_migration(&cutover_migration::Migration::bundled_fraud().unwrap(), 9, 200.0, 60.0).unwrap(),
     );
     let target = url.clone();
     let load = tokio::spawn(async move { drive(&target, payloads, 4, Duration::from_secs(6), || false).await });

@@ -82,7 +82,7 @@ async fn rollout(r: &Running) -> Value {
 }
 
 fn body(seed: u64, i: u64) -> Value {
-    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let m = cutover_migration::Migration::bundled_fraud().unwrap();
     let source = m.source(seed, 200.0).unwrap();
     let mut r = m.schema().record();
     source.fill(i, source.time_at_rate(i, 200.0), &mut r);
@@ -166,7 +166,7 @@ async fn the_admin_api_refuses_calls_without_the_token() {
 async fn rollout_with(text: &str, fault: Option<(f64, Value)>) -> (Value, u64, Running) {
     let r = start(text, true).await;
     let payloads = Arc::new(
-        Payloads::for_migration(&cutover_models::Migration::bundled_fraud().unwrap(), 9, 200.0, 60.0).unwrap(),
+        Payloads::for_migration(&cutover_migration::Migration::bundled_fraud().unwrap(), 9, 200.0, 60.0).unwrap(),
     );
     let state = r.state.clone();
     let settled = move || {

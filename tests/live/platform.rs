@@ -97,7 +97,7 @@ pub(crate) fn start_platform(what: &str, models: &[(&str, &str)], version: &str,
         return None;
     }
     let base = installed().ok()?;
-    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let m = cutover_migration::Migration::bundled_fraud().unwrap();
     let (_, new) = m.start_stacks().unwrap();
     let features: Vec<&str> = new.pipeline().aggregates().iter().map(|a| a.name.as_str()).collect();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("servers-{what}-{}", std::process::id()));
@@ -241,11 +241,11 @@ async fn mlserver_scores_the_bundled_models_as_cutover_does() {
     let ms = p.started["model_server"].as_str().unwrap().to_string();
     let client = reqwest::Client::new();
     for (name, dir) in [("fraud", "domain/fraud"), ("eta", "domain/eta")] {
-        let m = cutover_models::Migration::load(&root().join(dir)).unwrap();
+        let m = cutover_migration::Migration::load(&root().join(dir)).unwrap();
         let (legacy, _) = m.start_stacks().unwrap();
         let source = m.source(7, 50.0).unwrap();
         let sample = source.reference(2000);
-        let mut rows = cutover_models::paths::LegacyRows::new(legacy.pipeline().clone(), m.schedule());
+        let mut rows = cutover_migration::paths::LegacyRows::new(legacy.pipeline().clone(), m.schedule());
         let width = legacy.model().num_features();
         let mut flat = Vec::with_capacity(sample.len() * width);
         for r in &sample {

@@ -130,7 +130,7 @@ async fn a_router_killed_mid_canary_resumes_where_it_was_and_fails_only_what_was
     client.post(format!("{router}/admin/start")).bearer_auth(TOKEN).send().await.unwrap();
 
     // Goose users for 14 s at 200 requests a second, every request timed.
-    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let m = cutover_migration::Migration::bundled_fraud().unwrap();
     let payloads = Arc::new(Payloads::for_migration(&m, 3, 200.0, 60.0).unwrap());
     let (host, out) = (router.clone(), dir.clone());
     let load = tokio::spawn(async move {

@@ -171,7 +171,7 @@ fn folder_with_new(name: &str, url: &str) -> std::path::PathBuf {
 /// Requests at a fixed rate (open loop: a slow answer does not slow the sending) for
 /// `duration`: each user's latency, and how many failed.
 async fn at_rate(url: &str, rps: f64, duration: Duration) -> (Histogram<u64>, u64, u64) {
-    let m = cutover_models::Migration::bundled_fraud().unwrap();
+    let m = cutover_migration::Migration::bundled_fraud().unwrap();
     let payloads = Arc::new(Payloads::for_migration(&m, 11, rps, 1.0).unwrap());
     let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let latency = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));

@@ -6,7 +6,7 @@
 //! one of them matches on [`Guardrail`] exhaustively: a guardrail added here and left out
 //! of any of them is a compile error, not a silent skip.
 
-use cutover_models::answer::AnswerKind;
+use cutover_migration::answer::AnswerKind;
 use serde::{Serialize, Serializer};
 
 use super::monitor::{wilson, Window, WindowSummary};

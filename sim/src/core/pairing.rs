@@ -5,17 +5,17 @@
 //! judges and the trace read. The simulator calls it with modelled calls, the live router
 //! with real ones.
 
-use cutover_models::answer::{Answer, Compared};
-use cutover_models::features::{diff_rows, FeatureDiff, FeatureKind};
-use cutover_models::schema::{Record, Schema, Value};
-use cutover_models::segments::Segments;
+use cutover_migration::answer::{Answer, Compared};
+use cutover_migration::features::{diff_rows, FeatureDiff, FeatureKind};
+use cutover_migration::schema::{Record, Schema, Value};
+use cutover_migration::segments::Segments;
 
 use super::monitor::Observation;
 
 /// The salt of the canary bucket: every face routes an entity the same way.
 const BUCKET_SALT: u64 = 0xB0C7;
 
-pub use cutover_models::schema::mix;
+pub use cutover_migration::schema::mix;
 
 /// An entity's canary bucket in [0, 100), and whether at `weight_pct` it goes to the new
 /// stack: the same entity always lands in the same bucket, so a user sees one stack.

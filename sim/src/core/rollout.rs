@@ -3,7 +3,7 @@
 //! simulator runs one per judge in a world; the live router runs one on the wall clock.
 //! Times are microseconds of scenario time.
 
-use cutover_models::answer::{Answer, AnswerKind};
+use cutover_migration::answer::{Answer, AnswerKind};
 
 use super::checkpoint::{RolloutSnapshot, RolloutState};
 use super::controller::{Controller, Decision, Phase, Plan};

@@ -3,12 +3,12 @@
 //! distribution of score differences. Kept by full runs and the live router; sweeps keep
 //! none of it.
 
-use cutover_models::features::parity::decile_edges;
-use cutover_models::features::spec_diff::{diff_specs, SpecDifference};
-use cutover_models::features::{ParityStats, Pipeline};
-use cutover_models::registry::Entry;
-use cutover_models::schema::Record;
-use cutover_models::stack::ScoringStack;
+use cutover_migration::features::parity::decile_edges;
+use cutover_migration::features::spec_diff::{diff_specs, SpecDifference};
+use cutover_migration::features::{ParityStats, Pipeline};
+use cutover_migration::registry::Entry;
+use cutover_migration::schema::Record;
+use cutover_migration::stack::ScoringStack;
 use serde::Serialize;
 
 use super::guardrail::Guardrail;
@@ -204,7 +204,7 @@ pub fn parity_stats(legacy: &Pipeline, reference: &[Record], segments: Vec<Strin
         for (a, agg) in values.aggregates.iter_mut().zip(legacy.aggregates()) {
             *a = if matches!(
                 agg.function,
-                cutover_models::features::Function::Count | cutover_models::features::Function::Sum
+                cutover_migration::features::Function::Count | cutover_migration::features::Function::Sum
             ) {
                 0.0
             } else {

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use cutover_models::answer::{Answer, AnswerKind};
-use cutover_models::schema::{Kind as FieldKind, Record, Schema, Value};
+use cutover_migration::answer::{Answer, AnswerKind};
+use cutover_migration::schema::{Kind as FieldKind, Record, Schema, Value};
 
 use crate::param::Param;
 
@@ -1576,7 +1576,7 @@ fields = [
 "#;
 
     fn schema() -> Schema {
-        let def: cutover_models::schema::RequestDef = toml::from_str(REQUEST).unwrap();
+        let def: cutover_migration::schema::RequestDef = toml::from_str(REQUEST).unwrap();
         Schema::compile(&def, REQUEST, "request.toml").unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! Faults: the kinds, one definition each ([`kinds`]), and a scenario's faults resolved for
 //! one run: when each acts and which requests it touches.
 
-use cutover_models::segments::Segments;
+use cutover_migration::segments::Segments;
 
 pub use crate::core::SECOND;
 use crate::streams::unit;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cutover_models::Migration;
+use cutover_migration::Migration;
 
 use crate::faults::{resolve_one, Accepts, Context, Fault};
 
@@ -53,7 +53,7 @@ impl LoadedScenario {
     /// Parses and validates scenario text, loading its migration folder.
     pub fn parse(text: &str, file: &str, path: PathBuf, base: PathBuf) -> Result<LoadedScenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column, field, mut message) = cutover_models::toml_error(text, &e);
+            let (line, column, field, mut message) = cutover_migration::toml_error(text, &e);
             if message.starts_with("unknown field `domain`") {
                 message = "`[domain]` is no longer read: a scenario names its migration folder (migration = \"path\"), which declares the registry, entries and answer".into();
             }
@@ -106,7 +106,7 @@ impl LoadedScenario {
         let mut out = Vec::new();
         for (k, spanned) in loaded.scenario.faults.iter().enumerate() {
             let fault = resolve_one(spanned.get_ref(), k, &ctx, segments, params).map_err(|(field, message)| {
-                let (line, column) = cutover_models::line_column(&loaded.text, spanned.span().start);
+                let (line, column) = cutover_migration::line_column(&loaded.text, spanned.span().start);
                 ScenarioError { file: file.clone(), line, column, field: format!("faults[{k}].{field}"), message }
             })?;
             out.push(fault);

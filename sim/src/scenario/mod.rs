@@ -17,4 +17,4 @@ pub use plans::default_plan;
 pub use validate::{check_fault, MAX_RATE_RPS, MAX_REQUESTS};
 
 /// A scenario that cannot run: one line naming the place and the field.
-pub type ScenarioError = cutover_models::FieldError;
+pub type ScenarioError = cutover_migration::FieldError;

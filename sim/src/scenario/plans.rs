@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use cutover_models::answer::AnswerKind;
-use cutover_models::Migration;
+use cutover_migration::answer::AnswerKind;
+use cutover_migration::Migration;
 
 /// A plan for a migration that names none: shadow, the canary stages, and guardrails that
 /// fit its answer (decision flips and probability differences, or differences in the model's

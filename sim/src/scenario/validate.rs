@@ -1,8 +1,8 @@
 //! Validation: everything a scenario asks, checked before any run, alone and against its
 //! migration; every refusal names the file, the line and column, and the field.
 
-use cutover_models::answer::AnswerKind;
-use cutover_models::Migration;
+use cutover_migration::answer::AnswerKind;
+use cutover_migration::Migration;
 use toml::Spanned;
 
 use super::format::*;
@@ -13,7 +13,7 @@ pub(super) fn err(file: &str, line: usize, column: usize, field: &str, message: 
     ScenarioError { file: file.into(), line, column, field: field.into(), message }
 }
 
-use cutover_models::line_column;
+use cutover_migration::line_column;
 
 /// Finds `key =` in a section of the text, for the position of a semantic error.
 pub(super) fn key_position(text: &str, section: &str, key: &str) -> (usize, usize) {

@@ -15,12 +15,12 @@ use std::collections::BinaryHeap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use cutover_models::answer::Answer;
-use cutover_models::features::{sha256_hex, FeatureDiff, ParityStats, Pipeline};
-use cutover_models::paths::DualPath;
+use cutover_migration::answer::Answer;
+use cutover_migration::features::{sha256_hex, FeatureDiff, ParityStats, Pipeline};
+use cutover_migration::paths::DualPath;
+use cutover_migration::schema::Record;
+use cutover_migration::traffic::SharedSource;
 use cutover_models::runtime::{scorer, Runtime, Scorer};
-use cutover_models::schema::Record;
-use cutover_models::traffic::SharedSource;
 use cutover_models::Model;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -65,7 +65,7 @@ pub struct RunResult {
     /// The history's events.
     pub events: Vec<Event>,
     /// Feature parity per feature and segment.
-    pub parity: Vec<cutover_models::features::FeatureParity>,
+    pub parity: Vec<cutover_migration::features::FeatureParity>,
     /// Guardrails per evaluation, score differences (empty for sweeps).
     pub trace: Trace,
     /// Every stage's statistics (empty for sweeps).
@@ -235,7 +235,7 @@ impl Served {
     /// switch to (its slot in `paths`); `hashed` when the lineage records the files.
     fn by(
         faults: &[Fault],
-        m: &cutover_models::Migration,
+        m: &cutover_migration::Migration,
         (new_model, new_spec): (&Arc<Model>, &Arc<Pipeline>),
         paths: &mut DualPath,
         hashed: bool,
@@ -265,7 +265,7 @@ impl Served {
                 Kind::SpecSwitch { spec } => {
                     let at = |e: String| format!("faults[{}].spec: {e}", f.index);
                     let p = Pipeline::from_file(spec, m.schema(), Some(features)).map_err(|e| at(e.to_string()))?;
-                    let differences = cutover_models::features::switchable(new_spec, &p).map_err(at)?;
+                    let differences = cutover_migration::features::switchable(new_spec, &p).map_err(at)?;
                     served.switched_specs.push(SwitchedSpec {
                         fault: f.index,
                         file: spec.display().to_string(),
@@ -338,7 +338,7 @@ impl<'a> World<'a> {
             Arc::new(l)
         });
         let width = answer.width();
-        let relative = answer.kind == cutover_models::answer::AnswerKind::Regression;
+        let relative = answer.kind == cutover_migration::answer::AnswerKind::Regression;
         let mut world = World {
             loaded,
             lineage,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cutover_models::answer::Answer;
+use cutover_migration::answer::Answer;
 use cutover_models::runtime::Scorer;
 use cutover_models::{Model, Output};
 

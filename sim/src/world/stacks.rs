@@ -2,7 +2,7 @@
 //! through the declared median and 99th percentile, slower segments multiplied, errors at
 //! the declared rate, and the caller's timeout.
 
-use cutover_models::segments::Segments;
+use cutover_migration::segments::Segments;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 

@@ -9,8 +9,8 @@ mod charts;
 mod index;
 mod panels;
 
-use cutover_models::answer::Answer;
-use cutover_models::features::FeatureParity;
+use cutover_migration::answer::Answer;
+use cutover_migration::features::FeatureParity;
 
 pub use index::{suite_index, sweep_index, SuiteRow};
 

@@ -294,7 +294,7 @@ fn parity(d: &ReportData<'_>) -> String {
 }
 
 fn scores(d: &ReportData<'_>, frame: &Frame, evals: &[(f64, &WindowSummary)]) -> String {
-    use cutover_models::answer::AnswerKind;
+    use cutover_migration::answer::AnswerKind;
     let sd = &d.trace.score_diffs;
     let mut labels = vec!["0".to_string()];
     labels.extend(sd.edges.iter().map(|e| format!("≤{e:.0e}")));
@@ -475,7 +475,7 @@ fn lineage(d: &ReportData<'_>) -> String {
     section("lineage", "Lineage: artifacts, hashes, spec diff", rows.len() + l.spec_differences.len(), &body)
 }
 
-fn difference_table(differences: &[cutover_models::features::spec_diff::SpecDifference]) -> String {
+fn difference_table(differences: &[cutover_migration::features::spec_diff::SpecDifference]) -> String {
     let mut body =
         String::from("<table><tr><th>feature</th><th>aspect</th><th>from</th><th>to</th><th>effect</th></tr>\n");
     for x in differences {

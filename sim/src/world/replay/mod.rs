@@ -12,7 +12,7 @@ pub mod record;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-pub use cutover_models::recorded::{count_lines, FieldMap, Format, Reader, Recorded, RowError};
+pub use cutover_migration::recorded::{count_lines, FieldMap, Format, Reader, Recorded, RowError};
 use serde::Serialize;
 
 pub use crate::core::baseline::{Baseline, SCORE_TOLERANCE};

@@ -4,14 +4,14 @@
 
 use std::io::Write;
 
-use cutover_models::answer::Answer;
-use cutover_models::paths::LegacyRows;
-use cutover_models::recorded::Format;
-use cutover_models::schema::Record;
+use cutover_migration::answer::Answer;
+use cutover_migration::paths::LegacyRows;
+use cutover_migration::recorded::Format;
+use cutover_migration::schema::Record;
 use cutover_models::Model;
 use std::sync::Arc;
 
-use cutover_models::Migration;
+use cutover_migration::Migration;
 
 /// The legacy stack of a migration, answering requests in order.
 pub struct Recorder {

@@ -214,11 +214,15 @@ impl Schema {
                 return Err(err(
                     d.name.span(),
                     at("name"),
-                    format!("`{}` is not a usable field name", crate::shown(&name)),
+                    format!("`{}` is not a usable field name", cutover_models::shown(&name)),
                 ));
             }
             if fields.iter().any(|g| g.name == name) {
-                return Err(err(d.name.span(), at("name"), format!("duplicate field `{}`", crate::shown(&name))));
+                return Err(err(
+                    d.name.span(),
+                    at("name"),
+                    format!("duplicate field `{}`", cutover_models::shown(&name)),
+                ));
             }
             let numeric = matches!(d.kind, Kind::Number | Kind::Integer);
             if (d.min.is_some() || d.max.is_some()) && !numeric {
@@ -276,7 +280,11 @@ impl Schema {
         let find = |s: &Spanned<String>, role: &str, kinds: &[Kind]| -> Result<usize, FieldError> {
             let name = s.get_ref();
             let i = fields.iter().position(|f| &f.name == name).ok_or_else(|| {
-                err(s.span(), format!("request.{role}"), format!("`{}` is not one of the fields", crate::shown(name)))
+                err(
+                    s.span(),
+                    format!("request.{role}"),
+                    format!("`{}` is not one of the fields", cutover_models::shown(name)),
+                )
             })?;
             let f = &fields[i];
             if !kinds.contains(&f.kind) {

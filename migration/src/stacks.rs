@@ -119,7 +119,7 @@ impl Stacks {
 pub fn remote_refused(written: &str) -> String {
     format!(
         "`{}` is not on this machine: cutover calls only loopback services (127.0.0.0/8, ::1, localhost) unless --allow-remote",
-        crate::shown(written)
+        cutover_models::shown(written)
     )
 }
 
@@ -404,12 +404,15 @@ fn pieces(s: &str, schema: &Schema) -> Result<Vec<Piece>, String> {
                         Some('}') => break,
                         Some(c) => name.push(c),
                         None => {
-                            return Err(format!("`{{{}` is not closed (write `{{{{` for a brace)", crate::shown(&name)))
+                            return Err(format!(
+                                "`{{{}` is not closed (write `{{{{` for a brace)",
+                                cutover_models::shown(&name)
+                            ))
                         }
                     }
                 }
                 if schema.index(&name).is_none() {
-                    return Err(format!("`{{{}}}` names no request field", crate::shown(&name)));
+                    return Err(format!("`{{{}}}` names no request field", cutover_models::shown(&name)));
                 }
                 if !lit.is_empty() {
                     out.push(Piece::Literal(std::mem::take(&mut lit)));
@@ -599,7 +602,7 @@ fn compile_stack(
         other => Err((
             s.kind.span(),
             f("kind"),
-            format!("`{}` is not a stack kind (in-process, http or platform)", crate::shown(other)),
+            format!("`{}` is not a stack kind (in-process, http or platform)", cutover_models::shown(other)),
         )),
     }
 }
@@ -644,7 +647,11 @@ fn http_headers(s: &StackDef, f: &dyn Fn(&str) -> String) -> Result<Vec<(String,
     for (name, value) in &s.headers {
         let ok_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
         if !ok_name {
-            return Err((value.span(), f("headers"), format!("`{}` is not a header name", crate::shown(name))));
+            return Err((
+                value.span(),
+                f("headers"),
+                format!("`{}` is not a header name", cutover_models::shown(name)),
+            ));
         }
         let field = f(&format!("headers.{name}"));
         if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
@@ -653,7 +660,7 @@ fn http_headers(s: &StackDef, f: &dyn Fn(&str) -> String) -> Result<Vec<(String,
                 field,
                 format!(
                     "`{}` frames the call or belongs to one hop: the router sets it (reserved: {})",
-                    crate::shown(name),
+                    cutover_models::shown(name),
                     RESERVED_HEADERS.join(", ")
                 ),
             ));
@@ -683,8 +690,9 @@ fn http_body(b: &Spanned<toml::Value>, schema: &Schema, f: &dyn Fn(&str) -> Stri
     let t = Template::compile(&json, schema).map_err(|e| (b.span(), f("body"), e))?;
     let (worst, most) = t.max_len(MAX_REQUEST_BODY);
     if worst > MAX_CALL_BODY {
-        let why =
-            most.map_or(String::new(), |(field, n)| format!(" (`{{{}}}` appears {n} time(s))", crate::shown(&field)));
+        let why = most.map_or(String::new(), |(field, n)| {
+            format!(" (`{{{}}}` appears {n} time(s))", cutover_models::shown(&field))
+        });
         return Err((
             b.span(),
             f("body"),
@@ -726,7 +734,7 @@ fn compile_platform(
         if ok {
             Ok(t.clone())
         } else {
-            Err((v.span(), field, format!("`{}` is not a name (no space, no `/`)", crate::shown(t))))
+            Err((v.span(), field, format!("`{}` is not a name (no space, no `/`)", cutover_models::shown(t))))
         }
     };
     let mut features = BTreeMap::new();
@@ -740,7 +748,7 @@ fn compile_platform(
                 return Err((
                     reference.span(),
                     ff(&format!("features.{agg}")),
-                    format!("`{}` is not a feature reference (`view:feature`)", crate::shown(r)),
+                    format!("`{}` is not a feature reference (`view:feature`)", cutover_models::shown(r)),
                 ))
             }
         }
@@ -763,7 +771,7 @@ fn compile_platform(
                 return Err((
                     o.span(),
                     mf("output"),
-                    format!("`{}` is not an output (predict or predict_proba)", crate::shown(other)),
+                    format!("`{}` is not an output (predict or predict_proba)", cutover_models::shown(other)),
                 ))
             }
         },
@@ -795,7 +803,7 @@ pub fn pointer(p: &str) -> Result<String, String> {
         // `~` escapes only `~0` and `~1`.
         let bad = p.match_indices('~').any(|(i, _)| !matches!(p.as_bytes().get(i + 1), Some(b'0' | b'1')));
         if bad {
-            return Err(format!("`{}` is not a JSON pointer (`~` must be `~0` or `~1`)", crate::shown(p)));
+            return Err(format!("`{}` is not a JSON pointer (`~` must be `~0` or `~1`)", cutover_models::shown(p)));
         }
         Ok(p.to_string())
     } else {
@@ -817,13 +825,13 @@ pub fn expand(text: &str) -> Result<String, String> {
     while let Some(at) = rest.find("${") {
         out.push_str(&rest[..at]);
         let inner = &rest[at + 2..];
-        let end = inner.find('}').ok_or_else(|| format!("`{}`: a `${{` is not closed", crate::shown(text)))?;
+        let end = inner.find('}').ok_or_else(|| format!("`{}`: a `${{` is not closed", cutover_models::shown(text)))?;
         let (name, default) = match inner[..end].split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (&inner[..end], None),
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!("`${{{}}}` is not a variable name", crate::shown(name)));
+            return Err(format!("`${{{}}}` is not a variable name", cutover_models::shown(name)));
         }
         match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
             (Some(v), _) => out.push_str(&v),
@@ -841,9 +849,9 @@ pub fn expand(text: &str) -> Result<String, String> {
 pub fn check_url(written: &str) -> Result<String, String> {
     let expanded = expand(written)?;
     let quoted = if expanded == written {
-        format!("`{}`", crate::shown(written))
+        format!("`{}`", cutover_models::shown(written))
     } else {
-        format!("`{}` (its variables expanded)", crate::shown(written))
+        format!("`{}` (its variables expanded)", cutover_models::shown(written))
     };
     let t = expanded.trim_end_matches('/');
     let rest = t

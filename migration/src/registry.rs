@@ -202,7 +202,7 @@ impl Registry {
         if Path::new(relative).is_absolute() || relative.is_empty() {
             return Err(refuse(format!(
                 "`{}`: an entry's file must be a path relative to the registry",
-                crate::shown(relative)
+                cutover_models::shown(relative)
             )));
         }
         let real = std::fs::canonicalize(&path).map_err(|e| refuse(e.to_string()))?;
@@ -211,7 +211,7 @@ impl Registry {
             let folders: Vec<String> = self.within.iter().map(|d| d.display().to_string()).collect();
             return Err(refuse(format!(
                 "`{}` leads outside {}: an entry's files stay inside the migration's folders",
-                crate::shown(relative),
+                cutover_models::shown(relative),
                 folders.join(" and ")
             )));
         }

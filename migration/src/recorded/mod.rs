@@ -34,7 +34,7 @@ pub struct Recorded {
 
 /// A row that cannot be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}:{line}{}: field `{}`: {}", column.map_or(String::new(), |c| format!(":{c}")), crate::one_line(field), crate::one_line(message))]
+#[error("{file}:{line}{}: field `{}`: {}", column.map_or(String::new(), |c| format!(":{c}")), cutover_models::one_line(field), cutover_models::one_line(message))]
 pub struct RowError {
     /// The file.
     pub file: String,
@@ -149,7 +149,11 @@ impl Reader {
                 for (field, k) in schema.fields().iter().zip(&keys) {
                     let c = find(k);
                     if c.is_none() && !field.optional {
-                        return Err(fail(1, &field.name, format!("no column `{}` in the header", crate::shown(k))));
+                        return Err(fail(
+                            1,
+                            &field.name,
+                            format!("no column `{}` in the header", cutover_models::shown(k)),
+                        ));
                     }
                     columns.push(c);
                 }
@@ -306,16 +310,15 @@ fn recorded(
         }
     };
     let (id_text, entity_text) = (text(schema.id_field()), text(schema.entity_field()));
-    let legacy_score = match answers[0] {
-        Cell::Absent | Cell::Null => None,
-        Cell::Number(x) => Some(x),
-        Cell::CsvText(s) | Cell::JsonText(s) => Some(
-            s.trim()
-                .parse::<f64>()
-                .map_err(|_| ("legacy_score".to_string(), format!("`{}` is not a number", crate::shown(s))))?,
-        ),
-        _ => return Err(("legacy_score".into(), "must be a number".into())),
-    };
+    let legacy_score =
+        match answers[0] {
+            Cell::Absent | Cell::Null => None,
+            Cell::Number(x) => Some(x),
+            Cell::CsvText(s) | Cell::JsonText(s) => Some(s.trim().parse::<f64>().map_err(|_| {
+                ("legacy_score".to_string(), format!("`{}` is not a number", cutover_models::shown(s)))
+            })?),
+            _ => return Err(("legacy_score".into(), "must be a number".into())),
+        };
     if legacy_score.is_some_and(|s| !s.is_finite()) {
         return Err(("legacy_score".into(), "must be a finite number".into()));
     }
@@ -331,7 +334,11 @@ fn recorded(
             if d.is_none() {
                 return Err((
                     "legacy_decision".into(),
-                    format!("`{}` is none of the answer's decisions ({})", crate::shown(s), answer.labels.join(", ")),
+                    format!(
+                        "`{}` is none of the answer's decisions ({})",
+                        cutover_models::shown(s),
+                        answer.labels.join(", ")
+                    ),
                 ));
             }
             d

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::features::{Pipeline, SpecError};
 use crate::registry::{Entry, LineageMismatch, Registry, RegistryError};
 use crate::schema::Schema;
-use crate::{Model, ModelError};
+use cutover_models::{Model, ModelError};
 
 /// Why a stack refused to start.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ impl ScoringStack {
     ) -> Result<ScoringStack, StartError> {
         let entry = registry.get(id)?;
         registry.verify(&entry, model, spec)??;
-        let model = crate::xgboost::load_file(model)?;
+        let model = cutover_models::xgboost::load_file(model)?;
         let pipeline = Pipeline::from_file(spec, schema, Some(model.feature_names()))?;
         Ok(ScoringStack { entry, model: Arc::new(model), pipeline: Arc::new(pipeline) })
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::migration::Migration;
+use crate::folder::Migration;
 
 fn write(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cutover-recorded-{}", std::process::id()));

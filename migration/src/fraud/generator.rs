@@ -372,7 +372,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::migration::Migration;
+    use crate::folder::Migration;
 
     fn source(seed: u64) -> FraudSource {
         let m = Migration::bundled_fraud().unwrap();

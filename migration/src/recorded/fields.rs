@@ -113,7 +113,7 @@ impl FieldMap {
                     return Err(bad(
                         start,
                         "decisions".into(),
-                        format!("`{}` means both {other} and {label}", crate::shown(v)),
+                        format!("`{}` means both {other} and {label}", cutover_models::shown(v)),
                     ));
                 }
             }

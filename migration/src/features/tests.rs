@@ -7,7 +7,7 @@ use crate::schema::{Cell, Record, Schema, Value};
 
 /// The bundled fraud migration's schema.
 pub(crate) fn fraud_schema() -> Arc<Schema> {
-    crate::migration::Migration::bundled_fraud().unwrap().schema().clone()
+    crate::folder::Migration::bundled_fraud().unwrap().schema().clone()
 }
 
 use crate::schema::tests::compiled as schema;

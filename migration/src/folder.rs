@@ -494,7 +494,7 @@ fn inside(dir: &Path, path: &Path) -> bool {
 fn outside(given: &str) -> String {
     format!(
         "`{}` leads outside the migration folder: everything a migration reads stays inside it",
-        crate::shown(given)
+        cutover_models::shown(given)
     )
 }
 

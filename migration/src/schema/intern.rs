@@ -81,7 +81,7 @@ impl Interner {
             return Err(format!(
                 "`{}` cannot be kept: the table of category values is full (at most {} distinct values, counting each \
                  value's lower-case form)",
-                crate::shown(s),
+                cutover_models::shown(s),
                 self.limit
             ));
         }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::features::spec_diff::{describe_missing, describe_source, describe_steps, diff_specs, SpecDifference};
 use crate::features::{Pipeline, Unknown};
 use crate::registry::Entry;
-use crate::Model;
+use cutover_models::Model;
 
 /// The whole audit.
 #[derive(Debug, Clone, Serialize)]

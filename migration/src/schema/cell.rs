@@ -233,7 +233,7 @@ fn epoch_ms(x: f64, epoch: Epoch) -> f64 {
 }
 
 fn clip(s: &str) -> String {
-    crate::error::shown(s)
+    cutover_models::shown(s)
 }
 
 pub(super) fn parse_json(schema: &Schema, body: &[u8], record: &mut Record) -> Result<(), WireError> {

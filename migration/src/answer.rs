@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::objective::{softmax, Objective};
-use crate::Model;
+use cutover_models::objective::{softmax, Objective};
+use cutover_models::Model;
 
 /// The kind of answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,9 +1,9 @@
 //! Resident memory of the live stacks' feature paths (two stores over one shared log) as
 //! requests arrive at a rate: where a long-running router's memory goes.
 //!
-//! usage: cargo run --release -p cutover-models --example store_memory -- RATE MINUTES
+//! usage: cargo run --release -p cutover-migration --example store_memory -- RATE MINUTES
 
-use cutover_models::paths::{shared_log, SinglePath};
+use cutover_migration::paths::{shared_log, SinglePath};
 
 fn rss_mib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -25,7 +25,7 @@ fn main() {
         eprintln!("store_memory: RATE within [1, 100000], MINUTES within (0, 1440]");
         std::process::exit(2);
     }
-    let m = cutover_models::Migration::bundled_fraud().expect("the bundled migration");
+    let m = cutover_migration::Migration::bundled_fraud().expect("the bundled migration");
     let (legacy, new) = m.start_stacks().expect("stacks");
     let source = m.source(1, 200.0).expect("traffic");
     let log = shared_log(&[legacy.pipeline(), new.pipeline()]);

@@ -36,11 +36,11 @@ use std::path::Path;
 
 use crate::answer::AnswerKind;
 use crate::error::FieldError;
-use crate::model::FeatureType;
-use crate::objective::Objective;
 use crate::recorded::Format;
 use crate::schema::{Kind, MAX_TEXT};
-use crate::Model;
+use cutover_models::objective::Objective;
+use cutover_models::FeatureType;
+use cutover_models::Model;
 
 pub use profile::{Column, Profile, Raw};
 
@@ -357,7 +357,7 @@ impl<'a> Reading<'a> {
                 "the recorded score holds {not_numbers} value(s) of {} that are not finite numbers (first at line {line}: \
                  `{}`): leave a score empty where none was recorded, or name another column with --score",
                 c.present,
-                crate::shown(&text)
+                cutover_models::shown(&text)
             ),
         ))
     }
