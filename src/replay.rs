@@ -290,6 +290,8 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
         ..cutover_loadgen::ServeConfig::new(loaded.clone())
     };
     cutover_loadgen::serve::check_reach(&probe).map_err(|e| Failure::BadInput(e.to_string()))?;
+    // Each stack's client, as serve will build it: a URL that is no base URL is refused here.
+    probe.clients().map_err(|e| Failure::BadInput(e.to_string()))?;
     let time_scale = match args.time_scale {
         Some(x) if x > 0.0 && x <= 10_000.0 => x,
         Some(x) => return Err(Failure::BadInput(format!("--time-scale: must be within (0, 10000], got {x}"))),

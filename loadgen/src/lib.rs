@@ -4,6 +4,7 @@
 //! behind a bearer token, and goose load tests of whole rollouts.
 #![deny(missing_docs)]
 
+pub mod clients;
 pub mod dashboard;
 pub mod drive;
 pub mod faults;

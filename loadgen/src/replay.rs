@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cutover_migration::recorded::Recorded;
-use cutover_migration::stacks::StackDecl;
 use cutover_sim::core::baseline::Baseline;
-use cutover_sim::core::pairing::{self, AnswerFields};
+use cutover_sim::core::pairing;
 use cutover_sim::core::Guardrail;
 use cutover_sim::scenario::LoadedScenario;
 use tokio::sync::{mpsc, Mutex, Semaphore};
@@ -96,18 +95,7 @@ pub async fn replay_http(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let began = Instant::now();
     // Users' answers are legacy's while it serves them: read as legacy's API says.
-    let fields = Arc::new(match &m.stacks().legacy {
-        StackDecl::Http(h) => AnswerFields {
-            score: h.score.clone(),
-            decision: h.decision.clone(),
-            probabilities: h.probabilities.clone(),
-        },
-        _ => AnswerFields {
-            score: serve::pointer(&cfg.score_field),
-            decision: Some(serve::pointer(&cfg.decision_field)),
-            probabilities: Some("/probabilities".into()),
-        },
-    });
+    let fields = Arc::new(running.clients[0].answer_fields());
     while let Some(record) = rx.recv().await {
         tick.tick().await;
         let permit = permits.clone().acquire_owned().await?;

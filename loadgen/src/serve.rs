@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use cutover_migration::paths::SharedLog;
 use cutover_migration::stack::ScoringStack;
-use cutover_migration::stacks::{check_url, is_loopback, remote_refused, HttpStack, StackDecl};
-use cutover_sim::core::pairing::AnswerFields;
+use cutover_migration::stacks::{check_url, is_loopback, remote_refused};
 use cutover_sim::core::trace::{parity_stats, Lineage};
 use cutover_sim::scenario::{LoadedScenario, Policy};
 use rand::RngExt;
@@ -15,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clients::{GivenApi, StackClient};
 use crate::faults::{Face, FaultBoard};
 use crate::platform::{EntityKeys, PlatformService};
 use crate::router::{self, RouterConfig, RouterState, Upstream};
@@ -92,10 +92,29 @@ impl ServeConfig {
     }
 }
 
+impl ServeConfig {
+    /// How the router reaches each stack (legacy first), from the folder's declaration and
+    /// the URLs and answer fields given.
+    pub fn clients(&self) -> anyhow::Result<[StackClient; 2]> {
+        let api = GivenApi {
+            score_field: self.score_field.clone(),
+            decision_field: self.decision_field.clone(),
+            ask_features: self.ask_features,
+        };
+        let m = &self.scenario.migration;
+        let one = |name, url: &Option<String>| {
+            StackClient::resolve(name, m, url.as_deref(), &api).map_err(|e| anyhow::anyhow!(e))
+        };
+        Ok([one("legacy", &self.legacy_url)?, one("new", &self.new_url)?])
+    }
+}
+
 /// The running services.
 pub struct Running {
     /// The router's address.
     pub router: SocketAddr,
+    /// How the router reaches each stack, legacy first.
+    pub clients: [StackClient; 2],
     /// The in-process legacy stack's address.
     pub legacy: Option<SocketAddr>,
     /// The in-process new stack's address.
@@ -209,10 +228,6 @@ async fn supervise(
     }
 }
 
-/// A field name as a JSON pointer: `score` is `/score`; a pointer stays as it is.
-pub fn pointer(field: &str) -> String {
-    cutover_migration::stacks::pointer(field).unwrap_or_else(|_| field.to_string())
-}
 
 /// Refuses every service beyond this machine unless remote ones are allowed: the URLs
 /// given as flags and those the migration declares (but one a flag replaces). Decided from
@@ -258,6 +273,8 @@ struct Launch<'a> {
     segments: cutover_migration::segments::Segments,
     log: SharedLog,
     keys: Arc<EntityKeys>,
+    /// How the router reaches each stack, legacy first.
+    clients: [StackClient; 2],
     stop: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<Stopped>>,
     jobs: Vec<JoinHandle<()>>,
@@ -273,26 +290,6 @@ struct NewStack {
 }
 
 impl Launch<'_> {
-    /// An external URL on the command line fronts a service speaking cutover's API, or
-    /// moves a declared service (its mapping kept).
-    fn external(&self, name: &'static str, url: &str, decl: &StackDecl) -> anyhow::Result<Upstream> {
-        let cfg = self.cfg;
-        let url = check_url(url).map_err(|e| anyhow::anyhow!("--{name}-url: {e}"))?;
-        Ok(match decl {
-            StackDecl::Http(h) => Upstream::declared(name, &HttpStack { url, ..h.clone() }),
-            _ => Upstream {
-                fields: AnswerFields {
-                    score: pointer(&cfg.score_field),
-                    decision: Some(pointer(&cfg.decision_field)),
-                    probabilities: Some("/probabilities".into()),
-                },
-                features: cfg.ask_features.then(|| "/features".into()),
-                ask_features: cfg.ask_features,
-                ..Upstream::own(name, url)
-            },
-        })
-    }
-
     /// cutover's own stack `name` serving `stack`, with the fault board of a new one.
     fn own(&self, name: &'static str, stack: &ScoringStack, board: Option<Arc<FaultBoard>>) -> Arc<StackService> {
         let m = self.m;
@@ -307,27 +304,24 @@ impl Launch<'_> {
             self.log.clone(),
         );
         // The platform's materialization job writes the entities legacy served.
-        let platform = matches!(&m.stacks().new, StackDecl::Platform(_)) && self.cfg.new_url.is_none();
+        let platform = matches!(self.clients[1], StackClient::Platform(_));
         Arc::new(if name == "legacy" && platform { svc.with_keys(self.keys.clone()) } else { svc })
     }
 
-    /// The legacy stack, as declared or given: how the router calls it, and its address
-    /// when it is cutover's own.
+    /// The legacy stack, as its client says: how the router calls it, and its address when
+    /// it is cutover's own.
     async fn start_legacy(&mut self) -> anyhow::Result<(Upstream, Option<SocketAddr>)> {
         let cfg = self.cfg;
-        Ok(match (&cfg.legacy_url, &self.m.stacks().legacy) {
-            (Some(url), decl) => (self.external("legacy", url, decl)?, None),
-            (None, StackDecl::Http(h)) => (Upstream::declared("legacy", h), None),
-            (None, StackDecl::Platform(_)) => {
-                anyhow::bail!("{}: the legacy stack cannot be a platform", cfg.scenario.path.display())
-            }
-            (None, StackDecl::InProcess) => {
+        Ok(match &self.clients[0] {
+            StackClient::Service(up) => (up.clone(), None),
+            StackClient::InProcess => {
                 let svc = self.own("legacy", self.legacy, None);
                 self.jobs.push(svc.spawn_store_job(self.stop.clone()));
                 let (listener, addr) = listen(cfg.bind, cfg.legacy_port).await?;
                 self.tasks.push(spawn(listener, svc.router(), cfg.stack_limits, self.stop.clone()));
                 (Upstream::own("legacy", format!("http://{addr}")), Some(addr))
             }
+            StackClient::Platform(_) => unreachable!("StackClient::resolve refuses a legacy platform"),
         })
     }
 
@@ -336,27 +330,26 @@ impl Launch<'_> {
         Arc::new(FaultBoard::new(face, self.cfg.scenario.scenario.seed, self.m, self.segments.clone(), self.new))
     }
 
-    /// The new stack, as declared or given, with its fault board: a team's own service (or
-    /// a stack in another process), whose faults the router acts out from outside; the
+    /// The new stack, as its client says, with its fault board: a team's own service (or a
+    /// stack in another process), whose faults the router acts out from outside; the
     /// composed platform; or cutover's own.
     async fn start_new(&mut self, legacy_addr: Option<SocketAddr>) -> anyhow::Result<NewStack> {
         let cfg = self.cfg;
-        let (up, addr, board, platform) = match (&cfg.new_url, &self.m.stacks().new) {
-            (Some(url), decl) => (self.external("new", url, decl)?, None, self.board(Face::Service), None),
-            (None, StackDecl::Http(h)) => (Upstream::declared("new", h), None, self.board(Face::Service), None),
-            (None, StackDecl::Platform(p)) => {
-                let (up, addr, board, svc) = self.start_platform(p, legacy_addr).await?;
-                (up, Some(addr), board, Some(svc))
+        let board = self.board(self.clients[1].face());
+        let (up, addr, platform) = match self.clients[1].clone() {
+            StackClient::Service(up) => (up, None, None),
+            StackClient::Platform(p) => {
+                let (up, addr, svc) = self.start_platform(&p, legacy_addr, board.clone()).await?;
+                (up, Some(addr), Some(svc))
             }
-            (None, StackDecl::InProcess) => {
-                let b = self.board(Face::InProcess);
-                let down = b.down();
-                let svc = self.own("new", self.new, Some(b.clone()));
+            StackClient::InProcess => {
+                let down = board.down();
+                let svc = self.own("new", self.new, Some(board.clone()));
                 self.jobs.push(svc.spawn_store_job(self.stop.clone()));
                 let (listener, addr) = listen(cfg.bind, cfg.new_port).await?;
                 let stop = self.stop.clone();
                 self.tasks.push(tokio::spawn(supervise(listener, addr, svc.router(), cfg.stack_limits, stop, down)));
-                (Upstream::own("new", format!("http://{addr}")), Some(addr), b, None)
+                (Upstream::own("new", format!("http://{addr}")), Some(addr), None)
             }
         };
         Ok(NewStack { up, addr, board, platform })
@@ -368,7 +361,8 @@ impl Launch<'_> {
         &mut self,
         p: &cutover_migration::stacks::PlatformStack,
         legacy_addr: Option<SocketAddr>,
-    ) -> anyhow::Result<(Upstream, SocketAddr, Arc<FaultBoard>, Arc<PlatformService>)> {
+        b: Arc<FaultBoard>,
+    ) -> anyhow::Result<(Upstream, SocketAddr, Arc<PlatformService>)> {
         let (cfg, m) = (self.cfg, self.m);
         if p.feature_server.push_source.is_some() && legacy_addr.is_none() {
             anyhow::bail!(
@@ -377,7 +371,6 @@ impl Launch<'_> {
                 m.file.display()
             );
         }
-        let b = self.board(Face::Platform);
         let down = b.down();
         let seed = cfg.scenario.scenario.seed;
         let svc = PlatformService::new(
@@ -401,7 +394,7 @@ impl Launch<'_> {
         self.tasks.push(tokio::spawn(supervise(listener, addr, app, cfg.stack_limits, stop, down)));
         let up =
             Upstream { model_version: Some("/model_version".into()), ..Upstream::own("new", format!("http://{addr}")) };
-        Ok((up, addr, b, svc))
+        Ok((up, addr, svc))
     }
 }
 
@@ -423,6 +416,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         Some(dir) => Some(crate::state::StateDir::open(dir, &plan_sha256).map_err(|e| anyhow::anyhow!(e))?),
         None => None,
     };
+    let clients = cfg.clients()?;
     let (stacks_stop, stop) = watch::channel(false);
     let mut launch = Launch {
         cfg: &cfg,
@@ -432,6 +426,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         segments: segments.clone(),
         log: cutover_migration::paths::shared_log(&[legacy.pipeline(), new.pipeline()]),
         keys: Arc::new(EntityKeys::default()),
+        clients: clients.clone(),
         stop,
         tasks: Vec::new(),
         jobs: Vec::new(),
@@ -441,7 +436,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (tasks, jobs) = (launch.tasks, launch.jobs);
     let token = cfg.token.clone().unwrap_or_else(new_token);
     // Lineage comes only from cutover's own stacks; feature rows from stacks that return them.
-    let own_stacks = legacy_addr.is_some() && new_addr.is_some() && platform.is_none();
+    let own_stacks = clients.iter().all(|c| matches!(c, StackClient::InProcess));
     let lineage = own_stacks.then(|| Lineage::of(&legacy, &new, Vec::new()));
     let rows = legacy_up.features.is_some() && new_up.features.is_some();
     let parity = if rows {
@@ -475,6 +470,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         spawn(listener, router::routes(state.clone(), crate::dashboard::routes()), cfg.router_limits, router_stopped);
     Ok(Running {
         router: router_addr,
+        clients,
         legacy: legacy_addr,
         new: new_addr,
         token,
