@@ -42,7 +42,12 @@ impl StackClient {
     /// command line names a URL (a base URL: scheme, host and port). A legacy stack cannot
     /// be a platform. Whether a URL may leave this machine is decided before, for every
     /// URL at once (`serve::check_reach`).
-    pub fn resolve(name: &'static str, m: &Migration, given: Option<&str>, api: &GivenApi) -> Result<StackClient, String> {
+    pub fn resolve(
+        name: &'static str,
+        m: &Migration,
+        given: Option<&str>,
+        api: &GivenApi,
+    ) -> Result<StackClient, String> {
         let decl = if name == "legacy" { &m.stacks().legacy } else { &m.stacks().new };
         if let Some(url) = given {
             let url = check_url(url).map_err(|e| format!("--{name}-url: {e}"))?;

@@ -228,7 +228,6 @@ async fn supervise(
     }
 }
 
-
 /// Refuses every service beyond this machine unless remote ones are allowed: the URLs
 /// given as flags and those the migration declares (but one a flag replaces). Decided from
 /// the URLs' text before anything is started or any connection is made; a message quotes

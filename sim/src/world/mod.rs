@@ -4,7 +4,9 @@
 //! the controller evaluates a window every `interval_s`; the timeline closes a window
 //! every minute. Everything lands in one history.
 
+mod outcome;
 pub mod replay;
+mod rows;
 mod scoring;
 mod stacks;
 pub mod suite;
@@ -16,7 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use cutover_migration::answer::Answer;
-use cutover_migration::features::{sha256_hex, FeatureDiff, ParityStats, Pipeline};
+use cutover_migration::features::{sha256_hex, ParityStats, Pipeline};
 use cutover_migration::paths::DualPath;
 use cutover_migration::schema::Record;
 use cutover_migration::traffic::SharedSource;
@@ -27,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::core::history::{Event, History};
 use crate::core::monitor::Window;
-use crate::core::pairing::{route, strip_context, Call, Called, Pairing, UserAnswer};
+use crate::core::pairing::{route, Call, Called, Pairing, UserAnswer};
 use crate::core::rollout::{Counts, Rollout};
 use crate::core::trace::{parity_stats, Lineage, StageStats, SwitchedSpec, Trace};
 use crate::core::user_path::{user_ms, violations, Routed};
@@ -36,7 +38,9 @@ use crate::core::Phase;
 use crate::faults::{self, Fault, Kind, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
 use crate::streams::{exponential, stream, Stream};
+use outcome::RequestLine;
 use replay::{Baseline, Recorded};
+use rows::Rows;
 use scoring::Scoring;
 use stacks::Stack;
 
@@ -179,18 +183,17 @@ struct World<'a> {
     rate_rps: f64,
     curve: Option<Vec<f64>>,
     source: SharedSource,
-    paths: DualPath,
+    /// Both feature paths and the request's rows.
+    rows: Rows,
     /// Both stacks' models, and what faults make the new one score with and answer.
     scoring: Scoring,
-    /// The path's slots of the specs of `spec_switch` faults, by the fault's position.
-    spec_slots: Vec<Option<usize>>,
     features: Vec<String>,
     legacy: Stack,
     new: Stack,
     user_budget_ms: f64,
     faults: Vec<Fault>,
-    /// The fields a shadow call can lose.
-    context: Vec<usize>,
+    /// The faults touching the request at hand (their positions in `faults`).
+    hitting: Vec<usize>,
     lanes: Vec<Lane>,
     timeline_window: Window,
     parity: ParityStats,
@@ -201,21 +204,15 @@ struct World<'a> {
     error_rng: ChaCha8Rng,
     pairing: Pairing,
     next_index: u64,
-    /// The request at hand, and as the new stack gets it.
+    /// The request at hand.
     record: Record,
-    new_record: Record,
-    legacy_row: Vec<f32>,
-    new_row: Vec<f32>,
-    diffs: Vec<FeatureDiff>,
     legacy_out: Vec<f32>,
     new_out: Vec<f32>,
     /// The decision the new stack stated, where an answer fault made it differ from the
     /// one its values give.
     new_stated: Option<u32>,
-    // Outcomes, the same for every lane of the world.
-    requests_total: u64,
-    requests_failed: u64,
-    bad_decisions: u64,
+    /// Outcomes, the same for every lane of the world.
+    counts: Counts,
 }
 
 /// What the faults of a run make the new stack serve instead of its own: the artifacts of
@@ -354,14 +351,13 @@ impl<'a> World<'a> {
             rate_rps: s.traffic.rate_rps,
             curve: s.traffic.daily_curve.clone().or_else(|| source.daily_curve()),
             source,
-            paths,
+            rows: Rows::new(paths, m.schema().record(), m.shadow_context().to_vec(), served.spec_slots),
             scoring: Scoring::new(answer.clone(), (legacy_model, new_model), served.alternates, served.drift),
-            spec_slots: served.spec_slots,
             legacy: Stack::new(&s.stacks.legacy, &segments).map_err(setup)?,
             new: Stack::new(&s.stacks.new, &segments).map_err(setup)?,
             user_budget_ms: s.stacks.user_budget_ms,
             faults,
-            context: m.shadow_context().to_vec(),
+            hitting: Vec::new(),
             lanes,
             timeline_window: Window::new(n).with_relative(relative),
             parity,
@@ -373,17 +369,11 @@ impl<'a> World<'a> {
             pairing: Pairing::new(answer.clone(), segments, legacy.pipeline().output_kinds()),
             next_index: 0,
             record: m.schema().record(),
-            new_record: m.schema().record(),
-            legacy_row: vec![0.0; n],
-            new_row: vec![0.0; n],
-            diffs: vec![FeatureDiff::Equal; n],
             legacy_out: vec![0.0; width],
             new_out: vec![0.0; width],
             new_stated: None,
             features,
-            requests_total: 0,
-            requests_failed: 0,
-            bad_decisions: 0,
+            counts: Counts::default(),
         };
         world.start();
         Ok(world)
@@ -606,7 +596,7 @@ impl<'a> World<'a> {
         match f.kind {
             Kind::StaleFeatures { stall_us } => {
                 let until_ms = self.start_ms + ((t + stall_us) / 1000) as i64;
-                self.paths.store_mut().stall_until(until_ms);
+                self.rows.paths.store_mut().stall_until(until_ms);
             }
             Kind::DecommissionLegacy => {
                 for lane in &mut self.lanes {
@@ -635,8 +625,8 @@ impl<'a> World<'a> {
         let (bucket, routed_new) = route(self.record.entity, weight);
         let shadow = !routed_new;
         let touch = self.faults_touching(t, index, shadow);
-        self.feature_rows(t, index, &touch);
-        let same_input = self.answers(t, index, &touch);
+        self.feature_rows(&touch);
+        let same_input = self.answers(&touch);
         let (legacy_call, new_call, user_ms) = self.calls(routed_new, &touch);
         let user = UserAnswer::of(routed_new, new_call.ok(), legacy_call.ok(), user_ms, self.user_budget_ms);
         let routed = Routed {
@@ -652,8 +642,8 @@ impl<'a> World<'a> {
         for (invariant, detail) in violations(&routed) {
             self.violation(t, invariant.name(), detail);
         }
-        self.pair(t, index, routed_new, &touch, legacy_call, new_call, &user, same_input);
-        self.paths.served(&self.record);
+        self.pair(t, &routed, &touch, (legacy_call, new_call), &user, same_input);
+        self.rows.served(&self.record);
     }
 
     /// A request after a rollback: the new stack is out of the path (no user traffic, no
@@ -663,26 +653,27 @@ impl<'a> World<'a> {
         let segs = self.pairing.segments_of(&self.record);
         let legacy_ms = self.legacy.latency_ms(&mut self.latency_rng, segs);
         let legacy_error = self.error_rng.random::<f64>() < self.legacy.error_rate;
-        let row = self.paths.compute_legacy(&self.record);
-        self.legacy_row.copy_from_slice(row);
-        self.scoring.legacy(&self.legacy_row, &mut self.legacy_out);
+        let row = self.rows.legacy_only(&self.record);
+        self.scoring.legacy(row, &mut self.legacy_out);
         let failed = UserAnswer::of(false, false, !legacy_error, legacy_ms, self.user_budget_ms).failed;
-        self.requests_total += 1;
-        self.requests_failed += u64::from(failed);
-        let decision = self.scoring.answer.decision(&self.legacy_out);
-        if let Some(r) = &self.pending {
-            self.baseline.observe(
-                r.line,
-                (r.legacy_score, r.legacy_decision),
-                (self.scoring.answer.headline(&self.legacy_out), decision),
-            );
-        }
-        let flags = u64::from(legacy_error) << 2 | u64::from(failed) << 4 | u64::from(decision.unwrap_or(0)) << 5;
-        let scores = u64::from(self.scoring.answer.headline(&self.legacy_out).to_bits()) << 32;
+        self.counts.requests_total += 1;
+        self.counts.requests_failed += u64::from(failed);
+        self.observe_baseline();
+        let line = RequestLine {
+            t,
+            index,
+            entity: self.record.entity,
+            error: legacy_error,
+            user_failed: failed,
+            legacy_decision: self.scoring.answer.decision(&self.legacy_out).unwrap_or(0),
+            legacy_score: self.scoring.answer.headline(&self.legacy_out),
+            user_ms: legacy_ms,
+            ..RequestLine::default()
+        };
         for lane in &mut self.lanes {
-            lane.r.history.request(&[t, index, self.record.entity, flags, scores, legacy_ms.to_bits()]);
+            lane.r.history.request(&line.words());
         }
-        self.paths.served(&self.record);
+        self.rows.served(&self.record);
     }
 
     /// The next request into `self.record`: a recorded one (a replay) or the source's.
@@ -700,59 +691,37 @@ impl<'a> World<'a> {
     }
 
     /// What the faults active now do to this request (by its segments and the fault's
-    /// fraction). Its segments are found here, once; the later steps read them.
+    /// fraction). Its segments and the faults touching it are found here, once; the later
+    /// steps read them.
     fn faults_touching(&mut self, t: u64, index: u64, shadow: bool) -> Touch {
         let segs = self.pairing.segments_of(&self.record);
         let mut touch = Touch::default();
-        for f in &self.faults {
+        self.hitting.clear();
+        for (k, f) in self.faults.iter().enumerate() {
             if f.active(t) && f.hits(self.seed, index, segs, t - f.start_us) {
                 touch.add(&f.kind, f.index as u64, self.seed, index, shadow);
+                self.hitting.push(k);
             }
         }
         touch
     }
 
-    /// Both feature paths (the new one on the request as the new stack gets it and reads
-    /// it, with the spec it computes with), then the feature faults on the new row.
-    fn feature_rows(&mut self, t: u64, index: u64, touch: &Touch) {
-        self.new_record.copy_from(&self.record);
-        if touch.context_lost {
-            strip_context(&mut self.new_record, &self.context);
-        }
-        if touch.request_faults {
-            let segs = self.pairing.last_segments();
-            for f in &self.faults {
-                if f.active(t) && f.hits(self.seed, index, segs, t - f.start_us) {
-                    f.kind.apply_to_request(&mut self.new_record);
-                }
-            }
-        }
-        let spec = touch.spec.and_then(|k| self.spec_slots[k]);
-        let rows = self.paths.compute_switched(&self.record, &self.new_record, spec);
-        self.legacy_row.copy_from_slice(rows.legacy);
-        self.new_row.copy_from_slice(rows.new);
-        self.diffs.copy_from_slice(rows.diffs);
-        if touch.feature_faults {
-            let segs = self.pairing.last_segments();
-            for f in &self.faults {
-                if f.active(t) && f.hits(self.seed, index, segs, t - f.start_us) {
-                    f.kind.apply_to_row(&mut self.new_row);
-                }
-            }
-        }
+    /// Both feature rows, through the feature step.
+    fn feature_rows(&mut self, touch: &Touch) {
+        let hitting = self.hitting.iter().map(|&k| &self.faults[k].kind);
+        self.rows.both(&self.record, touch, hitting);
     }
 
     /// Both models' answers, through the scoring step. Returns whether the two inputs were
     /// the same.
-    fn answers(&mut self, t: u64, index: u64, touch: &Touch) -> bool {
-        let (segs, seed) = (self.pairing.last_segments(), self.seed);
-        let hitting = self.faults.iter().filter(|f| f.active(t) && f.hits(seed, index, segs, t - f.start_us));
+    fn answers(&mut self, touch: &Touch) -> bool {
+        let hitting = self.hitting.iter().map(|&k| &self.faults[k].kind);
         let scored = self.scoring.both(
             touch,
-            (&self.legacy_row, &self.new_row),
+            (&self.rows.legacy, &self.rows.new),
             (&mut self.legacy_out, &mut self.new_out),
             self.mode == Mode::Sweep,
-            hitting.map(|f| &f.kind),
+            hitting,
         );
         self.new_stated = scored.stated;
         scored.same_input
@@ -769,35 +738,26 @@ impl<'a> World<'a> {
 
     /// The pairing step (shared with the live router), then every lane's evidence, the
     /// counts, the history, the timeline and parity.
-    #[allow(clippy::too_many_arguments)]
     fn pair(
         &mut self,
         t: u64,
-        index: u64,
-        routed_new: bool,
+        routed: &Routed,
         touch: &Touch,
-        legacy: Call<'static>,
-        new: Call<'static>,
+        (legacy, new): (Call<'static>, Call<'static>),
         user: &UserAnswer,
         same_input: bool,
     ) {
-        self.requests_total += 1;
-        self.requests_failed += u64::from(user.failed);
+        let (index, routed_new) = (routed.index, routed.routed_new);
+        self.counts.requests_total += 1;
+        self.counts.requests_failed += u64::from(user.failed);
+        self.observe_baseline();
         let legacy = Call {
             ms: legacy.ms,
             outcome: if legacy.ok() { Called::Answered(&self.legacy_out, None) } else { legacy.outcome },
         };
         let new_outcome = if new.ok() { Called::Answered(&self.new_out, self.new_stated) } else { new.outcome };
         let new = Call { ms: new.ms, outcome: new_outcome };
-        if let Some(r) = &self.pending {
-            let decision = self.scoring.answer.decision(&self.legacy_out);
-            self.baseline.observe(
-                r.line,
-                (r.legacy_score, r.legacy_decision),
-                (self.scoring.answer.headline(&self.legacy_out), decision),
-            );
-        }
-        let rows = Some((&self.legacy_row[..], &self.new_row[..]));
+        let rows = Some((&self.rows.legacy[..], &self.rows.new[..]));
         let paired = self.pairing.pair(
             &self.record,
             true,
@@ -811,27 +771,35 @@ impl<'a> World<'a> {
         let Some(p) = paired else { return };
         let (o, wrong) = (p.observation, p.compared.wrong);
         if user.served_new && wrong && !same_input {
-            self.bad_decisions += 1;
+            self.counts.bad_decisions += 1;
         }
-        let flags = u64::from(routed_new)
-            | u64::from(user.served_new) << 1
-            | u64::from(o.error) << 2
-            | u64::from(o.timeout) << 3
-            | u64::from(user.failed) << 4
-            | u64::from(self.scoring.answer.decision(&self.legacy_out).unwrap_or(0)) << 5
-            | u64::from(self.new_stated.or_else(|| self.scoring.answer.decision(&self.new_out)).unwrap_or(0)) << 12;
-        let scores = u64::from(self.scoring.answer.headline(&self.legacy_out).to_bits()) << 32
-            | u64::from(self.scoring.answer.headline(&self.new_out).to_bits());
+        let answer = &self.scoring.answer;
+        let line = RequestLine {
+            t,
+            index,
+            entity: self.record.entity,
+            routed_new,
+            served_new: user.served_new,
+            error: o.error,
+            timeout: o.timeout,
+            user_failed: user.failed,
+            legacy_decision: answer.decision(&self.legacy_out).unwrap_or(0),
+            new_decision: self.new_stated.or_else(|| answer.decision(&self.new_out)).unwrap_or(0),
+            legacy_score: answer.headline(&self.legacy_out),
+            new_score: answer.headline(&self.new_out),
+            user_ms: user.ms,
+        }
+        .words();
         let mut alarms = Vec::new();
         for (k, lane) in self.lanes.iter_mut().enumerate() {
             if lane.r.observe(t, &o) {
                 alarms.push(k);
             }
-            lane.r.history.request(&[t, index, self.record.entity, flags, scores, user.ms.to_bits()]);
+            lane.r.history.request(&line);
         }
         if self.mode == Mode::Full {
             self.timeline_window.record(&o);
-            self.parity.observe(o.segments, &self.legacy_row, &self.new_row, p.diffs);
+            self.parity.observe(o.segments, &self.rows.legacy, &self.rows.new, p.diffs);
         }
         // A judge that raised its alarm evaluates now (its scheduled evaluations go on).
         for k in alarms {
@@ -840,9 +808,18 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Legacy's answer against the recorded one, in a replay.
+    fn observe_baseline(&mut self) {
+        if let Some(r) = &self.pending {
+            let decision = self.scoring.answer.decision(&self.legacy_out);
+            let score = self.scoring.answer.headline(&self.legacy_out);
+            self.baseline.observe(r.line, (r.legacy_score, r.legacy_decision), (score, decision));
+        }
+    }
+
     fn staleness_s(&self, t: u64) -> Option<f64> {
         let now_ms = self.start_ms + (t / 1000) as i64;
-        self.paths.store_lag_ms(now_ms).map(|ms| ms as f64 / 1000.0)
+        self.rows.paths.store_lag_ms(now_ms).map(|ms| ms as f64 / 1000.0)
     }
 
     fn evaluate(&mut self, t: u64, k: usize) {
@@ -879,12 +856,7 @@ impl<'a> World<'a> {
             self.seed,
             if policy == s.controller.policy.name() { String::new() } else { format!(" --policy {policy}") }
         );
-        let counts = Counts {
-            requests_total: self.requests_total,
-            requests_failed: self.requests_failed,
-            bad_decisions: self.bad_decisions,
-        };
-        let mut summary = lane.r.summary(&s.plan(), self.seed, self.fault_start_us(), counts, reproduce);
+        let mut summary = lane.r.summary(&s.plan(), self.seed, self.fault_start_us(), self.counts, reproduce);
         if let Some(e) = self.baseline.expectation() {
             summary.expectations.push(e);
         }
