@@ -194,6 +194,52 @@ pub struct Schema {
     interner: Arc<Interner>,
 }
 
+/// A field's missing sentinels as a cell is read against them: numbers, texts (trimmed,
+/// lower case) and, for a category, their interned symbols.
+#[derive(Default)]
+struct Missing {
+    numbers: Vec<f64>,
+    texts: Vec<String>,
+    symbols: Vec<u32>,
+}
+
+impl Missing {
+    /// The sentinels `d` declares, or the span and message of the first that is wrong.
+    fn of(d: &FieldDef, interner: &Interner) -> Result<Missing, (std::ops::Range<usize>, String)> {
+        let mut m = Missing::default();
+        for s in &d.missing_values {
+            match s.get_ref() {
+                Sentinel::Number(x) if !x.is_finite() => {
+                    return Err((s.span(), "must be finite".into()));
+                }
+                Sentinel::Number(_) if d.kind == Kind::Boolean => {
+                    return Err((s.span(), "0 and 1 are a boolean's values".into()));
+                }
+                Sentinel::Number(x) if d.kind == Kind::Category => {
+                    // A category holds numbers as their text: -1 arrives as "-1".
+                    let t = cell::number_text(*x);
+                    let kept = interner.intern_kept(&t).map_err(|e| (s.span(), e))?;
+                    m.symbols.push(kept.folded);
+                    m.texts.push(t);
+                }
+                Sentinel::Number(x) => m.numbers.push(*x),
+                Sentinel::Text(t) if t.len() > MAX_TEXT => {
+                    return Err((s.span(), format!("longer than {MAX_TEXT} bytes")));
+                }
+                Sentinel::Text(t) => {
+                    let lower = t.trim().to_ascii_lowercase();
+                    if d.kind == Kind::Category {
+                        let kept = interner.intern_kept(&lower).map_err(|e| (s.span(), e))?;
+                        m.symbols.push(kept.folded);
+                    }
+                    m.texts.push(lower);
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
 impl Schema {
     /// Compiles the `[request]` section; `text` and `file` locate errors.
     pub fn compile(def: &RequestDef, text: &str, file: &str) -> Result<Schema, FieldError> {
@@ -232,45 +278,16 @@ impl Schema {
             if min.is_nan() || max.is_nan() || min > max {
                 return Err(err(f.span(), at("min"), format!("min {min} is above max {max}")));
             }
-            let (mut missing_numbers, mut missing_texts, mut missing_symbols) = (Vec::new(), Vec::new(), Vec::new());
-            for s in &d.missing_values {
-                match s.get_ref() {
-                    Sentinel::Number(x) if !x.is_finite() => {
-                        return Err(err(s.span(), at("missing_values"), "must be finite".into()));
-                    }
-                    Sentinel::Number(_) if d.kind == Kind::Boolean => {
-                        return Err(err(s.span(), at("missing_values"), "0 and 1 are a boolean's values".into()));
-                    }
-                    Sentinel::Number(x) if d.kind == Kind::Category => {
-                        // A category holds numbers as their text: -1 arrives as "-1".
-                        let t = cell::number_text(*x);
-                        let kept = interner.intern_kept(&t).map_err(|e| err(s.span(), at("missing_values"), e))?;
-                        missing_symbols.push(kept.folded);
-                        missing_texts.push(t);
-                    }
-                    Sentinel::Number(x) => missing_numbers.push(*x),
-                    Sentinel::Text(t) if t.len() > MAX_TEXT => {
-                        return Err(err(s.span(), at("missing_values"), format!("longer than {MAX_TEXT} bytes")));
-                    }
-                    Sentinel::Text(t) => {
-                        let lower = t.trim().to_ascii_lowercase();
-                        if d.kind == Kind::Category {
-                            let kept =
-                                interner.intern_kept(&lower).map_err(|e| err(s.span(), at("missing_values"), e))?;
-                            missing_symbols.push(kept.folded);
-                        }
-                        missing_texts.push(lower);
-                    }
-                }
-            }
+            let missing =
+                Missing::of(d, &interner).map_err(|(span, message)| err(span, at("missing_values"), message))?;
             fields.push(Field {
                 column: d.column.clone().unwrap_or_else(|| name.clone()),
                 name,
                 kind: d.kind,
                 optional: d.optional,
-                missing_numbers,
-                missing_texts,
-                missing_symbols,
+                missing_numbers: missing.numbers,
+                missing_texts: missing.texts,
+                missing_symbols: missing.symbols,
                 min,
                 max,
                 epoch: d.epoch,

@@ -20,13 +20,13 @@ use cutover_migration::schema::Record;
 use cutover_migration::stacks::{HttpStack, Template};
 use cutover_sim::core::controller::{Decision, Phase};
 use cutover_sim::core::history::{Event, History};
-use cutover_sim::core::pairing::{self, route, AnswerFields, Call, Called, Pairing};
+use cutover_sim::core::pairing::{self, AnswerFields, Call, Called, Pairing, UserAnswer};
 use cutover_sim::core::rollout::{Counts, Evaluated, Rollout};
 use cutover_sim::core::trace::{Lineage, StageStats, Trace};
 use cutover_sim::core::user_path::{violations, Routed};
 use cutover_sim::core::verdict::Summary;
 use cutover_sim::core::Guardrail;
-use cutover_sim::faults::{served_answer, Kind, Layer};
+use cutover_sim::faults::served_answer;
 use cutover_sim::scenario::{LoadedScenario, OnRestart, Policy};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -36,6 +36,8 @@ use crate::http::FEATURES_HEADER;
 use crate::http::{self, ApiError};
 use crate::state::{self, Checkpoint, Resume, StateDir};
 use crate::upstream::{self, AnswerLimits, UpstreamFailure};
+
+mod score;
 
 /// Where the router finds a stack, how to ask it and how to read its answers.
 #[derive(Debug, Clone)]
@@ -958,24 +960,22 @@ impl RouterState {
 
     /// Pairs the two answers of one request (the pairing step the simulator runs) and
     /// feeds the monitor.
-    #[allow(clippy::too_many_arguments)]
     fn pair(
         &self,
         request: &Record,
         routed_new: bool,
         routed_at: Routing,
-        legacy: &CallResult,
-        new: &CallResult,
+        (legacy, new): (&CallResult, &CallResult),
         context_lost: bool,
-        user: (bool, f64, bool),
+        user: UserAnswer,
     ) {
         let Some(t) = self.now_us() else {
-            self.held(user.1, None, user.2, false);
+            self.held(user.ms, None, user.failed, false);
             return;
         };
         // Under the lock; a decision it leads to takes effect once the lock is free.
         let decided = (|| -> Option<Decided> {
-            let (served_new, user_ms, user_failed) = user;
+            let UserAnswer { served_new, ms: user_ms, failed: user_failed } = user;
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             let live = &mut *live;
             let bucket = phase_bucket(true, live.rollout.controller.phase());
@@ -1056,7 +1056,7 @@ pub fn routes(state: Arc<RouterState>, pages: Router<Arc<RouterState>>) -> Route
         .route("/admin/faults", get(admin_faults).post(admin_inject).delete(admin_clear_all))
         .route("/admin/faults/{id}", delete(admin_clear_one));
     Router::new()
-        .route("/v1/score", post(score))
+        .route("/v1/score", post(score::score))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(http::metrics))
@@ -1122,123 +1122,6 @@ async fn readyz(State(state): State<Arc<RouterState>>) -> Response {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} down", down.join(" and ")))
             .into_response()
     }
-}
-
-async fn score(State(state): State<Arc<RouterState>>, body: Body) -> Result<Response, ApiError> {
-    let began = Instant::now();
-    let bytes = http::read_body(body).await?;
-    let m = &state.cfg.scenario.migration;
-    let request = match http::parse_request(m.schema(), &bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            metrics::counter!("cutover_router_bad_requests_total").increment(1);
-            return Err(e);
-        }
-    };
-    let started = state.started.lock().unwrap_or_else(|e| e.into_inner()).is_some();
-    let weight = f64::from_bits(state.weight_bits.load(Ordering::Acquire));
-    let (bucket, below_weight) = route(request.entity, weight);
-    let routed_new = started && below_weight && !state.rolled_back.load(Ordering::Acquire);
-    let routed_at = Routing { at: state.now_us(), bucket, weight };
-    // The faults touching this request: shadow calls may lose the production context (a
-    // fault at the router); for a team's own service, the router acts out the rest it can.
-    let hits: Arc<[Hit]> = state.cfg.faults.as_ref().map(|b| b.hitting(&request)).unwrap_or_default().into();
-    let service = state.cfg.faults.as_ref().is_some_and(|b| b.face() == Face::Service);
-    let strip = !routed_new && hits.iter().any(|(_, k, _)| *k == Kind::ShadowContext);
-    let rewrite = service && hits.iter().any(|(_, k, _)| k.def().layer == Layer::Request);
-    let mut new_body = bytes.clone();
-    let mut context_lost = false;
-    if strip || rewrite {
-        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            if strip {
-                pairing::strip_context_json(&mut v, m.schema(), m.shadow_context());
-                context_lost = true;
-            }
-            if let (true, Some(o)) = (rewrite, v.as_object_mut()) {
-                crate::faults::rewrite_request(&hits, m.schema(), o);
-            }
-            new_body = serde_json::to_vec(&v).unwrap_or_default().into();
-        }
-    }
-    let joined = |r: Result<CallResult, tokio::task::JoinError>| {
-        r.unwrap_or(CallResult { ms: 0.0, answer: Err(CallFailure::Error) })
-    };
-    let respond = |called: &CallResult, by: &'static str| -> Response {
-        match &called.answer {
-            Ok(scored) => {
-                ([(axum::http::header::CONTENT_TYPE, "application/json"), (SERVED_BY_HEADER, by)], scored.body.clone())
-                    .into_response()
-            }
-            Err(_) => ApiError::new(StatusCode::BAD_GATEWAY, "the legacy stack failed to answer").into_response(),
-        }
-    };
-    let elapsed_ms = || began.elapsed().as_secs_f64() * 1000.0;
-    if !routed_new {
-        // Legacy answers the user; the shadow call starts only once the answer is on its
-        // way, so it never competes with the user's request.
-        let legacy = state.call(&state.cfg.legacy, &bytes, state.cfg.limits.timeout).await;
-        let ms = elapsed_ms();
-        let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
-        let response = respond(&legacy, "legacy");
-        record_user("legacy", began, failed);
-        // After a rollback the new stack is out of the path: no shadow calls either.
-        if started && state.rolled_back.load(Ordering::Acquire) {
-            state.unpaired(ms, failed, false);
-            return Ok(response);
-        }
-        let s = state.clone();
-        // Shadow calls are bounded: past the cap (a new stack slower than the traffic),
-        // the shadow is skipped and counted, as a mirroring proxy drops mirrored requests.
-        let shadow = state.background.load(Ordering::Acquire) < MAX_SHADOW_IN_FLIGHT;
-        if !shadow {
-            metrics::counter!("cutover_router_shadow_dropped_total").increment(1);
-        }
-        let guard = state.background();
-        tokio::spawn(async move {
-            let _guard = guard;
-            if started && shadow {
-                let new = s.call_new(&new_body, &hits, request.id).await;
-                s.pair(&request, false, routed_at, &legacy, &new, context_lost, (false, ms, failed));
-            } else if started {
-                s.unpaired(ms, failed, true);
-            } else {
-                let shadowed = shadow && s.shadow_held.load(Ordering::Relaxed);
-                if shadowed {
-                    s.call_new(&new_body, &hits, request.id).await;
-                }
-                s.held(ms, Some(ms - legacy.ms), failed, shadowed);
-            }
-        });
-        return Ok(response);
-    }
-    // Canary: the new stack answers; legacy's call runs beside it, for the pairing and as
-    // the fallback already in flight.
-    let legacy_task = {
-        let (s, b) = (state.clone(), bytes.clone());
-        tokio::spawn(async move { s.call(&s.cfg.legacy, &b, s.cfg.limits.timeout).await })
-    };
-    let new = state.call_new(&new_body, &hits, request.id).await;
-    if new.answer.is_ok() {
-        let ms = elapsed_ms();
-        let failed = ms > state.user_budget_ms;
-        let response = respond(&new, "new");
-        record_user("new", began, failed);
-        let s = state.clone();
-        let guard = state.background();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let legacy = joined(legacy_task.await);
-            s.pair(&request, true, routed_at, &legacy, &new, false, (true, ms, failed));
-        });
-        return Ok(response);
-    }
-    let legacy = joined(legacy_task.await);
-    let ms = elapsed_ms();
-    let failed = legacy.answer.is_err() || ms > state.user_budget_ms;
-    metrics::counter!("cutover_router_fallbacks_total").increment(1);
-    record_user("legacy", began, failed);
-    state.pair(&request, true, routed_at, &legacy, &new, context_lost, (false, ms, failed));
-    Ok(respond(&legacy, "legacy"))
 }
 
 fn record_user(served_by: &'static str, began: Instant, failed: bool) {
