@@ -6,6 +6,7 @@ mod calibrate;
 mod dataset;
 mod init;
 mod loadtest;
+mod plan;
 mod predict;
 mod registry;
 mod replay;
@@ -33,6 +34,8 @@ enum Command {
     Calibrate(calibrate::Args),
     /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
     Predict(predict::Args),
+    /// What a plan can catch, said before any traffic (`plan check`).
+    Plan(plan::Args),
     /// Run one scenario in the deterministic simulator.
     Run(simulate::RunArgs),
     /// Run every scenario under the given paths (a CI step: JUnit and an exit code).
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Init(args) => init::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Run(args) => simulate::run(&args),
         Command::Suite(args) => simulate::suite(&args),
         Command::Merge(args) => simulate::merge(&args),

@@ -186,6 +186,12 @@ impl Segments {
         self.dims.len()
     }
 
+    /// The segments of dimension `d`, as indices into [`Segments::names`].
+    pub fn range(&self, d: usize) -> std::ops::Range<usize> {
+        let first = self.dims[d].first;
+        first..self.dims.get(d + 1).map_or(self.names.len(), |n| n.first)
+    }
+
     /// The segments of a request, `all` first then one per dimension, into `out`
     /// (`dims() + 1` long).
     pub fn of(&self, r: &Record, out: &mut [usize]) {
@@ -230,8 +236,7 @@ impl Segments {
             .iter()
             .position(|d| d.name == dim)
             .ok_or_else(|| format!("no segment dimension `{dim}` ({})", known()))?;
-        let first = self.dims[d].first;
-        let end = self.dims.get(d + 1).map_or(self.names.len(), |n| n.first);
+        let std::ops::Range { start: first, end } = self.range(d);
         let case_sensitive = !matches!(self.dims[d].split, Split::Category { case_sensitive: false, .. });
         let same = |a: &str| if case_sensitive { a == segment } else { a.eq_ignore_ascii_case(segment) };
         match (first..end).find(|&i| same(&self.names[i])) {

@@ -7,11 +7,14 @@
 //! * [`world`]: seeded traffic through the legacy and new stacks side by side, faults at
 //!   named points of the request path, sticky routing, sweeps and replays; one seed in,
 //!   one history out.
+//! * [`check`]: the plan check, what a plan can catch before any traffic (the judge alone
+//!   on the plan's traffic).
 //! * [`report`]: the files a run writes and the dashboards, from either face's results.
 //!
 //! No wall clock, no OS entropy, no unordered iteration.
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod core;
 pub mod faults;
 pub mod param;

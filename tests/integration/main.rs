@@ -11,6 +11,7 @@ mod init_cli;
 mod loader_fuzz;
 mod lockstep;
 mod migrations;
+mod plan_check;
 mod predict_cli;
 mod reference_model;
 mod registry_cli;

@@ -80,7 +80,7 @@ pub enum Verdict {
 pub type JudgeSnapshot = Box<dyn FnOnce() -> serde_json::Value + Send>;
 
 /// The interface every judge implements.
-pub trait Judge: Send {
+pub trait Judge: Send + Sync {
     /// Its policy name.
     fn name(&self) -> &'static str;
     /// One request's paired evidence (judges that test continuously use it).

@@ -201,6 +201,12 @@ impl Pairing {
         &self.segs
     }
 
+    /// Sets the segments of the next request to pair (known already, say from an earlier
+    /// look at the same request), as [`Pairing::segments_of`] would.
+    pub fn segments_are(&mut self, segs: &[usize]) {
+        self.segs.copy_from_slice(segs);
+    }
+
     /// The segments [`Pairing::segments_of`] found last, without looking again.
     pub fn last_segments(&self) -> &[usize] {
         &self.segs

@@ -8,7 +8,7 @@ mod outcome;
 pub mod replay;
 mod rows;
 mod scoring;
-mod stacks;
+pub(crate) mod stacks;
 pub mod suite;
 pub mod sweep;
 
@@ -881,7 +881,7 @@ impl<'a> World<'a> {
 }
 
 /// The first time at or after `start_ms` on the hour `hour` (UTC), or `start_ms` itself.
-fn start_at_hour(start_ms: i64, hour: Option<u32>) -> i64 {
+pub(crate) fn start_at_hour(start_ms: i64, hour: Option<u32>) -> i64 {
     const HOUR_MS: i64 = 3_600_000;
     let Some(h) = hour else { return start_ms };
     let first = start_ms.div_euclid(HOUR_MS) * HOUR_MS;

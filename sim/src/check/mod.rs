@@ -1,0 +1,605 @@
+//! The plan check (`cutover plan check`): what a plan can catch, said before any traffic.
+//!
+//! For each guardrail the plan sets and each stage (the shadow period, then every canary
+//! stage), at the scenario's traffic: the smallest effect the judge detects within the
+//! stage's bake with probability at least 0.9; the median and 95th-percentile time to
+//! rollback for given effects (rates at 1.5, 2, 5 and 10 times the limit; latency tails on
+//! 1, 2 and 5 % of calls); and the information bound beside them ([`bound`]). The
+//! prediction is not analytic: it **simulates the judge alone** ([`bench`]): the plan's own
+//! controller and judge, fed the paired evidence an effect leaves on the scenario's traffic
+//! and stack models, over many seeded trials, without features, models or the store. A
+//! scenario whose own faults act on the stacks (errors, timeouts, latency, a lost shadow
+//! context) gets the same prediction for them, set against its SLOs.
+//!
+//! Figures (docs/sequential.md, "The plan check"): the median is the mean of the two middle
+//! trials; the p95 is the nearest-rank order statistic (the ⌈0.95 n⌉-th smallest), with a
+//! distribution-free 95 % interval between two order statistics; a trial not rolled back
+//! before its horizon counts as slower than every other.
+
+pub mod bench;
+pub mod bound;
+
+use serde::Serialize;
+
+use crate::core::guardrail::{Seen, Test};
+use crate::core::{Guardrail, Phase, SECOND};
+use crate::faults::{Fault, Kind};
+use crate::scenario::{LoadedScenario, Policy};
+use bench::{Bench, Events, Probe};
+
+/// How the prediction is made, in words (printed and in plan-check.json).
+pub const METHOD: &str = "simulates the judge alone: the plan's controller and judge on the scenario's traffic and stack models, over seeded trials (no features, models or store)";
+
+/// Probability of detection within the bake that the smallest detected effect reaches.
+pub const POWER: f64 = 0.9;
+
+/// What a plan check runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Trials per figure.
+    pub trials: u64,
+    /// The first trial's seed (trial k has seed + k).
+    pub seed: u64,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Also the smallest effect confined to each segment (at the first canary stage).
+    pub segments: bool,
+    /// The guardrails' table (false: only the scenario's own faults against its SLO).
+    pub guardrails: bool,
+}
+
+/// Times to rollback over trials, seconds from the effect's start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Times {
+    /// Trials run.
+    pub trials: u64,
+    /// Trials rolled back before the horizon.
+    pub rolled_back: u64,
+    /// Trials rolled back within the stage's bake, as a share.
+    pub within_bake: f64,
+    /// How long each trial ran at most, s.
+    pub horizon_s: f64,
+    /// Median (mean of the two middle trials); None when half or more did not roll back.
+    pub median_s: Option<f64>,
+    /// 95th percentile (nearest rank); None when that trial did not roll back.
+    pub p95_s: Option<f64>,
+    /// A distribution-free 95 % interval for the p95: two order statistics (None above:
+    /// beyond the horizon).
+    pub p95_interval_s: (Option<f64>, Option<f64>),
+}
+
+impl Times {
+    /// The figures of `times` (None: not rolled back before `horizon_s`).
+    pub fn of(mut times: Vec<Option<f64>>, bake_s: f64, horizon_s: f64) -> Times {
+        let n = times.len();
+        let key = |t: &Option<f64>| t.unwrap_or(f64::INFINITY);
+        times.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        let at = |i: usize| times.get(i).copied().flatten();
+        let median_s = match n {
+            0 => None,
+            _ if n % 2 == 1 => at(n / 2),
+            _ => at(n / 2 - 1).zip(at(n / 2)).map(|(a, b)| (a + b) / 2.0),
+        };
+        let rank = (0.95 * n as f64).ceil() as usize;
+        let (lo, hi) = quantile_interval(n, 0.95);
+        Times {
+            trials: n as u64,
+            rolled_back: times.iter().filter(|t| t.is_some()).count() as u64,
+            within_bake: if n == 0 {
+                0.0
+            } else {
+                times.iter().filter(|t| t.is_some_and(|t| t <= bake_s)).count() as f64 / n as f64
+            },
+            horizon_s,
+            median_s,
+            p95_s: rank.checked_sub(1).and_then(at),
+            p95_interval_s: (lo.checked_sub(1).and_then(at), hi.checked_sub(1).and_then(at)),
+        }
+    }
+}
+
+/// Ranks (1-based; `n + 1` stands for beyond the largest) `(r, s)` of the order statistics
+/// bounding the `p`-quantile with probability at least 0.95: P(X(r) <= q < X(s)) =
+/// P(r <= B < s) for B ~ Bin(n, p), as narrow as possible and balanced.
+pub fn quantile_interval(n: usize, p: f64) -> (usize, usize) {
+    if n == 0 {
+        return (0, 1);
+    }
+    // P(B = k) for k in 0..=n.
+    let mut pmf = vec![0.0; n + 1];
+    let mut ln_choose = 0.0;
+    for (k, out) in pmf.iter_mut().enumerate() {
+        if k > 0 {
+            ln_choose += ((n - k + 1) as f64).ln() - (k as f64).ln();
+        }
+        let lp = if p > 0.0 {
+            k as f64 * p.ln()
+        } else if k == 0 {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        let lq = if p < 1.0 {
+            (n - k) as f64 * (-p).ln_1p()
+        } else if k == n {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        *out = (ln_choose + lp + lq).exp();
+    }
+    let below = |r: usize| pmf[..r.min(n + 1)].iter().sum::<f64>(); // P(B < r)
+                                                                    // The largest r with P(B < r) <= 0.025, the smallest s with P(B >= s) <= 0.025.
+    let r = (1..=n).take_while(|&r| below(r) <= 0.025).last().unwrap_or(0);
+    let s = (1..=n + 1).find(|&s| 1.0 - below(s) <= 0.025).unwrap_or(n + 1);
+    (r, s)
+}
+
+/// An effect a check probes, in the guardrail's own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Effect {
+    /// A rate or mean at this multiple of the limit.
+    Times(f64),
+    /// This share of the new stack's calls slower by twice the latency limit.
+    Tail(f64),
+}
+
+impl Effect {
+    /// In words.
+    pub fn describe(self) -> String {
+        match self {
+            Effect::Times(m) => format!("{m}x the limit"),
+            Effect::Tail(s) => format!("a tail on {} % of calls", s * 100.0),
+        }
+    }
+}
+
+/// One effect's predicted times at one stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectCheck {
+    /// The effect, in words.
+    pub effect: String,
+    /// The rate (or tail share) it makes the new stack show.
+    pub level: f64,
+    /// The judge's times.
+    pub times: Times,
+    /// The information bound on the median: no judge at the same false-rollback budget has
+    /// a median below this (None: not a rate, or not within the horizon).
+    pub bound_median_s: Option<f64>,
+}
+
+/// One guardrail at one stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageCheck {
+    /// The stage (`shadow`, `canary 5 %`).
+    pub stage: String,
+    /// When a clean run entered it, s.
+    pub entered_s: f64,
+    /// Its bake (the shadow period for shadow), s.
+    pub bake_s: f64,
+    /// Requests a second the guardrail counts at this stage.
+    pub counted_rps: f64,
+    /// The smallest effect detected within the bake with probability at least 0.9 (on the
+    /// check's grid), None when even the largest is not.
+    pub smallest_detected: Option<String>,
+    /// Given effects.
+    pub effects: Vec<EffectCheck>,
+}
+
+/// One segment's smallest detected effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentCheck {
+    /// `dimension=value`.
+    pub segment: String,
+    /// Its share of the traffic.
+    pub share: f64,
+    /// As [`StageCheck::smallest_detected`], with the effect confined to it.
+    pub smallest_detected: Option<String>,
+}
+
+/// One guardrail's check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardrailCheck {
+    /// Its name.
+    pub guardrail: &'static str,
+    /// The plan's limit.
+    pub limit: f64,
+    /// How it is predicted (or why not).
+    pub method: String,
+    /// Per stage.
+    pub stages: Vec<StageCheck>,
+    /// Per segment, at the first canary stage.
+    pub segments: Vec<SegmentCheck>,
+}
+
+/// The scenario's own faults, where the judge alone can act them out, against its SLO.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultsCheck {
+    /// The faults, in words.
+    pub faults: String,
+    /// Predicted times from the first fault's start.
+    pub times: Times,
+    /// The scenario's SLO (`rollback_within_s`, else `detect_within_s`), s.
+    pub slo_s: Option<f64>,
+    /// Whether the plan keeps it: the predicted share of runs within it.
+    pub within_slo: Option<f64>,
+}
+
+/// plan-check.json for one scenario (docs/contracts.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanCheck {
+    /// Scenario name.
+    pub scenario: String,
+    /// Its file.
+    pub file: String,
+    /// The judge checked.
+    pub policy: String,
+    /// How the figures are made.
+    pub method: &'static str,
+    /// Trials per figure.
+    pub trials: u64,
+    /// The plan's false-rollback budget.
+    pub false_rollback_budget: f64,
+    /// Per guardrail.
+    pub guardrails: Vec<GuardrailCheck>,
+    /// The scenario's own faults, when they act on the stacks alone.
+    pub faults: Option<FaultsCheck>,
+}
+
+/// The standard normal's upper tail, 1 - Φ(z) (Abramowitz and Stegun 7.1.26, |error| <
+/// 1.5e-7).
+fn normal_upper(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
+}
+
+/// A stack model's share of calls slower than `ms` (log-normal through its p50 and p99).
+fn share_slower(p50: f64, p99: f64, ms: f64) -> f64 {
+    let sigma = (p99 / p50).ln() / 2.326_347_874;
+    if sigma <= 0.0 {
+        return if ms < p50 { 1.0 } else { 0.0 };
+    }
+    normal_upper((ms / p50).ln() / sigma)
+}
+
+/// Checks one scenario's plan under `policy`.
+pub fn check(loaded: &LoadedScenario, policy: Policy, o: &Options) -> Result<PlanCheck, String> {
+    let s = &loaded.scenario;
+    let bench = Bench::new(loaded, policy)?;
+    let plan = s.plan();
+    let mut guardrails = Vec::new();
+    for g in Guardrail::ALL.into_iter().filter(|_| o.guardrails) {
+        let Some(limit) = plan.guardrails.limit(g) else { continue };
+        guardrails.push(check_guardrail(&bench, loaded, g, limit, o)?);
+    }
+    Ok(PlanCheck {
+        scenario: s.name.clone(),
+        file: loaded.path.display().to_string(),
+        policy: policy.name().to_string(),
+        method: METHOD,
+        trials: o.trials,
+        false_rollback_budget: plan.controller.false_rollback_budget,
+        guardrails,
+        faults: own_faults(&bench, loaded, o)?,
+    })
+}
+
+/// What a guardrail's probes are: the grid searched for the smallest detected effect and
+/// the effects reported.
+fn effects_of(g: Guardrail) -> Option<(Vec<Effect>, Vec<Effect>)> {
+    let times = |v: &[f64]| v.iter().map(|&m| Effect::Times(m)).collect::<Vec<_>>();
+    let tails = |v: &[f64]| v.iter().map(|&m| Effect::Tail(m)).collect::<Vec<_>>();
+    match g.def().test {
+        Test::Rate(_) | Test::PerFeature | Test::Mean { .. } => {
+            Some((times(&[1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0]), times(&[1.5, 2.0, 5.0, 10.0])))
+        }
+        Test::Exceedance { .. } => {
+            Some((tails(&[0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5]), tails(&[0.01, 0.02, 0.05])))
+        }
+        Test::Direct => None,
+    }
+}
+
+/// The probe that makes the new stack show `effect` on guardrail `g` from a stage's entry,
+/// confined to `segment` when given, and the rate (or exceedance) it shows.
+fn probe(
+    loaded: &LoadedScenario,
+    g: Guardrail,
+    limit: f64,
+    effect: Effect,
+    segment: Option<(usize, usize)>,
+) -> (Probe, f64) {
+    let s = &loaded.scenario;
+    let new = &s.stacks.new;
+    let regression = loaded.migration.answer().kind == cutover_migration::answer::AnswerKind::Regression;
+    let fault = |kind: Kind| Fault {
+        index: 0,
+        kind,
+        start_us: 0,
+        end_us: u64::MAX,
+        start_at: None,
+        end_at: None,
+        segment: None,
+        segment_at: segment,
+        fraction: 1.0,
+        ramp_us: 0,
+    };
+    // A mean of score differences: ten times the limit on a share of the requests (at most
+    // 1, a probability's whole range, for an absolute difference of decisions' scores).
+    let size = (10.0 * limit).min(if g == Guardrail::MeanAbsScoreDiff && !regression { 1.0 } else { f64::MAX });
+    let events =
+        |level: f64| Probe::Events(Events { guardrail: g, level, size: size.max(level), start_us: 0, segment });
+    match (g, effect) {
+        (Guardrail::ErrorRate, Effect::Times(m)) => {
+            let level = m * limit;
+            (Probe::Faults(vec![fault(Kind::Errors { rate: (level - new.error_rate).max(0.0) })]), level)
+        }
+        (Guardrail::TimeoutRate, Effect::Times(m)) => {
+            let level = m * limit;
+            let own = share_slower(new.latency_ms_p50, new.latency_ms_p99, new.timeout_ms);
+            (Probe::Faults(vec![fault(Kind::Timeouts { rate: (level - own).max(0.0) })]), level)
+        }
+        (Guardrail::P99LatencyMs | Guardrail::P99LatencyRatio, Effect::Tail(share)) => {
+            let bound_ms = match g {
+                Guardrail::P99LatencyRatio => limit * s.stacks.legacy.latency_ms_p99,
+                _ => limit,
+            };
+            let own = share_slower(new.latency_ms_p50, new.latency_ms_p99, bound_ms);
+            let kind = Kind::Latency { add_ms: 0.0, tail_ms: 2.0 * bound_ms, tail_fraction: share };
+            (Probe::Faults(vec![fault(kind)]), own + share * (1.0 - own))
+        }
+        (_, Effect::Times(m)) => (events(m * limit), m * limit),
+        (_, Effect::Tail(share)) => (events(share), share),
+    }
+}
+
+/// The stages a check looks at: those a clean run entered, with their bake.
+fn stages(bench: &Bench<'_>, loaded: &LoadedScenario) -> Vec<(Phase, u64, f64)> {
+    let r = &loaded.scenario.rollout;
+    bench
+        .stage_entries()
+        .into_iter()
+        .filter_map(|(p, t)| match p {
+            Phase::Shadow => Some((p, t, r.shadow_s)),
+            Phase::Canary(_) => Some((p, t, r.bake_s)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stage_name(p: Phase, stages: &[f64]) -> String {
+    match p {
+        Phase::Canary(i) => format!("canary {} %", stages.get(i).copied().unwrap_or(0.0)),
+        other => crate::core::verdict::phase_name(other),
+    }
+}
+
+/// Runs the check's trials of `probe` from `from` on its threads, each until a rollback or
+/// `horizon_us` after the probe's start: each trial's time to rollback, or None. With
+/// `decide_within_s`, stops as soon as the share caught within it is decided against
+/// [`POWER`] whatever the remaining trials give (the answer is the same as running all).
+fn trials(
+    bench: &Bench<'_>,
+    probe: &Probe,
+    from: Phase,
+    horizon_us: u64,
+    decide_within_s: Option<f64>,
+    o: &Options,
+) -> Result<Vec<Option<f64>>, String> {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let (next, caught, missed) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let needed = (POWER * o.trials as f64).ceil() as u64;
+    let out = std::sync::Mutex::new(vec![None; o.trials as usize]);
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..o.jobs.max(1) {
+            scope.spawn(|| loop {
+                let decided = caught.load(Relaxed) >= needed || missed.load(Relaxed) > o.trials - needed;
+                let k = next.fetch_add(1, Relaxed);
+                if k >= o.trials || (decide_within_s.is_some() && decided) {
+                    break;
+                }
+                match bench.trial(probe, from, o.seed + k, horizon_us) {
+                    Ok(t) => {
+                        let t = t.to_rollback_s();
+                        if let Some(d) = decide_within_s {
+                            let counter = if t.is_some_and(|t| t <= d) { &caught } else { &missed };
+                            counter.fetch_add(1, Relaxed);
+                        }
+                        out.lock().expect("no panics")[k as usize] = t;
+                    }
+                    Err(e) => *failed.lock().expect("no panics") = Some(e),
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().expect("joined") {
+        return Err(e);
+    }
+    if decide_within_s.is_some() {
+        // Early: only whether enough were caught is meaningful; say so by the counts.
+        let (c, m) = (caught.into_inner(), missed.into_inner());
+        return Ok((0..c).map(|_| Some(0.0)).chain((0..m).map(|_| None)).collect());
+    }
+    Ok(out.into_inner().expect("joined"))
+}
+
+/// The smallest effect on `grid` detected within `bake_s` with probability [`POWER`]
+/// (bisection: detection grows with the effect).
+fn smallest(
+    bench: &Bench<'_>,
+    loaded: &LoadedScenario,
+    (g, limit): (Guardrail, f64),
+    grid: &[Effect],
+    (from, bake_s): (Phase, f64),
+    segment: Option<(usize, usize)>,
+    o: &Options,
+) -> Result<Option<Effect>, String> {
+    let bake_us = (bake_s * SECOND as f64) as u64;
+    let detected = |e: Effect| -> Result<bool, String> {
+        let (p, _) = probe(loaded, g, limit, e, segment);
+        let t = trials(bench, &p, from, bake_us, Some(bake_s), o)?;
+        let caught = t.iter().filter(|t| t.is_some()).count() as u64;
+        Ok(caught >= (POWER * o.trials as f64).ceil() as u64)
+    };
+    let (mut lo, mut hi) = (0usize, grid.len());
+    // Invariant: grid[hi] detected (hi = len: none known), grid[..lo] not.
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if detected(grid[mid])? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(grid.get(hi).copied())
+}
+
+fn check_guardrail(
+    bench: &Bench<'_>,
+    loaded: &LoadedScenario,
+    g: Guardrail,
+    limit: f64,
+    o: &Options,
+) -> Result<GuardrailCheck, String> {
+    let s = &loaded.scenario;
+    let name = g.def().name;
+    let Some((grid, given)) = effects_of(g) else {
+        return Ok(GuardrailCheck {
+            guardrail: name,
+            limit,
+            method: "a measured state, compared with its limit at every look: caught at the first look past it".into(),
+            stages: Vec::new(),
+            segments: Vec::new(),
+        });
+    };
+    let plan = s.plan();
+    let alpha = plan.controller.false_rollback_budget;
+    let stages_pct = &s.rollout.stages_pct;
+    let mut out = Vec::new();
+    for (phase, entered_us, bake_s) in stages(bench, loaded) {
+        let weight = match phase {
+            Phase::Canary(i) => stages_pct.get(i).copied().unwrap_or(0.0) / 100.0,
+            _ => 0.0,
+        };
+        let counted_rps = s.traffic.rate_rps
+            * match g.def().test {
+                Test::Rate(Seen::Shadow) => 1.0 - weight,
+                _ => 1.0,
+            };
+        let horizon_us = ((3.0 * bake_s) * SECOND as f64) as u64;
+        let horizon_s = (horizon_us as f64 / SECOND as f64).min(s.traffic.duration_s - entered_us as f64 / 1e6);
+        let mut effects = Vec::new();
+        for &e in &given {
+            let (p, level) = probe(loaded, g, limit, e, None);
+            let t = trials(bench, &p, phase, horizon_us, None, o)?;
+            let null = match g.def().test {
+                Test::Rate(_) | Test::PerFeature => Some(limit),
+                Test::Exceedance { .. } => Some(0.01),
+                _ => None,
+            };
+            let bound_median_s = null
+                .and_then(|p0| bound::median_at_least(counted_rps, s.traffic.duration_s, p0, level.min(1.0), alpha));
+            effects.push(EffectCheck {
+                effect: e.describe(),
+                level,
+                times: Times::of(t, bake_s, horizon_s),
+                bound_median_s,
+            });
+        }
+        let smallest = smallest(bench, loaded, (g, limit), &grid, (phase, bake_s), None, o)?;
+        out.push(StageCheck {
+            stage: stage_name(phase, stages_pct),
+            entered_s: entered_us as f64 / SECOND as f64,
+            bake_s,
+            counted_rps,
+            smallest_detected: smallest.map(Effect::describe),
+            effects,
+        });
+    }
+    let segments = if o.segments { segment_checks(bench, loaded, (g, limit), &grid, o)? } else { Vec::new() };
+    Ok(GuardrailCheck { guardrail: name, limit, method: METHOD.into(), stages: out, segments })
+}
+
+/// The smallest effect confined to each segment, at the first canary stage (or shadow).
+fn segment_checks(
+    bench: &Bench<'_>,
+    loaded: &LoadedScenario,
+    g: (Guardrail, f64),
+    grid: &[Effect],
+    o: &Options,
+) -> Result<Vec<SegmentCheck>, String> {
+    let all = stages(bench, loaded);
+    let Some(&(phase, _, bake_s)) = all.iter().find(|(p, _, _)| matches!(p, Phase::Canary(_))).or(all.first()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (dim, seg, name, share) in bench.segment_shares() {
+        let smallest = smallest(bench, loaded, g, grid, (phase, bake_s), Some((dim, seg)), o)?;
+        out.push(SegmentCheck { segment: name, share, smallest_detected: smallest.map(Effect::describe) });
+    }
+    Ok(out)
+}
+
+/// The scenario's own faults, when every one acts on the stacks alone.
+fn own_faults(bench: &Bench<'_>, loaded: &LoadedScenario, o: &Options) -> Result<Option<FaultsCheck>, String> {
+    let s = &loaded.scenario;
+    let mut params = crate::streams::stream(s.seed, crate::streams::Stream::Params);
+    let faults = loaded.faults(bench.features(), &mut params).map_err(|e| e.to_string())?;
+    if faults.is_empty() || !faults.iter().all(|f| bench::acted_alone(&f.kind)) {
+        return Ok(None);
+    }
+    let t = trials(bench, &Probe::Scenario, Phase::Shadow, bench.duration_us, None, o)?;
+    let slo_s = s.expect.rollback_within_s.or(s.expect.detect_within_s);
+    let times = Times::of(t.clone(), slo_s.unwrap_or(f64::INFINITY), s.traffic.duration_s);
+    let within_slo = slo_s.map(|_| times.within_bake);
+    let names: Vec<String> = faults.iter().map(|f| f.kind.name().to_string()).collect();
+    Ok(Some(FaultsCheck { faults: names.join(", "), times, slo_s, within_slo }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_p95s_interval_is_two_order_statistics_covering_at_least_95_percent() {
+        let (r, s) = quantile_interval(100, 0.95);
+        assert!(r < 95 && s > 95 && s <= 101, "({r}, {s})");
+        // Its coverage, P(r <= B < s), reaches 95 %.
+        let pmf = |k: usize| {
+            let ln_c: f64 = (1..=k).map(|i| ((100 - i + 1) as f64 / i as f64).ln()).sum();
+            (ln_c + k as f64 * 0.95f64.ln() + (100 - k) as f64 * 0.05f64.ln()).exp()
+        };
+        let coverage: f64 = (r..s).map(pmf).sum();
+        assert!(coverage >= 0.95, "{coverage}");
+        // And neither end can move in without losing it.
+        assert!(coverage - pmf(r) < 0.95 || coverage - pmf(s - 1) < 0.95);
+    }
+
+    #[test]
+    fn times_take_the_middle_two_and_count_the_missed_as_slowest() {
+        let t = Times::of(vec![Some(4.0), Some(1.0), None, Some(2.0)], 3.0, 10.0);
+        assert_eq!(t.median_s, Some(3.0), "the mean of 2 and 4");
+        assert_eq!(t.rolled_back, 3);
+        assert_eq!(t.within_bake, 0.5);
+        assert_eq!(t.p95_s, None, "the 4th of 4 did not roll back");
+        let t = Times::of(vec![None, None, Some(1.0)], 3.0, 10.0);
+        assert_eq!(t.median_s, None);
+    }
+
+    #[test]
+    fn the_normal_tail_is_right_to_seven_places() {
+        for (z, tail) in [(0.0, 0.5), (1.0, 0.158_655_25), (2.326_347_874, 0.01), (-1.0, 0.841_344_75)] {
+            assert!((normal_upper(z) - tail).abs() < 2e-7, "{z}");
+        }
+        assert!((share_slower(10.0, 40.0, 40.0) - 0.01).abs() < 1e-6);
+    }
+}
