@@ -139,9 +139,16 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
 
 pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
     let files = suite::collect(&args.paths).map_err(Failure::BadInput)?;
-    // Validate every file first: a bad scenario is bad input, reported before anything runs.
+    // Validate every file first: a bad scenario is bad input, reported before anything runs;
+    // then say which SLOs no judge can keep at the plan's false-rollback budget.
+    let mut below = Vec::new();
     for f in &files {
-        LoadedScenario::read(f).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let loaded = LoadedScenario::read(f).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let notice = cutover_sim::check::slo_below_bound(&loaded);
+        if let Some(b) = &notice {
+            println!("{}: {}", loaded.scenario.name, b.reason);
+        }
+        below.push(notice.map(|b| b.reason));
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
@@ -173,10 +180,15 @@ pub fn suite(args: &SuiteArgs) -> Result<(), Failure> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let results = suite::run_all(&files, jobs, args.seed, policy, &|file| {
+    let mut results = suite::run_all(&files, jobs, args.seed, policy, &|file| {
         bar.set_message(file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         bar.inc(1);
     });
+    for (r, below) in results.iter_mut().zip(below) {
+        if let Ok(run) = r {
+            run.summary.slo_below_information_bound = below;
+        }
+    }
     bar.finish_and_clear();
     let mut summaries = Vec::new();
     for (file, r) in files.iter().zip(&results) {
@@ -300,12 +312,12 @@ fn print_sweep(s: &cutover_sim::world::sweep::Sweep) {
     let t = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     println!("policy {}, {} seeds from {}", s.policy, s.seeds, s.seed_base);
     println!(
-        "{:<40} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8}",
-        "scenario", "runs", "passed", "detect", "false rb", "ttr p50", "ttr p95", "bad p95"
+        "{:<40} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "scenario", "runs", "passed", "detect", "false rb", "ttr p50", "ttr p95", "ttr max", "bad p95"
     );
     for x in &s.scenarios {
         println!(
-            "{:<40} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8}",
+            "{:<40} {:>5} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
             x.scenario,
             x.runs,
             x.passed,
@@ -313,8 +325,22 @@ fn print_sweep(s: &cutover_sim::world::sweep::Sweep) {
             f(x.false_rollback_rate),
             t(x.time_to_rollback_s.p50),
             t(x.time_to_rollback_s.p95),
+            t(x.time_to_rollback_s.max),
             t(x.bad_decisions_served.p95)
         );
+    }
+    println!("ttr: seconds from the fault's start to the rollback; p50 the median (the mean of the two middle runs for an even count), p95 the nearest rank, max the worst");
+    for r in &s.records {
+        let failed: Vec<String> = r
+            .runs
+            .iter()
+            .filter(|run| !run.passed)
+            .map(|run| format!("seed {} ({})", run.seed, run.failed.join(", ")))
+            .collect();
+        if !failed.is_empty() {
+            let more = if failed.len() > 5 { format!(" and {} more", failed.len() - 5) } else { String::new() };
+            println!("{}: failed {}{more}", r.scenario, failed[..failed.len().min(5)].join("; "));
+        }
     }
 }
 

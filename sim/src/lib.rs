@@ -2,6 +2,7 @@
 //!
 //! * [`core`]: the plan's controller, the pairing step, the monitor, the judges, one
 //!   rollout's history, trace and verdict; pure, shared with the live router.
+//! * [`figures`]: the median, p95 and worst over runs, one rule each.
 //! * [`scenario`], [`faults`], [`streams`]: the plan file, the faults it declares (plain
 //!   data, resolved here, intercepted by either face), and named seeded streams.
 //! * [`world`]: seeded traffic through the legacy and new stacks side by side, faults at
@@ -17,6 +18,7 @@
 pub mod check;
 pub mod core;
 pub mod faults;
+pub mod figures;
 pub mod param;
 pub mod report;
 pub mod scenario;

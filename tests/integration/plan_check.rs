@@ -70,3 +70,41 @@ fn the_guardrail_table_is_ordered_and_above_the_bound() {
     let bench = Bench::new(&loaded, Policy::Sequential).expect("bench");
     assert_eq!(bench.stage_entries().first().map(|e| e.1), Some(0), "shadow starts at 0");
 }
+
+/// `suite` says, before it runs a scenario, when its SLO is below the information bound
+/// (in the terminal, summary.json and JUnit), with what would keep it; and says nothing of a
+/// scenario the plan can keep.
+#[test]
+fn suite_flags_an_slo_below_the_information_bound_before_running_it() {
+    let dir = crate::support::scratch("plan-check", "below-bound");
+    let text = std::fs::read_to_string(root().join("scenarios/eta/timeouts-3pct.toml")).unwrap();
+    let migration = root().join("domain/eta");
+    let text = text.replace("\"../../domain/eta\"", &format!("{:?}", migration.display().to_string()));
+    // 3 % timeouts against a 1 % limit: at 2 rps nothing confirms it within 60 s; at 20 rps
+    // within 180 s it can be.
+    let slow = text.replace("rate_rps = 20", "rate_rps = 2").replace("within_s = 180", "within_s = 60");
+    assert_ne!(slow, text);
+    std::fs::write(dir.join("slow.toml"), slow.replace("eta-timeouts-3pct", "slow")).unwrap();
+    std::fs::write(dir.join("fine.toml"), text.replace("eta-timeouts-3pct", "fine")).unwrap();
+    let out = dir.join("out");
+    let junit = dir.join("junit.xml");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["suite", dir.join("slow.toml").to_str().unwrap(), dir.join("fine.toml").to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--junit", junit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("slow: SLO below the information bound"), "said first, before the runs: {stdout}");
+    assert!(first.contains("within 60 s") && first.contains("an SLO of"), "{first}");
+    assert!(!stdout.contains("fine: SLO below"), "{stdout}");
+    let summary = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name).join("summary.json")).unwrap()).unwrap()
+    };
+    let said = summary("slow")["slo_below_information_bound"].as_str().map(str::to_string);
+    assert!(said.as_deref().is_some_and(|s| first.ends_with(s)), "{said:?}");
+    assert!(summary("fine").get("slo_below_information_bound").is_none());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("name=\"slo_below_information_bound\"").count(), 1, "{xml}");
+}

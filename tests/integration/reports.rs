@@ -166,3 +166,120 @@ fn a_suite_writes_an_index_linking_every_report_and_a_sweep_its_distributions() 
         assert!(index[at..].contains(&format!("{k} of 3")), "false rollbacks of {policy} not {k} of 3");
     }
 }
+
+/// An attribute's value in one SVG tag.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    tag[at..].split('"').next()
+}
+
+/// The sweep page's boxes read back from its SVG: on the time-to-rollback chart (a log
+/// axis), the whiskers' caps sit at the smallest and the largest time over the runs, as
+/// sweep.json has them, and the caption says so (they once sat at the Tukey fences while the
+/// caption said "the extremes").
+#[test]
+fn the_sweep_pages_whiskers_end_at_the_extremes_in_sweep_json() {
+    let dir = scratch("whiskers");
+    let o = cutover(
+        &[
+            "suite",
+            "scenarios/errors-5pct.toml",
+            "--seeds",
+            "7",
+            "--policy",
+            "sequential",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    let times: Vec<f64> = sweep["records"][0]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["time_to_rollback_s"].as_f64())
+        .map(|t| t.max(0.1))
+        .collect();
+    assert!(times.len() >= 5, "{times:?}");
+    let (lo, hi) = times.iter().fold((f64::MAX, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
+    let line = &sweep["scenarios"][0]["time_to_rollback_s"];
+    assert_eq!(line["max"].as_f64().map(|m| m.max(0.1)), Some(hi), "sweep.json's max is the worst run");
+
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let panel = &index[index.find("data-panel=\"time-to-rollback\"").unwrap()..];
+    assert!(panel.contains("whiskers: the smallest and the largest value over the runs"));
+    let svg = &panel[panel.find("<svg").unwrap()..panel.find("</svg>").unwrap()];
+    // The x axis's tick labels: numbers on the lowest row of text.
+    let mut ticks: Vec<(f64, f64, f64)> = Vec::new(); // (x, y, value)
+    for piece in svg.split("<text").skip(1) {
+        let (tag, rest) = piece.split_once('>').unwrap();
+        let label = rest.split('<').next().unwrap().trim();
+        if let (Some(x), Some(y), Ok(v)) = (attr(tag, "x"), attr(tag, "y"), label.parse::<f64>()) {
+            ticks.push((x.parse().unwrap(), y.parse().unwrap(), v));
+        }
+    }
+    let bottom = ticks.iter().map(|t| t.1).fold(0.0f64, f64::max);
+    let axis: Vec<(f64, f64)> = ticks.iter().filter(|t| t.1 == bottom && t.2 > 0.0).map(|t| (t.0, t.2)).collect();
+    assert!(axis.len() >= 2, "tick labels: {ticks:?}");
+    let ((x1, v1), (x2, v2)) = (axis[0], axis[axis.len() - 1]);
+    let value_at = |x: f64| 10f64.powf(v1.log10() + (x - x1) / (x2 - x1) * (v2.log10() - v1.log10()));
+    // Caps: vertical strokes 8 pixels long.
+    let mut caps: Vec<f64> = Vec::new();
+    for piece in svg.split("<polyline").skip(1) {
+        let points: Vec<(f64, f64)> = attr(piece, "points")
+            .unwrap()
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        if let [(xa, ya), (xb, yb)] = points[..] {
+            if xa == xb && (yb - ya).abs() == 8.0 {
+                caps.push(xa);
+            }
+        }
+    }
+    caps.sort_by(f64::total_cmp);
+    assert_eq!(caps.len(), 2, "one box, two caps: {caps:?}");
+    // A pixel on this axis is about 1 % of a value.
+    for (x, want) in [(caps[0], lo), (caps[1], hi)] {
+        let got = value_at(x);
+        assert!((got / want - 1.0).abs() < 0.03, "a cap at {got:.2} s where the runs' extreme is {want:.2} s");
+    }
+}
+
+/// The run report's evidence chart draws what the sequential judge acts on: its weighted
+/// sum, below 1 at every evaluation before the one the history records as the rollback,
+/// and at least 1 there.
+#[test]
+fn the_evidence_chart_reaches_1_where_the_history_says_the_judge_rolled_back() {
+    use cutover_sim::core::history::Event;
+    use cutover_sim::Decision;
+    for file in
+        ["scenarios/errors-5pct.toml", "scenarios/skew-cents-at-canary-5.toml", "scenarios/eta/timeouts-3pct.toml"]
+    {
+        let loaded = cutover_sim::LoadedScenario::read(&root().join(file)).unwrap();
+        let run = cutover_sim::run(&loaded, None, Some(cutover_sim::scenario::Policy::Sequential)).unwrap();
+        let rolled_back = run
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::Evaluation { t_s, decision: Decision::RollBack { .. }, .. } => Some(*t_s),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{file}: the judge rolled back"));
+        let sum = run.trace.evidence_sum();
+        assert!(!sum.is_empty(), "{file}: a series");
+        for &(t, s) in &sum {
+            if t < rolled_back {
+                assert!(s < 1.0, "{file}: the sum is {s} at {t} s, before the rollback at {rolled_back} s");
+            }
+        }
+        let at = sum.iter().find(|p| p.0 == rolled_back).unwrap_or_else(|| panic!("{file}: no point at {rolled_back}"));
+        assert!(at.1 >= 1.0, "{file}: the sum is {} at the rollback", at.1);
+    }
+}

@@ -565,6 +565,101 @@ fn own_faults(bench: &Bench<'_>, loaded: &LoadedScenario, o: &Options) -> Result
     Ok(Some(FaultsCheck { faults: names.join(", "), times, slo_s, within_slo }))
 }
 
+/// A scenario's SLO no judge can keep: what the information bound says, and what would
+/// keep it. Analytic (no trials): `suite` prints it before it runs the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BelowBound {
+    /// The SLO, s.
+    pub slo_s: f64,
+    /// The most any judge at the plan's false-rollback budget can catch within it.
+    pub at_most: f64,
+    /// In words, with the smallest changes that would let a judge keep it.
+    pub reason: String,
+}
+
+/// The share of runs within the SLO a scenario must be able to reach: 29 of 30.
+pub const KEEP: f64 = 29.0 / 30.0;
+
+/// For a scenario whose fault raises a rate the plan limits (errors, timeouts, a latency
+/// tail past the latency limit) on every request, whether its SLO (`rollback_within_s`,
+/// else `detect_within_s`) is below the information bound: no judge at the plan's
+/// false-rollback budget confirms the fault within it on 29 runs of 30. None when it is not,
+/// or when the bound does not apply (no SLO, several faults, a fault confined to a segment
+/// or a share of requests, or one that is not a rate).
+pub fn slo_below_bound(loaded: &LoadedScenario) -> Option<BelowBound> {
+    let s = &loaded.scenario;
+    let slo_s = s.expect.rollback_within_s.or(s.expect.detect_within_s)?;
+    if s.faults.len() != 1 {
+        return None;
+    }
+    let mut params = crate::streams::stream(s.seed, crate::streams::Stream::Params);
+    let faults = loaded.faults(&[], &mut params).ok()?;
+    let [fault] = &faults[..] else { return None };
+    if fault.segment_at.is_some() || fault.fraction < 1.0 {
+        return None;
+    }
+    let plan = s.plan();
+    let new = &s.stacks.new;
+    let (name, p0, p1) = match fault.kind {
+        Kind::Errors { rate } => ("errors", plan.guardrails.limit(Guardrail::ErrorRate)?, new.error_rate + rate),
+        Kind::Timeouts { rate } => ("timeouts", plan.guardrails.limit(Guardrail::TimeoutRate)?, rate),
+        Kind::Latency { add_ms: 0.0, tail_ms, tail_fraction } => {
+            let bound_ms = match (
+                plan.guardrails.limit(Guardrail::P99LatencyMs),
+                plan.guardrails.limit(Guardrail::P99LatencyRatio),
+            ) {
+                (Some(ms), _) => ms,
+                (None, Some(r)) => r * s.stacks.legacy.latency_ms_p99,
+                (None, None) => return None,
+            };
+            let own = share_slower(new.latency_ms_p50, new.latency_ms_p99, bound_ms);
+            let tail = if bound_ms > tail_ms {
+                share_slower(new.latency_ms_p50, new.latency_ms_p99, bound_ms - tail_ms)
+            } else {
+                1.0
+            };
+            ("latency past the limit", 0.01, own + tail_fraction * (tail - own))
+        }
+        _ => return None,
+    };
+    let p1 = p1.min(1.0);
+    if p1 <= p0 {
+        return None;
+    }
+    let (rate, horizon, alpha) = (s.traffic.rate_rps, s.traffic.duration_s, plan.controller.false_rollback_budget);
+    let within = |rate: f64, alpha: f64, d: f64| bound::confirmed_within(rate, horizon, p0, p1, alpha, d);
+    let at_most = within(rate, alpha, slo_s);
+    if at_most >= KEEP {
+        return None;
+    }
+    // The smallest changes that would let the bound reach 29 of 30: a longer SLO, more traffic,
+    // a larger budget (on grids).
+    let slo = (1..=4096).map(|k| f64::from(k) * 5.0).find(|&d| d <= horizon && within(rate, alpha, d) >= KEEP);
+    let traffic = [1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0].into_iter().find(|&m| within(rate * m, alpha, slo_s) >= KEEP);
+    let budget = [0.02, 0.05, 0.1, 0.2].into_iter().find(|&a| a > alpha && within(rate, a, slo_s) >= KEEP);
+    let mut keep = Vec::new();
+    if let Some(d) = slo {
+        keep.push(format!("an SLO of {d:.0} s"));
+    }
+    if let Some(m) = traffic {
+        keep.push(format!("{m}x the traffic ({:.0} rps)", rate * m));
+    }
+    if let Some(a) = budget {
+        keep.push(format!("a false-rollback budget of {a}"));
+    }
+    let keep = if keep.is_empty() { "nothing on the grids tried".to_string() } else { keep.join(", or ") };
+    Some(BelowBound {
+        slo_s,
+        at_most,
+        reason: format!(
+            "SLO below the information bound: {name} at {p1:.4} against {p0} at {rate} rps; no judge with a \
+             false-rollback budget of {alpha} confirms it within {slo_s:.0} s on more than {:.0} % of runs \
+             (29 of 30 needs {keep})",
+            100.0 * at_most
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,16 +667,20 @@ mod tests {
     #[test]
     fn the_p95s_interval_is_two_order_statistics_covering_at_least_95_percent() {
         let (r, s) = quantile_interval(100, 0.95);
-        assert!(r < 95 && s > 95 && s <= 101, "({r}, {s})");
-        // Its coverage, P(r <= B < s), reaches 95 %.
+        assert_eq!((r, s), (90, 100), "the 90th and the 100th smallest of 100");
+        // P(B = k) for B ~ Bin(100, 0.95).
         let pmf = |k: usize| {
             let ln_c: f64 = (1..=k).map(|i| ((100 - i + 1) as f64 / i as f64).ln()).sum();
             (ln_c + k as f64 * 0.95f64.ln() + (100 - k) as f64 * 0.05f64.ln()).exp()
         };
-        let coverage: f64 = (r..s).map(pmf).sum();
-        assert!(coverage >= 0.95, "{coverage}");
-        // And neither end can move in without losing it.
-        assert!(coverage - pmf(r) < 0.95 || coverage - pmf(s - 1) < 0.95);
+        let below = |r: usize| (0..r).map(pmf).sum::<f64>();
+        // Its coverage, P(r <= B < s), reaches 95 %.
+        assert!(below(s) - below(r) >= 0.95, "{}", below(s) - below(r));
+        // Equal tails: each end is the last one that leaves at most 2.5 % outside it.
+        assert!(below(r) <= 0.025 && below(r + 1) > 0.025);
+        assert!(1.0 - below(s) <= 0.025 && 1.0 - below(s - 1) > 0.025);
+        // Too few trials to bound it from above: beyond the largest.
+        assert_eq!(quantile_interval(20, 0.95).1, 21);
     }
 
     #[test]

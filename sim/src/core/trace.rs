@@ -27,7 +27,8 @@ pub struct GuardrailPoint {
     pub limit: f64,
     /// 95 % Wilson interval of a rate statistic over the window.
     pub interval: Option<(f64, f64)>,
-    /// The sequential judge's evidence as a share of its decision threshold (1 rolls back).
+    /// The sequential judge's evidence: this guardrail's part of the weighted sum it rolls
+    /// back on when the sum reaches 1.
     pub evidence: Option<f64>,
 }
 
@@ -142,6 +143,20 @@ impl Trace {
                 self.points.drain(..self.points.len() - keep);
             }
         }
+    }
+
+    /// The sequential judge's weighted sum at each evaluation (the sum of the guardrails'
+    /// parts): it reaches 1 at the evaluation that rolls back, and not before.
+    pub fn evidence_sum(&self) -> Vec<(f64, f64)> {
+        let mut out: Vec<(f64, f64)> = Vec::new();
+        for p in &self.points {
+            let Some(e) = p.evidence else { continue };
+            match out.last_mut() {
+                Some((t, sum)) if *t == p.t_s => *sum += e,
+                _ => out.push((p.t_s, e)),
+            }
+        }
+        out
     }
 
     /// The stage that ran from `entered_s` ended at `t_s` with `window`; `next` begins.

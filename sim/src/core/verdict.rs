@@ -65,6 +65,11 @@ pub struct Summary {
     pub history_sha256: String,
     /// The command that reproduces this run.
     pub reproduce: String,
+    /// Said before the run: its SLO is below the information bound (no judge at the plan's
+    /// false-rollback budget keeps it on 29 runs of 30), and what would (`suite`; absent
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_below_information_bound: Option<String>,
 }
 
 /// What the world hands the checkers.
@@ -213,6 +218,7 @@ pub fn summarize(f: Facts<'_>) -> Summary {
             .collect(),
         history_sha256: f.history_sha256,
         reproduce: f.reproduce,
+        slo_below_information_bound: None,
     }
 }
 

@@ -85,6 +85,12 @@ pub fn junit(files: &[PathBuf], results: &[Result<RunResult, RunError>]) -> Stri
             Ok(run) => {
                 let s: &Summary = &run.summary;
                 x += &format!("  <testcase classname=\"{classname}\" name=\"{}\">\n", esc(&s.scenario));
+                if let Some(below) = &s.slo_below_information_bound {
+                    x += &format!(
+                        "    <properties><property name=\"slo_below_information_bound\" value=\"{}\"/></properties>\n",
+                        esc(below)
+                    );
+                }
                 if !s.passed {
                     let failed: Vec<String> = s
                         .expectations

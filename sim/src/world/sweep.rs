@@ -26,6 +26,9 @@ pub struct RunRecord {
     pub time_to_rollback_s: Option<f64>,
     /// Bad decisions served.
     pub bad_decisions_served: u64,
+    /// The expectations that did not hold, by name (none when it passed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 /// The records of one scenario.
@@ -43,13 +46,16 @@ pub struct ScenarioRuns {
     pub runs: Vec<RunRecord>,
 }
 
-/// Median and 95th percentile.
+/// Median, 95th percentile and worst, by the rules of [`crate::figures`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
-    /// Median.
+    /// Median (the mean of the two middle values for an even count).
     pub p50: Option<f64>,
-    /// 95th percentile.
+    /// 95th percentile (the nearest rank: the ⌈0.95 n⌉-th smallest).
     pub p95: Option<f64>,
+    /// The largest.
+    #[serde(default)]
+    pub max: Option<f64>,
 }
 
 /// One scenario's line of sweep.json.
@@ -90,13 +96,9 @@ pub struct Sweep {
     pub records: Vec<ScenarioRuns>,
 }
 
-fn spread(mut v: Vec<f64>) -> Spread {
-    if v.is_empty() {
-        return Spread { p50: None, p95: None };
-    }
-    v.sort_by(f64::total_cmp);
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    Spread { p50: Some(q(0.5)), p95: Some(q(0.95)) }
+fn spread(v: Vec<f64>) -> Spread {
+    let v = crate::figures::sorted(v);
+    Spread { p50: crate::figures::median(&v), p95: crate::figures::nearest_rank(&v, 0.95), max: v.last().copied() }
 }
 
 /// Aggregates records into sweep.json's per-scenario lines.
@@ -208,6 +210,7 @@ fn record(seed: u64, s: &crate::core::verdict::Summary) -> RunRecord {
         rolled_back_after_fault: after.is_some(),
         time_to_rollback_s: after,
         bad_decisions_served: s.bad_decisions_served,
+        failed: s.expectations.iter().filter(|e| !e.passed).map(|e| e.name.clone()).collect(),
     }
 }
 
@@ -289,10 +292,11 @@ pub fn comparison(sweeps: &[Sweep]) -> String {
             let x = &s.scenarios[k];
             let cell = match (x.detection_rate, x.false_rollback_rate) {
                 (Some(d), _) => format!(
-                    "{:.1} % · {} · {}",
+                    "{:.1} % · {} · {} · {}",
                     100.0 * d,
                     secs(x.time_to_rollback_s.p50),
-                    secs(x.time_to_rollback_s.p95)
+                    secs(x.time_to_rollback_s.p95),
+                    secs(x.time_to_rollback_s.max)
                 ),
                 (None, Some(f)) => format!("{:.2} % false ({} of {})", 100.0 * f, (f * x.runs as f64).round(), x.runs),
                 (None, None) => "-".into(),
@@ -312,8 +316,10 @@ pub fn comparison(sweeps: &[Sweep]) -> String {
         out.push('\n');
     }
     out.push_str(
-        "\nFault scenarios: detection rate · median · 95th percentile of the time from the fault's start to the \
-         rollback. Clean scenarios: the false rollback rate.\n",
+        "\nFault scenarios: detection rate · median · 95th percentile · worst of the time from the fault's start to \
+         the rollback, over the runs rolled back after it (median: the mean of the two middle values for an even \
+         count; 95th percentile: the nearest rank, the ⌈0.95 n⌉-th smallest). Clean scenarios: the false rollback \
+         rate.\n",
     );
     out
 }

@@ -584,20 +584,16 @@ impl Judge for Sequential {
         self.alarm
     }
 
-    /// Per guardrail, the largest share of its threshold any of its tests reached at the
-    /// last look.
+    /// Per guardrail, its part of the weighted sum the judge rolls back on when it reaches 1:
+    /// the terms of its tests (every segment's, every family's) as of the last request. The
+    /// parts add up to the sum itself.
     fn evidence(&self) -> Vec<(Guardrail, f64)> {
         let mut out: Vec<(Guardrail, f64)> = Vec::new();
-        for f in &self.families {
-            let share = f
-                .cells
-                .iter()
-                .enumerate()
-                .map(|(s, c)| (c.detector.looked() / f.thresholds[usize::from(s > 0)]).max(0.0))
-                .fold(0.0, f64::max);
+        for (f, terms) in self.families.iter().zip(self.terms(true)) {
+            let part: f64 = terms.iter().flatten().map(|t| t.exp()).sum();
             match out.iter_mut().find(|(n, _)| *n == f.guardrail) {
-                Some((_, x)) => *x = x.max(share),
-                None => out.push((f.guardrail, share)),
+                Some((_, x)) => *x += part,
+                None => out.push((f.guardrail, part)),
             }
         }
         out
@@ -927,7 +923,8 @@ mod tests {
         assert!(run(&mut whole, 0, draws.len(), &mut whole_log), "the fault was caught");
         let (mut before, mut log) = (fresh(), Vec::new());
         assert!(!run(&mut before, 0, 31_000, &mut log), "caught before the restart: pick an earlier one");
-        assert!(before.evidence().iter().any(|(_, e)| *e > 0.05), "no evidence to carry: {:?}", before.evidence());
+        // Each guardrail's part of the weighted sum (1 rolls back): the errors' is e^-8 of it.
+        assert!(before.evidence().iter().any(|(_, e)| *e > 1e-4), "no evidence to carry: {:?}", before.evidence());
         let saved = serde_json::to_string(&(before.save())()).unwrap();
         let mut after = fresh();
         after.restore(&serde_json::from_str(&saved).unwrap()).unwrap();

@@ -92,7 +92,7 @@ pub fn sweep_index(sweeps: &[Sweep]) -> String {
             .unwrap_or_else(|e| format!("<p class=\"fail\">{}</p>", esc(&e)));
         out += &format!(
             "<section class=\"panel\" data-panel=\"{name}\" data-points=\"{n}\"><h2>{title}</h2>\
-             <p class=\"muted\">Box: quartiles; whiskers: the extremes over the runs.</p>{svg}</section>\n"
+             <p class=\"muted\">Box: quartiles and the median; whiskers: the smallest and the largest value over the runs.</p>{svg}</section>\n"
         );
     }
     out += &table(sweeps);
@@ -126,9 +126,35 @@ fn distributions(
 
 /// The median of a distribution.
 fn median(values: &[f64]) -> Option<f64> {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    (!v.is_empty()).then(|| if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 })
+    crate::figures::median(&crate::figures::sorted(values.iter().copied()))
+}
+
+/// What a box draws: the smallest value, the lower quartile, the median, the upper
+/// quartile and the largest (quartiles interpolated between order statistics, as
+/// plotters' `Quartiles` computes them; the whiskers end at the extremes, not at fences).
+pub fn five_numbers(values: &[f64]) -> [f64; 5] {
+    let q = Quartiles::new(values).values();
+    let v = crate::figures::sorted(values.iter().copied());
+    let (lo, hi) = (v.first().copied().unwrap_or(0.0), v.last().copied().unwrap_or(0.0));
+    [lo, f64::from(q[1]), f64::from(q[2]), f64::from(q[3]), hi]
+}
+
+/// One horizontal box at pixel row `y`: `x` the pixels of [`five_numbers`]; whiskers from
+/// the box to the extremes, each ended by a cap.
+fn draw_box(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    x: [i32; 5],
+    y: i32,
+    color: RGBColor,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    let line = color.stroke_width(2);
+    area.draw(&PathElement::new(vec![(x[0], y), (x[1], y)], line))?;
+    area.draw(&PathElement::new(vec![(x[3], y), (x[4], y)], line))?;
+    for cap in [x[0], x[4]] {
+        area.draw(&PathElement::new(vec![(cap, y - 4), (cap, y + 4)], line))?;
+    }
+    area.draw(&Rectangle::new([(x[1], y - 6), (x[3], y + 6)], line))?;
+    area.draw(&PathElement::new(vec![(x[2], y - 6), (x[2], y + 6)], line))
 }
 
 /// Per scenario (in order), the judge with the lowest median and that median; None where
@@ -187,7 +213,13 @@ fn boxplots(
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut builder = ChartBuilder::on(&root);
         builder.margin(8).x_label_area_size(36).y_label_area_size(380);
-        let keys = labels.as_slice().into_segmented();
+        // plotters places one category at no position at all (it divides by the count less
+        // one): a single scenario gets an empty band beside it.
+        let mut axis_labels = labels.clone();
+        if axis_labels.len() == 1 {
+            axis_labels.push(String::new());
+        }
+        let keys = axis_labels.as_slice().into_segmented();
         let y_labels = names.len().max(1);
         macro_rules! draw {
             ($chart:ident) => {{
@@ -206,25 +238,20 @@ fn boxplots(
                     .map_err(|e| err(&e))?;
                 for (p, policy) in policies.iter().enumerate() {
                     let color = PALETTE[p % PALETTE.len()];
-                    let offset = (p as f64 - (k - 1.0) / 2.0) * 16.0;
-                    let boxes: Vec<_> = data
-                        .iter()
-                        .filter(|d| d.1 == p && !d.2.is_empty())
-                        .filter_map(|d| {
-                            let key = label_of(&d.0)?;
-                            // A log axis starts at LOG_FLOOR: a value below it sits on the axis.
-                            let floor = f64::from(LOG_FLOOR);
-                            let values: Vec<f64> = d.2.iter().map(|v| if log { v.max(floor) } else { *v }).collect();
-                            Some(
-                                Boxplot::new_horizontal(SegmentValue::CenterOf(key), &Quartiles::new(&values))
-                                    .width(12)
-                                    .offset(offset)
-                                    .style(color.stroke_width(2)),
-                            )
-                        })
-                        .collect();
+                    let offset = ((p as f64 - (k - 1.0) / 2.0) * 16.0) as i32;
+                    for d in data.iter().filter(|d| d.1 == p && !d.2.is_empty()) {
+                        let Some(key) = label_of(&d.0) else { continue };
+                        // A log axis starts at LOG_FLOOR: a value below it sits on the axis.
+                        let floor = f64::from(LOG_FLOOR);
+                        let values: Vec<f64> = d.2.iter().map(|v| if log { v.max(floor) } else { *v }).collect();
+                        let at = |v: f64| $chart.backend_coord(&(v as f32, SegmentValue::CenterOf(key)));
+                        let five = five_numbers(&values);
+                        let y = at(five[2]).1 + offset;
+                        draw_box(&root, five.map(|v| at(v).0), y, color).map_err(|e| err(&e))?;
+                    }
+                    // The legend's entry (the boxes are drawn in pixels, outside any series).
                     $chart
-                        .draw_series(boxes)
+                        .draw_series(std::iter::empty::<Circle<(f32, SegmentValue<&String>), i32>>())
                         .map_err(|e| err(&e))?
                         .label(policy.to_string())
                         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
@@ -250,7 +277,7 @@ fn table(sweeps: &[Sweep]) -> String {
     let mut out = String::from(
         "<section class=\"panel\" data-panel=\"sweep-table\"><h2>Per scenario and judge</h2>\
          <table><tr><th>scenario</th><th>judge</th><th>runs</th><th>passed</th><th>detection</th>\
-         <th>false rollbacks</th><th>rollback p50 / p95 s</th><th>bad decisions p50 / p95</th></tr>\n",
+         <th>false rollbacks</th><th>rollback p50 / p95 / max s</th><th>bad decisions p50 / p95</th></tr>\n",
     );
     let Some(first) = sweeps.first() else { return out + "</table></section>\n" };
     let mut rows = 0;
@@ -268,13 +295,14 @@ fn table(sweeps: &[Sweep]) -> String {
             let class = if y.passed == y.runs { "pass" } else { "fail" };
             out += &format!(
                 "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num {class}\">{}</td><td class=\"num\">{detection}</td>\
-                 <td class=\"num\">{false_rb}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} / {}</td></tr>\n",
+                 <td class=\"num\">{false_rb}</td><td class=\"num\">{} / {} / {}</td><td class=\"num\">{} / {}</td></tr>\n",
                 esc(&x.scenario),
                 esc(&s.policy),
                 y.runs,
                 y.passed,
                 t(y.time_to_rollback_s.p50),
                 t(y.time_to_rollback_s.p95),
+                t(y.time_to_rollback_s.max),
                 f(y.bad_decisions_served.p50),
                 f(y.bad_decisions_served.p95)
             );

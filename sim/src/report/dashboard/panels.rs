@@ -199,15 +199,15 @@ fn guardrails(d: &ReportData<'_>, frame: &Frame) -> String {
 }
 
 fn evidence(d: &ReportData<'_>, frame: &Frame) -> String {
-    let series: Vec<(String, Series)> = d
+    // Past 1 only the crossing matters: capped at 2 to keep the scale.
+    let cap = |e: f64| Some(e.min(2.0));
+    let mut series: Vec<(String, Series)> = d
         .trace
         .guardrails
         .iter()
         .map(|&(guardrail, _)| {
-            let name = guardrail.name();
             let pts = d.trace.points.iter().filter(|p| p.guardrail == guardrail && p.evidence.is_some());
-            // Past the threshold only the crossing matters: capped at 2 to keep the scale.
-            (name.to_string(), pts.map(|p| (p.t_s, p.evidence.map(|e| e.min(2.0)))).collect::<Vec<_>>())
+            (guardrail.name().to_string(), pts.map(|p| (p.t_s, p.evidence.and_then(cap))).collect::<Vec<_>>())
         })
         .filter(|(_, pts)| !pts.is_empty())
         .collect();
@@ -219,28 +219,34 @@ fn evidence(d: &ReportData<'_>, frame: &Frame) -> String {
         );
         return section("evidence", "Sequential evidence", d.trace.points.len(), &body);
     }
+    series.insert(
+        0,
+        ("weighted sum".to_string(), d.trace.evidence_sum().into_iter().map(|(t, e)| (t, cap(e))).collect()),
+    );
     let lines: Vec<Line<'_>> = series
         .iter()
         .enumerate()
         .map(|(k, (name, pts))| Line {
             label: name.clone(),
             points: pts,
-            color: PALETTE[k % PALETTE.len()],
+            color: if k == 0 { plotters::style::BLACK } else { PALETTE[(k - 1) % PALETTE.len()] },
             steps: false,
         })
         .collect();
     let n = series.iter().map(|s| s.1.len()).sum();
     let svg = chart_or_error(charts::time_chart(
         (1100, 300),
-        "ln statistic / ln threshold",
+        "weighted sum of the tests (1 rolls back)",
         frame,
         &lines,
         Some(("rolls back at 1 (anytime-valid)".into(), 1.0)),
         &[],
     ));
     let body = format!(
-        "<p class=\"muted\">The sequential judge's largest CUSUM statistic per guardrail as a share of its threshold \
-         ln A (capped at 2); crossing 1 rolls back, with P(rolling back a clean migration) within the plan's budget.</p>{svg}"
+        "<p class=\"muted\">What the sequential judge acts on: the weighted sum of its tests' e-values (each \
+         test's statistic over its threshold), read after every request and charted at each evaluation, with each \
+         guardrail's part of it (capped at 2). The judge rolls back when the sum reaches 1, with P(rolling back a \
+         clean migration) within the plan's budget.</p>{svg}"
     );
     section("evidence", "Sequential evidence towards a rollback", n, &body)
 }
