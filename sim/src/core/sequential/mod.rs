@@ -585,12 +585,13 @@ impl Judge for Sequential {
     }
 
     /// Per guardrail, its part of the weighted sum the judge rolls back on when it reaches 1:
-    /// the terms of its tests (every segment's, every family's) as of the last request. The
-    /// parts add up to the sum itself.
+    /// the terms of its tests (every segment's, every family's) as the last judgement read
+    /// them (after the request that raised an alarm, or at the last look). The parts add up
+    /// to the sum itself.
     fn evidence(&self) -> Vec<(Guardrail, f64)> {
         let mut out: Vec<(Guardrail, f64)> = Vec::new();
-        for (f, terms) in self.families.iter().zip(self.terms(true)) {
-            let part: f64 = terms.iter().flatten().map(|t| t.exp()).sum();
+        for f in &self.families {
+            let part: f64 = f.cells.iter().map(|c| c.counted).sum();
             match out.iter_mut().find(|(n, _)| *n == f.guardrail) {
                 Some((_, x)) => *x += part,
                 None => out.push((f.guardrail, part)),
@@ -661,7 +662,11 @@ impl Judge for Sequential {
         // The alarm: the sum reached 1 after a request since the last look (the caller
         // judges at once, before another request).
         if std::mem::take(&mut self.alarm) {
-            if let Some(t) = self.trigger(&self.terms(true), features) {
+            // Counted as read (what the evidence shows); a look recounts them below if the
+            // sum fell short after all.
+            let terms = self.terms(true);
+            self.rebound(&terms);
+            if let Some(t) = self.trigger(&terms, features) {
                 return Verdict::RollBack(t);
             }
         }
