@@ -1,7 +1,9 @@
-//! `cutover calibrate PATH... [--seeds N]`: sets each fault scenario's SLOs from what its
-//! judge achieves, as `cutover init` does for the library it writes: the slowest of N seeds
-//! from the fault to the rollback, with half again; the bad-decision budget likewise. A
-//! fault not caught on every seed is reported and its file left as it was (exit 1).
+//! `cutover calibrate PATH... [--seeds N]`: a regression baseline of the judge (not the
+//! team's requirements: `plan check` says which of those a plan can keep). Sets each fault
+//! scenario's SLOs from what its judge achieves, as `cutover init` does for the library it
+//! writes: the slowest of N seeds from the fault to the rollback, with half again; the
+//! bad-decision budget likewise. A fault not caught on every seed is reported and its file
+//! left as it was (exit 1).
 
 use std::path::PathBuf;
 

@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// Write a migration folder from a saved model and a file of recorded requests.
     Init(init::Args),
-    /// Set fault scenarios' SLOs from what their judge achieves over seeds.
+    /// A regression baseline of the judge: fault scenarios' SLOs from what it achieves over seeds.
     Calibrate(calibrate::Args),
     /// Score CSV rows with an XGBoost model, bit for bit as XGBoost does.
     Predict(predict::Args),
