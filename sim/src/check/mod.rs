@@ -70,30 +70,23 @@ pub struct Times {
 
 impl Times {
     /// The figures of `times` (None: not rolled back before `horizon_s`).
-    pub fn of(mut times: Vec<Option<f64>>, bake_s: f64, horizon_s: f64) -> Times {
+    pub fn of(times: Vec<Option<f64>>, bake_s: f64, horizon_s: f64) -> Times {
+        use crate::figures::{median, nearest_rank, sorted};
         let n = times.len();
-        let key = |t: &Option<f64>| t.unwrap_or(f64::INFINITY);
-        times.sort_by(|a, b| key(a).total_cmp(&key(b)));
-        let at = |i: usize| times.get(i).copied().flatten();
-        let median_s = match n {
-            0 => None,
-            _ if n % 2 == 1 => at(n / 2),
-            _ => at(n / 2 - 1).zip(at(n / 2)).map(|(a, b)| (a + b) / 2.0),
-        };
-        let rank = (0.95 * n as f64).ceil() as usize;
+        // A trial not rolled back counts as slower than every other; a figure that lands on
+        // one is beyond the horizon (None).
+        let sorted = sorted(times.iter().map(|t| t.unwrap_or(f64::INFINITY)));
+        let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+        let rank = |r: usize| finite(r.checked_sub(1).and_then(|i| sorted.get(i).copied()));
         let (lo, hi) = quantile_interval(n, 0.95);
         Times {
             trials: n as u64,
-            rolled_back: times.iter().filter(|t| t.is_some()).count() as u64,
-            within_bake: if n == 0 {
-                0.0
-            } else {
-                times.iter().filter(|t| t.is_some_and(|t| t <= bake_s)).count() as f64 / n as f64
-            },
+            rolled_back: sorted.iter().filter(|t| t.is_finite()).count() as u64,
+            within_bake: if n == 0 { 0.0 } else { sorted.iter().filter(|&&t| t <= bake_s).count() as f64 / n as f64 },
             horizon_s,
-            median_s,
-            p95_s: rank.checked_sub(1).and_then(at),
-            p95_interval_s: (lo.checked_sub(1).and_then(at), hi.checked_sub(1).and_then(at)),
+            median_s: finite(median(&sorted)),
+            p95_s: finite(nearest_rank(&sorted, 0.95)),
+            p95_interval_s: (rank(lo), rank(hi)),
         }
     }
 }
