@@ -23,35 +23,55 @@ pub(super) fn key_position(text: &str, section: &str, key: &str) -> (usize, usiz
     line_column(text, at)
 }
 
+/// A refusal at `section.key`: the file, the key's line and column, and the message.
+type At<'a> = &'a dyn Fn(&str, &str, String) -> ScenarioError;
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
 pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
     let at = |section: &str, key: &str, message: String| {
         let (line, column) = key_position(text, section, key);
         err(file, line, column, &format!("{section}.{key}"), message)
     };
-    let positive = |v: f64| v.is_finite() && v > 0.0;
     if let Some(live) = &s.live {
-        if live.users == 0 || live.users > 1000 {
-            return Err(at("live", "users", format!("must be 1 to 1000, got {}", live.users)));
-        }
-        if !positive(live.run_time_s) || live.run_time_s > 3600.0 {
-            return Err(at("live", "run_time_s", "must be a positive number of seconds, at most 3600".into()));
-        }
-        if !positive(live.time_scale) {
-            return Err(at("live", "time_scale", "must be a positive number".into()));
-        }
-        if live.throttle_rps.is_some_and(|r| r == 0 || r > 1_000_000) {
-            return Err(at("live", "throttle_rps", "must be 1 to 1000000".into()));
-        }
-        if !(live.baseline_s.is_finite() && (0.0..=600.0).contains(&live.baseline_s)) {
-            return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
-        }
-        if !(live.max_shadow_cost_ms.is_finite() && (0.0..=10_000.0).contains(&live.max_shadow_cost_ms)) {
-            return Err(at("live", "max_shadow_cost_ms", "must be 0 to 10000 ms".into()));
-        }
-        if live.max_shadow_machine_cost_pct.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
-            return Err(at("live", "max_shadow_machine_cost_pct", "must be a non-negative percentage".into()));
-        }
+        live_section(live, &at)?;
     }
+    traffic_and_rollout(s, &at)?;
+    controller_and_guardrails(s, text, file, &at)?;
+    stacks_and_size(s, &at)?;
+    faults_in_the_plan(s, text, file)
+}
+
+/// `[live]`: users, run time, scale, throttle, baseline and the shadow's cost limits.
+fn live_section(live: &Live, at: At<'_>) -> Result<(), ScenarioError> {
+    if live.users == 0 || live.users > 1000 {
+        return Err(at("live", "users", format!("must be 1 to 1000, got {}", live.users)));
+    }
+    if !positive(live.run_time_s) || live.run_time_s > 3600.0 {
+        return Err(at("live", "run_time_s", "must be a positive number of seconds, at most 3600".into()));
+    }
+    if !positive(live.time_scale) {
+        return Err(at("live", "time_scale", "must be a positive number".into()));
+    }
+    if live.throttle_rps.is_some_and(|r| r == 0 || r > 1_000_000) {
+        return Err(at("live", "throttle_rps", "must be 1 to 1000000".into()));
+    }
+    if !(live.baseline_s.is_finite() && (0.0..=600.0).contains(&live.baseline_s)) {
+        return Err(at("live", "baseline_s", "must be 0 to 600 seconds".into()));
+    }
+    if !(live.max_shadow_cost_ms.is_finite() && (0.0..=10_000.0).contains(&live.max_shadow_cost_ms)) {
+        return Err(at("live", "max_shadow_cost_ms", "must be 0 to 10000 ms".into()));
+    }
+    if live.max_shadow_machine_cost_pct.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+        return Err(at("live", "max_shadow_machine_cost_pct", "must be a non-negative percentage".into()));
+    }
+    Ok(())
+}
+
+/// `[traffic]` and `[rollout]`.
+fn traffic_and_rollout(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
     if !positive(s.traffic.rate_rps) || s.traffic.rate_rps > MAX_RATE_RPS {
         return Err(at(
             "traffic",
@@ -92,6 +112,11 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
             format!("must increase within (0, 100] and end at 100, got {stages:?}"),
         ));
     }
+    Ok(())
+}
+
+/// `[controller]` and `[guardrails]`: a plan without a rollback trigger is refused.
+fn controller_and_guardrails(s: &Scenario, text: &str, file: &str, at: At<'_>) -> Result<(), ScenarioError> {
     let c = &s.controller;
     if !(c.false_rollback_budget > 0.0 && c.false_rollback_budget < 1.0) {
         return Err(at(
@@ -128,6 +153,11 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
             ));
         }
     }
+    Ok(())
+}
+
+/// `[stacks.*]`, and the run's size.
+fn stacks_and_size(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
     for (name, m) in [("legacy", &s.stacks.legacy), ("new", &s.stacks.new)] {
         if !(positive(m.latency_ms_p50) && m.latency_ms_p99 >= m.latency_ms_p50 && positive(m.timeout_ms)) {
             return Err(at(
@@ -156,6 +186,12 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
             ),
         ));
     }
+    Ok(())
+}
+
+/// Each fault alone, and against the plan: its moments name stages the plan has, and it
+/// starts before the run ends.
+fn faults_in_the_plan(s: &Scenario, text: &str, file: &str) -> Result<(), ScenarioError> {
     for (k, f) in s.faults.iter().enumerate() {
         validate_fault(k, f, text, file)?;
         let refuse = |field: &str, message: String| {
