@@ -10,16 +10,16 @@
 use cutover_migration::answer::Answer;
 use cutover_migration::schema::Record;
 use cutover_migration::traffic::SharedSource;
-use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use crate::core::history::History;
 use crate::core::pairing::{route, Call, Called, Pairing};
 use crate::core::rollout::Rollout;
 use crate::core::{Guardrail, Phase, SECOND};
-use crate::faults::{Fault, Kind, Touch};
+use crate::faults::{Fault, Kind, Layer, Touch};
 use crate::scenario::{LoadedScenario, Policy};
-use crate::streams::{exponential, stream, unit, Stream};
+use crate::streams::{stream, unit, Stream};
+use crate::world::arrivals::Arrivals;
 use crate::world::stacks::{call_both, Stack};
 
 /// Events a stack-level fault cannot make: the new answer or its features differ on a
@@ -51,17 +51,10 @@ pub enum Probe {
     Events(Events),
 }
 
-/// The kinds a judge-alone trial acts out: those whose effect is on the stack's calls.
+/// The kinds a judge-alone trial acts out: those whose definition acts on the new stack as
+/// a service or on the shadow call (the layers the stacks' calls carry).
 pub fn acted_alone(kind: &Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Latency { .. }
-            | Kind::LatencyScale { .. }
-            | Kind::Errors { .. }
-            | Kind::Timeouts { .. }
-            | Kind::StackDown
-            | Kind::ShadowContext
-    )
+    matches!(kind.def().layer, Layer::Stack | Layer::Shadow)
 }
 
 /// A rollout in progress with what drives it.
@@ -113,7 +106,7 @@ pub struct Bench<'a> {
     legacy: Stack,
     new: Stack,
     start_ms: i64,
-    curve: Option<Vec<f64>>,
+    arrival: Arrivals,
     /// The end of the scenario, µs.
     pub duration_us: u64,
     seed: u64,
@@ -161,7 +154,7 @@ impl<'a> Bench<'a> {
             legacy: Stack::new(&s.stacks.legacy, &segments)?,
             new: Stack::new(&s.stacks.new, &segments)?,
             start_ms: crate::world::start_at_hour(source.start_ms(), s.traffic.start_hour_utc),
-            curve: s.traffic.daily_curve.clone().or_else(|| source.daily_curve()),
+            arrival: Arrivals::new(s.traffic.rate_rps, s.traffic.daily_curve.clone().or_else(|| source.daily_curve())),
             source,
             duration_us: (s.traffic.duration_s * SECOND as f64) as u64,
             seed: s.seed,
@@ -254,20 +247,9 @@ impl<'a> Bench<'a> {
         Ok((out, counts, drawn))
     }
 
-    /// The time of the next arrival after `now`: the world's gap at the peak rate, thinned
-    /// by the daily curve.
+    /// The time of the next arrival after `now`, as the world draws it.
     fn gap(&self, arrivals: &mut ChaCha8Rng, now: u64) -> u64 {
-        let rate = self.loaded.scenario.traffic.rate_rps;
-        let peak = self.curve.as_ref().map_or(1.0, |c| c.iter().copied().fold(0.0, f64::max));
-        let mut t = now;
-        loop {
-            t += (exponential(arrivals, 1.0 / (rate * peak)) * SECOND as f64).max(1.0) as u64;
-            let Some(curve) = &self.curve else { return t };
-            let hour = (((self.start_ms as u64 / 1000 + t / SECOND) / 3600) % 24) as usize;
-            if arrivals.random::<f64>() < curve[hour] / peak {
-                return t;
-            }
-        }
+        self.arrival.next(arrivals, self.start_ms, now)
     }
 
     /// One trial of `probe` from the clean run's entry to `phase` (the probe's start, if

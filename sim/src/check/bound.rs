@@ -12,7 +12,7 @@
 //! slower.
 
 /// log P(X = i) for X ~ Bin(n, p), for every i.
-fn log_pmf(n: u64, p: f64) -> Vec<f64> {
+pub(crate) fn log_pmf(n: u64, p: f64) -> Vec<f64> {
     let (lp, lq) = (p.ln(), (-p).ln_1p());
     let mut out = Vec::with_capacity(n as usize + 1);
     // ln C(n, i) built up term by term.

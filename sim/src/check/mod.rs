@@ -25,6 +25,7 @@ use crate::core::guardrail::{Seen, Test};
 use crate::core::{Guardrail, Phase, SECOND};
 use crate::faults::{Fault, Kind};
 use crate::scenario::{LoadedScenario, Policy};
+use crate::world::stacks::Stack;
 use bench::{Bench, Events, Probe};
 
 /// How the prediction is made, in words (printed and in plan-check.json).
@@ -99,28 +100,7 @@ pub fn quantile_interval(n: usize, p: f64) -> (usize, usize) {
         return (0, 1);
     }
     // P(B = k) for k in 0..=n.
-    let mut pmf = vec![0.0; n + 1];
-    let mut ln_choose = 0.0;
-    for (k, out) in pmf.iter_mut().enumerate() {
-        if k > 0 {
-            ln_choose += ((n - k + 1) as f64).ln() - (k as f64).ln();
-        }
-        let lp = if p > 0.0 {
-            k as f64 * p.ln()
-        } else if k == 0 {
-            0.0
-        } else {
-            f64::NEG_INFINITY
-        };
-        let lq = if p < 1.0 {
-            (n - k) as f64 * (-p).ln_1p()
-        } else if k == n {
-            0.0
-        } else {
-            f64::NEG_INFINITY
-        };
-        *out = (ln_choose + lp + lq).exp();
-    }
+    let pmf: Vec<f64> = bound::log_pmf(n as u64, p).into_iter().map(f64::exp).collect();
     let below = |r: usize| pmf[..r.min(n + 1)].iter().sum::<f64>(); // P(B < r)
                                                                     // The largest r with P(B < r) <= 0.025, the smallest s with P(B >= s) <= 0.025.
     let r = (1..=n).take_while(|&r| below(r) <= 0.025).last().unwrap_or(0);
@@ -239,28 +219,10 @@ pub struct PlanCheck {
     pub faults: Option<FaultsCheck>,
 }
 
-/// The standard normal's upper tail, 1 - Φ(z) (Abramowitz and Stegun 7.1.26, |error| <
-/// 1.5e-7).
-fn normal_upper(z: f64) -> f64 {
-    let x = z.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly =
-        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erfc = poly * (-x * x).exp();
-    if z >= 0.0 {
-        erfc / 2.0
-    } else {
-        1.0 - erfc / 2.0
-    }
-}
-
-/// A stack model's share of calls slower than `ms` (log-normal through its p50 and p99).
-fn share_slower(p50: f64, p99: f64, ms: f64) -> f64 {
-    let sigma = (p99 / p50).ln() / 2.326_347_874;
-    if sigma <= 0.0 {
-        return if ms < p50 { 1.0 } else { 0.0 };
-    }
-    normal_upper((ms / p50).ln() / sigma)
+/// A stack model's service times (its slow segments aside).
+fn stack(m: &crate::scenario::StackModel) -> Stack {
+    Stack::new(&crate::scenario::StackModel { slow_segments: Vec::new(), ..m.clone() }, &Default::default())
+        .expect("no segment to resolve")
 }
 
 /// Checks one scenario's plan under `policy`.
@@ -337,7 +299,7 @@ fn probe(
         }
         (Guardrail::TimeoutRate, Effect::Times(m)) => {
             let level = m * limit;
-            let own = share_slower(new.latency_ms_p50, new.latency_ms_p99, new.timeout_ms);
+            let own = stack(new).share_slower(new.timeout_ms);
             (Probe::Faults(vec![fault(Kind::Timeouts { rate: (level - own).max(0.0) })]), level)
         }
         (Guardrail::P99LatencyMs | Guardrail::P99LatencyRatio, Effect::Tail(share)) => {
@@ -345,7 +307,7 @@ fn probe(
                 Guardrail::P99LatencyRatio => limit * s.stacks.legacy.latency_ms_p99,
                 _ => limit,
             };
-            let own = share_slower(new.latency_ms_p50, new.latency_ms_p99, bound_ms);
+            let own = stack(new).share_slower(bound_ms);
             let kind = Kind::Latency { add_ms: 0.0, tail_ms: 2.0 * bound_ms, tail_fraction: share };
             (Probe::Faults(vec![fault(kind)]), own + share * (1.0 - own))
         }
@@ -605,12 +567,8 @@ pub fn slo_below_bound(loaded: &LoadedScenario) -> Option<BelowBound> {
                 (None, Some(r)) => r * s.stacks.legacy.latency_ms_p99,
                 (None, None) => return None,
             };
-            let own = share_slower(new.latency_ms_p50, new.latency_ms_p99, bound_ms);
-            let tail = if bound_ms > tail_ms {
-                share_slower(new.latency_ms_p50, new.latency_ms_p99, bound_ms - tail_ms)
-            } else {
-                1.0
-            };
+            let own = stack(new).share_slower(bound_ms);
+            let tail = if bound_ms > tail_ms { stack(new).share_slower(bound_ms - tail_ms) } else { 1.0 };
             ("latency past the limit", 0.01, own + tail_fraction * (tail - own))
         }
         _ => return None,
@@ -685,13 +643,5 @@ mod tests {
         assert_eq!(t.p95_s, None, "the 4th of 4 did not roll back");
         let t = Times::of(vec![None, None, Some(1.0)], 3.0, 10.0);
         assert_eq!(t.median_s, None);
-    }
-
-    #[test]
-    fn the_normal_tail_is_right_to_seven_places() {
-        for (z, tail) in [(0.0, 0.5), (1.0, 0.158_655_25), (2.326_347_874, 0.01), (-1.0, 0.841_344_75)] {
-            assert!((normal_upper(z) - tail).abs() < 2e-7, "{z}");
-        }
-        assert!((share_slower(10.0, 40.0, 40.0) - 0.01).abs() < 1e-6);
     }
 }

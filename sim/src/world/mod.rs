@@ -4,6 +4,7 @@
 //! the controller evaluates a window every `interval_s`; the timeline closes a window
 //! every minute. Everything lands in one history.
 
+pub(crate) mod arrivals;
 mod outcome;
 pub mod replay;
 mod rows;
@@ -37,7 +38,7 @@ use crate::core::verdict::{Summary, TimelineRow};
 use crate::core::Phase;
 use crate::faults::{self, Fault, Kind, Touch, SECOND};
 use crate::scenario::{LoadedScenario, Policy, ScenarioError};
-use crate::streams::{exponential, stream, Stream};
+use crate::streams::{stream, Stream};
 use outcome::RequestLine;
 use replay::{Baseline, Recorded};
 use rows::Rows;
@@ -180,8 +181,7 @@ struct World<'a> {
     mode: Mode,
     seed: u64,
     duration_us: u64,
-    rate_rps: f64,
-    curve: Option<Vec<f64>>,
+    arrival: arrivals::Arrivals,
     source: SharedSource,
     /// Both feature paths and the request's rows.
     rows: Rows,
@@ -348,8 +348,10 @@ impl<'a> World<'a> {
             mode,
             seed,
             duration_us: us(s.traffic.duration_s),
-            rate_rps: s.traffic.rate_rps,
-            curve: s.traffic.daily_curve.clone().or_else(|| source.daily_curve()),
+            arrival: arrivals::Arrivals::new(
+                s.traffic.rate_rps,
+                s.traffic.daily_curve.clone().or_else(|| source.daily_curve()),
+            ),
             source,
             rows: Rows::new(paths, m.schema().record(), m.shadow_context().to_vec(), served.spec_slots),
             scoring: Scoring::new(answer.clone(), (legacy_model, new_model), served.alternates, served.drift),
@@ -411,14 +413,8 @@ impl<'a> World<'a> {
         }
     }
 
-    fn max_rate(&self) -> f64 {
-        let peak = self.curve.as_ref().map_or(1.0, |c| c.iter().copied().fold(0.0, f64::max));
-        self.rate_rps * peak
-    }
-
     fn next_arrival(&mut self, now: u64) -> u64 {
-        let mean_gap_s = 1.0 / self.max_rate();
-        now + (exponential(&mut self.arrivals, mean_gap_s) * SECOND as f64).max(1.0) as u64
+        self.arrival.candidate(&mut self.arrivals, now)
     }
 
     fn start(&mut self) {
@@ -559,12 +555,7 @@ impl<'a> World<'a> {
 
     /// Thinning for the daily curve: keep an arrival with probability curve(hour) / peak.
     fn accept(&mut self, t: u64) -> bool {
-        let Some(curve) = &self.curve else { return true };
-        let start_ms = self.start_ms;
-        let hour = (((start_ms as u64 / 1000 + t / SECOND) / 3600) % 24) as usize;
-        let peak = curve.iter().copied().fold(0.0, f64::max);
-        let keep = curve[hour] / peak;
-        self.arrivals.random::<f64>() < keep
+        self.arrival.keep(&mut self.arrivals, self.start_ms, t)
     }
 
     /// Faults timed by a moment of the rollout: when this world's lanes (which agree on

@@ -44,6 +44,14 @@ impl Stack {
         })
     }
 
+    /// Its share of calls slower than `ms` outside slow segments (the log-normal's upper tail).
+    pub fn share_slower(&self, ms: f64) -> f64 {
+        if self.sigma <= 0.0 {
+            return if ms < self.mu.exp() { 1.0 } else { 0.0 };
+        }
+        normal_upper((ms.ln() - self.mu) / self.sigma)
+    }
+
     /// A service time, ms, for a request in segments `segs`.
     pub fn latency_ms(&self, rng: &mut ChaCha8Rng, segs: &[usize]) -> f64 {
         self.latency_draw(rng, segs).0
@@ -61,6 +69,21 @@ impl Stack {
             }
         }
         (ms, z / Z99)
+    }
+}
+
+/// The standard normal's upper tail, 1 - Φ(z) (Abramowitz and Stegun 7.1.26, |error| <
+/// 1.5e-7).
+pub fn normal_upper(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
     }
 }
 
@@ -129,6 +152,19 @@ mod tests {
     fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
         v.sort_by(f64::total_cmp);
         v[((v.len() - 1) as f64 * q) as usize]
+    }
+
+    #[test]
+    fn the_share_slower_is_the_normal_tail_to_seven_places() {
+        for (z, tail) in [(0.0, 0.5), (1.0, 0.158_655_25), (Z99, 0.01), (-1.0, 0.841_344_75)] {
+            assert!((normal_upper(z) - tail).abs() < 2e-7, "{z}");
+        }
+        let s = stack(10.0, 40.0, 0.0, 1000.0);
+        assert!((s.share_slower(40.0) - 0.01).abs() < 1e-6);
+        assert!((s.share_slower(10.0) - 0.5).abs() < 1e-6);
+        // Against draws: the share of 100 000 calls past 30 ms.
+        let past = calls(100_000, &s, &Touch::default()).iter().filter(|b| b.new.ms > 30.0).count() as f64 / 1e5;
+        assert!((past - s.share_slower(30.0)).abs() < 0.002, "{past}");
     }
 
     #[test]
