@@ -148,22 +148,14 @@ fn decisions(events: &[Event]) -> Vec<TimedDecision> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Evaluation { t_s, decision, .. } if !matches!(decision, Decision::Hold { .. }) => {
+            Event::Evaluation { t_s, decision, .. }
+                if !matches!(decision, Decision::Hold { .. } | Decision::Held { .. }) =>
+            {
                 Some(TimedDecision { t_s: *t_s, decision: decision.clone() })
             }
             _ => None,
         })
         .collect()
-}
-
-fn describe(d: &Decision) -> String {
-    match d {
-        Decision::Hold { reason } => format!("hold: {reason}"),
-        Decision::Advance { from_pct, to_pct } => format!("advance from {from_pct} % to {to_pct} %"),
-        Decision::Promote => "promote".into(),
-        Decision::RollBack { trigger } => format!("roll back: {}", trigger.describe()),
-        Decision::AllowRetirement => "allow legacy's retirement".into(),
-    }
 }
 
 pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
@@ -217,7 +209,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Failure> {
         println!("first skipped row: {first}");
     }
     for d in &moves {
-        println!("t={:>9.1} s  {}", d.t_s, describe(&d.decision));
+        println!("t={:>9.1} s  {}", d.t_s, d.decision.describe());
     }
     if moves.is_empty() {
         println!("the plan took no decision beyond holding");
@@ -359,7 +351,7 @@ fn run_http(args: &ReplayArgs, cfg: &ReplayConfig, legacy: Option<&str>, new: Op
         outcome.failed
     );
     for d in &moves {
-        println!("t={:>9.1} s  {}", d.t_s, describe(&d.decision));
+        println!("t={:>9.1} s  {}", d.t_s, d.decision.describe());
     }
     finish(args, &summary)
 }

@@ -73,6 +73,14 @@ pub fn verdicts(rows: &[&Summary], color: bool) -> String {
         out += &cells.join(" ");
         out.push('\n');
     }
+    // Holds on adverse evidence, under the table: the scenario, then each hold in words.
+    for s in rows.iter().filter(|s| !s.holds.is_empty()) {
+        for h in &s.holds {
+            let line = format!("  {}: {}", s.scenario, h.describe());
+            out += &cell(&line, 0, true, YELLOW, color);
+            out.push('\n');
+        }
+    }
     if rows.len() > 1 {
         let passed = rows.iter().filter(|s| s.passed).count();
         let style = if passed == rows.len() { GREEN } else { RED };

@@ -6,6 +6,7 @@ mod false_rollbacks;
 mod feature_paths;
 mod fixtures;
 mod fuzz;
+mod holds;
 mod hostile;
 mod init_cli;
 mod loader_fuzz;

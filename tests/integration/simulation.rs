@@ -186,6 +186,22 @@ fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
         ),
         ("start_s = \"400..500\"", "start_s = \"500..400\"", "invalid range \"500..400\""),
         ("bake_s = 120", "bake_s = 120\nstages_pct = [5, 1, 100]", "field `rollout.stages_pct`: must increase"),
+        (
+            "bake_s = 120",
+            "bake_s = 120\nhold_e_value = 200",
+            "field `rollout.hold_e_value`: must lie above release_e_value (1) and below the rollback's e-value",
+        ),
+        (
+            "bake_s = 120",
+            "bake_s = 120\nrelease_e_value = 20",
+            "field `rollout.release_e_value`: must lie below the hold e-value (by default 1 / sqrt",
+        ),
+        ("bake_s = 120", "bake_s = 120\nmax_hold_s = 0", "field `rollout.max_hold_s`: must be a positive number"),
+        (
+            "bake_s = 120",
+            "bake_s = 120\non_max_hold = \"wait\"",
+            "unknown variant `wait`, expected `roll_back` or `advance`",
+        ),
         ("rate_rps = 50", "rate_rps = -1", "field `traffic.rate_rps`: must be a positive number"),
         ("seed = 5", "seed = 5\ncolour = \"red\"", "unknown field `colour`"),
         (

@@ -71,6 +71,8 @@ pub struct TriggerState {
     observed: f64,
     #[serde(with = "bits")]
     limit: f64,
+    #[serde(default, with = "bits::opt")]
+    held_s: Option<f64>,
 }
 
 impl From<&Trigger> for TriggerState {
@@ -81,13 +83,21 @@ impl From<&Trigger> for TriggerState {
             segment: t.segment.clone(),
             observed: t.observed,
             limit: t.limit,
+            held_s: t.held_s,
         }
     }
 }
 
 impl From<TriggerState> for Trigger {
     fn from(t: TriggerState) -> Trigger {
-        Trigger { guardrail: t.guardrail, feature: t.feature, segment: t.segment, observed: t.observed, limit: t.limit }
+        Trigger {
+            guardrail: t.guardrail,
+            feature: t.feature,
+            segment: t.segment,
+            observed: t.observed,
+            limit: t.limit,
+            held_s: t.held_s,
+        }
     }
 }
 
@@ -127,6 +137,9 @@ pub struct ControllerState {
     pub retirement_allowed: bool,
     /// The last breach.
     pub last_breach: Option<TriggerState>,
+    /// The hold in progress (absent in states written before holds existed).
+    #[serde(default)]
+    pub held: Option<super::hold::Held>,
     /// The judge's own state (see [`super::judge::Judge::save`]).
     pub judge: serde_json::Value,
 }
@@ -168,6 +181,9 @@ pub struct RolloutState {
     pub stages: Vec<(u64, u64, Option<u64>)>,
     /// Invariant violations in words.
     pub violations: Vec<String>,
+    /// Holds so far (absent in states written before holds existed).
+    #[serde(default)]
+    pub holds: Vec<super::verdict::HoldSpan>,
     /// The history's hash so far, and how many events it holds.
     pub history_sha256: String,
     /// Events pushed so far.

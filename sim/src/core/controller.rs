@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::ControllerState;
 use super::guardrail::Guardrail;
+use super::hold::{Held, HoldRule, HoldStep, OnMaxHold};
 use super::judge::{Judge, Trigger, Verdict};
 use super::monitor::Window;
 use super::plan::{Guardrails, Success};
@@ -50,6 +51,8 @@ pub struct Plan {
     pub guardrails: Guardrails,
     /// Required for promotion.
     pub success: Success,
+    /// When a stage is held on adverse evidence (judges that accumulate evidence).
+    pub hold: Option<HoldRule>,
 }
 
 /// Why a plan cannot run.
@@ -72,6 +75,20 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
+    /// Stay: the evidence leans against the new stack, short of a rollback (see
+    /// [`super::hold`]).
+    Held {
+        /// The guardrail whose evidence leans most.
+        guardrail: String,
+        /// The judge's e-value against the new stack.
+        e_value: f64,
+        /// The e-value that rolls back.
+        e_value_threshold: f64,
+        /// The e-value that holds.
+        hold_e_value: f64,
+        /// How long the stage has been held, s.
+        held_s: f64,
+    },
     /// Move to the next stage.
     Advance {
         /// From this weight.
@@ -90,6 +107,22 @@ pub enum Decision {
     AllowRetirement,
 }
 
+impl Decision {
+    /// The decision in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Decision::Hold { reason } => format!("hold: {reason}"),
+            Decision::Held { guardrail, e_value, e_value_threshold, held_s, .. } => format!(
+                "held on adverse evidence: {guardrail}, e-value {e_value:.3} of {e_value_threshold:.0}, for {held_s:.0} s"
+            ),
+            Decision::Advance { from_pct, to_pct } => format!("advance from {from_pct} % to {to_pct} %"),
+            Decision::Promote => "promote".into(),
+            Decision::RollBack { trigger } => format!("roll back: {}", trigger.describe()),
+            Decision::AllowRetirement => "allow legacy's retirement".into(),
+        }
+    }
+}
+
 /// The state machine.
 pub struct Controller {
     plan: Plan,
@@ -101,6 +134,8 @@ pub struct Controller {
     promoted_us: Option<u64>,
     retirement_allowed: bool,
     last_breach: Option<Trigger>,
+    held: Option<Held>,
+    last_hold: HoldStep,
 }
 
 impl Clone for Controller {
@@ -115,6 +150,8 @@ impl Clone for Controller {
             promoted_us: self.promoted_us,
             retirement_allowed: self.retirement_allowed,
             last_breach: self.last_breach.clone(),
+            held: self.held,
+            last_hold: self.last_hold,
         }
     }
 }
@@ -140,6 +177,8 @@ impl Controller {
             promoted_us: None,
             retirement_allowed: false,
             last_breach: None,
+            held: None,
+            last_hold: HoldStep::Free,
         })
     }
 
@@ -176,6 +215,7 @@ impl Controller {
             promoted_us: self.promoted_us,
             retirement_allowed: self.retirement_allowed,
             last_breach: self.last_breach.as_ref().map(Into::into),
+            held: self.held,
             judge: serde_json::Value::Null,
         };
         (state, self.judge.save())
@@ -195,6 +235,7 @@ impl Controller {
         self.promoted_us = state.promoted_us;
         self.retirement_allowed = state.retirement_allowed;
         self.last_breach = state.last_breach.map(Into::into);
+        self.held = state.held;
         Ok(())
     }
 
@@ -254,7 +295,24 @@ impl Controller {
         self.retirement_allowed
     }
 
+    /// What the plan does with a hold that lasts its maximum.
+    pub fn plan_on_max_hold(&self) -> OnMaxHold {
+        self.plan.hold.map_or(OnMaxHold::RollBack, |h| h.on_max)
+    }
+
+    /// The hold in progress, if the stage is held.
+    pub fn held(&self) -> Option<Held> {
+        self.held
+    }
+
+    /// What the hold rule said at the last evaluation ([`HoldStep::Free`] when it was not
+    /// read: no rule, or a phase that does not advance).
+    pub fn last_hold(&self) -> HoldStep {
+        self.last_hold
+    }
+
     fn enter(&mut self, phase: Phase, now_us: u64) {
+        self.held = None;
         self.phase = phase;
         self.entered_us = now_us;
         self.stage_requests = 0;
@@ -275,6 +333,7 @@ impl Controller {
     /// stage began, which the success criteria are judged on.
     pub fn evaluate(&mut self, now_us: u64, window: &Window, stage: &Window, features: &[String]) -> Decision {
         let hold = |reason: String| Decision::Hold { reason };
+        self.last_hold = HoldStep::Free;
         match self.phase {
             Phase::RolledBack => return hold("rolled back: everyone is on legacy".into()),
             Phase::Retired => return hold("legacy is retired".into()),
@@ -304,6 +363,9 @@ impl Controller {
             Verdict::Pass => {}
         }
         self.stage_requests += window.requests;
+        if let Some(decision) = self.hold(now_us, features) {
+            return decision;
+        }
         let (since, bake) = (now_us.saturating_sub(self.entered_us), self.plan.bake_us);
         match self.phase {
             Phase::Shadow | Phase::Canary(_) => {
@@ -344,6 +406,37 @@ impl Controller {
             }
             Phase::RolledBack | Phase::Retired => unreachable!("returned above"),
         }
+    }
+
+    /// The hold rule at a look that passed, in a phase that advances: a decision while the
+    /// stage is held (or rolled back at the end of its longest hold), None to go on.
+    fn hold(&mut self, now_us: u64, features: &[String]) -> Option<Decision> {
+        let rule = self.plan.hold?;
+        if !matches!(self.phase, Phase::Shadow | Phase::Canary(_)) {
+            return None;
+        }
+        let sum: f64 = self.judge.evidence().iter().map(|(_, e)| e).sum();
+        self.last_hold = rule.step(&mut self.held, now_us, sum);
+        let since_us = match self.last_hold {
+            HoldStep::Free | HoldStep::Released { .. } => return None,
+            HoldStep::Expired { .. } if rule.on_max == OnMaxHold::Advance => return None,
+            HoldStep::Held { since_us } | HoldStep::Expired { since_us } => since_us,
+        };
+        let held_s = now_us.saturating_sub(since_us) as f64 / 1e6;
+        let mut trigger = self.judge.leaning(features)?;
+        if matches!(self.last_hold, HoldStep::Expired { .. }) {
+            trigger.held_s = Some(held_s);
+            self.last_breach = Some(trigger.clone());
+            self.enter(Phase::RolledBack, now_us);
+            return Some(Decision::RollBack { trigger });
+        }
+        Some(Decision::Held {
+            guardrail: trigger.guardrail,
+            e_value: rule.e_value(sum),
+            e_value_threshold: rule.e_value_threshold(),
+            hold_e_value: rule.e_value(rule.at),
+            held_s,
+        })
     }
 
     fn unmet_success(&self, window: &Window) -> Option<String> {
@@ -416,6 +509,7 @@ mod tests {
                 ..Guardrails::default()
             },
             success: Success::default(),
+            hold: None,
         }
     }
 
@@ -507,7 +601,7 @@ mod tests {
                     Decision::AllowRetirement => {
                         prop_assert!(promoted_at.is_some_and(|p| now - p >= 300 * S));
                     }
-                    Decision::Hold { .. } => {
+                    Decision::Hold { .. } | Decision::Held { .. } => {
                         prop_assert_eq!(c.weight_pct(), before, "a hold changes nothing");
                     }
                 }
@@ -571,6 +665,116 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A judge whose evidence (its sum: 1 rolls back) is set from outside.
+    #[derive(Clone)]
+    struct Scripted(std::sync::Arc<std::sync::Mutex<f64>>);
+
+    impl Judge for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn evidence(&self) -> Vec<(Guardrail, f64)> {
+            vec![(Guardrail::ErrorRate, *self.0.lock().unwrap())]
+        }
+        fn leaning(&self, _features: &[String]) -> Option<Trigger> {
+            Some(Trigger::named(Guardrail::ErrorRate.name()))
+        }
+        fn save(&self) -> crate::core::judge::JudgeSnapshot {
+            Box::new(|| serde_json::Value::Null)
+        }
+        fn clone_box(&self) -> Box<dyn Judge> {
+            Box::new(self.clone())
+        }
+        fn judge(&mut self, _w: &Window, _g: &[(Guardrail, f64)], _f: &[String]) -> Verdict {
+            if *self.0.lock().unwrap() >= 1.0 {
+                Verdict::RollBack(Trigger::named(Guardrail::ErrorRate.name()))
+            } else {
+                Verdict::Pass
+            }
+        }
+    }
+
+    fn held_plan(on_max: OnMaxHold) -> Plan {
+        let mut p = plan(1);
+        p.hold = Some(HoldRule { at: 0.1, release: 0.01, max_us: 150 * S, on_max, alpha: 0.01 });
+        p
+    }
+
+    proptest! {
+        /// Issue 30: a stage never advances while the evidence leans against the new stack
+        /// (from the hold level until it falls below the release level), a hold never lasts
+        /// past the plan's maximum, and at the maximum the plan's `on_max_hold` applies.
+        #[test]
+        fn a_stage_held_on_adverse_evidence_never_advances_and_never_holds_past_its_maximum(
+            sums in proptest::collection::vec(prop_oneof![0.0..0.02, 0.02..0.1, 0.1..0.9], 1..200),
+            dt_s in 5u64..40,
+            advance in any::<bool>(),
+        ) {
+            let on_max = if advance { OnMaxHold::Advance } else { OnMaxHold::RollBack };
+            let sum = std::sync::Arc::new(std::sync::Mutex::new(0.0));
+            let mut c = Controller::new(held_plan(on_max), Box::new(Scripted(sum.clone()))).unwrap();
+            let (mut now, mut leaning, mut since) = (0u64, false, None::<u64>);
+            let w = window(&Step { dt_s, requests: 100, errors: 0, latency: true, decommission: false });
+            for &x in &sums {
+                now += dt_s * S;
+                *sum.lock().unwrap() = x;
+                // The model of the rule: leaning from 0.1 until below 0.01.
+                leaning = if leaning { x >= 0.01 } else { x >= 0.1 };
+                let before = c.phase();
+                let d = c.evaluate(now, &w, &w, &["f".to_string()]);
+                if !matches!(before, Phase::Shadow | Phase::Canary(_)) {
+                    break;
+                }
+                if leaning && since.is_none() {
+                    since = Some(now);
+                }
+                let expired = since.is_some_and(|t| now - t >= 150 * S);
+                match &d {
+                    Decision::Advance { .. } | Decision::Promote => {
+                        prop_assert!(!leaning || (expired && advance), "advanced at sum {x} while held");
+                    }
+                    Decision::Held { e_value, held_s, .. } => {
+                        prop_assert!(leaning && !expired, "held at sum {x}");
+                        prop_assert!((e_value - x * 100.0).abs() < 1e-9);
+                        prop_assert_eq!(*held_s, (now - since.unwrap()) as f64 / 1e6);
+                    }
+                    Decision::RollBack { trigger } => {
+                        prop_assert!(expired && !advance, "rolled back at sum {x}");
+                        prop_assert!(trigger.held_s.is_some_and(|h| h >= 150.0));
+                    }
+                    Decision::Hold { .. } => prop_assert!(!leaning || expired, "{:?} while leaning", d),
+                    Decision::AllowRetirement => {}
+                }
+                if !leaning || expired {
+                    since = None;
+                    leaning = leaning && !expired;
+                    if expired {
+                        // The rule lets go (or rolled back): a new hold starts afresh.
+                        leaning = false;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_hold_survives_a_restart_of_the_controller() {
+        let sum = std::sync::Arc::new(std::sync::Mutex::new(0.3));
+        let fresh = || Controller::new(held_plan(OnMaxHold::RollBack), Box::new(Scripted(sum.clone()))).unwrap();
+        let mut c = fresh();
+        let w = window(&Step { dt_s: 10, requests: 100, errors: 0, latency: true, decommission: false });
+        assert!(matches!(c.evaluate(120 * S, &w, &w, &[]), Decision::Held { .. }));
+        let (state, _) = c.save();
+        let json = serde_json::to_string(&state).unwrap();
+        let mut again = fresh();
+        again.restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(again.held().map(|h| h.since_us), Some(120 * S));
+        // Still held 100 s later; at 150 s since the hold began, the plan's maximum, it
+        // rolls back: the restart did not reset the hold's clock.
+        assert!(matches!(again.evaluate(220 * S, &w, &w, &[]), Decision::Held { held_s, .. } if held_s == 100.0));
+        assert!(matches!(again.evaluate(270 * S, &w, &w, &[]), Decision::RollBack { .. }));
     }
 
     #[test]

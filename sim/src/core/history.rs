@@ -105,7 +105,7 @@ impl History {
     }
 
     /// Keeps at most `keep` events in memory (at least 16): past it, the oldest
-    /// evaluations that held go first, never one of the newest half; stage changes,
+    /// evaluations that held (for any reason) go first, never one of the newest half; stage changes,
     /// decisions, faults, decommissions and violations stay. The hash still covers every
     /// event, and [`History::pushed`] counts them all.
     pub fn windowed(mut self, keep: usize) -> History {
@@ -181,7 +181,7 @@ impl History {
             });
         };
         drop_oldest(&mut self.events, keep, &|e| {
-            matches!(e, Event::Evaluation { decision: Decision::Hold { .. }, .. })
+            matches!(e, Event::Evaluation { decision: Decision::Hold { .. } | Decision::Held { .. }, .. })
         });
         if self.events.len() > 2 * keep {
             drop_oldest(&mut self.events, keep, &|e| !matches!(e, Event::Stage { .. }));

@@ -30,13 +30,23 @@ pub struct Trigger {
     pub observed: f64,
     /// Its limit.
     pub limit: f64,
+    /// A rollback at the end of the plan's longest hold: how long the stage was held, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_s: Option<f64>,
 }
 
 impl Trigger {
     /// A trigger with no statistic behind it (an operator's rollback, one taken up after
     /// a restart): its numbers are NaN.
     pub fn named(guardrail: &str) -> Trigger {
-        Trigger { guardrail: guardrail.into(), feature: None, segment: None, observed: f64::NAN, limit: f64::NAN }
+        Trigger {
+            guardrail: guardrail.into(),
+            feature: None,
+            segment: None,
+            observed: f64::NAN,
+            limit: f64::NAN,
+            held_s: None,
+        }
     }
 
     /// The trigger in words.
@@ -48,7 +58,13 @@ impl Trigger {
         if let Some(s) = &self.segment {
             what = format!("{what} in segment `{s}`");
         }
-        if self.observed.is_nan() {
+        if let Some(held) = self.held_s {
+            format!(
+                "{what} held the stage {held:.0} s, the plan's longest hold, without the evidence falling to its \
+                 release level ({:.4} over all requests seen, limit {})",
+                self.observed, self.limit
+            )
+        } else if self.observed.is_nan() {
             format!("no data for {what}")
         } else if self.observed <= self.limit {
             // The sequential judge: its evidence is of a change, while `observed` is the
@@ -97,6 +113,11 @@ pub trait Judge: Send + Sync {
     fn evidence(&self) -> Vec<(Guardrail, f64)> {
         Vec::new()
     }
+    /// The trigger the evidence leans towards now, short of a rollback (judges that
+    /// accumulate evidence): what a held stage names.
+    fn leaning(&self, _features: &[String]) -> Option<Trigger> {
+        None
+    }
     /// Per guardrail of `guardrails`, the fewest paired requests after which it can call
     /// for a rollback at all, for windows of at least `min_window_requests` (a replay of
     /// fewer rows cannot have judged it).
@@ -135,6 +156,7 @@ pub(crate) fn check(window: &Window, guardrails: &[(Guardrail, f64)], features: 
             segment: None,
             observed,
             limit,
+            held_s: None,
         };
         match guardrail.statistic(window) {
             None => c.no_data.push(trigger(f64::NAN)),

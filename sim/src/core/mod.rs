@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod controller;
 pub mod guardrail;
 pub mod history;
+pub mod hold;
 pub mod judge;
 pub mod monitor;
 pub mod pairing;

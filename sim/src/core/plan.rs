@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::HoldRule;
+pub use super::hold::OnMaxHold;
 use super::Guardrail;
 
 /// The parts of a scenario a rollout acts on and is judged by.
@@ -84,6 +86,50 @@ pub struct Rollout {
     /// Where a live router restarted on its state folder takes the rollout up.
     #[serde(default)]
     pub on_restart: OnRestart,
+    /// Sequential judge: whether a stage is held while its evidence leans against the new
+    /// stack (default true).
+    #[serde(default = "yes")]
+    pub hold_on_evidence: bool,
+    /// Sequential judge: the e-value of its evidence against the new stack at which a
+    /// stage is held (default `1 / sqrt(false_rollback_budget)`; see [`super::hold`]).
+    #[serde(default)]
+    pub hold_e_value: Option<f64>,
+    /// The e-value below which a held stage is released (default 1).
+    #[serde(default = "default_release_e_value")]
+    pub release_e_value: f64,
+    /// The longest a stage is held (default: `bake_s`, at least one check interval).
+    #[serde(default)]
+    pub max_hold_s: Option<f64>,
+    /// What a hold that lasts `max_hold_s` does.
+    #[serde(default)]
+    pub on_max_hold: OnMaxHold,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_release_e_value() -> f64 {
+    super::hold::DEFAULT_RELEASE_E_VALUE
+}
+
+impl Rollout {
+    /// The hold rule of this plan under a judge with false-rollback budget `alpha`,
+    /// looking every `check_interval_s` (None when the plan does not hold).
+    pub fn hold_rule(&self, alpha: f64, check_interval_s: f64) -> Option<HoldRule> {
+        if !self.hold_on_evidence {
+            return None;
+        }
+        let at = self.hold_e_value.unwrap_or_else(|| super::hold::default_hold_e_value(alpha));
+        let max_s = self.max_hold_s.unwrap_or(self.bake_s.max(check_interval_s));
+        Some(HoldRule {
+            at: at * alpha,
+            release: self.release_e_value * alpha,
+            max_us: (max_s * super::SECOND as f64) as u64,
+            on_max: self.on_max_hold,
+            alpha,
+        })
+    }
 }
 
 /// Where a restarted router (`serve --state DIR`) takes a rollout up.

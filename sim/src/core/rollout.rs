@@ -8,12 +8,13 @@ use cutover_migration::answer::{Answer, AnswerKind};
 use super::checkpoint::{RolloutSnapshot, RolloutState};
 use super::controller::{Controller, Decision, Phase, Plan};
 use super::history::{Event, History};
+use super::hold::{HoldStep, OnMaxHold};
 use super::judge::{Argo, Flagger, Judge, Trigger};
 use super::monitor::{Observation, Window};
 use super::plan::{Outcome, Policy, RolloutPlan};
 use super::sequential::Sequential;
 use super::trace::{StageStats, Trace};
-use super::verdict::{self, Summary, TimelineRow};
+use super::verdict::{self, HoldEnd, HoldSpan, Summary, TimelineRow};
 use super::SECOND;
 
 /// A rollout under one judge.
@@ -41,6 +42,8 @@ pub struct Rollout {
     pub timeline: Vec<TimelineRow>,
     /// Invariant violations in words (at most 20 kept).
     pub violations: Vec<String>,
+    /// Stages held on adverse evidence (the first [`MAX_HOLDS`] kept).
+    pub holds: Vec<HoldSpan>,
     /// What a report draws (kept with the history; sweeps keep none).
     pub trace: Option<Box<Trace>>,
 }
@@ -53,6 +56,9 @@ pub struct Evaluated {
     /// Whether the stage changed (advance, promote, roll back).
     pub stage_changed: bool,
 }
+
+/// Holds a rollout keeps (a live rollout that holds and lets go for days).
+pub const MAX_HOLDS: usize = 100;
 
 /// J, the looks the sequential judge plans for: one every `check_interval_s` over the
 /// scenario, and never more than its requests (a look starts a new e-process only when
@@ -102,6 +108,7 @@ impl Rollout {
             min_window_requests: if sequential { 1 } else { c.min_requests },
             guardrails: s.guardrails.clone(),
             success: s.success.clone(),
+            hold: r.hold_rule(c.false_rollback_budget, c.check_interval_s).filter(|_| sequential),
         };
         let controller = Controller::new(plan, judge).map_err(|e| e.to_string())?;
         let n = features.len();
@@ -118,6 +125,7 @@ impl Rollout {
             stages: vec![(0.0, 0, None)],
             timeline: Vec::new(),
             violations: Vec::new(),
+            holds: Vec::new(),
             trace,
         };
         rollout.history.push(Event::Stage { t_s: 0.0, phase: Phase::Shadow, weight_pct: 0.0 });
@@ -155,6 +163,7 @@ impl Rollout {
             trigger: self.trigger.as_ref().map(Into::into),
             stages: self.stages.iter().map(|&(w, a, b)| (w.to_bits(), a, b)).collect(),
             violations: self.violations.clone(),
+            holds: self.holds.clone(),
             history_sha256: self.history.sha256(),
             history_pushed: self.history.pushed(),
         };
@@ -178,6 +187,7 @@ impl Rollout {
         self.trigger = state.trigger.map(Into::into);
         self.stages = state.stages.into_iter().map(|(w, a, b)| (f64::from_bits(w), a, b)).collect();
         self.violations = state.violations;
+        self.holds = state.holds;
         self.history.resume(&state.history_sha256, state.history_pushed);
         Ok(())
     }
@@ -229,6 +239,7 @@ impl Rollout {
             self.rollback_us = Some(t);
             self.trigger = Some(trigger.clone());
         }
+        self.record_hold(t, &decision);
         if let Some(trace) = &mut self.trace {
             trace.evaluation(t as f64 / 1e6, &self.eval_window, &self.controller.evidence());
         }
@@ -244,6 +255,50 @@ impl Rollout {
         }
         self.eval_window.clear();
         Evaluated { decision, stage_changed }
+    }
+
+    /// Keeps the holds' spans up to date after an evaluation at `t` that decided `decision`.
+    fn record_hold(&mut self, t: u64, decision: &Decision) {
+        let (kept, weight_pct) = (self.holds.len(), self.controller.weight_pct());
+        let open = self.holds.last_mut().filter(|h| h.ended.is_none());
+        let end = match (self.controller.last_hold(), decision) {
+            (
+                HoldStep::Held { since_us },
+                Decision::Held { guardrail, e_value, e_value_threshold, hold_e_value, .. },
+            ) => {
+                match open {
+                    Some(h) => h.peak_e_value = h.peak_e_value.max(*e_value),
+                    None if kept < MAX_HOLDS => self.holds.push(HoldSpan {
+                        weight_pct,
+                        from_s: since_us as f64 / 1e6,
+                        to_s: None,
+                        guardrail: guardrail.clone(),
+                        peak_e_value: *e_value,
+                        hold_e_value: *hold_e_value,
+                        e_value_threshold: *e_value_threshold,
+                        ended: None,
+                    }),
+                    None => {}
+                }
+                return;
+            }
+            (HoldStep::Released { .. }, _) => HoldEnd::Released,
+            (HoldStep::Expired { .. }, _) => match self.controller.plan_on_max_hold() {
+                OnMaxHold::RollBack => HoldEnd::MaxHoldRolledBack,
+                OnMaxHold::Advance => HoldEnd::MaxHoldAdvanced,
+            },
+            (_, Decision::RollBack { .. }) => HoldEnd::RolledBack,
+            _ => return,
+        };
+        self.end_hold(t, end);
+    }
+
+    /// Ends the hold in progress, if any, at `t`.
+    fn end_hold(&mut self, t: u64, end: HoldEnd) {
+        if let Some(h) = self.holds.last_mut().filter(|h| h.ended.is_none()) {
+            h.to_s = Some(t as f64 / 1e6);
+            h.ended = Some(end);
+        }
     }
 
     /// An attempt to decommission legacy: allowed or refused, in the history either way.
@@ -286,6 +341,7 @@ impl Rollout {
     /// Ends the stage that was on and opens the controller's current one, in the rollout's
     /// stages and windows (not in the history).
     fn close_stage(&mut self, t: u64) {
+        self.end_hold(t, HoldEnd::StageChanged);
         if let Some(last) = self.stages.last_mut() {
             last.2 = Some(t);
             if let Some(trace) = &mut self.trace {
@@ -347,6 +403,7 @@ impl Rollout {
             requests_failed: counts.requests_failed,
             stages: self.stages.clone(),
             violations: self.violations.clone(),
+            holds: self.holds.clone(),
             history_sha256: self.history.sha256(),
             reproduce,
         })

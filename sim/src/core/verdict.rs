@@ -30,6 +30,64 @@ pub struct StageSpan {
     pub left_s: Option<f64>,
 }
 
+/// How a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldEnd {
+    /// The evidence fell below the release level.
+    Released,
+    /// The judge rolled back while the stage was held.
+    RolledBack,
+    /// Held for the plan's longest hold, then rolled back (`on_max_hold = "roll_back"`).
+    MaxHoldRolledBack,
+    /// Held for the plan's longest hold, then let go (`on_max_hold = "advance"`).
+    MaxHoldAdvanced,
+    /// The stage changed otherwise (an operator's rollback, a decommission, a restart).
+    StageChanged,
+}
+
+/// A stage held on adverse evidence (see [`super::hold`]).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct HoldSpan {
+    /// The new stack's share of users at the held stage.
+    pub weight_pct: f64,
+    /// When the hold began, s.
+    pub from_s: f64,
+    /// When it ended (null while it lasts).
+    pub to_s: Option<f64>,
+    /// The guardrail whose evidence leaned most when it began.
+    pub guardrail: String,
+    /// The largest e-value against the new stack while held.
+    pub peak_e_value: f64,
+    /// The e-value that holds.
+    pub hold_e_value: f64,
+    /// The e-value that rolls back.
+    pub e_value_threshold: f64,
+    /// How it ended (null while it lasts).
+    pub ended: Option<HoldEnd>,
+}
+
+impl HoldSpan {
+    /// The hold in words: "held at canary 25 %: timeout_rate, e-value 40 of 100, 35 s,
+    /// released".
+    pub fn describe(&self) -> String {
+        let stage = if self.weight_pct == 0.0 { "shadow".to_string() } else { format!("canary {} %", self.weight_pct) };
+        let length = self.to_s.map_or_else(|| "still held".to_string(), |t| format!("{:.0} s", t - self.from_s));
+        let ended = match self.ended {
+            None => String::new(),
+            Some(HoldEnd::Released) => ", released".into(),
+            Some(HoldEnd::RolledBack) => ", then rolled back".into(),
+            Some(HoldEnd::MaxHoldRolledBack) => ", rolled back at the plan's longest hold".into(),
+            Some(HoldEnd::MaxHoldAdvanced) => ", let go at the plan's longest hold".into(),
+            Some(HoldEnd::StageChanged) => ", ended by a stage change".into(),
+        };
+        format!(
+            "held at {stage} from t={:.1} s: {}, e-value {:.3} of {:.0}, {length}{ended}",
+            self.from_s, self.guardrail, self.peak_e_value, self.e_value_threshold
+        )
+    }
+}
+
 /// summary.json.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -61,6 +119,8 @@ pub struct Summary {
     pub requests_failed: u64,
     /// The stages.
     pub stages: Vec<StageSpan>,
+    /// Stages held on adverse evidence, in order.
+    pub holds: Vec<HoldSpan>,
     /// The history's hash.
     pub history_sha256: String,
     /// The command that reproduces this run.
@@ -100,6 +160,8 @@ pub struct Facts<'a> {
     pub requests_failed: u64,
     /// (weight, entered, left) in microseconds.
     pub stages: Vec<(f64, u64, Option<u64>)>,
+    /// Holds.
+    pub holds: Vec<HoldSpan>,
     /// Invariant violations, in words.
     pub violations: Vec<String>,
     /// History hash.
@@ -216,6 +278,7 @@ pub fn summarize(f: Facts<'_>) -> Summary {
             .iter()
             .map(|&(w, a, b)| StageSpan { weight_pct: w, entered_s: s(a), left_s: b.map(s) })
             .collect(),
+        holds: f.holds,
         history_sha256: f.history_sha256,
         reproduce: f.reproduce,
         slo_below_information_bound: None,

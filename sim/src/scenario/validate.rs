@@ -40,6 +40,7 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
     }
     traffic_and_rollout(s, &at)?;
     controller_and_guardrails(s, text, file, &at)?;
+    hold(s, &at)?;
     stacks_and_size(s, &at)?;
     faults_in_the_plan(s, text, file)
 }
@@ -111,6 +112,44 @@ fn traffic_and_rollout(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
             "stages_pct",
             format!("must increase within (0, 100] and end at 100, got {stages:?}"),
         ));
+    }
+    Ok(())
+}
+
+/// `[rollout]`'s hold: a release level below the hold level, which is below the
+/// rollback's e-value (else the stage would roll back before it held).
+fn hold(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
+    let r = &s.rollout;
+    let alpha = s.controller.false_rollback_budget;
+    if !positive(r.release_e_value) {
+        return Err(at("rollout", "release_e_value", format!("must be a positive e-value, got {}", r.release_e_value)));
+    }
+    if let Some(h) = r.hold_e_value {
+        if !(h.is_finite() && h > r.release_e_value && h < 1.0 / alpha) {
+            return Err(at(
+                "rollout",
+                "hold_e_value",
+                format!(
+                    "must lie above release_e_value ({}) and below the rollback's e-value 1 / false_rollback_budget \
+                     ({}), got {h}",
+                    r.release_e_value,
+                    1.0 / alpha
+                ),
+            ));
+        }
+    } else if r.release_e_value >= crate::core::hold::default_hold_e_value(alpha) {
+        return Err(at(
+            "rollout",
+            "release_e_value",
+            format!(
+                "must lie below the hold e-value (by default 1 / sqrt(false_rollback_budget) = {}), got {}",
+                crate::core::hold::default_hold_e_value(alpha),
+                r.release_e_value
+            ),
+        ));
+    }
+    if r.max_hold_s.is_some_and(|m| !positive(m)) {
+        return Err(at("rollout", "max_hold_s", "must be a positive number of seconds".into()));
     }
     Ok(())
 }

@@ -536,14 +536,24 @@ impl Sequential {
         self.trigger(&self.terms(false), features)
     }
 
-    /// When the sum of these terms reaches 1, the trigger: the first family, in check order
-    /// (causes before effects), carrying at least a quarter of the sum, else the family
-    /// carrying most; within it, the test carrying most, over all traffic on a tie.
+    /// When the sum of these terms reaches 1, the trigger (see [`Sequential::named`]).
     fn trigger(&self, terms: &[Vec<Option<f64>>], features: &[String]) -> Option<Trigger> {
+        let total: f64 = terms.iter().flatten().flatten().map(|x| x.exp()).sum();
+        if total < 1.0 {
+            return None;
+        }
+        self.named(terms, features)
+    }
+
+    /// What these terms point at: the first family, in check order (causes before
+    /// effects), carrying at least a quarter of the sum, else the family carrying most;
+    /// within it, the test carrying most, over all traffic on a tie. None when no test has
+    /// evidence to count.
+    fn named(&self, terms: &[Vec<Option<f64>>], features: &[String]) -> Option<Trigger> {
         let family_sum = |t: &Vec<Option<f64>>| t.iter().flatten().map(|x| x.exp()).sum::<f64>();
         let sums: Vec<f64> = terms.iter().map(family_sum).collect();
         let total: f64 = sums.iter().sum();
-        if total < 1.0 {
+        if total <= 0.0 {
             return None;
         }
         let largest = (0..sums.len()).max_by(|&a, &b| sums[a].total_cmp(&sums[b]))?;
@@ -563,6 +573,7 @@ impl Sequential {
             segment: (s > 0).then(|| self.segments[s].clone()),
             observed: f.observed(s, counts[s]),
             limit: f.limit,
+            held_s: None,
         })
     }
 }
@@ -582,6 +593,16 @@ impl Judge for Sequential {
 
     fn alarm(&self) -> bool {
         self.alarm
+    }
+
+    /// The test the terms last counted point at (see [`Sequential::named`]).
+    fn leaning(&self, features: &[String]) -> Option<Trigger> {
+        let terms: Vec<Vec<Option<f64>>> = self
+            .families
+            .iter()
+            .map(|f| f.cells.iter().map(|c| (c.counted > 0.0).then(|| c.counted.ln())).collect())
+            .collect();
+        self.named(&terms, features)
     }
 
     /// Per guardrail, its part of the weighted sum the judge rolls back on when it reaches 1:
@@ -655,6 +676,7 @@ impl Judge for Sequential {
                     segment: None,
                     observed: lag,
                     limit,
+                    held_s: None,
                 };
                 return Verdict::RollBack(t);
             }

@@ -93,7 +93,7 @@ fn verdict(d: &ReportData<'_>) -> String {
         if s.passed { "<span class=\"badge pass\">PASS</span>" } else { "<span class=\"badge fail\">FAIL</span>" };
     let mut body = format!(
         "<p>{badge} The rollout <b>{}</b>. {} requests, {} failed for the user, {} bad decisions served. \
-         Fault began {}, detected {}, rolled back {}.</p>\n<ul class=\"expect\">\n",
+         Fault began {}, detected {}, rolled back {}.</p>\n{}<ul class=\"expect\">\n",
         outcome_name(s.outcome),
         s.requests_total,
         s.requests_failed,
@@ -101,6 +101,10 @@ fn verdict(d: &ReportData<'_>) -> String {
         secs(s.fault_start_s),
         secs(s.detected_at_s),
         secs(s.rollback_completed_s),
+        s.holds
+            .last()
+            .filter(|h| h.ended.is_none())
+            .map_or(String::new(), |h| format!("<p class=\"held\">Now {}.</p>\n", esc(&h.describe()))),
     );
     for e in &s.expectations {
         let (class, mark) = if e.passed { ("pass", "✓") } else { ("fail", "✗") };
@@ -161,7 +165,20 @@ fn timeline(d: &ReportData<'_>, frame: &Frame) -> String {
         );
     }
     table += "</table>\n";
+    table += &holds(d);
     section("timeline", "Rollout timeline", weights.len(), &format!("{svg}{table}"))
+}
+
+/// The stages held on adverse evidence, in words.
+fn holds(d: &ReportData<'_>) -> String {
+    if d.summary.holds.is_empty() {
+        return String::new();
+    }
+    let items: String = d.summary.holds.iter().map(|h| format!("<li>{}</li>\n", esc(&h.describe()))).collect();
+    format!(
+        "<p>Held on adverse evidence (a stage does not advance while the judge's e-value against the new stack \
+         is at its hold level, until it falls below the release level):</p>\n<ul class=\"holds\">\n{items}</ul>\n"
+    )
 }
 
 fn guardrails(d: &ReportData<'_>, frame: &Frame) -> String {
@@ -223,6 +240,16 @@ fn evidence(d: &ReportData<'_>, frame: &Frame) -> String {
         0,
         ("weighted sum".to_string(), d.trace.evidence_sum().into_iter().map(|(t, e)| (t, cap(e))).collect()),
     );
+    // Each hold as a bar at its hold level, from its start to its end.
+    let mut held: Series = Vec::new();
+    for h in &d.summary.holds {
+        let level = h.hold_e_value / h.e_value_threshold;
+        let to = h.to_s.unwrap_or(d.horizon_s);
+        held.extend([(h.from_s, Some(level)), (to, Some(level)), (to, None)]);
+    }
+    if !held.is_empty() {
+        series.push(("held (at the hold level)".to_string(), held));
+    }
     let lines: Vec<Line<'_>> = series
         .iter()
         .enumerate()
@@ -246,7 +273,8 @@ fn evidence(d: &ReportData<'_>, frame: &Frame) -> String {
         "<p class=\"muted\">What the sequential judge acts on: the weighted sum of its tests' e-values (each \
          test's statistic over its threshold), read after every request and charted at each evaluation, with each \
          guardrail's part of it (capped at 2). The judge rolls back when the sum reaches 1, with P(rolling back a \
-         clean migration) within the plan's budget.</p>{svg}"
+         clean migration) within the plan's budget. While the sum is at the plan's hold level the stage does \
+         not advance (drawn as a bar where it held).</p>{svg}"
     );
     section("evidence", "Sequential evidence towards a rollback", n, &body)
 }
