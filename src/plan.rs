@@ -134,6 +134,20 @@ pub fn describe(c: &PlanCheck) -> String {
                 );
             }
         }
+        if let Some(z) = &g.zone {
+            out += &format!(
+                "    rare below {} (indifference zone up to the limit), over the whole run from shadow: \
+                 rolled back (median time) with the zone | with the limit as the null\n",
+                z.rare_below
+            );
+            let fig = |f: &cutover_sim::check::ZoneFigures| {
+                let m = f.median_s.map_or_else(|| "-".to_string(), |m| format!("{m:.0} s"));
+                format!("{:>5.1} % ({m:>7})", 100.0 * f.rolled_back)
+            };
+            for r in &z.rows {
+                out += &format!("      at {:<10.5} {} | {}\n", r.level, fig(&r.with_zone), fig(&r.limit_as_null));
+            }
+        }
         for s in &g.segments {
             out += &format!(
                 "    segment {:<20} {:>5.1} % of traffic: smallest caught {}\n",

@@ -108,3 +108,58 @@ fn suite_flags_an_slo_below_the_information_bound_before_running_it() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("name=\"slo_below_information_bound\"").count(), 1, "{xml}");
 }
+
+/// Issue 30: a plan that says rollbacks must stay rare at or below half its 1 % limit. The
+/// plan check shows what that buys against the limit as the null, and the judge does what
+/// it shows: at the lower level rollbacks stay within the budget either way; between the
+/// levels the zone's judge may roll back and the other does not; at twice the limit the
+/// zone's is faster.
+#[test]
+fn the_plan_check_shows_what_an_indifference_zone_buys() {
+    let dir = crate::support::scratch("plan-check", "zone");
+    let text = format!(
+        r#"name = "errors-zone"
+migration = "{}"
+[traffic]
+rate_rps = 6
+duration_s = 7200
+[rollout]
+shadow_s = 600
+bake_s = 600
+keep_legacy_warm_s = 600
+min_requests_per_stage = 200
+[guardrails]
+max_error_rate = 0.01
+[rare_below]
+error_rate = 0.005
+[expect]
+outcome = "promoted"
+"#,
+        root().join("domain/fraud").display()
+    );
+    let file = dir.join("zone.toml");
+    std::fs::write(&file, text).unwrap();
+    let loaded = LoadedScenario::read(&file).expect("a valid scenario");
+    let o = Options { trials: 40, ..options(true) };
+    let c = check::check(&loaded, Policy::Sequential, &o).expect("the check runs");
+    let zone = c.guardrails[0].zone.as_ref().expect("a zone for error_rate");
+    assert_eq!(zone.rare_below, 0.005);
+    let levels: Vec<f64> = zone.rows.iter().map(|r| r.level).collect();
+    assert_eq!(levels.len(), 5, "{levels:?}");
+    let (at_null, between, twice) = (&zone.rows[0], &zone.rows[1], &zone.rows[4]);
+    // At the null, within the 1 % budget for both (a few of 40 allowed for noise).
+    assert!(at_null.with_zone.rolled_back <= 0.1 && at_null.limit_as_null.rolled_back <= 0.1, "{at_null:?}");
+    // Between the levels: the price of the zone.
+    assert!(between.with_zone.rolled_back > between.limit_as_null.rolled_back, "{between:?}");
+    // At twice the limit: what it buys.
+    let (a, b) = (twice.with_zone.median_s.expect("caught"), twice.limit_as_null.median_s.expect("caught"));
+    assert!(a < 0.6 * b, "median {a} s with the zone, {b} s without");
+    // A zone for a latency guardrail is refused: its null is a share of calls past the limit.
+    let bad = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("max_error_rate = 0.01", "max_error_rate = 0.01\nmax_p99_latency_ms = 100")
+        .replace("error_rate = 0.005", "p99_latency_ms = 50");
+    std::fs::write(&file, bad).unwrap();
+    let err = LoadedScenario::read(&file).expect_err("refused").to_string();
+    assert!(err.contains("field `rare_below.p99_latency_ms`: applies to rates and means only"), "{err}");
+}

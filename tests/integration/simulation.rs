@@ -198,6 +198,21 @@ fn bad_scenarios_exit_2_naming_the_place_and_the_field() {
         ),
         ("bake_s = 120", "bake_s = 120\nmax_hold_s = 0", "field `rollout.max_hold_s`: must be a positive number"),
         (
+            "max_error_rate = 0.01",
+            "max_error_rate = 0.01\n[rare_below]\nerrors = 0.005",
+            "field `rare_below.errors`: not a guardrail",
+        ),
+        (
+            "max_error_rate = 0.01",
+            "max_error_rate = 0.01\n[rare_below]\nerror_rate = 0.5",
+            "field `rare_below.error_rate`: must lie above 0 and below",
+        ),
+        (
+            "max_error_rate = 0.01",
+            "max_error_rate = 0.01\n[rare_below]\ntimeout_rate = 0.001",
+            "field `rare_below.timeout_rate`: the plan sets no limit for it",
+        ),
+        (
             "bake_s = 120",
             "bake_s = 120\non_max_hold = \"wait\"",
             "unknown variant `wait`, expected `roll_back` or `advance`",

@@ -135,6 +135,11 @@ struct Drawn {
 const DRAWN_MAX: usize = 8_000_000;
 
 impl<'a> Bench<'a> {
+    /// The judge it runs.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// The bench for `loaded` under `policy`, with its clean run to every stage taken once
     /// (seed: the scenario's).
     pub fn new(loaded: &'a LoadedScenario, policy: Policy) -> Result<Bench<'a>, String> {

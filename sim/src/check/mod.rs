@@ -183,6 +183,41 @@ pub struct GuardrailCheck {
     pub stages: Vec<StageCheck>,
     /// Per segment, at the first canary stage.
     pub segments: Vec<SegmentCheck>,
+    /// With a level at or below which rollbacks must stay rare (`[rare_below]`): what the
+    /// indifference zone buys against the limit as the null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<ZoneCheck>,
+}
+
+/// What an indifference zone buys: at rates at and between the two levels and above the
+/// limit, over the whole run from the start of shadow, the share of trials rolled back and
+/// their median time, with the plan's null and with the limit as the null.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZoneCheck {
+    /// The level at or below which rollbacks must stay rare.
+    pub rare_below: f64,
+    /// Per rate.
+    pub rows: Vec<ZoneRow>,
+}
+
+/// One rate of a [`ZoneCheck`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZoneRow {
+    /// The new stack's rate (or mean).
+    pub level: f64,
+    /// Under the plan (its null at `rare_below`).
+    pub with_zone: ZoneFigures,
+    /// With the limit as the null (no `[rare_below]` for this guardrail).
+    pub limit_as_null: ZoneFigures,
+}
+
+/// Rollbacks over a run at one rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZoneFigures {
+    /// The share of trials rolled back.
+    pub rolled_back: f64,
+    /// Their median time from the start of shadow, s (None when fewer than half).
+    pub median_s: Option<f64>,
 }
 
 /// The scenario's own faults, where the judge alone can act them out, against its SLO.
@@ -434,10 +469,14 @@ fn check_guardrail(
             method: "a measured state, compared with its limit at every look: caught at the first look past it".into(),
             stages: Vec::new(),
             segments: Vec::new(),
+            zone: None,
         });
     };
     let plan = s.plan();
     let alpha = plan.controller.false_rollback_budget;
+    // Only the sequential judge has a null to move.
+    let rare_below =
+        plan.nulls().iter().find(|(n, _)| *n == g && bench.policy() == Policy::Sequential).map(|&(_, v)| v);
     let stages_pct = &s.rollout.stages_pct;
     let mut out = Vec::new();
     for (phase, entered_us, bake_s) in stages(bench, loaded) {
@@ -457,7 +496,7 @@ fn check_guardrail(
             let (p, level) = probe(loaded, g, limit, e, None);
             let t = trials(bench, &p, phase, horizon_us, None, o)?;
             let null = match g.def().test {
-                Test::Rate(_) | Test::PerFeature => Some(limit),
+                Test::Rate(_) | Test::PerFeature => Some(rare_below.unwrap_or(limit)),
                 Test::Exceedance { .. } => Some(0.01),
                 _ => None,
             };
@@ -481,7 +520,36 @@ fn check_guardrail(
         });
     }
     let segments = if o.segments { segment_checks(bench, loaded, (g, limit), &grid, o)? } else { Vec::new() };
-    Ok(GuardrailCheck { guardrail: name, limit, method: METHOD.into(), stages: out, segments })
+    let zone = match rare_below {
+        Some(level) => Some(zone_check(bench, loaded, (g, limit), level, o)?),
+        None => None,
+    };
+    Ok(GuardrailCheck { guardrail: name, limit, method: METHOD.into(), stages: out, segments, zone })
+}
+
+/// What `[rare_below]`'s level buys on guardrail `g` (see [`ZoneCheck`]): the plan's own
+/// bench against one whose null is the limit.
+fn zone_check(
+    bench: &Bench<'_>,
+    loaded: &LoadedScenario,
+    (g, limit): (Guardrail, f64),
+    level: f64,
+    o: &Options,
+) -> Result<ZoneCheck, String> {
+    let mut plain = loaded.clone();
+    plain.scenario.rare_below.remove(g.name());
+    let plain_bench = Bench::new(&plain, Policy::Sequential)?;
+    let figures = |b: &Bench<'_>, p: &Probe| -> Result<ZoneFigures, String> {
+        let t = trials(b, p, Phase::Shadow, b.duration_us, None, o)?;
+        let times = Times::of(t, f64::INFINITY, loaded.scenario.traffic.duration_s);
+        Ok(ZoneFigures { rolled_back: times.rolled_back as f64 / o.trials as f64, median_s: times.median_s })
+    };
+    let mut rows = Vec::new();
+    for rate in [level, (level + limit) / 2.0, limit, 1.5 * limit, 2.0 * limit] {
+        let (p, shown) = probe(loaded, g, limit, Effect::Times(rate / limit), None);
+        rows.push(ZoneRow { level: shown, with_zone: figures(bench, &p)?, limit_as_null: figures(&plain_bench, &p)? });
+    }
+    Ok(ZoneCheck { rare_below: level, rows })
 }
 
 /// The smallest effect confined to each segment, at the first canary stage (or shadow).
@@ -555,9 +623,11 @@ pub fn slo_below_bound(loaded: &LoadedScenario) -> Option<BelowBound> {
     }
     let plan = s.plan();
     let new = &s.stacks.new;
+    // A rate's null: the level below which rollbacks must stay rare, the limit by default.
+    let null = |g: Guardrail| plan.nulls().iter().find(|(n, _)| *n == g).map(|&(_, v)| v).or(plan.guardrails.limit(g));
     let (name, p0, p1) = match fault.kind {
-        Kind::Errors { rate } => ("errors", plan.guardrails.limit(Guardrail::ErrorRate)?, new.error_rate + rate),
-        Kind::Timeouts { rate } => ("timeouts", plan.guardrails.limit(Guardrail::TimeoutRate)?, rate),
+        Kind::Errors { rate } => ("errors", null(Guardrail::ErrorRate)?, new.error_rate + rate),
+        Kind::Timeouts { rate } => ("timeouts", null(Guardrail::TimeoutRate)?, rate),
         Kind::Latency { add_ms: 0.0, tail_ms, tail_fraction } => {
             let bound_ms = match (
                 plan.guardrails.limit(Guardrail::P99LatencyMs),

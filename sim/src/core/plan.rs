@@ -22,10 +22,20 @@ pub struct RolloutPlan<'a> {
     pub controller: &'a ControllerConfig,
     /// Rollback triggers.
     pub guardrails: &'a Guardrails,
+    /// Per guardrail name, the level at or below which a rollback must stay rare (validated
+    /// names; see [`RolloutPlan::nulls`]).
+    pub rare_below: &'a std::collections::BTreeMap<String, f64>,
     /// What promotion to 100 % additionally requires.
     pub success: &'a Success,
     /// What must happen.
     pub expect: &'a Expect,
+}
+
+impl RolloutPlan<'_> {
+    /// The guardrails whose test's null is below their limit, with that level.
+    pub fn nulls(&self) -> Vec<(Guardrail, f64)> {
+        self.rare_below.iter().filter_map(|(name, &v)| Guardrail::from_name(name).map(|g| (g, v))).collect()
+    }
 }
 
 /// Poisson arrivals.

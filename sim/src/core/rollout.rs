@@ -85,15 +85,18 @@ impl Rollout {
         let judge: Box<dyn Judge> = match policy {
             Policy::Flagger => Box::new(Flagger::new(c.threshold)),
             Policy::Argo => Box::new(Argo::new(c.failure_limit, c.consecutive_error_limit)),
-            Policy::Sequential => Box::new(Sequential::new(
-                &s.guardrails.set(),
-                features.len(),
-                segments.to_vec(),
-                c.false_rollback_budget,
-                c.min_evidence,
-                planned_looks(s),
-                units,
-            )),
+            Policy::Sequential => Box::new(
+                Sequential::new(
+                    &s.guardrails.set(),
+                    features.len(),
+                    segments.to_vec(),
+                    c.false_rollback_budget,
+                    c.min_evidence,
+                    planned_looks(s),
+                    units,
+                )
+                .with_nulls(&s.nulls()),
+            ),
         };
         // The sequential tests look every few seconds and need no minimum window.
         let sequential = policy == Policy::Sequential;

@@ -34,6 +34,11 @@ pub struct Scenario {
     /// Rollback triggers: at least one is required.
     #[serde(default)]
     pub guardrails: Guardrails,
+    /// Per guardrail (by name), the level at or below which a rollback must stay rare: the
+    /// null of its test, the limit then being where detection must be fast (an indifference
+    /// zone between the two). Absent: the limit is both.
+    #[serde(default)]
+    pub rare_below: std::collections::BTreeMap<String, f64>,
     /// What promotion to 100 % additionally requires.
     #[serde(default)]
     pub success: Success,
@@ -63,6 +68,7 @@ impl Scenario {
             rollout: &self.rollout,
             controller: &self.controller,
             guardrails: &self.guardrails,
+            rare_below: &self.rare_below,
             success: &self.success,
             expect: &self.expect,
         }

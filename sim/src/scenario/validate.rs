@@ -1,6 +1,7 @@
 //! Validation: everything a scenario asks, checked before any run, alone and against its
 //! migration; every refusal names the file, the line and column, and the field.
 
+use crate::core::Guardrail;
 use cutover_migration::answer::AnswerKind;
 use cutover_migration::Migration;
 use toml::Spanned;
@@ -41,6 +42,7 @@ pub(super) fn validate(s: &Scenario, text: &str, file: &str) -> Result<(), Scena
     traffic_and_rollout(s, &at)?;
     controller_and_guardrails(s, text, file, &at)?;
     hold(s, &at)?;
+    rare_below(s, &at)?;
     stacks_and_size(s, &at)?;
     faults_in_the_plan(s, text, file)
 }
@@ -112,6 +114,41 @@ fn traffic_and_rollout(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
             "stages_pct",
             format!("must increase within (0, 100] and end at 100, got {stages:?}"),
         ));
+    }
+    Ok(())
+}
+
+/// `[rare_below]`: a guardrail the plan sets, tested as a rate or a mean, and a level
+/// above 0 and below its limit.
+fn rare_below(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
+    use crate::core::guardrail::Test;
+    for (name, &v) in &s.rare_below {
+        let Some(g) = Guardrail::from_name(name) else {
+            let names: Vec<&str> = Guardrail::ALL.iter().map(|g| g.name()).collect();
+            return Err(at("rare_below", name, format!("not a guardrail (guardrails: {})", names.join(", "))));
+        };
+        let Some(limit) = s.guardrails.limit(g) else {
+            return Err(at(
+                "rare_below",
+                name,
+                format!("the plan sets no limit for it (`max_{name}` in [guardrails])"),
+            ));
+        };
+        match g.def().test {
+            Test::Rate(_) | Test::PerFeature | Test::Mean { .. } => {}
+            Test::Exceedance { .. } | Test::Direct => {
+                return Err(at(
+                    "rare_below",
+                    name,
+                    "applies to rates and means only: a latency guardrail's test is of the share of calls past its \
+                     limit, and a measured state is compared directly"
+                        .into(),
+                ))
+            }
+        }
+        if !(v.is_finite() && v > 0.0 && v < limit) {
+            return Err(at("rare_below", name, format!("must lie above 0 and below its limit {limit}, got {v}")));
+        }
     }
     Ok(())
 }

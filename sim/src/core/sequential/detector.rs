@@ -43,6 +43,25 @@ impl Grid {
         Grid::rates(p0, fine, coarse, RATE_FINE_WEIGHT)
     }
 
+    /// Alternatives p1 >= `first` x p0 for an all-traffic rate test of `p <= p0` whose
+    /// limit lies `first` times above its null (an indifference zone between them): the
+    /// grid of [`Grid::rate`] moved up to start at the limit.
+    pub fn rate_from(p0: f64, first: f64) -> Grid {
+        if first <= RATE_FINE.0 {
+            return Grid::rate(p0);
+        }
+        let scale = first / RATE_FINE.0;
+        let fine = geometric(p0, first, RATE_FINE.1, RATE_FINE.2 * scale);
+        let coarse = geometric(p0, RATE_COARSE.0 * scale, RATE_COARSE.1, f64::INFINITY);
+        Grid::rates(p0, fine, coarse, RATE_FINE_WEIGHT)
+    }
+
+    /// A segment's alternatives at or above `first` x p0 (see [`Grid::rate_from`]).
+    pub fn segment_rate_from(p0: f64, first: f64) -> Grid {
+        let first = first.max(SEGMENT_RATE.0);
+        Grid::rates(p0, geometric(p0, first, SEGMENT_RATE.1, f64::INFINITY), Vec::new(), 1.0)
+    }
+
     /// Alternatives p1 > p0 for a segment's rate test of `p <= p0`.
     pub fn segment_rate(p0: f64) -> Grid {
         Grid::rates(p0, geometric(p0, SEGMENT_RATE.0, SEGMENT_RATE.1, f64::INFINITY), Vec::new(), 1.0)
