@@ -363,7 +363,8 @@ impl<'a> Bench<'a> {
             }
         }
         let event = events.filter(|e| t >= e.start_us && e.segment.is_none_or(|(d, s)| segs[d + 1] == s)).copied();
-        let both = call_both((&self.legacy, &self.new), &touch, segs, (&mut run.latency, &mut run.errors));
+        let both =
+            call_both((&self.legacy, &self.new), &touch, segs, (&mut run.latency, &mut run.errors), (run.seed, t));
         let values = [0.0f32; 64];
         let width = self.answer.width().min(64);
         let answered = |c: Call<'static>| Call {

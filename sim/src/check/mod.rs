@@ -22,6 +22,7 @@ pub mod bound;
 use serde::Serialize;
 
 use crate::core::guardrail::{Seen, Test};
+use crate::core::sequential::LATENCY_LEVELS;
 use crate::core::{Guardrail, Phase, SECOND};
 use crate::faults::{Fault, Kind};
 use crate::scenario::{LoadedScenario, Policy};
@@ -625,9 +626,11 @@ pub fn slo_below_bound(loaded: &LoadedScenario) -> Option<BelowBound> {
     let new = &s.stacks.new;
     // A rate's null: the level below which rollbacks must stay rare, the limit by default.
     let null = |g: Guardrail| plan.nulls().iter().find(|(n, _)| *n == g).map(|&(_, v)| v).or(plan.guardrails.limit(g));
-    let (name, p0, p1) = match fault.kind {
-        Kind::Errors { rate } => ("errors", null(Guardrail::ErrorRate)?, new.error_rate + rate),
-        Kind::Timeouts { rate } => ("timeouts", null(Guardrail::TimeoutRate)?, rate),
+    // The rates a test could compare: one for a rate guardrail; one per level for a latency
+    // guardrail's tail (the bound takes the most informative).
+    let candidates: Vec<(String, f64, f64)> = match fault.kind {
+        Kind::Errors { rate } => vec![("errors".into(), null(Guardrail::ErrorRate)?, new.error_rate + rate)],
+        Kind::Timeouts { rate } => vec![("timeouts".into(), null(Guardrail::TimeoutRate)?, rate)],
         Kind::Latency { add_ms: 0.0, tail_ms, tail_fraction } => {
             let bound_ms = match (
                 plan.guardrails.limit(Guardrail::P99LatencyMs),
@@ -637,17 +640,26 @@ pub fn slo_below_bound(loaded: &LoadedScenario) -> Option<BelowBound> {
                 (None, Some(r)) => r * s.stacks.legacy.latency_ms_p99,
                 (None, None) => return None,
             };
-            let own = stack(new).share_slower(bound_ms);
-            let tail = if bound_ms > tail_ms { stack(new).share_slower(bound_ms - tail_ms) } else { 1.0 };
-            ("latency past the limit", 0.01, own + tail_fraction * (tail - own))
+            LATENCY_LEVELS
+                .iter()
+                .map(|&k| {
+                    let at = k * bound_ms;
+                    let own = stack(new).share_slower(at);
+                    let tail = if at > tail_ms { stack(new).share_slower(at - tail_ms) } else { 1.0 };
+                    (format!("latency past {k}x the limit"), 0.01 / k, own + tail_fraction * (tail - own))
+                })
+                .collect()
         }
         _ => return None,
     };
-    let p1 = p1.min(1.0);
-    if p1 <= p0 {
-        return None;
-    }
     let (rate, horizon, alpha) = (s.traffic.rate_rps, s.traffic.duration_s, plan.controller.false_rollback_budget);
+    let (name, p0, p1) =
+        candidates.into_iter().map(|(n, p0, p1)| (n, p0, p1.min(1.0))).filter(|(_, p0, p1)| p1 > p0).max_by(
+            |a, b| {
+                let w = |c: &(String, f64, f64)| bound::confirmed_within(rate, horizon, c.1, c.2, alpha, slo_s);
+                w(a).total_cmp(&w(b))
+            },
+        )?;
     let within = |rate: f64, alpha: f64, d: f64| bound::confirmed_within(rate, horizon, p0, p1, alpha, d);
     let at_most = within(rate, alpha, slo_s);
     if at_most >= KEEP {

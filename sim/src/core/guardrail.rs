@@ -266,7 +266,8 @@ impl Guardrail {
             },
             P99LatencyMs => Definition {
                 name: "p99_latency_ms",
-                about: "the new stack's p99 latency, ms",
+                about: "the new stack's p99 latency, ms; tested on the tail past the limit: at most 1 % / k of \
+                        calls past k times it (k = 1, 2, 4, 8), slow calls in a row counted as one",
                 statistic: |w| p99_ms(w, false),
                 counts: None,
                 test: Test::Exceedance { relative: false },
@@ -277,7 +278,9 @@ impl Guardrail {
             },
             P99LatencyRatio => Definition {
                 name: "p99_latency_ratio",
-                about: "the new stack's p99 latency over legacy's",
+                about: "the new stack's p99 latency over legacy's; tested on the tail past the limit times \
+                        legacy's p99: at most 1 % / k of calls past k times it (k = 1, 2, 4, 8), slow calls in a \
+                        row counted as one, calls legacy was as slow on not counted",
                 statistic: |w| Some(p99_ms(w, false)? / p99_ms(w, true)?),
                 counts: None,
                 test: Test::Exceedance { relative: true },

@@ -136,6 +136,23 @@ pub struct StackModel {
     /// Slower segments: latency multiplied by `factor` for requests in `segment`.
     #[serde(default)]
     pub slow_segments: Vec<SlowSegment>,
+    /// Stalls: now and then every call for a while is slower (a GC pause, a CPU stall, a
+    /// noisy neighbour), so slow calls come in clusters.
+    #[serde(default)]
+    pub stalls: Option<Stalls>,
+}
+
+/// Clustered slowness: one stall in every `every_s` seconds, at a seeded place in it,
+/// lasting `duration_s`, adding `add_ms` to every call that starts in it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stalls {
+    /// One stall in every this many seconds.
+    pub every_s: f64,
+    /// How long each lasts.
+    pub duration_s: f64,
+    /// Added to each call in it.
+    pub add_ms: f64,
 }
 
 /// A segment whose latency is multiplied.
@@ -168,7 +185,14 @@ pub struct Stacks {
 }
 
 fn legacy_stack() -> StackModel {
-    StackModel { latency_ms_p50: 12.0, latency_ms_p99: 40.0, error_rate: 0.0, timeout_ms: 150.0, slow_segments: vec![] }
+    StackModel {
+        latency_ms_p50: 12.0,
+        latency_ms_p99: 40.0,
+        error_rate: 0.0,
+        timeout_ms: 150.0,
+        slow_segments: vec![],
+        stalls: None,
+    }
 }
 fn new_stack() -> StackModel {
     StackModel {
@@ -177,6 +201,7 @@ fn new_stack() -> StackModel {
         error_rate: 0.0002,
         timeout_ms: 150.0,
         slow_segments: vec![],
+        stalls: None,
     }
 }
 fn default_budget_ms() -> f64 {

@@ -242,6 +242,15 @@ fn stacks_and_size(s: &Scenario, at: At<'_>) -> Result<(), ScenarioError> {
                 "needs 0 < latency_ms_p50 <= latency_ms_p99 and a positive timeout_ms".into(),
             ));
         }
+        if let Some(st) = m.stalls {
+            if !(positive(st.every_s) && positive(st.duration_s) && st.duration_s < st.every_s && positive(st.add_ms)) {
+                return Err(at(
+                    &format!("stacks.{name}"),
+                    "stalls",
+                    "needs every_s > duration_s > 0 and a positive add_ms".into(),
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&m.error_rate) {
             return Err(at(
                 &format!("stacks.{name}"),

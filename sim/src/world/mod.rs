@@ -618,7 +618,7 @@ impl<'a> World<'a> {
         let touch = self.faults_touching(t, index, shadow);
         self.feature_rows(&touch);
         let same_input = self.answers(&touch);
-        let (legacy_call, new_call, user_ms) = self.calls(routed_new, &touch);
+        let (legacy_call, new_call, user_ms) = self.calls(t, routed_new, &touch);
         let user = UserAnswer::of(routed_new, new_call.ok(), legacy_call.ok(), user_ms, self.user_budget_ms);
         let routed = Routed {
             index,
@@ -719,10 +719,10 @@ impl<'a> World<'a> {
     }
 
     /// Both calls' service times and failures, and the user's end-to-end time.
-    fn calls(&mut self, routed_new: bool, touch: &Touch) -> (Call<'static>, Call<'static>, f64) {
+    fn calls(&mut self, t: u64, routed_new: bool, touch: &Touch) -> (Call<'static>, Call<'static>, f64) {
         let segs = self.pairing.last_segments();
-        let both =
-            stacks::call_both((&self.legacy, &self.new), touch, segs, (&mut self.latency_rng, &mut self.error_rng));
+        let rngs = (&mut self.latency_rng, &mut self.error_rng);
+        let both = stacks::call_both((&self.legacy, &self.new), touch, segs, rngs, (self.seed, t));
         let user_ms = user_ms(routed_new, !both.new.ok(), both.legacy.ms, both.new.ms);
         (both.legacy, both.new, user_ms)
     }

@@ -25,6 +25,8 @@ pub struct Stack {
     pub timeout_ms: f64,
     /// Slower segments: (dimension, segment, factor).
     slow: Vec<(usize, usize, f64)>,
+    /// Stalls: (every, duration) in µs, and the added ms.
+    stalls: Option<(u64, u64, f64)>,
 }
 
 impl Stack {
@@ -41,7 +43,24 @@ impl Stack {
             error_rate: m.error_rate,
             timeout_ms: m.timeout_ms,
             slow,
+            stalls: m.stalls.map(|st| ((st.every_s * 1e6) as u64, (st.duration_s * 1e6) as u64, st.add_ms)),
         })
+    }
+
+    /// What a stall adds to a call that starts at `t_us` in a run with `seed` (0 outside
+    /// its stalls): the k-th stall lies at a place in the k-th period drawn from the seed
+    /// and k alone, so no stream is drawn from and the schedule is the same whatever the
+    /// traffic.
+    pub fn stall_ms(&self, seed: u64, t_us: u64) -> f64 {
+        let Some((every, duration, add_ms)) = self.stalls else { return 0.0 };
+        let k = t_us / every.max(1);
+        let offset = (crate::streams::unit(seed, k, 0x0053_5441_4c4c) * every.saturating_sub(duration) as f64) as u64;
+        let start = k * every + offset;
+        if (start..start + duration).contains(&t_us) {
+            add_ms
+        } else {
+            0.0
+        }
     }
 
     /// Its share of calls slower than `ms` outside slow segments (the log-normal's upper tail).
@@ -102,16 +121,18 @@ pub struct BothCalls {
 /// latency added, its failures (an error first, else a timeout, forced or by its time past
 /// the caller's timeout, at which it ends). The draws come in a fixed order whatever the
 /// outcome (legacy's time, the new one's; legacy's error, the new one's, the forced
-/// timeout), so a fault changes no later request's draws.
+/// timeout), so a fault changes no later request's draws. Each stack's stalls (at `t_us`
+/// in the run with `seed`, on schedules of their own) add to its time.
 pub fn call_both(
     (legacy, new): (&Stack, &Stack),
     touch: &Touch,
     segs: &[usize],
     (latency_rng, error_rng): (&mut ChaCha8Rng, &mut ChaCha8Rng),
+    (seed, t_us): (u64, u64),
 ) -> BothCalls {
-    let legacy_ms = legacy.latency_ms(latency_rng, segs);
+    let legacy_ms = legacy.latency_ms(latency_rng, segs) + legacy.stall_ms(seed ^ 1, t_us);
     let (own_ms, position) = new.latency_draw(latency_rng, segs);
-    let new_ms_raw = touch.scaled_ms(own_ms, position) + touch.add_ms;
+    let new_ms_raw = touch.scaled_ms(own_ms, position) + touch.add_ms + new.stall_ms(seed ^ 2, t_us);
     let legacy_error = error_rng.random::<f64>() < legacy.error_rate;
     let new_error = error_rng.random::<f64>() < new.error_rate + touch.error_rate;
     let forced_timeout = error_rng.random::<f64>() < touch.timeout_rate;
@@ -146,12 +167,28 @@ mod tests {
     fn calls(n: usize, new: &Stack, touch: &Touch) -> Vec<BothCalls> {
         let legacy = stack(5.0, 20.0, 0.0, 1000.0);
         let (mut lat, mut err) = (ChaCha8Rng::seed_from_u64(3), ChaCha8Rng::seed_from_u64(4));
-        (0..n).map(|_| call_both((&legacy, new), touch, &[0], (&mut lat, &mut err))).collect()
+        (0..n).map(|_| call_both((&legacy, new), touch, &[0], (&mut lat, &mut err), (0, 0))).collect()
     }
 
     fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
         v.sort_by(f64::total_cmp);
         v[((v.len() - 1) as f64 * q) as usize]
+    }
+
+    #[test]
+    fn stalls_cover_their_share_of_time_in_runs_and_follow_the_seed_alone() {
+        let m: StackModel = toml::from_str(
+            "latency_ms_p50 = 8\nlatency_ms_p99 = 28\nstalls = { every_s = 10, duration_s = 0.5, add_ms = 300 }",
+        )
+        .unwrap();
+        let s = Stack::new(&m, &Segments::default()).unwrap();
+        // Every millisecond of 1 000 s: 5 % of the time stalled, in 100 runs of 500 ms.
+        let stalled: Vec<bool> = (0..1_000_000u64).map(|ms| s.stall_ms(7, ms * 1000) > 0.0).collect();
+        assert_eq!(stalled.iter().filter(|x| **x).count(), 50_000);
+        assert_eq!(stalled.windows(2).filter(|w| !w[0] && w[1]).count() + usize::from(stalled[0]), 100);
+        // The same seed, the same schedule; another seed, another.
+        assert!((0..1_000_000u64).all(|ms| (s.stall_ms(7, ms * 1000) > 0.0) == stalled[ms as usize]));
+        assert!((0..1_000_000u64).any(|ms| (s.stall_ms(8, ms * 1000) > 0.0) != stalled[ms as usize]));
     }
 
     #[test]

@@ -214,7 +214,8 @@ impl Detector {
 
     /// Applies the resting observations up to the outside count `n`.
     fn flush(&mut self, grid: &Grid, n: u64) {
-        let m = n - self.applied;
+        // Observations up to `applied` may lie ahead of `n`: skipped (see [`Detector::skip_until`]).
+        let m = n.saturating_sub(self.applied);
         if m > 0 {
             for (v, lq) in self.v.iter_mut().zip(&grid.ln_rest) {
                 *v *= (m as f64 * lq).exp();
@@ -248,6 +249,14 @@ impl Detector {
             self.bursts += 1;
             self.add(burst_weight(self.bursts, self.planned));
         }
+    }
+
+    /// Skips the observations after the last applied one up to the outside count `n`: they
+    /// are neither events nor resting (a latency test's requests right after an
+    /// exceedance, which a stall makes likelier; skipping them is decided before they are
+    /// seen, so the rest stay a valid sample).
+    pub fn skip_until(&mut self, n: u64) {
+        self.applied = self.applied.max(n);
     }
 
     /// Starts an e-process of weight `w` (a planned look's weighs 1) in every alternative.
@@ -300,7 +309,7 @@ impl Detector {
 
     /// ln of the mixture now, at outside count `n`.
     pub fn log_statistic(&self, grid: &Grid, n: u64) -> f64 {
-        self.mixture(grid, n - self.applied)
+        self.mixture(grid, n.saturating_sub(self.applied))
     }
 
     /// ln of the mixture at the last look.

@@ -15,9 +15,10 @@
 //!   shadow-context mismatches, latency exceedances) are Bernoulli: H0 p <= p0, the
 //!   guardrail's limit, against a mixture over a geometric grid of alternatives p1 > p0.
 //! * Latency quantiles become exceedance rates (Howard and Ramdas, "Sequential estimation
-//!   of quantiles", Bernoulli 2022): "p99 at most c" is "P(latency > c) <= 1 %"; for the
-//!   ratio guardrail c is the limit times legacy's p99 over its first requests (of the
-//!   segment, for a segment's test).
+//!   of quantiles", Bernoulli 2022) of the tail past the limit: "p99 at most c" is tested
+//!   as "P(latency > k c) <= 1 % / k" for k = 1, 2, 4, 8, counting clusters of slow calls
+//!   once; for the ratio guardrail c is the limit times legacy's p99 over its first
+//!   requests (of the segment, for a segment's test).
 //! * Mean score differences are bounded means, tested by betting: in [0, 1] for
 //!   probabilities; in a model's own units (regression) capped at 20 times the limit, as
 //!   is the mean relative difference.
@@ -51,6 +52,18 @@ const FEATURE_GUARDRAILS: f64 = 2.0;
 pub const UNIT_CAP: f64 = 20.0;
 /// Latency guardrails are about the 99th percentile: 1 % may exceed.
 const P99_EXCEEDANCE: f64 = 0.01;
+/// A latency guardrail tests its tail at these multiples k of its limit, each against
+/// P(past k x limit) <= 1 % / k: a tail no heavier than 1/x past the limit (docs/sequential.md,
+/// "Latency: the tail past the limit").
+pub const LATENCY_LEVELS: [f64; 4] = [1.0, 2.0, 4.0, 8.0];
+/// The share of a latency guardrail's weight its test at the limit takes; the higher levels
+/// share the rest evenly.
+const AT_THE_LIMIT_SHARE: f64 = 0.75;
+/// The requests (of its test's population) right after a latency exceedance that its test
+/// skips: an exceedance among them belongs to the same cluster and extends it, so a stall
+/// that slows many calls in a row is one event, not many; a request among them that is not
+/// slow is not counted either, so a tail at random loses observations, not events.
+pub const CLUSTER_GAP: u64 = 2;
 /// Legacy latencies that fix the reference p99 for the ratio guardrail: over all traffic,
 /// and in one segment.
 const LATENCY_REFERENCE: usize = 5000;
@@ -81,6 +94,9 @@ struct Cell {
     /// it has too little evidence).
     #[serde(with = "crate::core::checkpoint::bits")]
     counted: f64,
+    /// The counter at its last exceedance (latency tests, which count clusters).
+    #[serde(default)]
+    last_event: Option<u64>,
 }
 
 /// One guardrail's tests (one per feature for feature mismatches): over all traffic
@@ -99,6 +115,12 @@ struct Family {
     /// Observations a test needs before its term counts.
     min_evidence: u64,
     cells: Vec<Cell>,
+    /// Its share of one guardrail's weight (a feature's, a latency level's; 1 otherwise).
+    share: f64,
+    /// Latency: the multiple of the limit it tests the tail at (1 otherwise).
+    level: f64,
+    /// Whether it counts clusters of events (latency) rather than events.
+    clusters: bool,
 }
 
 impl Family {
@@ -116,9 +138,22 @@ impl Family {
             sum: 0.0,
             base: Some(0),
             counted: 0.0,
+            last_event: None,
         };
         let cells = (0..segments).map(cell).collect();
-        Family { guardrail, limit, seen, measure, grids, thresholds: [f64::INFINITY; 2], min_evidence: 0, cells }
+        Family {
+            guardrail,
+            limit,
+            seen,
+            measure,
+            grids,
+            thresholds: [f64::INFINITY; 2],
+            min_evidence: 0,
+            cells,
+            share: 1.0,
+            level: 1.0,
+            clusters: false,
+        }
     }
 
     fn rate(guardrail: Guardrail, p0: f64, seen: Seen, segments: usize) -> Family {
@@ -130,28 +165,38 @@ impl Family {
         Family::new(guardrail, limit, Seen::Answered, Measure::Mean { limit, cap, mu0 }, segments)
     }
 
-    /// The family of tests `guardrail`'s definition asks for, at `limit`, over `segments`
-    /// (`None` for a state compared directly); `units`: score differences are in a model's
-    /// own units.
-    fn of(guardrail: Guardrail, limit: f64, segments: usize, units: bool) -> Option<Family> {
-        Some(match guardrail.def().test {
-            Test::Rate(seen) => Family::rate(guardrail, limit, seen, segments),
-            Test::PerFeature => Family::rate(guardrail, limit, Seen::All, segments),
-            Test::Exceedance { relative } => {
-                let mut f = Family::rate(guardrail, P99_EXCEEDANCE, Seen::All, segments);
-                f.limit = limit;
-                if relative {
-                    // A ratio test begins once legacy's reference is known.
-                    f.cells.iter_mut().for_each(|c| c.base = None);
-                }
-                f
-            }
+    /// The families of tests `guardrail`'s definition asks for, at `limit`, over `segments`
+    /// (none for a state compared directly): one, or one per latency level; `units`: score
+    /// differences are in a model's own units.
+    fn of(guardrail: Guardrail, limit: f64, segments: usize, units: bool) -> Vec<Family> {
+        match guardrail.def().test {
+            Test::Rate(seen) => vec![Family::rate(guardrail, limit, seen, segments)],
+            Test::PerFeature => vec![Family::rate(guardrail, limit, Seen::All, segments)],
+            Test::Exceedance { relative } => LATENCY_LEVELS
+                .iter()
+                .map(|&k| {
+                    let mut f = Family::rate(guardrail, P99_EXCEEDANCE / k, Seen::All, segments);
+                    f.limit = limit;
+                    f.level = k;
+                    f.clusters = true;
+                    f.share = if k == 1.0 {
+                        AT_THE_LIMIT_SHARE
+                    } else {
+                        (1.0 - AT_THE_LIMIT_SHARE) / (LATENCY_LEVELS.len() - 1) as f64
+                    };
+                    if relative {
+                        // A ratio test begins once legacy's reference is known.
+                        f.cells.iter_mut().for_each(|c| c.base = None);
+                    }
+                    f
+                })
+                .collect(),
             Test::Mean { relative } => {
                 let cap = if relative || units { UNIT_CAP * limit } else { 1.0 };
-                Family::mean(guardrail, limit, cap, segments)
+                vec![Family::mean(guardrail, limit, cap, segments)]
             }
-            Test::Direct => return None,
-        })
+            Test::Direct => Vec::new(),
+        }
     }
 
     /// An event (a rate's success) in segment `s`, the counter at `n`; how much its term
@@ -163,8 +208,20 @@ impl Family {
         if cell.base.is_none() {
             return 0.0;
         }
+        if self.clusters {
+            // The CLUSTER_GAP requests after an exceedance are skipped: one within them
+            // belongs to its cluster, and extends it.
+            let last = cell.last_event.replace(n);
+            if last.is_some_and(|l| n - l <= CLUSTER_GAP) {
+                cell.detector.skip_until(n + CLUSTER_GAP);
+                return 0.0;
+            }
+        }
         cell.k += 1;
         cell.detector.step(grid, n, 1.0, |g| grid.event(g));
+        if self.clusters {
+            cell.detector.skip_until(n + CLUSTER_GAP);
+        }
         self.recount(s, n)
     }
 
@@ -240,6 +297,18 @@ fn count(counts: &mut [u64], families: &mut [Family], segs: &[usize], i: Option<
     grew
 }
 
+/// Whether a call is past `bound_ms` for a latency test at `level` times its limit: a
+/// timeout counts at the limit only (its own guardrail names it; at higher levels it would
+/// outweigh it).
+#[inline]
+fn past(o: &Observation<'_>, level: f64, bound_ms: f64) -> bool {
+    if o.timeout {
+        level == 1.0
+    } else {
+        o.new_ms > bound_ms
+    }
+}
+
 /// Legacy's reference p99 for a latency ratio test, per segment.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Reference {
@@ -293,8 +362,8 @@ pub struct Sequential {
     mismatch: Option<std::ops::Range<usize>>,
     errors: Option<usize>,
     timeouts: Option<usize>,
-    latency_abs: Option<(usize, f64)>,
-    latency_ratio: Option<(usize, f64)>,
+    latency_abs: Option<(std::ops::Range<usize>, f64)>,
+    latency_ratio: Option<(std::ops::Range<usize>, f64)>,
     references: Vec<Reference>,
     flips: Option<usize>,
     score: Option<usize>,
@@ -336,6 +405,7 @@ impl Sequential {
                 families.extend(Family::of(g, limit, s, units));
                 families.len() - 1
             };
+            let levels = first..first + LATENCY_LEVELS.len();
             match g {
                 Guardrail::ShadowContextMismatchRate => shadow_context = Some(add()),
                 Guardrail::FeatureMismatchRate => {
@@ -347,8 +417,14 @@ impl Sequential {
                 }
                 Guardrail::ErrorRate => errors = Some(add()),
                 Guardrail::TimeoutRate => timeouts = Some(add()),
-                Guardrail::P99LatencyMs => latency_abs = Some((add(), limit)),
-                Guardrail::P99LatencyRatio => latency_ratio = Some((add(), limit)),
+                Guardrail::P99LatencyMs => {
+                    add();
+                    latency_abs = Some((levels, limit));
+                }
+                Guardrail::P99LatencyRatio => {
+                    add();
+                    latency_ratio = Some((levels, limit));
+                }
                 Guardrail::DecisionFlipRate => flips = Some(add()),
                 Guardrail::MeanAbsScoreDiff => score = Some(add()),
                 Guardrail::MeanRelScoreDiff => rel_score = Some(add()),
@@ -362,10 +438,11 @@ impl Sequential {
         // mismatch tests share the weight of FEATURE_GUARDRAILS guardrails, whatever the
         // number of features: a feature breaks in large ways (units, encodings), and an
         // error rate near its limit should not pay for a wide model.
-        let others = (families.len() - features_tested) as f64;
-        let feature_share = if features_tested > 0 { FEATURE_GUARDRAILS } else { 0.0 };
-        let weight_units = (others + feature_share).max(1.0);
-        let per_feature = if features_tested > 0 { feature_share / features_tested as f64 } else { 1.0 };
+        let per_feature = if features_tested > 0 { FEATURE_GUARDRAILS / features_tested as f64 } else { 1.0 };
+        for f in &mut families[mismatch.clone().unwrap_or(0..0)] {
+            f.share = per_feature;
+        }
+        let weight_units = families.iter().map(|f| f.share).sum::<f64>().max(1.0);
         let planned = planned.max(1);
         let base = start_budget(planned).ln() + (1.0 / alpha).ln();
         // ln(1/w) for a guardrail's test and a feature's, over all traffic and in a segment.
@@ -375,10 +452,9 @@ impl Sequential {
             (weight_units, weight_units)
         };
         let log_threshold = [base + all.ln(), base + segment.ln()];
-        let feature_log_threshold = [log_threshold[0] - per_feature.ln(), log_threshold[1] - per_feature.ln()];
-        for (i, f) in families.iter_mut().enumerate() {
-            let feature = mismatch.as_ref().is_some_and(|r| r.contains(&i));
-            f.thresholds = if feature { feature_log_threshold } else { log_threshold };
+        for f in &mut families {
+            // A test's weight is its share of one guardrail's: ln(1/w) grows by ln(1/share).
+            f.thresholds = [log_threshold[0] - f.share.ln(), log_threshold[1] - f.share.ln()];
             f.min_evidence = min_evidence;
         }
         Sequential {
@@ -391,9 +467,9 @@ impl Sequential {
             mismatch,
             errors,
             timeouts,
+            references: if latency_ratio.is_some() { vec![Reference::default(); s] } else { Vec::new() },
             latency_abs,
             latency_ratio,
-            references: if latency_ratio.is_some() { vec![Reference::default(); s] } else { Vec::new() },
             flips,
             score,
             rel_score,
@@ -478,22 +554,34 @@ impl Sequential {
         }
         events(&mut self.families, self.errors, o.error);
         events(&mut self.families, self.timeouts, o.timeout);
-        if let Some((i, c)) = self.latency_abs {
-            events(&mut self.families, Some(i), o.timeout || o.new_ms > c);
+        if let Some((levels, c)) = &self.latency_abs {
+            for i in levels.clone() {
+                let k = self.families[i].level;
+                events(&mut self.families, Some(i), past(o, k, k * c));
+            }
         }
-        if let Some((i, ratio)) = self.latency_ratio {
-            let f = &mut self.families[i];
+        if let Some((levels, ratio)) = &self.latency_ratio {
             for &s in segs {
                 let reference = &mut self.references[s];
                 match reference.p99 {
-                    Some(c) if o.timeout || o.new_ms > ratio * c => grew += f.event(s, all[s]),
-                    Some(_) => {}
+                    Some(c) => {
+                        for f in &mut self.families[levels.clone()] {
+                            // Paired: a call legacy was as slow on (past the same multiple of
+                            // its own p99) is noise both stacks share, not the new stack's tail.
+                            let k = f.level;
+                            if past(o, k, k * ratio * c) && (o.timeout || o.legacy_ms <= k * c) {
+                                grew += f.event(s, all[s]);
+                            }
+                        }
+                    }
                     None => {
                         let needed = if s == 0 { LATENCY_REFERENCE } else { SEGMENT_LATENCY_REFERENCE };
                         if reference.add(o.legacy_ms, needed).is_some() {
-                            let cell = &mut f.cells[s];
-                            cell.base = Some(all[s]);
-                            cell.detector = Detector::new(&f.grids[usize::from(s > 0)], all[s]);
+                            for f in &mut self.families[levels.clone()] {
+                                let cell = &mut f.cells[s];
+                                cell.base = Some(all[s]);
+                                cell.detector = Detector::new(&f.grids[usize::from(s > 0)], all[s]);
+                            }
                         }
                     }
                 }
@@ -690,7 +778,8 @@ impl Judge for Sequential {
         let mut out: Vec<(Guardrail, u64)> = Vec::new();
         for (i, f) in self.families.iter().enumerate() {
             // The ratio's test begins once legacy's reference p99 is fixed.
-            let reference = if self.latency_ratio.is_some_and(|(k, _)| k == i) { LATENCY_REFERENCE as u64 } else { 0 };
+            let ratio = self.latency_ratio.as_ref().is_some_and(|(r, _)| r.contains(&i));
+            let reference = if ratio { LATENCY_REFERENCE as u64 } else { 0 };
             let n = f.min_evidence.saturating_add(reference);
             match out.iter_mut().find(|(g, _)| *g == f.guardrail) {
                 Some((_, m)) => *m = (*m).max(n),
@@ -821,10 +910,11 @@ mod tests {
 
     #[test]
     fn evidence_two_tests_see_at_once_adds_up() {
-        // A timeout is an error of the timeout test and an exceedance of the latency test:
-        // the two statistics grow together, and the judge rolls back on their weighted sum
-        // before either alone is past its threshold, naming the cause (timeouts) first.
-        let guardrails = [(Guardrail::TimeoutRate, 0.01), (Guardrail::P99LatencyMs, 100.0)];
+        // A call past both latency limits (150 ms against 100 ms, and against 10 x legacy's
+        // 10 ms p99) is an exceedance of both latency guardrails' tests at the limit: the two
+        // statistics grow together, and the judge rolls back on their weighted sum before
+        // either alone is past its threshold, naming the first in check order.
+        let guardrails = [(Guardrail::P99LatencyMs, 100.0), (Guardrail::P99LatencyRatio, 10.0)];
         let mut j = Sequential::new(&guardrails, 0, vec!["all".into()], 0.01, 200, 2000, false);
         let window = Window::new(0);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -833,7 +923,9 @@ mod tests {
         for i in 0..400_000 {
             // 1.5x the limit: an event moves the statistics less than ln 2, the sum's gain.
             let mut o = observation(&segments, false);
-            o.timeout = i >= 20_000 && rng.random::<f64>() < 0.015;
+            if i >= 20_000 && rng.random::<f64>() < 0.015 {
+                o.new_ms = 150.0;
+            }
             j.add(&o);
             // Short looks: the sum crosses 1 between two looks, not in one jump past both;
             // an alarm between them is judged at once, on the sum after the request.
@@ -846,11 +938,14 @@ mod tests {
             }
         }
         let t = trigger.expect("rolled back");
-        assert_eq!(t.guardrail, Guardrail::TimeoutRate.name());
+        assert_eq!(t.guardrail, Guardrail::P99LatencyMs.name());
         let terms = j.terms(alarm);
-        let alone: Vec<f64> = terms.iter().map(|f| f[0].expect("enough evidence")).collect();
+        // The tests at the limit (the first of each guardrail's levels) carry the evidence.
+        let at_limit = [terms[0][0], terms[LATENCY_LEVELS.len()][0]];
+        let alone: Vec<f64> = at_limit.iter().map(|t| t.expect("enough evidence")).collect();
         assert!(alone.iter().all(|x| *x < 0.0), "a test alone was past its threshold: {alone:?}");
-        assert!(alone.iter().map(|x| x.exp()).sum::<f64>() >= 1.0);
+        let sum: f64 = terms.iter().flatten().flatten().map(|x| x.exp()).sum();
+        assert!(sum >= 1.0 && alone.iter().map(|x| x.exp()).sum::<f64>() >= 0.99 * sum);
     }
 
     #[test]
@@ -934,6 +1029,57 @@ mod tests {
             })
             .count();
         assert!(false_rollbacks <= 32, "{false_rollbacks} of {runs} clean runs rolled back");
+    }
+
+    /// A latency judge at 20 rps (looks every 100 requests) over `n` requests of which
+    /// `slow(i, rng)` decides each call's latency: the requests to a rollback, if any.
+    fn latency_run(n: usize, seed: u64, slow: &dyn Fn(usize, &mut ChaCha8Rng) -> f64) -> Option<usize> {
+        let guardrails = [(Guardrail::P99LatencyMs, 100.0)];
+        let mut j = Sequential::new(&guardrails, 0, vec!["all".into()], 0.01, 200, 1441, false);
+        let window = Window::new(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let segments = [0];
+        (0..n).find(|&i| {
+            let mut o = observation(&segments, false);
+            o.new_ms = slow(i, &mut rng);
+            j.add(&o);
+            (j.alarm() || i % 100 == 99) && matches!(j.judge(&window, &[], &[]), Verdict::RollBack(_))
+        })
+    }
+
+    /// Issue 30: 2 % of calls moved to three times a 100 ms p99 limit are caught within a
+    /// minute at 20 requests per second (median over 30 runs), where a test of the p99 alone
+    /// (1 % past the limit) needs minutes: the tail past twice the limit may hold at most
+    /// 0.5 % of calls.
+    #[test]
+    fn a_tail_at_three_times_the_limit_is_caught_within_a_minute_at_20_rps() {
+        let tail = |_: usize, rng: &mut ChaCha8Rng| if rng.random::<f64>() < 0.02 { 310.0 } else { 30.0 };
+        let mut secs: Vec<f64> =
+            (0..30).map(|seed| latency_run(40_000, seed, &tail).expect("caught") as f64 / 20.0).collect();
+        secs.sort_by(f64::total_cmp);
+        let median = (secs[14] + secs[15]) / 2.0;
+        assert!(median < 60.0, "median {median:.1} s: {secs:?}");
+    }
+
+    /// Issue 30: slow calls that come in clusters (a stall slows 40 calls in a row, two
+    /// seconds at 20 rps, once every 2 000 calls, on top of 0.3 % of calls past the limit
+    /// at random) are a clean stack by its p99 (about 2.3 % of calls past the limit, but 0.35 %
+    /// of calls start a cluster): counted as clusters, 100 such runs of 20 000 requests stay
+    /// within the 1 % budget (4 allowed for noise).
+    #[test]
+    fn clustered_stalls_are_counted_once_and_keep_the_budget() {
+        let stalls = |i: usize, rng: &mut ChaCha8Rng| {
+            let in_stall = (i + 7 * 13) % 2000 < 40;
+            if in_stall {
+                450.0
+            } else if rng.random::<f64>() < 0.003 {
+                150.0
+            } else {
+                30.0
+            }
+        };
+        let rolled_back = (0..100).filter(|&seed| latency_run(20_000, 1000 + seed, &stalls).is_some()).count();
+        assert!(rolled_back <= 4, "{rolled_back} of 100 clean runs with stalls rolled back");
     }
 
     /// Requests until a rollback, errors at `rate` from request 0, looks every 500 (None:
