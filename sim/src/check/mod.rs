@@ -352,6 +352,27 @@ fn probe(
     }
 }
 
+/// For a latency tail on `share` of the new stack's calls (as [`probe`] makes it: slower by
+/// twice the bound), per level k of the latency tests: the null 1 % / k and the share of
+/// calls past k times the bound.
+fn tail_levels(loaded: &LoadedScenario, g: Guardrail, limit: f64, share: f64) -> Vec<(f64, f64)> {
+    let s = &loaded.scenario;
+    let bound_ms = match g {
+        Guardrail::P99LatencyRatio => limit * s.stacks.legacy.latency_ms_p99,
+        _ => limit,
+    };
+    let new = stack(&s.stacks.new);
+    LATENCY_LEVELS
+        .iter()
+        .map(|&k| {
+            let at = k * bound_ms;
+            let own = new.share_slower(at);
+            let tail = if at > 2.0 * bound_ms { new.share_slower(at - 2.0 * bound_ms) } else { 1.0 };
+            (0.01 / k, own + share * (tail - own))
+        })
+        .collect()
+}
+
 /// The stages a check looks at: those a clean run entered, with their bake.
 fn stages(bench: &Bench<'_>, loaded: &LoadedScenario) -> Vec<(Phase, u64, f64)> {
     let r = &loaded.scenario.rollout;
@@ -496,13 +517,19 @@ fn check_guardrail(
         for &e in &given {
             let (p, level) = probe(loaded, g, limit, e, None);
             let t = trials(bench, &p, phase, horizon_us, None, o)?;
-            let null = match g.def().test {
-                Test::Rate(_) | Test::PerFeature => Some(rare_below.unwrap_or(limit)),
-                Test::Exceedance { .. } => Some(0.01),
-                _ => None,
+            // Each rate a test could compare (the null, the rate the effect makes): the bound
+            // takes the most informative.
+            let compared: Vec<(f64, f64)> = match (g.def().test, e) {
+                (Test::Rate(_) | Test::PerFeature, _) => vec![(rare_below.unwrap_or(limit), level)],
+                (Test::Exceedance { .. }, Effect::Tail(share)) => tail_levels(loaded, g, limit, share),
+                _ => Vec::new(),
             };
-            let bound_median_s = null
-                .and_then(|p0| bound::median_at_least(counted_rps, s.traffic.duration_s, p0, level.min(1.0), alpha));
+            let bound_median_s = compared
+                .into_iter()
+                .filter_map(|(p0, p1)| {
+                    bound::median_at_least(counted_rps, s.traffic.duration_s, p0, p1.min(1.0), alpha)
+                })
+                .reduce(f64::min);
             effects.push(EffectCheck {
                 effect: e.describe(),
                 level,

@@ -423,7 +423,13 @@ impl Controller {
             HoldStep::Held { since_us } | HoldStep::Expired { since_us } => since_us,
         };
         let held_s = now_us.saturating_sub(since_us) as f64 / 1e6;
-        let mut trigger = self.judge.leaning(features)?;
+        // The judge names what leans; one whose evidence has no single test to name still
+        // holds, under the guardrail carrying most.
+        let mut trigger = self.judge.leaning(features).unwrap_or_else(|| {
+            let evidence = self.judge.evidence();
+            let most = evidence.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or("evidence", |(g, _)| g.name());
+            Trigger::named(most)
+        });
         if matches!(self.last_hold, HoldStep::Expired { .. }) {
             trigger.held_s = Some(held_s);
             self.last_breach = Some(trigger.clone());

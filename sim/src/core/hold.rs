@@ -4,7 +4,8 @@
 //! code.
 //!
 //! The evidence is the sequential judge's weighted sum `S` (it rolls back at 1), read at
-//! every look; `S / alpha` is the e-value of the judge's one supermartingale, whose
+//! every evaluation the judge passes (a window with no traffic, or too little, holds
+//! anyway); `S / alpha` is the e-value of the judge's one supermartingale, whose
 //! rollback threshold is `1 / alpha`. A stage is held from the look where the e-value
 //! reaches the hold level `H` until it falls below the release level; under a clean
 //! migration Ville's inequality bounds the chance of ever being held by `1 / H` (derived
@@ -44,9 +45,6 @@ pub struct HoldRule {
 pub struct Held {
     /// When it began, µs.
     pub since_us: u64,
-    /// The largest sum it has seen.
-    #[serde(with = "super::checkpoint::bits")]
-    pub peak: f64,
 }
 
 /// What the rule says at one look.
@@ -98,7 +96,7 @@ impl HoldRule {
     pub fn step(&self, held: &mut Option<Held>, now_us: u64, sum: f64) -> HoldStep {
         match held {
             None if sum >= self.at => {
-                *held = Some(Held { since_us: now_us, peak: sum });
+                *held = Some(Held { since_us: now_us });
                 HoldStep::Held { since_us: now_us }
             }
             None => HoldStep::Free,
@@ -111,7 +109,6 @@ impl HoldRule {
                     *held = None;
                     HoldStep::Expired { since_us }
                 } else {
-                    h.peak = h.peak.max(sum);
                     HoldStep::Held { since_us }
                 }
             }
@@ -134,7 +131,6 @@ mod tests {
         assert_eq!(r.step(&mut held, 5, 0.1), HoldStep::Held { since_us: 5 });
         // Between the two levels it stays held (no flapping around one level).
         assert_eq!(r.step(&mut held, 10, 0.05), HoldStep::Held { since_us: 5 });
-        assert_eq!(held.map(|h| h.peak), Some(0.1));
         assert_eq!(r.step(&mut held, 15, 0.009), HoldStep::Released { since_us: 5 });
         assert_eq!(r.step(&mut held, 20, 0.05), HoldStep::Free);
     }

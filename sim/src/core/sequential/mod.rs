@@ -513,8 +513,8 @@ impl Sequential {
         self
     }
 
-    /// Number of tests: every guardrail's (every feature's, for mismatches) over all
-    /// traffic and each segment.
+    /// Number of tests: every guardrail's (every feature's, for mismatches; every level's,
+    /// for latency) over all traffic and each segment.
     pub fn tests(&self) -> usize {
         self.families.len() * self.segments.len().max(1)
     }
@@ -758,11 +758,23 @@ impl Judge for Sequential {
             serde_json::from_value(state.clone()).map_err(|e| format!("the judge's state: {e}"))?;
         let shape = |cells: &[Vec<Cell>]| cells.iter().map(Vec::len).collect::<Vec<_>>();
         let mine: Vec<Vec<Cell>> = self.families.iter().map(|f| f.cells.clone()).collect();
+        // Each test's alternatives as its grid has them now (a [rare_below] level changed
+        // since may change them).
+        let grids_fit = self.families.iter().zip(&s.cells).all(|(f, cells)| {
+            cells
+                .iter()
+                .enumerate()
+                .all(|(k, c)| c.detector.alternatives() == f.grids[usize::from(k > 0)].alternatives())
+        });
         let same = shape(&s.cells) == shape(&mine)
+            && grids_fit
             && s.counts.iter().zip(&self.counts).all(|(a, b)| a.len() == b.len())
             && s.references.len() == self.references.len();
         if !same {
-            return Err("the judge's state was saved under other guardrails, features or segments".into());
+            return Err("the judge's state was saved under other guardrails, features, segments or [rare_below] \
+                        levels, or by a version of cutover whose tests differ (a latency guardrail tests four levels \
+                        since issue 30): start the rollout afresh"
+                .into());
         }
         for (f, cells) in self.families.iter_mut().zip(s.cells) {
             f.cells = cells;
