@@ -142,12 +142,13 @@ pub struct StackModel {
     pub stalls: Option<Stalls>,
 }
 
-/// Clustered slowness: one stall in every `every_s` seconds, at a seeded place in it,
-/// lasting `duration_s`, adding `add_ms` to every call that starts in it.
+/// Clustered slowness: stalls of `duration_s`, one in every `every_s` seconds on average
+/// (each slot of `duration_s` a stall with probability duration / every, from the seed),
+/// adding `add_ms` to every call that starts in one.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stalls {
-    /// One stall in every this many seconds.
+    /// One stall in every this many seconds, on average.
     pub every_s: f64,
     /// How long each lasts.
     pub duration_s: f64,

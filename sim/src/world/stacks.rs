@@ -48,15 +48,15 @@ impl Stack {
     }
 
     /// What a stall adds to a call that starts at `t_us` in a run with `seed` (0 outside
-    /// its stalls): the k-th stall lies at a place in the k-th period drawn from the seed
-    /// and k alone, so no stream is drawn from and the schedule is the same whatever the
-    /// traffic.
+    /// its stalls): time is cut into slots of a stall's duration, and each slot is a stall
+    /// with probability duration / every, drawn from the seed and the slot alone (no
+    /// stream is drawn from, the schedule is the same whatever the traffic, and a stall is
+    /// as likely after a long calm as right after another: no hazard that a test could
+    /// mistake for the new stack's).
     pub fn stall_ms(&self, seed: u64, t_us: u64) -> f64 {
         let Some((every, duration, add_ms)) = self.stalls else { return 0.0 };
-        let k = t_us / every.max(1);
-        let offset = (crate::streams::unit(seed, k, 0x0053_5441_4c4c) * every.saturating_sub(duration) as f64) as u64;
-        let start = k * every + offset;
-        if (start..start + duration).contains(&t_us) {
+        let slot = t_us / duration.max(1);
+        if crate::streams::unit(seed, slot, 0x0053_5441_4c4c) < duration as f64 / every.max(1) as f64 {
             add_ms
         } else {
             0.0
@@ -182,13 +182,15 @@ mod tests {
         )
         .unwrap();
         let s = Stack::new(&m, &Segments::default()).unwrap();
-        // Every millisecond of 1 000 s: 5 % of the time stalled, in 100 runs of 500 ms.
-        let stalled: Vec<bool> = (0..1_000_000u64).map(|ms| s.stall_ms(7, ms * 1000) > 0.0).collect();
-        assert_eq!(stalled.iter().filter(|x| **x).count(), 50_000);
-        assert_eq!(stalled.windows(2).filter(|w| !w[0] && w[1]).count() + usize::from(stalled[0]), 100);
+        // Every millisecond of 10 000 s: about 5 % of the time stalled (binomial over 20 000
+        // slots: 1 000 expected, sd 31), in whole slots of 500 ms.
+        let stalled: Vec<bool> = (0..10_000_000u64).map(|ms| s.stall_ms(7, ms * 1000) > 0.0).collect();
+        let slots = stalled.iter().filter(|x| **x).count() / 500;
+        assert!((880..=1120).contains(&slots), "{slots} stalled slots of 20 000");
+        assert_eq!(stalled.iter().filter(|x| **x).count() % 500, 0, "whole slots");
         // The same seed, the same schedule; another seed, another.
         assert!((0..1_000_000u64).all(|ms| (s.stall_ms(7, ms * 1000) > 0.0) == stalled[ms as usize]));
-        assert!((0..1_000_000u64).any(|ms| (s.stall_ms(8, ms * 1000) > 0.0) != stalled[ms as usize]));
+        assert!((0..10_000_000u64).any(|ms| (s.stall_ms(8, ms * 1000) > 0.0) != stalled[ms as usize]));
     }
 
     #[test]
